@@ -1,0 +1,176 @@
+"""The creators' REST API under /v1 (DESIGN §9): thin routes, each one workflow call."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from bot import workflow
+from bot.api.schemas import ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
+from bot.models import RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
+from bot.workflow import Desk, Idempotency
+from storage.queries import creator_by_key_hash, list_creator_requests, load_request_view
+from storage.tables import Creator, Grant
+
+router = APIRouter(prefix="/v1", tags=["creators"])
+_bearer = HTTPBearer(auto_error=False, description="The API key shown once by `likeness creator add`.")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "missing or wrong API key"},
+    404: {"model": ErrorOut, "description": "no such resource, or not yours"},
+}
+
+
+def desk_of(request: Request) -> Desk:
+    """The desk the application was built with."""
+    desk: Desk = request.app.state.desk
+    return desk
+
+
+async def current_creator(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Creator:
+    """The creator whose bearer API key came with the call; 401 otherwise."""
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(
+            401, "send your API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"}
+        )
+    async with desk_of(request).db.transaction() as session:
+        creator = await creator_by_key_hash(session, workflow.hash_secret(credentials.credentials))
+    if creator is None:
+        raise HTTPException(401, "this API key is not valid", {"WWW-Authenticate": "Bearer"})
+    return creator
+
+
+CreatorDep = Annotated[Creator, Depends(current_creator)]
+DeskDep = Annotated[Desk, Depends(desk_of)]
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Repeat a POST safely: the same key and body replay the first answer.",
+    ),
+]
+
+
+def _idempotency(key: str | None, scope: str, body: Any) -> Idempotency | None:
+    if key is None:
+        return None
+    return Idempotency(key=key, scope=scope, body_hash=sha256_hex(canonical_json(body)))
+
+
+async def _request_out(desk: Desk, request_id: str) -> RequestOut:
+    async with desk.db.transaction() as session:
+        view = await load_request_view(session, request_id)
+    if view is None:
+        raise HTTPException(404, f"no request {request_id}")
+    status = workflow.grant_status_at(view.grant, desk.clock.now()) if view.grant else None
+    return RequestOut.of(view, status)
+
+
+@router.post(
+    "/requests",
+    status_code=201,
+    response_model=RequestOut,
+    responses=_ERRORS | {409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 415: {"model": ErrorOut}},
+)
+async def submit_request(
+    terms: TermsIn, creator: CreatorDep, desk: DeskDep, idempotency_key: IdempotencyHeader = None
+) -> Any:
+    """Submits a likeness-use request to the artist; 201 with the request as filed."""
+    idem = _idempotency(idempotency_key, "POST /v1/requests", terms.model_dump(mode="json"))
+    submitted = await workflow.submit_request(desk, creator_id=creator.id, terms_in=terms, idempotency=idem)
+    body = await _request_out(desk, submitted.view.request.id)
+    headers = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
+    return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+@router.get("/requests", response_model=RequestList, responses=_ERRORS)
+async def list_requests(
+    creator: CreatorDep,
+    desk: DeskDep,
+    status: Annotated[RequestStatus | None, Query(description="only requests in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> RequestList:
+    """Lists your own requests, newest first."""
+    async with desk.db.transaction() as session:
+        ids = await list_creator_requests(
+            session, creator.id, status=status.value if status else None, limit=limit
+        )
+    return RequestList(requests=[await _request_out(desk, rid) for rid in ids])
+
+
+async def _own_request(desk: Desk, creator: Creator, request_id: str) -> RequestOut:
+    body = await _request_out(desk, request_id)
+    if body.terms.creator_id != creator.id:
+        raise HTTPException(404, f"no request {request_id}")
+    return body
+
+
+@router.get("/requests/{request_id}", response_model=RequestOut, responses=_ERRORS)
+async def get_request(request_id: str, creator: CreatorDep, desk: DeskDep) -> RequestOut:
+    """One of your requests with its decisions and grant."""
+    return await _own_request(desk, creator, request_id)
+
+
+@router.post(
+    "/requests/{request_id}/withdraw",
+    response_model=RequestOut,
+    responses=_ERRORS | {409: {"model": ErrorOut, "description": "already decided, lapsed or withdrawn"}},
+)
+async def withdraw_request(
+    request_id: str, creator: CreatorDep, desk: DeskDep, idempotency_key: IdempotencyHeader = None
+) -> RequestOut:
+    """Withdraws a request that is still waiting for a decision."""
+    idem = _idempotency(idempotency_key, f"POST /v1/requests/{request_id}/withdraw", {})
+    await workflow.withdraw_request(desk, creator_id=creator.id, request_id=request_id, idempotency=idem)
+    return await _own_request(desk, creator, request_id)
+
+
+async def _own_grant(desk: Desk, creator: Creator, grant_id: str) -> Grant:
+    async with desk.db.transaction() as session:
+        grant = await session.get(Grant, grant_id)
+    if grant is None or grant.creator_id != creator.id:
+        raise HTTPException(404, f"no grant {grant_id}")
+    return grant
+
+
+@router.get("/grants/{grant_id}", response_model=GrantOut, responses=_ERRORS)
+async def get_grant(grant_id: str, creator: CreatorDep, desk: DeskDep) -> GrantOut:
+    """One of your grants with its status now."""
+    grant = await _own_grant(desk, creator, grant_id)
+    return GrantOut.of(grant, workflow.grant_status_at(grant, desk.clock.now()))
+
+
+@router.get("/grants/{grant_id}/receipt", responses=_ERRORS)
+async def get_receipt(grant_id: str, creator: CreatorDep, desk: DeskDep) -> dict[str, Any]:
+    """The grant's receipt: JSON signed with Ed25519, verifiable offline with the public keys."""
+    grant = await _own_grant(desk, creator, grant_id)
+    return grant.receipt
+
+
+@router.post(
+    "/grants/{grant_id}/usage",
+    status_code=201,
+    response_model=UsageOut,
+    responses=_ERRORS
+    | {409: {"model": UsageOut, "description": "the grant is not active: stored as a violation"}},
+)
+async def report_usage(
+    grant_id: str,
+    usage: UsageIn,
+    creator: CreatorDep,
+    desk: DeskDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> Any:
+    """Reports a use of a grant; outside an active grant it is stored as a violation and answered 409."""
+    idem = _idempotency(idempotency_key, f"POST /v1/grants/{grant_id}/usage", usage.model_dump(mode="json"))
+    recorded = await workflow.record_usage(
+        desk, creator_id=creator.id, grant_id=grant_id, usage=usage, idempotency=idem
+    )
+    body = UsageOut.of(recorded.event).model_dump(mode="json")
+    headers = {"Idempotent-Replayed": "true"} if recorded.replayed else {}
+    return JSONResponse(body, status_code=409 if recorded.event.violation else 201, headers=headers)

@@ -1,0 +1,125 @@
+"""The composition root: builds everything from Settings, starts it and stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI
+
+from bot.api import create_api
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.receipts import load_or_create_signer
+from bot.workflow import Desk, Rules
+from storage.database import Database
+
+log = logging.getLogger("likeness")
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Service:
+    """Everything `likeness serve` runs, built from settings; parts register start and stop hooks."""
+
+    settings: Settings
+    desk: Desk
+    api: FastAPI
+    on_start: list[Hook] = field(default_factory=list)
+    on_stop: list[Hook] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database:
+        """The service's database."""
+        return self.desk.db
+
+
+def configure_logging(level: str) -> None:
+    """Plain one-line logs; libraries that would print URLs holding tokens are kept quiet."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
+    for noisy in ("httpx", "httpcore", "telegram.ext", "apscheduler", "aiosqlite", "slack_bolt", "slack_sdk"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
+    """The database, clock, receipt key and rules that every workflow step uses."""
+    rules = Rules(
+        max_grant_days=settings.max_grant_days,
+        default_decision_window=settings.default_decision_window,
+        decision_reminders=tuple(settings.decision_reminders),
+        grant_reminders=tuple(settings.grant_reminders),
+    )
+    return Desk(
+        db=Database(settings.database_url),
+        clock=clock or SystemClock(),
+        signer=load_or_create_signer(settings.signing_key_path),
+        rules=rules,
+    )
+
+
+def build_service(settings: Settings, clock: Clock | None = None) -> Service:
+    """Builds the HTTP app and its parts; nothing connects or starts until `run_service`."""
+    desk = build_desk(settings, clock)
+    service = Service(settings=settings, desk=desk, api=create_api(desk))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for start in service.on_start:
+            await start()
+        try:
+            yield
+        finally:
+            for stop in reversed(service.on_stop):
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("a part failed to stop cleanly")
+            await desk.db.dispose()
+
+    service.api.router.lifespan_context = lifespan
+    return service
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Binds the listening socket ourselves, so the real port is known even when 0 was asked for."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+async def run_service(service: Service) -> None:
+    """Migrates the database, then serves HTTP (and every started part) until SIGINT or SIGTERM."""
+    settings = service.settings
+    await service.db.upgrade()
+    sock = bind_socket(settings.http_host, settings.http_port)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    service.api.state.base_url = url
+
+    async def announce() -> None:
+        print(f"likeness-consent listening on {url}", flush=True)
+        log.info("listening on %s (docs at %s/docs)", url, url)
+
+    service.on_start.append(announce)
+    config = uvicorn.Config(service.api, log_level="warning", access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    await server.serve(sockets=[sock])
+
+
+def serve(settings: Settings, clock: Clock | None = None) -> None:
+    """Runs `likeness serve` in a fresh event loop."""
+    configure_logging(settings.log_level)
+    asyncio.run(run_service(build_service(settings, clock)))

@@ -1,0 +1,380 @@
+"""The `likeness` command (DESIGN §9): serve, migrate, and the admin commands.
+
+With `--json` an admin command prints one JSON object on stdout. Errors are one line on
+stderr: exit 1 for bad input, 2 for bad usage; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import httpx
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from bot import workflow
+from bot.app import build_desk, configure_logging, serve
+from bot.config import ConfigError, Settings, load_settings
+from bot.models import ActorKind, Language, Media, Policy, RedLines, Sensitive
+from bot.receipts import ReceiptError, parse_keys_document, read_json_file, verify_receipt
+from bot.workflow import Desk
+from storage.audit import verify_chain
+from storage.database import DatabaseError
+
+app = typer.Typer(
+    help="likeness-consent: actors approve every use of their AI likeness.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+agency_app = typer.Typer(help="Agencies and their Slack channels.", no_args_is_help=True)
+artist_app = typer.Typer(help="Artists, their policies and Telegram links.", no_args_is_help=True)
+creator_app = typer.Typer(help="Creators (studios) and their API keys.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit chain.", no_args_is_help=True)
+receipt_app = typer.Typer(help="Signed grant receipts.", no_args_is_help=True)
+for name, sub in [
+    ("db", db_app),
+    ("agency", agency_app),
+    ("artist", artist_app),
+    ("creator", creator_app),
+    ("audit", audit_app),
+    ("receipt", receipt_app),
+]:
+    app.add_typer(sub, name=name)
+
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+_out = Console(highlight=False, soft_wrap=True)
+T = TypeVar("T")
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+class BadInput(Exception):
+    """A command-line value that is well formed but not acceptable."""
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    _err.print(f"error: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        _fail(f"configuration: {error}")
+
+
+def _run(work: Callable[[Desk], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Builds the desk, migrates if asked, runs one async step, and turns known failures into one line."""
+    settings = _settings()
+    configure_logging("WARNING")
+
+    async def main() -> T:
+        desk = build_desk(settings)
+        try:
+            if migrate:
+                await desk.db.upgrade()
+            return await work(desk)
+        finally:
+            await desk.db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except (DatabaseError, ReceiptError, BadInput) as error:
+        _fail(str(error))
+    except workflow.Refused as refusal:
+        _fail(refusal.message)
+
+
+def _emit(as_json: bool, data: dict[str, Any], human: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    else:
+        _out.print(human, markup=False)
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadInput(f"--timezone {value!r} is not an IANA time zone such as Asia/Shanghai") from None
+    return value
+
+
+def _check_name(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > 200:
+        raise BadInput("--name must be 1 to 200 characters")
+    return value
+
+
+# ---------------------------------------------------------------- serve and db
+
+
+@app.command("serve")
+def serve_command() -> None:
+    """Runs the HTTP API, the Telegram bot, the Slack app and the scheduler in one process."""
+    settings = _settings()
+    try:
+        serve(settings)
+    except (DatabaseError, ReceiptError) as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(f"cannot listen on {settings.http_host}:{settings.http_port}: {error.strerror or error}")
+    except KeyboardInterrupt:
+        pass
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonFlag = False) -> None:
+    """Applies the database migrations (serve does it too on start)."""
+
+    async def work(desk: Desk) -> None:
+        await desk.db.upgrade()
+
+    _run(work, migrate=False)
+    _emit(as_json, {"upgraded": True}, "database is up to date")
+
+
+# ---------------------------------------------------------------- agencies, artists, creators
+
+
+@agency_app.command("add")
+def agency_add(
+    name: Annotated[str, typer.Option("--name", help="The agency's name.")],
+    slack_channel: Annotated[
+        str | None, typer.Option("--slack-channel", help="Slack channel id, e.g. C0123.")
+    ] = None,
+    slack_member: Annotated[
+        list[str] | None, typer.Option("--slack-member", help="Slack member id allowed to act (repeatable).")
+    ] = None,
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA time zone for reports.")] = "UTC",
+    as_json: JsonFlag = False,
+) -> None:
+    """Registers an agency."""
+
+    async def work(desk: Desk) -> str:
+        for member in slack_member or []:
+            if not member.strip() or not member.strip().isalnum():
+                raise BadInput(f"--slack-member {member!r} is not a Slack member id like U0123ABC")
+        agency = await workflow.add_agency(
+            desk,
+            name=_check_name(name),
+            slack_channel_id=slack_channel.strip() if slack_channel else None,
+            slack_member_ids=[m.strip() for m in slack_member or []],
+            timezone=_check_timezone(timezone),
+        )
+        return agency.id
+
+    agency_id = _run(work)
+    _emit(as_json, {"id": agency_id}, f"agency {agency_id}")
+
+
+def _red_lines(values: list[str]) -> RedLines:
+    media: list[Media] = []
+    sensitive: list[Sensitive] = []
+    for value in values:
+        kind, _, item = value.partition(":")
+        try:
+            if kind == "media":
+                media.append(Media(item))
+            elif kind == "sensitive":
+                sensitive.append(Sensitive(item))
+            else:
+                raise ValueError
+        except ValueError:
+            raise BadInput(
+                f"--red-line {value!r} must be media:<{'|'.join(Media)}> or sensitive:<{'|'.join(Sensitive)}>"
+            ) from None
+    return RedLines(media=media, sensitive=sensitive)
+
+
+class LanguageChoice(StrEnum):
+    """Languages as the command line spells them."""
+
+    zh_hans = "zh-Hans"
+    en = "en"
+
+
+@artist_app.command("add")
+def artist_add(
+    name: Annotated[str, typer.Option("--name", help="The artist's name.")],
+    agency: Annotated[str | None, typer.Option("--agency", help="The agency's id.")] = None,
+    policy: Annotated[Policy, typer.Option("--policy", help="Who may decide.")] = Policy.artist_only,
+    language: Annotated[
+        LanguageChoice, typer.Option("--language", help="Card language.")
+    ] = LanguageChoice.en,
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA time zone.")] = "UTC",
+    red_line: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--red-line", help="Never accepted, e.g. sensitive:political or media:game (repeatable)."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Registers an artist."""
+
+    async def work(desk: Desk) -> str:
+        artist = await workflow.add_artist(
+            desk,
+            name=_check_name(name),
+            agency_id=agency,
+            policy=policy,
+            language=Language(language.value),
+            timezone=_check_timezone(timezone),
+            red_lines=_red_lines(red_line or []),
+        )
+        return artist.id
+
+    artist_id = _run(work)
+    _emit(as_json, {"id": artist_id}, f"artist {artist_id}")
+
+
+async def _bot_username(settings: Settings) -> str:
+    """The bot's username from getMe, so invite links point at the right bot."""
+    if settings.telegram_bot_token is None:
+        raise BadInput("the Telegram channel is off: set TELEGRAM_BOT_TOKEN to make invite links")
+    url = f"{settings.telegram_api_base_url}{settings.telegram_bot_token.get_secret_value()}/getMe"
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = (await client.get(url)).json()
+    except (httpx.HTTPError, ValueError):
+        raise BadInput("cannot reach the Telegram Bot API to learn the bot's username (getMe)") from None
+    if not answer.get("ok"):
+        raise BadInput(f"Telegram refused getMe: {answer.get('description', 'unknown error')}")
+    return str(answer["result"]["username"])
+
+
+def _invite(kind: ActorKind, subject_id: str, as_json: bool) -> None:
+    settings = _settings()
+
+    async def work(desk: Desk) -> dict[str, str]:
+        username = await _bot_username(settings)
+        token = await workflow.create_invite(desk, subject_kind=kind, subject_id=subject_id)
+        return {"token": token, "link": f"https://t.me/{username}?start={token}"}
+
+    result = _run(work)
+    _emit(as_json, result, f"send this one-time link (valid 7 days): {result['link']}")
+
+
+@artist_app.command("invite")
+def artist_invite(
+    artist_id: Annotated[str, typer.Argument(help="The artist's id.")], as_json: JsonFlag = False
+) -> None:
+    """Makes a one-time Telegram link that connects the artist's chat."""
+    _invite(ActorKind.artist, artist_id, as_json)
+
+
+@creator_app.command("add")
+def creator_add(
+    name: Annotated[str, typer.Option("--name", help="The studio's name.")],
+    webhook_url: Annotated[
+        str | None, typer.Option("--webhook-url", help="Where signed status updates are POSTed.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Registers a creator; prints its API key (and webhook secret) once."""
+
+    async def work(desk: Desk) -> dict[str, Any]:
+        if webhook_url is not None:
+            parsed = httpx.URL(webhook_url) if webhook_url.startswith(("http://", "https://")) else None
+            if parsed is None or not parsed.host:
+                raise BadInput(f"--webhook-url {webhook_url!r} is not an http(s) URL")
+        new = await workflow.add_creator(desk, name=_check_name(name), webhook_url=webhook_url)
+        data: dict[str, Any] = {"id": new.creator.id, "api_key": new.api_key}
+        if new.webhook_secret:
+            data["webhook_secret"] = new.webhook_secret
+        return data
+
+    data = _run(work)
+    _emit(
+        as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()) + "\n(the key is shown only this once)"
+    )
+
+
+@creator_app.command("invite")
+def creator_invite(
+    creator_id: Annotated[str, typer.Argument(help="The creator's id.")], as_json: JsonFlag = False
+) -> None:
+    """Makes a one-time Telegram link for a creator's status updates."""
+    _invite(ActorKind.creator, creator_id, as_json)
+
+
+# ---------------------------------------------------------------- proof
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: JsonFlag = False) -> None:
+    """Exit 0 when the audit chain is intact; else 1 naming the first bad event."""
+
+    async def work(desk: Desk) -> Any:
+        async with desk.db.transaction() as session:
+            return await verify_chain(session)
+
+    report = _run(work)
+    data = {
+        "intact": report.intact,
+        "checked": report.checked,
+        "bad_seq": report.bad_seq,
+        "problem": report.problem,
+    }
+    if report.intact:
+        _emit(as_json, data, f"audit chain intact ({report.checked} events)")
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    _fail(f"audit chain broken at event {report.bad_seq}: {report.problem}")
+
+
+def _load_keys(source: str) -> Any:
+    if source.startswith(("http://", "https://")):
+        try:
+            answer = httpx.get(source, timeout=10)
+            answer.raise_for_status()
+            return answer.json()
+        except (httpx.HTTPError, ValueError) as error:
+            raise ReceiptError(f"cannot read keys from {source}: {error}") from None
+    return read_json_file(Path(source))
+
+
+@receipt_app.command("verify")
+def receipt_verify(
+    file: Annotated[Path, typer.Argument(help="The receipt JSON file.")],
+    keys: Annotated[
+        str | None,
+        typer.Option("--keys", help="likeness-keys.json file or URL (default: this service's key)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Exit 0 when the receipt's signature and content hold."""
+    try:
+        receipt = read_json_file(file)
+        if keys is not None:
+            document = _load_keys(keys)
+        else:
+            document = build_desk(_settings()).signer.public_keys_document()
+        verify_receipt(receipt, parse_keys_document(document))
+    except ReceiptError as error:
+        if as_json:
+            sys.stdout.write(json.dumps({"valid": False, "problem": str(error)}) + "\n")
+        _fail(f"receipt not valid: {error}")
+    _emit(as_json, {"valid": True, "grant_id": receipt.get("grant", {}).get("id")}, "receipt valid")
+
+
+def main() -> None:
+    """Entry point of the `likeness` console script."""
+    try:
+        app()
+    except ValidationError as error:  # pragma: no cover - a last guard: no traceback reaches a user
+        _fail(str(error).splitlines()[0])

@@ -1,0 +1,165 @@
+"""Settings, read once from the environment or `.env` (DESIGN §9)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Reads `5s`, `1m`, `24h`, `7d` or `2w` as a positive timedelta."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 24h or 7d")
+    amount = int(match.group(1))
+    if amount <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return timedelta(seconds=amount * _UNITS[match.group(2)])
+
+
+def parse_duration_list(text: str) -> list[timedelta]:
+    """Reads `24h,2h` as durations, longest first; an empty text means none."""
+    parts = [p for p in (s.strip() for s in text.split(",")) if p]
+    durations = sorted({parse_duration(p) for p in parts}, reverse=True)
+    return durations
+
+
+def format_duration(value: timedelta) -> str:
+    """Writes a timedelta in the largest unit that divides it exactly."""
+    seconds = int(value.total_seconds())
+    for unit in ("w", "d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def _duration_field(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return parse_duration(str(value))
+
+
+def _duration_list_field(value: Any) -> list[timedelta]:
+    if isinstance(value, list):
+        return [_duration_field(v) for v in value]
+    return parse_duration_list(str(value))
+
+
+class Settings(BaseSettings):
+    """Every setting of DESIGN §9; a bad value stops start-up naming the variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./data/likeness.db"
+    data_dir: Path = Path("./data")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
+
+    default_timezone: str = "UTC"
+    report_cron: str = "0 9 * * mon"
+    sweep_interval: Annotated[timedelta, NoDecode] = timedelta(seconds=30)
+    decision_reminders: Annotated[list[timedelta], NoDecode] = Field(
+        default_factory=lambda: [timedelta(hours=24), timedelta(hours=2)]
+    )
+    grant_reminders: Annotated[list[timedelta], NoDecode] = Field(
+        default_factory=lambda: [timedelta(days=7), timedelta(days=1)]
+    )
+    default_decision_window: Annotated[timedelta, NoDecode] = timedelta(hours=72)
+    max_grant_days: int = Field(default=365, ge=1, le=3650)
+    signing_key_file: Path | None = None
+    sandbox: bool | None = None
+    log_level: str = "INFO"
+
+    @field_validator("sweep_interval", "default_decision_window", mode="before")
+    @classmethod
+    def _read_duration(cls, value: Any) -> timedelta:
+        return _duration_field(value)
+
+    @field_validator("decision_reminders", "grant_reminders", mode="before")
+    @classmethod
+    def _read_duration_list(cls, value: Any) -> list[timedelta]:
+        return _duration_list_field(value)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone such as Asia/Shanghai") from None
+        return value
+
+    @field_validator("report_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as error:
+            raise ValueError(f"{value!r} is not a crontab expression ({error})") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def sandbox_enabled(self) -> bool:
+        """The sandbox runs unless a real platform token is set, or it is switched off explicitly."""
+        if self.sandbox is not None:
+            return self.sandbox
+        return self.telegram_bot_token is None and self.slack_bot_token is None
+
+    @property
+    def signing_key_path(self) -> Path:
+        """Where the Ed25519 receipt key lives."""
+        return self.signing_key_file or self.data_dir / "signing_key.pem"
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message names the variable."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Reads the settings once; turns pydantic's report into one line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = []
+        for item in error.errors():
+            name = str(item["loc"][0]).upper() if item["loc"] else "settings"
+            message = str(item["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}")
+        raise ConfigError("; ".join(lines)) from None

@@ -1,0 +1,350 @@
+"""The consent desk's types: terms, requests, decisions, grants, usage; pure, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal
+
+import pycountry
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+
+class Media(StrEnum):
+    """Where the generated likeness will appear."""
+
+    film = "film"
+    series = "series"
+    short_video = "short_video"
+    advertising = "advertising"
+    game = "game"
+    music = "music"
+    social = "social"
+    other = "other"
+
+
+class Likeness(StrEnum):
+    """Which part of the person is used."""
+
+    face = "face"
+    voice = "voice"
+    body = "body"
+    name = "name"
+
+
+class Sensitive(StrEnum):
+    """Flags that the card shows first and in bold."""
+
+    sexual_content = "sexual_content"
+    political = "political"
+    religious = "religious"
+    endorsement = "endorsement"
+    physical_alteration = "physical_alteration"
+    real_time_interactive = "real_time_interactive"
+
+
+class Policy(StrEnum):
+    """Who may decide for an artist."""
+
+    artist_only = "artist_only"
+    agency_may_decide = "agency_may_decide"
+    both_required = "both_required"
+
+
+class Language(StrEnum):
+    """The languages every artist-facing text exists in."""
+
+    zh_hans = "zh-Hans"
+    en = "en"
+
+
+class RequestStatus(StrEnum):
+    """Where a request stands in its lifecycle (DESIGN §4)."""
+
+    pending = "pending"
+    awaiting_cosign = "awaiting_cosign"
+    approved = "approved"
+    denied = "denied"
+    lapsed = "lapsed"
+    withdrawn = "withdrawn"
+
+
+OPEN_STATUSES = frozenset({RequestStatus.pending, RequestStatus.awaiting_cosign})
+
+
+class GrantStatus(StrEnum):
+    """Where a grant stands: before, inside or after its window, or revoked."""
+
+    scheduled = "scheduled"
+    active = "active"
+    expired = "expired"
+    revoked = "revoked"
+
+
+class Outcome(StrEnum):
+    """What a decision says."""
+
+    approve = "approve"
+    deny = "deny"
+
+
+class ActorKind(StrEnum):
+    """Who acted."""
+
+    artist = "artist"
+    agency = "agency"
+    creator = "creator"
+    system = "system"
+    admin = "admin"
+    stranger = "stranger"
+
+
+class ChannelKind(StrEnum):
+    """Through which channel something arrived or leaves."""
+
+    telegram = "telegram"
+    slack = "slack"
+    api = "api"
+    webhook = "webhook"
+    cli = "cli"
+    system = "system"
+
+
+class UsageKind(StrEnum):
+    """What a creator did with a grant."""
+
+    render = "render"
+    publish = "publish"
+    train = "train"
+    fine_tune = "fine_tune"
+    distribute = "distribute"
+    other = "other"
+
+
+RED_LINE_REASON = "red line"
+CLOCK_SKEW = timedelta(minutes=5)
+_CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies)
+_TERRITORIES = frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte form used for hashes and signatures: sorted keys, no spaces, UTF-8."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    ).encode("utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc_iso(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot put {type(value).__name__} in canonical JSON")
+
+
+def utc_iso(moment: datetime) -> str:
+    """An aware datetime as ISO 8601 in UTC with a `Z`, the form every hash uses."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of some bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+class Compensation(BaseModel):
+    """An amount in an ISO 4217 currency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    amount: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
+    currency: str = Field(description="ISO 4217 code such as CNY, USD, EUR")
+
+    @field_validator("amount")
+    @classmethod
+    def _two_places(cls, value: Decimal) -> Decimal:
+        # 10.5 and 10.50 are the same promise and must hash the same.
+        return value.quantize(Decimal("0.01"))
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, value: str) -> str:
+        code = value.strip().upper()
+        if code not in _CURRENCIES:
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code")
+        return code
+
+
+class TermsIn(BaseModel):
+    """What a creator asks the artist to approve, as the API receives it (DESIGN §3)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    artist_id: str = Field(min_length=1, max_length=64)
+    project_title: str = Field(min_length=1, max_length=200)
+    use_description: str = Field(
+        min_length=20, max_length=2000, description="What exactly will be generated, specifically."
+    )
+    media: list[Media] = Field(min_length=1)
+    likeness: list[Likeness] = Field(min_length=1)
+    territory: list[str] = Field(min_length=1, description="ISO 3166-1 alpha-2 codes, or ['worldwide']")
+    starts_at: datetime
+    ends_at: datetime
+    ai_training: bool = Field(description="May the likeness train or fine-tune a model.")
+    sensitive: list[Sensitive] = Field(default_factory=list)
+    sublicensing: bool = False
+    labeling: str | None = Field(default=None, max_length=1000)
+    compensation: Compensation | Literal["none"] | None = None
+    decision_due_at: datetime | None = None
+    reference_urls: list[AnyHttpUrl] = Field(default_factory=list, max_length=20)
+
+    @field_validator("media", "likeness", "sensitive")
+    @classmethod
+    def _sorted_unique(cls, value: list[Any]) -> list[Any]:
+        return sorted(set(value))
+
+    @field_validator("territory")
+    @classmethod
+    def _iso_3166(cls, value: list[str]) -> list[str]:
+        codes = sorted(
+            {code.strip().upper() if code.strip().lower() != "worldwide" else "worldwide" for code in value}
+        )
+        for code in codes:
+            if code != "worldwide" and code not in _TERRITORIES:
+                raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 code or 'worldwide'")
+        if "worldwide" in codes and len(codes) > 1:
+            raise ValueError("'worldwide' already covers every territory; list it alone")
+        return codes
+
+    @field_validator("starts_at", "ends_at", "decision_due_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("must carry a time zone, e.g. 2026-12-01T09:00:00Z")
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _ends_after_starts(self) -> TermsIn:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class Terms(TermsIn):
+    """The full terms of a request, as hashed, shown and signed."""
+
+    creator_id: str
+    decision_due_at: datetime
+
+    @classmethod
+    def from_input(cls, given: TermsIn, *, creator_id: str, decision_due_at: datetime) -> Terms:
+        """Completes a creator's terms with its id and the effective decision deadline."""
+        data = given.model_dump() | {"creator_id": creator_id, "decision_due_at": decision_due_at}
+        return cls.model_validate(data)
+
+    def canonical(self) -> dict[str, Any]:
+        """The terms as plain JSON values with UTC timestamps and sorted lists."""
+        return self.model_dump(mode="json") | {
+            "starts_at": utc_iso(self.starts_at),
+            "ends_at": utc_iso(self.ends_at),
+            "decision_due_at": utc_iso(self.decision_due_at),
+        }
+
+    @property
+    def terms_hash(self) -> str:
+        """SHA-256 of the canonical JSON of the terms."""
+        return terms_hash(self.canonical())
+
+
+def terms_hash(canonical_terms: dict[str, Any]) -> str:
+    """SHA-256 hex of canonical terms as stored (used to re-check a receipt)."""
+    return sha256_hex(canonical_json(canonical_terms))
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One field-level complaint about input, shaped like FastAPI's validation errors."""
+
+    field: str
+    message: str
+    type: str = "value_error"
+
+
+def check_terms_timing(
+    terms: TermsIn, *, now: datetime, max_grant_days: int, decision_due_at: datetime
+) -> list[FieldError]:
+    """The rules that depend on the current time and the configured maximum window."""
+    errors: list[FieldError] = []
+    if terms.ends_at <= now:
+        errors.append(FieldError("ends_at", "must be in the future"))
+    if terms.starts_at < now - CLOCK_SKEW:
+        errors.append(
+            FieldError("starts_at", "must not be in the past (a few minutes of clock skew are fine)")
+        )
+    if terms.ends_at - terms.starts_at > timedelta(days=max_grant_days):
+        errors.append(FieldError("ends_at", f"the window may be at most {max_grant_days} days"))
+    if decision_due_at <= now:
+        errors.append(FieldError("decision_due_at", "must be in the future"))
+    elif decision_due_at >= terms.ends_at:
+        errors.append(FieldError("decision_due_at", "must be before ends_at"))
+    return errors
+
+
+class RedLines(BaseModel):
+    """What an artist never accepts; a request crossing one is denied at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    media: list[Media] = Field(default_factory=list)
+    sensitive: list[Sensitive] = Field(default_factory=list)
+
+    def crossed_by(self, terms: TermsIn) -> list[str]:
+        """The red lines the terms cross, e.g. ['sensitive:political']."""
+        crossed = [f"media:{m}" for m in terms.media if m in self.media]
+        crossed += [f"sensitive:{s}" for s in terms.sensitive if s in self.sensitive]
+        return crossed
+
+
+class UsageIn(BaseModel):
+    """A creator's report that it used a grant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: UsageKind
+    count: int = Field(default=1, ge=1, le=1_000_000)
+    occurred_at: datetime | None = None
+    note: str | None = Field(default=None, max_length=500)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a time zone, e.g. 2026-12-01T09:00:00Z")
+        return value.astimezone(UTC) if value else None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something: kind, their id in our records, and the channel it came through."""
+
+    kind: ActorKind
+    id: str
+    channel: ChannelKind
+    display: str = ""
+    # The person inside an organisation who acted, e.g. the Slack member acting for an agency.
+    member: str | None = None

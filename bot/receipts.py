@@ -1,0 +1,130 @@
+"""Ed25519 receipts: a grant's signed, offline-verifiable proof (DESIGN §7)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from bot.models import canonical_json, sha256_hex, terms_hash
+
+RECEIPT_VERSION = 1
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class ReceiptError(Exception):
+    """A receipt or key file is not what it should be; the message says what."""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """The service's receipt key and its id."""
+
+    private_key: Ed25519PrivateKey
+
+    @property
+    def public_bytes(self) -> bytes:
+        """The raw 32-byte public key."""
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def kid(self) -> str:
+        """A short, stable id for the key: the start of the public key's SHA-256."""
+        return sha256_hex(self.public_bytes)[:16]
+
+    def sign(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Returns `body` with `kid` and a signature over the canonical JSON of everything else."""
+        unsigned = {k: v for k, v in body.items() if k != "signature"} | {"kid": self.kid}
+        signature = self.private_key.sign(canonical_json(unsigned))
+        return unsigned | {"signature": _b64(signature)}
+
+    def callback_key(self) -> bytes:
+        """A secret derived from the key for short HMACs (e.g. Telegram callback data)."""
+        return sha256_hex(b"callback:" + self.private_key.private_bytes_raw()).encode("ascii")
+
+    def public_keys_document(self) -> dict[str, Any]:
+        """The JSON served at /.well-known/likeness-keys.json."""
+        return {"keys": [{"kid": self.kid, "alg": "Ed25519", "public_key": _b64(self.public_bytes)}]}
+
+
+def load_or_create_signer(path: Path) -> Signer:
+    """Reads the PEM key at `path`, or makes one there (mode 0600) on first start."""
+    if path.exists():
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as error:
+            raise ReceiptError(
+                f"SIGNING_KEY_FILE {path} is not a PEM Ed25519 private key ({error})"
+            ) from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ReceiptError(f"SIGNING_KEY_FILE {path} holds a key that is not Ed25519")
+        return Signer(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    return Signer(key)
+
+
+def parse_keys_document(document: Any) -> dict[str, Ed25519PublicKey]:
+    """Public keys by kid from a likeness-keys.json document."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ReceiptError("the keys document has no 'keys' list")
+    keys: dict[str, Ed25519PublicKey] = {}
+    for entry in document["keys"]:
+        try:
+            keys[str(entry["kid"])] = Ed25519PublicKey.from_public_bytes(_unb64(str(entry["public_key"])))
+        except (KeyError, TypeError, ValueError):
+            raise ReceiptError("a key in the keys document is malformed") from None
+    return keys
+
+
+def verify_receipt(receipt: Any, keys: dict[str, Ed25519PublicKey]) -> None:
+    """Raises ReceiptError unless the signature holds and the terms match their hash."""
+    if not isinstance(receipt, dict):
+        raise ReceiptError("a receipt is a JSON object")
+    signature = receipt.get("signature")
+    kid = receipt.get("kid")
+    if not isinstance(signature, str) or not isinstance(kid, str):
+        raise ReceiptError("the receipt has no signature or kid")
+    key = keys.get(kid)
+    if key is None:
+        raise ReceiptError(f"no public key with kid {kid!r}")
+    unsigned = {k: v for k, v in receipt.items() if k != "signature"}
+    try:
+        key.verify(_unb64(signature), canonical_json(unsigned))
+    except (InvalidSignature, ValueError):
+        raise ReceiptError("the signature does not match the receipt's content") from None
+    terms = receipt.get("terms")
+    if not isinstance(terms, dict) or terms_hash(terms) != receipt.get("terms_hash"):
+        raise ReceiptError("the terms do not match terms_hash")
+
+
+def read_json_file(path: Path) -> Any:
+    """Reads a JSON file, with a clear error when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReceiptError(f"{path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReceiptError(f"{path} is not JSON ({error})") from None

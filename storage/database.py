@@ -1,0 +1,133 @@
+"""The engine and the unit of work: one transaction per workflow step, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from storage.migrations import run_upgrade
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class DatabaseError(Exception):
+    """The database is missing, unreachable or its address is malformed; the message says which."""
+
+
+def parse_database_url(url: str) -> URL:
+    """Checks a DATABASE_URL names a supported driver and is well formed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(f"DATABASE_URL is malformed: {_hide_password(url)!r}") from None
+    if parsed.drivername not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
+        raise DatabaseError(
+            f"DATABASE_URL uses {parsed.drivername!r}; use sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )
+    if parsed.drivername.startswith("sqlite") and not parsed.database:
+        raise DatabaseError("DATABASE_URL names no SQLite file, e.g. sqlite+aiosqlite:///./data/likeness.db")
+    return parsed
+
+
+def _hide_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+class Database:
+    """Owns the engine; hands out transactions (the unit of work)."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        """Builds the engine for `url` (nothing connects until first use).
+
+        Parameters:
+            url: an SQLAlchemy async URL (sqlite+aiosqlite or postgresql+asyncpg).
+            echo: log every statement.
+        """
+        self.url = parse_database_url(url)
+        self.dialect = "sqlite" if self.url.drivername.startswith("sqlite") else "postgresql"
+        options: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            database = self.url.database or ""
+            if database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        else:
+            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def supports_skip_locked(self) -> bool:
+        """PostgreSQL claims rows with FOR UPDATE SKIP LOCKED; SQLite serialises writers instead."""
+        return self.dialect == "postgresql"
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends normally, rolled back on any exception."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (OSError, DBAPIError, OperationalError):
+            return False
+        return True
+
+    async def upgrade(self) -> None:
+        """Applies every Alembic migration not yet applied."""
+        try:
+            async with self.engine.begin() as connection:
+                if self.dialect == "postgresql":
+                    # Several instances may start together; one migrates, the others wait and find it done.
+                    await connection.execute(text("SELECT pg_advisory_xact_lock(72616701)"))
+                await connection.run_sync(run_upgrade)
+        except (OSError, DBAPIError) as error:
+            raise DatabaseError(
+                f"cannot reach the database at {self.url.render_as_string(hide_password=True)}: "
+                f"{_first_line(error)}"
+            ) from None
+
+    async def dispose(self) -> None:
+        """Closes every pooled connection."""
+        await self.engine.dispose()
+
+
+def _first_line(error: BaseException) -> str:
+    message = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return message[0] if message else type(error).__name__
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE so writers queue instead of deadlocking."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when a transaction begins.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A deferred transaction that reads then writes can fail with SQLITE_BUSY when another
+        # writer got there first; taking the write lock up front makes every step serialisable.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

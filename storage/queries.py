@@ -1,0 +1,85 @@
+"""Reads that several rooms need; every write goes through bot/workflow.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.tables import Agency, Artist, Creator, Decision, Grant, Request
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request with everything needed to show it: decisions, grant, artist and agency."""
+
+    request: Request
+    decisions: list[Decision]
+    grant: Grant | None
+    artist: Artist
+    agency: Agency | None
+    creator: Creator
+
+
+async def load_request_view(session: AsyncSession, request_id: str) -> RequestView | None:
+    """The request and its surroundings, or None when there is no such request."""
+    request = await session.get(Request, request_id)
+    if request is None:
+        return None
+    decisions = list(
+        (
+            await session.execute(
+                select(Decision).where(Decision.request_id == request_id).order_by(Decision.created_at)
+            )
+        ).scalars()
+    )
+    grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one_or_none()
+    artist = await session.get(Artist, request.artist_id)
+    creator = await session.get(Creator, request.creator_id)
+    assert artist is not None and creator is not None  # foreign keys guarantee both
+    agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None
+    return RequestView(request, decisions, grant, artist, agency, creator)
+
+
+async def creator_by_key_hash(session: AsyncSession, key_hash: str) -> Creator | None:
+    """The creator whose API key hashes to `key_hash`."""
+    return (
+        await session.execute(select(Creator).where(Creator.api_key_hash == key_hash))
+    ).scalar_one_or_none()
+
+
+async def artist_by_telegram_user(session: AsyncSession, telegram_user_id: int) -> Artist | None:
+    """The artist linked to a Telegram user, if any."""
+    return (
+        await session.execute(select(Artist).where(Artist.telegram_user_id == telegram_user_id))
+    ).scalar_one_or_none()
+
+
+async def list_creator_requests(
+    session: AsyncSession, creator_id: str, *, status: str | None = None, limit: int = 100
+) -> list[str]:
+    """Ids of a creator's requests, newest first, optionally of one status."""
+    query = select(Request.id).where(Request.creator_id == creator_id)
+    if status is not None:
+        query = query.where(Request.status == status)
+    query = query.order_by(Request.created_at.desc(), Request.id).limit(limit)
+    return list((await session.execute(query)).scalars())
+
+
+async def artist_requests(session: AsyncSession, artist_id: str, statuses: set[str]) -> list[Request]:
+    """An artist's requests in the given statuses, soonest deadline first."""
+    query = (
+        select(Request)
+        .where(Request.artist_id == artist_id, Request.status.in_(statuses))
+        .order_by(Request.decision_due_at)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def artist_grants(session: AsyncSession, artist_id: str, statuses: set[str]) -> list[Grant]:
+    """An artist's grants in the given statuses, soonest end first."""
+    query = (
+        select(Grant).where(Grant.artist_id == artist_id, Grant.status.in_(statuses)).order_by(Grant.ends_at)
+    )
+    return list((await session.execute(query)).scalars())

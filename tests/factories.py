@@ -1,0 +1,82 @@
+"""Builders for test data: parties, terms and requests, always through the workflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from bot import workflow
+from bot.models import Actor, ActorKind, ChannelKind, Language, Policy, RedLines, TermsIn
+from bot.workflow import Desk
+
+
+@dataclass
+class Parties:
+    """An agency with one Slack member, one artist, and one creator with its API key."""
+
+    agency_id: str
+    artist_id: str
+    creator_id: str
+    api_key: str
+    member: str = "U100"
+
+    def artist(self, channel: ChannelKind = ChannelKind.telegram) -> Actor:
+        """The artist acting through a channel."""
+        return Actor(ActorKind.artist, self.artist_id, channel, display="the artist")
+
+    def agency(self, member: str | None = None) -> Actor:
+        """A member of the agency acting in Slack."""
+        return Actor(
+            ActorKind.agency, self.agency_id, ChannelKind.slack, display="agent", member=member or self.member
+        )
+
+
+async def make_parties(
+    desk: Desk,
+    *,
+    policy: Policy = Policy.artist_only,
+    red_lines: RedLines | None = None,
+    language: Language = Language.en,
+    webhook_url: str | None = None,
+) -> Parties:
+    """Registers an agency with a Slack channel, an artist on its roster and a creator."""
+    agency = await workflow.add_agency(
+        desk, name="Star Agency", slack_channel_id="C100", slack_member_ids=["U100"]
+    )
+    artist = await workflow.add_artist(
+        desk, name="Li Wei", agency_id=agency.id, policy=policy, language=language, red_lines=red_lines
+    )
+    creator = await workflow.add_creator(desk, name="Dream Studio", webhook_url=webhook_url)
+    return Parties(agency.id, artist.id, creator.creator.id, creator.api_key)
+
+
+def terms_data(desk: Desk, artist_id: str, **overrides: Any) -> dict[str, Any]:
+    """Valid terms as JSON, relative to the desk's clock."""
+    now = desk.clock.now()
+    data: dict[str, Any] = {
+        "artist_id": artist_id,
+        "project_title": "Moonlight Drama S2",
+        "use_description": "A digital double of the actor in three dialogue scenes of episode 4.",
+        "media": ["series"],
+        "likeness": ["face", "voice"],
+        "territory": ["CN", "SG"],
+        "starts_at": (now + timedelta(days=1)).isoformat(),
+        "ends_at": (now + timedelta(days=90)).isoformat(),
+        "ai_training": False,
+        "compensation": {"amount": "5000", "currency": "CNY"},
+        "labeling": "Visible 'AI-generated' label and C2PA manifest",
+    }
+    return data | overrides
+
+
+def make_terms(desk: Desk, artist_id: str, **overrides: Any) -> TermsIn:
+    """Valid terms as the API would parse them."""
+    return TermsIn.model_validate(terms_data(desk, artist_id, **overrides))
+
+
+async def submit(desk: Desk, parties: Parties, **overrides: Any) -> workflow.Submitted:
+    """Submits a request for the parties' artist."""
+    return await workflow.submit_request(
+        desk, creator_id=parties.creator_id, terms_in=make_terms(desk, parties.artist_id, **overrides)
+    )
