@@ -16,8 +16,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 
@@ -238,11 +238,13 @@ class TermsIn(BaseModel):
             raise ValueError("must carry a time zone, e.g. 2026-12-01T09:00:00Z")
         return value.astimezone(UTC)
 
-    @model_validator(mode="after")
-    def _ends_after_starts(self) -> TermsIn:
-        if self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
+    @field_validator("ends_at")
+    @classmethod
+    def _ends_after_starts(cls, value: datetime, info: ValidationInfo) -> datetime:
+        starts_at = info.data.get("starts_at")
+        if isinstance(starts_at, datetime) and value <= starts_at:
+            raise ValueError("must be after starts_at")
+        return value
 
 
 class Terms(TermsIn):

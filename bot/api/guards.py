@@ -21,10 +21,6 @@ async def _answer(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodyGuard:
     """Refuses request bodies over 1 MiB (413) and JSON API bodies of another content type (415)."""
 
@@ -55,25 +51,28 @@ class BodyGuard:
                 await _answer(send, 415, "send the body as application/json")
                 return
         received = 0
-        started = False
+        refused = False
+        app_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    # Answer 413 now and tell the app the client went away, so it writes nothing.
+                    if not refused and not app_started:
+                        refused = True
+                        await _answer(send, 413, f"the body is larger than {self.max_bytes} bytes")
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
+        async def guarded_send(message: Message) -> None:
+            nonlocal app_started
+            if refused:
+                return
             if message["type"] == "http.response.start":
-                started = True
+                app_started = True
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _answer(send, 413, f"the body is larger than {self.max_bytes} bytes")
+        await self.app(scope, limited_receive, guarded_send)

@@ -1,0 +1,98 @@
+"""Runs `likeness serve` as a real subprocess for tests that go over HTTP or kill it."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class ServiceProcess:
+    """A running `likeness serve`; `url` is where it listens."""
+
+    process: subprocess.Popen[str]
+    url: str
+    log_path: Path
+    output: list[str] = field(default_factory=list)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, exactly like a crash."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait for a clean exit."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+    def log(self) -> str:
+        """Everything the service wrote to stderr so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment with its own data folder and no platform tokens unless given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "SLACK_", "DATABASE_"))}
+    env.update(
+        DATA_DIR=str(tmp_path / "data"),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'data' / 'likeness.db'}",
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT="0",
+        SANDBOX="false",
+        LOG_LEVEL="INFO",
+    )
+    env.update(extra)
+    return env
+
+
+def start_service(
+    env: dict[str, str], cwd: Path, *, timeout: float = 30.0, tag: str = "serve"
+) -> ServiceProcess:
+    """Starts `python -m bot serve` and waits for the line that says where it listens."""
+    log_path = cwd / f"{tag}-{time.monotonic_ns()}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log_path.open("w"),
+        text=True,
+    )
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    output: list[str] = []
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=deadline - time.monotonic()):
+            break
+        line = process.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        if "listening on " in line:
+            url = line.strip().rsplit("listening on ", 1)[1]
+            return ServiceProcess(process, url, log_path, output)
+    process.kill()
+    process.wait()
+    raise RuntimeError(f"likeness serve did not start: {''.join(output)}\n{log_path.read_text()}")
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Runs one `likeness` command and captures its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
