@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from bot.api import create_api
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.delivery import Outbox, Sender
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
 from storage.database import Database
@@ -34,6 +35,8 @@ class Service:
     api: FastAPI
     on_start: list[Hook] = field(default_factory=list)
     on_stop: list[Hook] = field(default_factory=list)
+    senders: list[Sender] = field(default_factory=list)
+    outbox: Outbox | None = None
 
     @property
     def db(self) -> Database:
@@ -71,6 +74,12 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     """Builds the HTTP app and its parts; nothing connects or starts until `run_service`."""
     desk = build_desk(settings, clock)
     service = Service(settings=settings, desk=desk, api=create_api(desk))
+    attach_channels(service)
+    outbox = Outbox(desk, service.senders)
+    service.outbox = outbox
+    desk.on_commit.append(outbox.wake)
+    service.on_start.append(outbox.start)
+    service.on_stop.append(outbox.stop)  # stops are run in reverse: the outbox goes first
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -88,6 +97,23 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
 
     service.api.router.lifespan_context = lifespan
     return service
+
+
+def attach_channels(service: Service) -> None:
+    """Switches on each channel whose token is set; each adds its routes, hooks and sender."""
+    settings = service.settings
+    if settings.telegram_bot_token is not None:
+        from bot.handlers.telegram import attach_telegram
+
+        attach_telegram(service)
+    else:
+        log.info("Telegram channel off: TELEGRAM_BOT_TOKEN is not set")
+    if settings.slack_bot_token is not None:
+        from bot.handlers.slack import attach_slack
+
+        attach_slack(service)
+    else:
+        log.info("Slack channel off: SLACK_BOT_TOKEN is not set")
 
 
 def bind_socket(host: str, port: int) -> socket.socket:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +56,7 @@ from storage.tables import (
     IdempotencyKey,
     Invite,
     Notice,
+    ReportRun,
     Request,
     UsageEvent,
 )
@@ -158,6 +159,13 @@ class Desk:
     clock: Clock
     signer: Signer
     rules: Rules = field(default_factory=Rules)
+    # Called after every committed step (e.g. to wake the outbox drainer); must not block.
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def committed(self) -> None:
+        """Tells the listeners that a step committed and may have queued notices."""
+        for listener in self.on_commit:
+            listener()
 
 
 @dataclass(frozen=True)
@@ -216,6 +224,7 @@ async def _transition(
                 subject_id,
                 {"code": why.code, "message": why.message},
             )
+    desk.committed()
     if refusal is not None:
         raise refusal
 
@@ -1391,13 +1400,16 @@ async def send_grant_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
 
 async def run_sweeps(desk: Desk) -> dict[str, int]:
     """One pass of every sweep, in the order that keeps reminders meaningful."""
-    return {
+    done = {
         "lapsed": await lapse_overdue_requests(desk),
         "decision_reminders": await send_decision_reminders(desk),
         "activated": await activate_due_grants(desk),
         "expired": await expire_due_grants(desk),
         "grant_reminders": await send_grant_reminders(desk),
     }
+    if any(done.values()):
+        desk.committed()
+    return done
 
 
 async def remember_card(
@@ -1428,3 +1440,65 @@ async def remember_card(
                 )
                 .values(chat_id=chat_id, message_id=message_id)
             )
+
+
+# ---------------------------------------------------------------- reports
+
+
+async def queue_report(
+    desk: Desk, *, recipient_kind: ActorKind, recipient_id: str, period: str | None = None
+) -> bool:
+    """Queues a usage report for an artist (Telegram) or agency (Slack).
+
+    With `period` (the weekly cron's week key) it is queued at most once per recipient and
+    period, whatever the number of instances or restarts; without, it is sent now on request.
+    Returns False when the recipient has no channel to receive it (or it was already queued).
+    """
+    try:
+        queued = await _queue_report(desk, recipient_kind, recipient_id, period)
+    except IntegrityError:
+        return False  # another instance queued this period's report at the same moment
+    if queued:
+        desk.committed()
+    return queued
+
+
+async def _queue_report(desk: Desk, recipient_kind: ActorKind, recipient_id: str, period: str | None) -> bool:
+    now = desk.clock.now()
+    async with desk.db.transaction() as session:
+        if recipient_kind is ActorKind.artist:
+            artist = await session.get(Artist, recipient_id)
+            if artist is None:
+                raise NotFound(f"no artist {recipient_id}")
+            channel, reachable = ChannelKind.telegram, artist.telegram_chat_id is not None
+        elif recipient_kind is ActorKind.agency:
+            agency = await session.get(Agency, recipient_id)
+            if agency is None:
+                raise NotFound(f"no agency {recipient_id}")
+            channel, reachable = ChannelKind.slack, bool(agency.slack_channel_id)
+        else:
+            raise NotAllowed("reports go to artists and agencies")
+        if not reachable:
+            return False
+        if period is not None:
+            if await session.get(ReportRun, (recipient_kind.value, recipient_id, period)) is not None:
+                return False
+            session.add(
+                ReportRun(
+                    recipient_kind=recipient_kind.value,
+                    recipient_id=recipient_id,
+                    period=period,
+                    created_at=now,
+                )
+            )
+        _queue(
+            session,
+            now,
+            channel=channel,
+            recipient_kind=recipient_kind,
+            recipient_id=recipient_id,
+            kind="report",
+            payload={"period": period, "generated_at": utc_iso(now)},
+            dedupe_key=f"report:{recipient_kind.value}:{recipient_id}:{period}" if period else None,
+        )
+    return True

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.tables import Agency, Artist, Creator, Decision, Grant, Request
+from storage.tables import Agency, Artist, CardRef, Creator, Decision, Grant, Request
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,26 @@ async def artist_grants(session: AsyncSession, artist_id: str, statuses: set[str
         select(Grant).where(Grant.artist_id == artist_id, Grant.status.in_(statuses)).order_by(Grant.ends_at)
     )
     return list((await session.execute(query)).scalars())
+
+
+async def card_ref(session: AsyncSession, request_id: str, channel: str, recipient_id: str) -> CardRef | None:
+    """Where a request's card (Telegram) or board message (Slack) was posted for one recipient."""
+    return await session.get(CardRef, (request_id, channel, recipient_id))
+
+
+async def agency_requests(session: AsyncSession, agency_id: str, statuses: set[str]) -> list[Request]:
+    """Requests for any artist on an agency's roster, in the given statuses, soonest deadline first."""
+    query = (
+        select(Request)
+        .join(Artist, Artist.id == Request.artist_id)
+        .where(Artist.agency_id == agency_id, Request.status.in_(statuses))
+        .order_by(Request.decision_due_at)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def agency_by_slack_channel(session: AsyncSession, channel_id: str) -> Agency | None:
+    """The agency whose board is this Slack channel."""
+    return (
+        await session.execute(select(Agency).where(Agency.slack_channel_id == channel_id).limit(1))
+    ).scalar_one_or_none()

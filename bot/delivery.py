@@ -1,0 +1,330 @@
+"""Drains the outbox through the channel senders: at least once, in order per lane, never dropped.
+
+A notice leaves only from here. Rows are claimed with a lease (FOR UPDATE SKIP LOCKED on
+PostgreSQL, so several instances share the work), sent, and marked sent in one step with
+whatever the platform gave back (e.g. a card's message id). A crash between the send and
+the mark leaves the notice claimed; when the lease runs out it is sent again: the only way a
+duplicate can happen is a send in flight at the crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select, update
+
+from bot.models import ChannelKind
+from bot.workflow import Desk
+from storage.tables import CardRef, Notice
+
+log = logging.getLogger(__name__)
+
+MAX_NOTICE_AGE = timedelta(hours=24)
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A claimed notice, as a sender sees it."""
+
+    id: str
+    channel: ChannelKind
+    recipient_kind: str
+    recipient_id: str
+    kind: str
+    request_id: str | None
+    grant_id: str | None
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What a successful send leaves behind: where the card now lives, if it was one."""
+
+    card_chat_id: str | None = None
+    card_message_id: str | None = None
+
+
+class RetryLater(Exception):
+    """The platform asked us to wait (429) or is failing for now; try again after `after` seconds."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.after = after
+
+
+class Undeliverable(Exception):
+    """This notice can never be delivered (e.g. the user blocked the bot); it is kept as failed."""
+
+
+class Sender(Protocol):
+    """One channel's way out: which lane a notice belongs to, and how to send it."""
+
+    channel: ChannelKind
+
+    def lane(self, notice: Outgoing) -> str:
+        """Notices of one lane (e.g. one chat) are sent one after another, in order."""
+        ...
+
+    async def send(self, notice: Outgoing) -> Delivered:
+        """Sends one notice; raises RetryLater or Undeliverable when it cannot."""
+        ...
+
+
+@dataclass
+class DeliveryStats:
+    """Counters for tests, benchmarks and logs."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    by_channel: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class Outbox:
+    """The drainer: claims due notices, sends them through the senders, records the outcome."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        senders: Iterable[Sender],
+        *,
+        batch: int = 200,
+        lease: timedelta = timedelta(seconds=60),
+        poll_interval: float = 1.0,
+        concurrency: int = 64,
+    ) -> None:
+        """Prepares a drainer; `run()` starts it.
+
+        Parameters:
+            desk: the workflow's desk (database and clock).
+            senders: one sender per channel that is switched on.
+            batch: how many notices one claim takes at most.
+            lease: how long a claim lasts before another instance may take the notice over.
+            poll_interval: how often to look for work that another process queued.
+            concurrency: how many lanes send at the same time.
+        """
+        self.desk = desk
+        self.senders = {sender.channel: sender for sender in senders}
+        self.batch = batch
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.stats = DeliveryStats()
+        self._lanes = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Something was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Releases claims left by a crashed run of this single-file database, then starts draining."""
+        if not self.desk.db.supports_skip_locked:
+            # SQLite serves one instance; claims still held are from a process that died.
+            async with self.desk.db.transaction() as session:
+                await session.execute(
+                    update(Notice).where(Notice.status == "pending").values(claimed_until=None)
+                )
+        self._stopping.clear()
+        self._task = asyncio.create_task(self.run(), name="outbox")
+
+    async def stop(self) -> None:
+        """Stops after the sends in flight finish."""
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        """Drains until stopped; errors are logged and the loop goes on."""
+        while not self._stopping.is_set():
+            try:
+                handled = await self.drain_once()
+            except Exception:
+                log.exception("outbox pass failed; trying again")
+                handled = 0
+            if handled == 0 and not self._stopping.is_set():
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+
+    async def drain_once(self) -> int:
+        """Claims one batch of due notices and sends it; returns how many were handled."""
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        lanes: dict[tuple[ChannelKind, str], list[Outgoing]] = defaultdict(list)
+        for notice in claimed:
+            lanes[(notice.channel, self.senders[notice.channel].lane(notice))].append(notice)
+        await asyncio.gather(*(self._send_lane(items) for items in lanes.values()))
+        return len(claimed)
+
+    async def pending_count(self) -> int:
+        """How many notices still wait to be sent (for tests and health)."""
+        from sqlalchemy import func
+
+        async with self.desk.db.transaction() as session:
+            return int(
+                (
+                    await session.execute(
+                        select(func.count()).select_from(Notice).where(Notice.status == "pending")
+                    )
+                ).scalar_one()
+            )
+
+    async def _claim(self) -> list[Outgoing]:
+        now = self.desk.clock.now()
+        channels = [c.value for c in self.senders]
+        if not channels:
+            return []
+        async with self.desk.db.transaction() as session:
+            rows = list(
+                (
+                    await session.execute(
+                        select(Notice)
+                        .where(
+                            Notice.status == "pending",
+                            Notice.channel.in_(channels),
+                            Notice.next_attempt_at <= now,
+                            or_(Notice.claimed_until.is_(None), Notice.claimed_until <= now),
+                        )
+                        .order_by(Notice.created_at, Notice.id)
+                        .limit(self.batch)
+                        .with_for_update(skip_locked=True)
+                    )
+                ).scalars()
+            )
+            for row in rows:
+                row.claimed_until = now + self.lease
+            return [
+                Outgoing(
+                    id=row.id,
+                    channel=ChannelKind(row.channel),
+                    recipient_kind=row.recipient_kind,
+                    recipient_id=row.recipient_id,
+                    kind=row.kind,
+                    request_id=row.request_id,
+                    grant_id=row.grant_id,
+                    payload=dict(row.payload),
+                    attempts=row.attempts,
+                    created_at=row.created_at,
+                )
+                for row in rows
+            ]
+
+    async def _send_lane(self, notices: list[Outgoing]) -> None:
+        async with self._lanes:
+            for position, notice in enumerate(notices):
+                sender = self.senders[notice.channel]
+                try:
+                    delivered = await sender.send(notice)
+                except RetryLater as wait:
+                    retry_at = await self._retry(notice, wait.reason, wait.after)
+                    # Keep the lane in order: what follows waits for the one that could not go.
+                    await self._release(notices[position + 1 :], retry_at)
+                    return
+                except Undeliverable as why:
+                    await self._fail(notice, str(why))
+                    continue
+                except Exception as error:  # a bug or an unexpected platform answer: retry, never drop
+                    log.warning("sending notice %s failed: %s", notice.id, type(error).__name__)
+                    retry_at = await self._retry(notice, f"{type(error).__name__}: {error}", None)
+                    await self._release(notices[position + 1 :], retry_at)
+                    return
+                await self._mark_sent(notice, delivered)
+
+    async def _mark_sent(self, notice: Outgoing, delivered: Delivered) -> None:
+        now = self.desk.clock.now()
+        async with self.desk.db.transaction() as session:
+            await session.execute(
+                update(Notice)
+                .where(Notice.id == notice.id)
+                .values(status="sent", sent_at=now, claimed_until=None, attempts=notice.attempts + 1)
+            )
+            if delivered.card_message_id is not None and notice.request_id is not None:
+                ref = await session.get(
+                    CardRef, (notice.request_id, notice.channel.value, notice.recipient_id)
+                )
+                if ref is None:
+                    session.add(
+                        CardRef(
+                            request_id=notice.request_id,
+                            channel=notice.channel.value,
+                            recipient_id=notice.recipient_id,
+                            chat_id=delivered.card_chat_id or "",
+                            message_id=delivered.card_message_id,
+                            created_at=now,
+                        )
+                    )
+                else:
+                    ref.chat_id = delivered.card_chat_id or ref.chat_id
+                    ref.message_id = delivered.card_message_id
+        self.stats.sent += 1
+        self.stats.by_channel[notice.channel.value] += 1
+
+    async def _retry(self, notice: Outgoing, reason: str, after: float | None) -> datetime:
+        now = self.desk.clock.now()
+        attempts = notice.attempts + 1
+        if after is None:
+            backoff = min(MAX_BACKOFF.total_seconds(), 2 ** min(attempts, 12))
+            after = backoff * (0.5 + random.random() / 2)
+        retry_at = now + timedelta(seconds=after)
+        dead = retry_at - notice.created_at > MAX_NOTICE_AGE
+        async with self.desk.db.transaction() as session:
+            await session.execute(
+                update(Notice)
+                .where(Notice.id == notice.id)
+                .values(
+                    attempts=attempts,
+                    next_attempt_at=retry_at,
+                    claimed_until=None,
+                    last_error=reason[:1000],
+                    status="failed" if dead else "pending",
+                )
+            )
+        if dead:
+            log.error("notice %s given up after 24 h: %s", notice.id, reason)
+            self.stats.failed += 1
+        else:
+            self.stats.retried += 1
+        return retry_at
+
+    async def _release(self, notices: list[Outgoing], not_before: datetime) -> None:
+        if not notices:
+            return
+        async with self.desk.db.transaction() as session:
+            await session.execute(
+                update(Notice)
+                .where(Notice.id.in_([n.id for n in notices]))
+                .values(claimed_until=None, next_attempt_at=not_before)
+            )
+
+    async def _fail(self, notice: Outgoing, reason: str) -> None:
+        log.warning("notice %s cannot be delivered: %s", notice.id, reason)
+        async with self.desk.db.transaction() as session:
+            await session.execute(
+                update(Notice)
+                .where(Notice.id == notice.id)
+                .values(
+                    status="failed",
+                    claimed_until=None,
+                    last_error=reason[:1000],
+                    attempts=notice.attempts + 1,
+                )
+            )
+        self.stats.failed += 1
