@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 import uvicorn
 from fastapi import FastAPI
 
+from bot.adapters.webhook import WebhookSender
 from bot.api import create_api
-from bot.clock import Clock, SystemClock
+from bot.api.clock import clock_router
+from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import Settings
 from bot.delivery import Outbox, Sender
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
+from scheduler import Schedule
 from storage.database import Database
 
 log = logging.getLogger("likeness")
@@ -37,6 +40,7 @@ class Service:
     on_stop: list[Hook] = field(default_factory=list)
     senders: list[Sender] = field(default_factory=list)
     outbox: Outbox | None = None
+    schedule: Schedule | None = None
 
     @property
     def db(self) -> Database:
@@ -72,14 +76,25 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
 
 def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     """Builds the HTTP app and its parts; nothing connects or starts until `run_service`."""
+    if clock is None and (settings.clock_control or settings.sandbox_enabled):
+        clock = OffsetClock(settings.clock_offset)
     desk = build_desk(settings, clock)
     service = Service(settings=settings, desk=desk, api=create_api(desk))
     attach_channels(service)
+    webhooks = WebhookSender(desk)
+    service.senders.append(webhooks)
+    service.on_stop.append(webhooks.close)
     outbox = Outbox(desk, service.senders)
     service.outbox = outbox
     desk.on_commit.append(outbox.wake)
     service.on_start.append(outbox.start)
     service.on_stop.append(outbox.stop)  # stops are run in reverse: the outbox goes first
+    schedule = Schedule(desk, sweep_interval=settings.sweep_interval, report_cron=settings.report_cron)
+    service.schedule = schedule
+    service.on_start.append(schedule.start)
+    service.on_stop.append(schedule.stop)
+    if isinstance(desk.clock, OffsetClock) and (settings.clock_control or settings.sandbox_enabled):
+        service.api.include_router(clock_router(desk.clock, schedule.run_soon))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

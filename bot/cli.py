@@ -41,7 +41,9 @@ artist_app = typer.Typer(help="Artists, their policies and Telegram links.", no_
 creator_app = typer.Typer(help="Creators (studios) and their API keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit chain.", no_args_is_help=True)
 receipt_app = typer.Typer(help="Signed grant receipts.", no_args_is_help=True)
+report_app = typer.Typer(help="Usage reports.", no_args_is_help=True)
 for name, sub in [
+    ("report", report_app),
     ("db", db_app),
     ("agency", agency_app),
     ("artist", artist_app),
@@ -370,6 +372,28 @@ def receipt_verify(
             sys.stdout.write(json.dumps({"valid": False, "problem": str(error)}) + "\n")
         _fail(f"receipt not valid: {error}")
     _emit(as_json, {"valid": True, "grant_id": receipt.get("grant", {}).get("id")}, "receipt valid")
+
+
+@report_app.command("send")
+def report_send(
+    artist: Annotated[str | None, typer.Option("--artist", help="Send to this artist (Telegram).")] = None,
+    agency: Annotated[str | None, typer.Option("--agency", help="Send to this agency (Slack).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Queues the usage report now; the running service delivers it."""
+    if (artist is None) == (agency is None):
+        _fail("give exactly one of --artist ID or --agency ID", 2)
+
+    async def work(desk: Desk) -> bool:
+        if artist is not None:
+            return await workflow.queue_report(desk, recipient_kind=ActorKind.artist, recipient_id=artist)
+        assert agency is not None
+        return await workflow.queue_report(desk, recipient_kind=ActorKind.agency, recipient_id=agency)
+
+    queued = _run(work)
+    if not queued:
+        _fail("the recipient has no linked channel yet (Telegram for artists, a Slack channel for agencies)")
+    _emit(as_json, {"queued": True}, "report queued; the running service sends it")
 
 
 def main() -> None:

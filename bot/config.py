@@ -89,11 +89,21 @@ class Settings(BaseSettings):
     max_grant_days: int = Field(default=365, ge=1, le=3650)
     signing_key_file: Path | None = None
     sandbox: bool | None = None
+    # Testing and sandbox only: lets POST /control/clock move the service's clock forward.
+    clock_control: bool = False
+    clock_offset: Annotated[timedelta, NoDecode] = timedelta(0)
     log_level: str = "INFO"
 
     @field_validator("sweep_interval", "default_decision_window", mode="before")
     @classmethod
     def _read_duration(cls, value: Any) -> timedelta:
+        return _duration_field(value)
+
+    @field_validator("clock_offset", mode="before")
+    @classmethod
+    def _read_offset(cls, value: Any) -> timedelta:
+        if value in ("", "0", 0, None):
+            return timedelta(0)
         return _duration_field(value)
 
     @field_validator("decision_reminders", "grant_reminders", mode="before")

@@ -12,8 +12,9 @@ import hashlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -1502,3 +1503,61 @@ async def _queue_report(desk: Desk, recipient_kind: ActorKind, recipient_id: str
             dedupe_key=f"report:{recipient_kind.value}:{recipient_id}:{period}" if period else None,
         )
     return True
+
+
+def last_fire_before(
+    cron: str, timezone: str, now: datetime, lookback: timedelta = timedelta(days=8)
+) -> datetime | None:
+    """The latest moment at or before `now` when `cron` fired in `timezone` (within `lookback`)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    trigger = CronTrigger.from_crontab(cron, timezone=ZoneInfo(timezone))
+    moment: datetime | None = trigger.get_next_fire_time(None, now - lookback)
+    last: datetime | None = None
+    for _ in range(20_000):  # a weekly cron takes one or two steps; this bounds a per-minute one
+        if moment is None or moment > now:
+            break
+        last = moment
+        moment = trigger.get_next_fire_time(moment, moment + timedelta(seconds=1))
+    return last.astimezone(UTC) if last else None
+
+
+async def queue_due_reports(desk: Desk, *, cron: str, limit: int = SWEEP_BATCH) -> int:
+    """Queues each recipient's report for the latest cron moment in their own time zone, once.
+
+    Run on every sweep, so a report that fell due while the service was down goes out when it
+    returns; the report_runs row makes it once per recipient and period on any number of instances.
+    """
+    now = desk.clock.now()
+    due: list[tuple[ActorKind, str, str]] = []
+    async with desk.db.transaction() as session:
+        for kind, table, reachable in (
+            (ActorKind.artist, Artist, Artist.telegram_chat_id.is_not(None)),
+            (ActorKind.agency, Agency, Agency.slack_channel_id.is_not(None)),
+        ):
+            zones = (await session.execute(select(table.timezone).where(reachable).distinct())).scalars()
+            for zone in list(zones):
+                fired = last_fire_before(cron, zone, now)
+                if fired is None:
+                    continue
+                period = f"week:{utc_iso(fired)}"
+                already = select(ReportRun.recipient_id).where(
+                    ReportRun.recipient_kind == kind.value, ReportRun.period == period
+                )
+                ids = (
+                    await session.execute(
+                        select(table.id)
+                        .where(
+                            reachable,
+                            table.timezone == zone,
+                            table.created_at <= fired,
+                            table.id.not_in(already),
+                        )
+                        .limit(limit)
+                    )
+                ).scalars()
+                due += [(kind, rid, period) for rid in ids]
+    queued = 0
+    for kind, rid, period in due:
+        queued += await queue_report(desk, recipient_kind=kind, recipient_id=rid, period=period)
+    return queued

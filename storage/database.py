@@ -25,7 +25,7 @@ def parse_database_url(url: str) -> URL:
     """Checks a DATABASE_URL names a supported driver and is well formed."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise DatabaseError(f"DATABASE_URL is malformed: {_hide_password(url)!r}") from None
     if parsed.drivername not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
         raise DatabaseError(
@@ -39,7 +39,7 @@ def parse_database_url(url: str) -> URL:
 def _hide_password(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return url.split("@")[-1]
 
 

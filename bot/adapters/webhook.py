@@ -1,0 +1,105 @@
+"""Creators' status webhooks: a signed JSON POST per status change, retried through the outbox.
+
+Signature: `Likeness-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>` with the
+Unix timestamp in `Likeness-Timestamp`; `Likeness-Event-Id` is the notice id, stable across
+retries, for de-duplication on the creator's side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+
+from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
+from bot.models import ChannelKind, utc_iso
+from bot.workflow import Desk
+from storage.tables import Creator
+
+SIGNATURE_HEADER = "Likeness-Signature"
+TIMESTAMP_HEADER = "Likeness-Timestamp"
+EVENT_ID_HEADER = "Likeness-Event-Id"
+
+
+def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
+    """The signature header value for a body sent at `timestamp`."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"v1={mac}"
+
+
+def verify_webhook(
+    secret: str,
+    timestamp: str,
+    body: bytes,
+    signature: str,
+    *,
+    now: float | None = None,
+    tolerance: int = 300,
+) -> bool:
+    """What a creator runs on receipt: True when the signature matches and the timestamp is fresh."""
+    if not timestamp.isdigit():
+        return False
+    moment = int(timestamp)
+    if abs((now if now is not None else time.time()) - moment) > tolerance:
+        return False
+    return hmac.compare_digest(sign_webhook(secret, moment, body), signature)
+
+
+class WebhookSender:
+    """Sends `status` notices to the creator's webhook URL."""
+
+    channel = ChannelKind.webhook
+
+    def __init__(self, desk: Desk, client: httpx.AsyncClient | None = None) -> None:
+        """Parameters:
+        desk: for the creator's URL and secret.
+        client: the HTTP client (one shared pool); made here when not given.
+        """
+        self.desk = desk
+        self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+
+    def lane(self, notice: Outgoing) -> str:
+        """One creator's updates arrive in the order they happened."""
+        return notice.recipient_id
+
+    async def send(self, notice: Outgoing) -> Delivered:
+        """POSTs the signed event; anything but 2xx is retried with backoff for up to 24 h."""
+        async with self.desk.db.transaction() as session:
+            creator = await session.get(Creator, notice.recipient_id)
+        if creator is None or not creator.webhook_url or not creator.webhook_secret:
+            raise Undeliverable("the creator has no webhook URL any more")
+        body = json.dumps(
+            {
+                "id": notice.id,
+                "type": notice.payload.get("event", notice.kind),
+                "created_at": utc_iso(notice.created_at),
+                "data": notice.payload,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode("utf-8")
+        timestamp = int(self.desk.clock.now().timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign_webhook(creator.webhook_secret, timestamp, body),
+            EVENT_ID_HEADER: notice.id,
+            "User-Agent": "likeness-consent-webhooks/1",
+        }
+        try:
+            answer = await self.client.post(creator.webhook_url, content=body, headers=headers)
+        except httpx.HTTPError as error:
+            raise RetryLater(f"webhook unreachable: {type(error).__name__}") from None
+        if 200 <= answer.status_code < 300:
+            return Delivered()
+        after = answer.headers.get("Retry-After")
+        raise RetryLater(
+            f"webhook answered {answer.status_code}", float(after) if after and after.isdigit() else None
+        )
+
+    async def close(self) -> None:
+        """Closes the connection pool."""
+        await self.client.aclose()

@@ -1,0 +1,79 @@
+"""The schedule: one sweep job every SWEEP_INTERVAL that runs the workflow's sweeps.
+
+Nothing due lives in memory: what is due is read from database columns (decision_due_at,
+reminders_sent, starts_at, ends_at, report_runs) on each sweep, so a restart forgets nothing
+and catches up at once; the rows' own state makes each step happen once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot import workflow
+from bot.workflow import Desk
+
+log = logging.getLogger(__name__)
+
+SWEEP_JOB = "sweeps"
+
+
+class Schedule:
+    """Owns the AsyncIOScheduler and its sweep job."""
+
+    def __init__(self, desk: Desk, *, sweep_interval: timedelta, report_cron: str) -> None:
+        """Prepares the scheduler; `start()` runs it in the current event loop.
+
+        Parameters:
+            desk: the workflow's desk.
+            sweep_interval: how often to look for due work.
+            report_cron: crontab of the weekly usage reports, applied in each recipient's time zone.
+        """
+        self.desk = desk
+        self.sweep_interval = sweep_interval
+        self.report_cron = report_cron
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.passes = 0
+
+    async def sweep(self) -> dict[str, int]:
+        """One pass: lapses, reminders, activations, expiries, then reports that fell due."""
+        done = await workflow.run_sweeps(self.desk)
+        done["reports"] = await workflow.queue_due_reports(self.desk, cron=self.report_cron)
+        self.passes += 1
+        if any(done.values()):
+            log.info("sweep: %s", ", ".join(f"{k}={v}" for k, v in done.items() if v))
+        return done
+
+    async def _guarded_sweep(self) -> None:
+        try:
+            await self.sweep()
+        except Exception:
+            # A failed pass is retried at the next interval; the rows it did not finish are still due.
+            log.exception("sweep failed")
+
+    async def start(self) -> None:
+        """Starts the scheduler; the first sweep runs at once, catching up on anything missed."""
+        self.scheduler.add_job(
+            self._guarded_sweep,
+            IntervalTrigger(seconds=self.sweep_interval.total_seconds()),
+            id=SWEEP_JOB,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        """Stops without waiting for a running sweep (its transaction either commits or rolls back)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def run_soon(self) -> None:
+        """Runs the next sweep now instead of at the next interval (used after the sandbox clock moves)."""
+        job = self.scheduler.get_job(SWEEP_JOB)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
