@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from bot.models import ChannelKind
 from bot.workflow import Desk
@@ -175,17 +175,12 @@ class Outbox:
         return len(claimed)
 
     async def pending_count(self) -> int:
-        """How many notices still wait to be sent (for tests and health)."""
-        from sqlalchemy import func
-
+        """How many notices on this drainer's channels still wait to be sent (for tests and health)."""
+        channels = [c.value for c in self.senders]
         async with self.desk.db.transaction() as session:
-            return int(
-                (
-                    await session.execute(
-                        select(func.count()).select_from(Notice).where(Notice.status == "pending")
-                    )
-                ).scalar_one()
-            )
+            query = select(func.count()).select_from(Notice)
+            query = query.where(Notice.status == "pending", Notice.channel.in_(channels))
+            return int((await session.execute(query)).scalar_one())
 
     async def _claim(self) -> list[Outgoing]:
         now = self.desk.clock.now()

@@ -388,8 +388,24 @@ def _announce(session: AsyncSession, now: datetime, view: RequestView, event: st
     _tell_agency(
         session, now, view.agency, "board_update", request_id=request.id, payload={"event": event} | data
     )
+    grant = view.grant
+    if grant is not None:
+        data = data | {
+            "grant": {
+                "id": grant.id,
+                "status": grant.status,
+                "starts_at": utc_iso(grant.starts_at),
+                "ends_at": utc_iso(grant.ends_at),
+            }
+        }
     _tell_creator(
-        session, now, view.creator, event, request_id=request.id, data={"status": request.status} | data
+        session,
+        now,
+        view.creator,
+        event,
+        request_id=request.id,
+        grant_id=grant.id if grant else None,
+        data={"status": request.status} | data,
     )
 
 
@@ -1561,3 +1577,52 @@ async def queue_due_reports(desk: Desk, *, cron: str, limit: int = SWEEP_BATCH) 
     for kind, rid, period in due:
         queued += await queue_report(desk, recipient_kind=kind, recipient_id=rid, period=period)
     return queued
+
+
+# ---------------------------------------------------------------- Slack board (appended for issue 4)
+
+SLACK_REPLAY_MEMORY = timedelta(minutes=10)
+
+
+async def check_decision(desk: Desk, *, request_id: str, actor: Actor, outcome: Outcome) -> RequestView:
+    """Checks, without deciding, that `actor` may make this decision now (e.g. before a deny form opens).
+
+    The same checks as `decide` in the same order; a refusal is audited like a refused decision.
+    """
+    async with _transition(desk, actor, f"decision.{outcome.value}", "request", request_id) as session:
+        view = await _view(session, request_id)
+        status = RequestStatus(view.request.status)
+        if status not in OPEN_STATUSES:
+            if status in {RequestStatus.approved, RequestStatus.denied}:
+                raise AlreadyDecided(f"this request was already {status.value}", **_who_decided(view))
+            raise NotOpen(f"this request is {status.value}", status=status.value)
+        _check_may_decide(view, actor, outcome, ai_training_confirmed=False)
+        if actor.kind.value in {d.actor_kind for d in view.decisions}:
+            raise AlreadyDecided("you already approved; waiting for the co-signature", **_who_decided(view))
+        if desk.clock.now() >= view.request.decision_due_at:
+            raise NotOpen("the decision deadline has passed", status=RequestStatus.lapsed.value)
+        return view
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def remember_slack_request(desk: Desk, *, signature: str, signed_at: datetime) -> bool:
+    """True the first time a signed Slack request is seen; False for a replay of one already handled.
+
+    Rows older than the replay window are dropped on the way: Slack's signature check refuses a
+    timestamp more than 5 minutes from now, so a request signed 10 minutes before this one can
+    never come back.
+    """
+    # Imported here so that this appended section leaves the file's header as it is.
+    from sqlalchemy import delete
+
+    from storage.tables import SlackSeenRequest
+
+    try:
+        async with desk.db.transaction() as session:
+            await session.execute(
+                delete(SlackSeenRequest).where(SlackSeenRequest.signed_at < signed_at - SLACK_REPLAY_MEMORY)
+            )
+            session.add(SlackSeenRequest(signature=signature, signed_at=signed_at))
+    except IntegrityError:
+        return False  # this signature was stored before, by this instance or another one
+    return True
