@@ -20,6 +20,12 @@ _bearer = HTTPBearer(auto_error=False, description="The API key shown once by `l
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong API key"},
     404: {"model": ErrorOut, "description": "no such resource, or not yours"},
+    422: {"model": ErrorOut, "description": "invalid input, named field by field"},
+}
+_BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "the body is not valid JSON"},
+    413: {"model": ErrorOut, "description": "the body is larger than 1 MiB"},
+    415: {"model": ErrorOut, "description": "the body is not application/json"},
 }
 
 
@@ -75,7 +81,7 @@ async def _request_out(desk: Desk, request_id: str) -> RequestOut:
     "/requests",
     status_code=201,
     response_model=RequestOut,
-    responses=_ERRORS | {409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 415: {"model": ErrorOut}},
+    responses=_ERRORS | _BODY_ERRORS,
 )
 async def submit_request(
     terms: TermsIn, creator: CreatorDep, desk: DeskDep, idempotency_key: IdempotencyHeader = None
@@ -119,7 +125,9 @@ async def get_request(request_id: str, creator: CreatorDep, desk: DeskDep) -> Re
 @router.post(
     "/requests/{request_id}/withdraw",
     response_model=RequestOut,
-    responses=_ERRORS | {409: {"model": ErrorOut, "description": "already decided, lapsed or withdrawn"}},
+    responses=_ERRORS
+    | _BODY_ERRORS
+    | {409: {"model": ErrorOut, "description": "already decided, lapsed or withdrawn"}},
 )
 async def withdraw_request(
     request_id: str, creator: CreatorDep, desk: DeskDep, idempotency_key: IdempotencyHeader = None
