@@ -152,6 +152,8 @@ async def run_service(service: Service) -> None:
 
     async def announce() -> None:
         print(f"likeness-consent listening on {url}", flush=True)
+        if settings.sandbox_enabled:
+            print(f"sandbox: open {url}/sandbox in your browser", flush=True)
         log.info("listening on %s (docs at %s/docs)", url, url)
 
     service.on_start.append(announce)
@@ -163,4 +165,11 @@ async def run_service(service: Service) -> None:
 def serve(settings: Settings, clock: Clock | None = None) -> None:
     """Runs `likeness serve` in a fresh event loop."""
     configure_logging(settings.log_level)
-    asyncio.run(run_service(build_service(settings, clock)))
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but the standard loop also works
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(run_service(build_service(settings, clock)))

@@ -321,7 +321,7 @@ def audit_verify(as_json: JsonFlag = False) -> None:
     """Exit 0 when the audit chain is intact; else 1 naming the first bad event."""
 
     async def work(desk: Desk) -> Any:
-        async with desk.db.transaction() as session:
+        async with desk.db.read() as session:
             return await verify_chain(session)
 
     report = _run(work)

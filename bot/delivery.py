@@ -177,7 +177,7 @@ class Outbox:
     async def pending_count(self) -> int:
         """How many notices on this drainer's channels still wait to be sent (for tests and health)."""
         channels = [c.value for c in self.senders]
-        async with self.desk.db.transaction() as session:
+        async with self.desk.db.read() as session:
             query = select(func.count()).select_from(Notice)
             query = query.where(Notice.status == "pending", Notice.channel.in_(channels))
             return int((await session.execute(query)).scalar_one())

@@ -99,7 +99,7 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
     if (artist_id is None) == (agency_id is None):
         raise ValueError("give exactly one of artist_id or agency_id")
     now = desk.clock.now()
-    async with desk.db.transaction() as session:
+    async with desk.db.read() as session:
         if artist_id is not None:
             artist = await session.get(Artist, artist_id)
             if artist is None:
@@ -273,7 +273,7 @@ async def usage_csv(desk: Desk, report: Report) -> bytes:
         ]
     )
     titles = {g.grant_id: (g.request_id, g.project_title, g.artist_name) for g in report.grants}
-    async with desk.db.transaction() as session:
+    async with desk.db.read() as session:
         if report.recipient_kind == "artist":
             artist_ids = [report.recipient_id]
         else:

@@ -729,7 +729,12 @@ async def submit_request(
                 request.id,
                 {"terms_hash": request.terms_hash, "artist_id": artist.id},
             )
-            view = await _view(session, request.id)
+            creator = await session.get(Creator, creator_id)
+            if creator is None:
+                raise NotFound(f"no creator {creator_id}")
+            agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None
+            # A new request has no decisions and no grant: no need to read them back.
+            view = RequestView(request, [], None, artist, agency, creator)
             if crossed:
                 system = Actor(ActorKind.system, "red-lines", ChannelKind.system)
                 await _audit(

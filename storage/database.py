@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -64,9 +65,17 @@ class Database:
         else:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        self.read_engine = self.engine
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, immediate=True)
+            # Readers get their own engine with deferred transactions: in WAL they never wait for a writer.
+            self.read_engine = create_async_engine(self.url, **options)
+            _configure_sqlite(self.read_engine, immediate=False)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Queueing writers here, in order, is far cheaper than
+        # letting them collide in SQLite's busy handler, which sleeps and retries.
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def supports_skip_locked(self) -> bool:
@@ -76,7 +85,17 @@ class Database:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends normally, rolled back on any exception."""
-        async with self._sessions() as session, session.begin():
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            session = await stack.enter_async_context(self._sessions())
+            await stack.enter_async_context(session.begin())
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only view of the database that never waits for writers; do not write through it."""
+        async with self._read_sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> bool:
@@ -105,6 +124,8 @@ class Database:
     async def dispose(self) -> None:
         """Closes every pooled connection."""
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 def _first_line(error: BaseException) -> str:
@@ -112,8 +133,8 @@ def _first_line(error: BaseException) -> str:
     return message[0] if message else type(error).__name__
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE so writers queue instead of deadlocking."""
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
+    """WAL, a busy timeout, foreign keys; BEGIN IMMEDIATE for writers so they queue instead of deadlocking."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -130,4 +151,4 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         # A deferred transaction that reads then writes can fail with SQLITE_BUSY when another
         # writer got there first; taking the write lock up front makes every step serialisable.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -67,7 +67,7 @@ class WebhookSender:
 
     async def send(self, notice: Outgoing) -> Delivered:
         """POSTs the signed event; anything but 2xx is retried with backoff for up to 24 h."""
-        async with self.desk.db.transaction() as session:
+        async with self.desk.db.read() as session:
             creator = await session.get(Creator, notice.recipient_id)
         if creator is None or not creator.webhook_url or not creator.webhook_secret:
             raise Undeliverable("the creator has no webhook URL any more")

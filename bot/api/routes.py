@@ -29,6 +29,9 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_known_keys: dict[str, Creator] = {}
+
+
 def desk_of(request: Request) -> Desk:
     """The desk the application was built with."""
     desk: Desk = request.app.state.desk
@@ -43,8 +46,16 @@ async def current_creator(
         raise HTTPException(
             401, "send your API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"}
         )
-    async with desk_of(request).db.transaction() as session:
-        creator = await creator_by_key_hash(session, workflow.hash_secret(credentials.credentials))
+    key_hash = workflow.hash_secret(credentials.credentials)
+    creator = _known_keys.get(key_hash)
+    if creator is None:
+        async with desk_of(request).db.read() as session:
+            creator = await creator_by_key_hash(session, key_hash)
+        if creator is not None:
+            # Creators and their keys are never changed or removed, so a found key stays valid.
+            _known_keys[key_hash] = creator
+            if len(_known_keys) > 10_000:
+                _known_keys.pop(next(iter(_known_keys)))
     if creator is None:
         raise HTTPException(401, "this API key is not valid", {"WWW-Authenticate": "Bearer"})
     return creator
@@ -69,7 +80,7 @@ def _idempotency(key: str | None, scope: str, body: Any) -> Idempotency | None:
 
 
 async def _request_out(desk: Desk, request_id: str) -> RequestOut:
-    async with desk.db.transaction() as session:
+    async with desk.db.read() as session:
         view = await load_request_view(session, request_id)
     if view is None:
         raise HTTPException(404, f"no request {request_id}")
@@ -89,7 +100,8 @@ async def submit_request(
     """Submits a likeness-use request to the artist; 201 with the request as filed."""
     idem = _idempotency(idempotency_key, "POST /v1/requests", terms.model_dump(mode="json"))
     submitted = await workflow.submit_request(desk, creator_id=creator.id, terms_in=terms, idempotency=idem)
-    body = await _request_out(desk, submitted.view.request.id)
+    view = submitted.view
+    body = RequestOut.of(view, workflow.grant_status_at(view.grant, desk.clock.now()) if view.grant else None)
     headers = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
     return JSONResponse(body.model_dump(mode="json"), status_code=201, headers=headers)
 
@@ -102,7 +114,7 @@ async def list_requests(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RequestList:
     """Lists your own requests, newest first."""
-    async with desk.db.transaction() as session:
+    async with desk.db.read() as session:
         ids = await list_creator_requests(
             session, creator.id, status=status.value if status else None, limit=limit
         )
@@ -139,7 +151,7 @@ async def withdraw_request(
 
 
 async def _own_grant(desk: Desk, creator: Creator, grant_id: str) -> Grant:
-    async with desk.db.transaction() as session:
+    async with desk.db.read() as session:
         grant = await session.get(Grant, grant_id)
     if grant is None or grant.creator_id != creator.id:
         raise HTTPException(404, f"no grant {grant_id}")

@@ -1,0 +1,119 @@
+"""Intake: POST /v1/requests per second over HTTP, beside a constant-answer FastAPI route."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from bench.figures import Figure
+from tests.service import run_cli, service_env, start_service
+
+DURATION = 10.0
+CONCURRENCY = 32
+
+
+def _body(artist: str, number: int) -> dict[str, object]:
+    now = datetime.now(UTC)
+    return {
+        "artist_id": artist,
+        "project_title": f"Bench {number}",
+        "use_description": "A digital double for a thirty second advertising spot, face only.",
+        "media": ["advertising"],
+        "likeness": ["face"],
+        "territory": ["CN"],
+        "starts_at": (now + timedelta(days=1)).isoformat(),
+        "ends_at": (now + timedelta(days=30)).isoformat(),
+        "ai_training": False,
+    }
+
+
+async def _load(url: str, headers: dict[str, str], artist: str, duration: float) -> tuple[int, int]:
+    done = errors = 0
+    deadline = time.perf_counter() + duration
+    async with aiohttp.ClientSession(headers=headers) as session:
+
+        async def worker(worker_id: int) -> None:
+            nonlocal done, errors
+            number = 0
+            while time.perf_counter() < deadline:
+                number += 1
+                async with session.post(
+                    f"{url}/v1/requests", json=_body(artist, worker_id * 1_000_000 + number)
+                ) as r:
+                    await r.read()
+                    if r.status == 201:
+                        done += 1
+                    else:
+                        errors += 1
+
+        await asyncio.gather(*(worker(i) for i in range(CONCURRENCY)))
+    return done, errors
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run() -> list[Figure]:
+    """Measures both servers for DURATION seconds each with CONCURRENCY clients."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    env = service_env(folder, LOG_LEVEL="WARNING")
+    artist = json.loads(run_cli(env, folder, "artist", "add", "--name", "Bench", "--json").stdout)["id"]
+    key = json.loads(run_cli(env, folder, "creator", "add", "--name", "Bench", "--json").stdout)["api_key"]
+    service = start_service(env, folder)
+    try:
+        asyncio.run(_load(service.url, {"Authorization": f"Bearer {key}"}, artist, 1.0))  # warm-up
+        done, errors = asyncio.run(_load(service.url, {"Authorization": f"Bearer {key}"}, artist, DURATION))
+    finally:
+        service.stop()
+    port = _free_port()
+    reference = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.reference_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        asyncio.run(_load(f"http://127.0.0.1:{port}", {}, "x", 1.0))
+        ref_done, _ = asyncio.run(_load(f"http://127.0.0.1:{port}", {}, "x", DURATION))
+    finally:
+        reference.terminate()
+        reference.wait()
+    rate, ref_rate = done / DURATION, ref_done / DURATION
+    return [
+        Figure(
+            "intake POST /v1/requests",
+            rate,
+            "req/s",
+            "constant FastAPI route",
+            ref_rate,
+            goal="≥ 300/s",
+            met=rate >= 300,
+            note=f"{errors} non-201 answers; client on the same 2 cores",
+        )
+    ]
