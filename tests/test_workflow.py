@@ -399,3 +399,47 @@ async def test_idempotency_key_replays_the_first_request(desk: Desk) -> None:
             terms_in=make_terms(desk, parties.artist_id),
             idempotency=other,
         )
+
+
+async def test_decisions_withdrawal_and_lapse_racing_on_one_request_leave_exactly_one_outcome(
+    desk: Desk, clock: FrozenClock
+) -> None:
+    parties = await make_parties(desk, policy=Policy.agency_may_decide)
+    for at_deadline in (False, False, True):
+        submitted = await submit(
+            desk, parties, decision_due_at=(clock.now() + timedelta(minutes=5)).isoformat()
+        )
+        request_id = submitted.view.request.id
+        # Before the deadline the parties race each other; at it, the lapse sweep races them too.
+        clock.advance(timedelta(minutes=5) if at_deadline else timedelta(minutes=4))
+        contenders = [
+            approve(desk, request_id, parties.artist()),
+            deny(desk, request_id, parties.agency(), reason="no"),
+            workflow.withdraw_request(desk, creator_id=parties.creator_id, request_id=request_id),
+            approve(desk, request_id, parties.agency()),
+        ]
+        results = await asyncio.gather(
+            *contenders, workflow.lapse_overdue_requests(desk), return_exceptions=True
+        )
+        unexpected = [
+            r for r in results if isinstance(r, BaseException) and not isinstance(r, workflow.Refused)
+        ]
+        assert not unexpected, unexpected
+        async with desk.db.transaction() as session:
+            request = await session.get(Request, request_id)
+            decisions = (
+                await session.execute(
+                    select(func.count()).select_from(Decision).where(Decision.request_id == request_id)
+                )
+            ).scalar_one()
+            grants = (
+                await session.execute(
+                    select(func.count()).select_from(Grant).where(Grant.request_id == request_id)
+                )
+            ).scalar_one()
+        assert request is not None
+        assert request.status in {"approved", "denied", "withdrawn", "lapsed"}
+        assert decisions == (1 if request.status in {"approved", "denied"} else 0)
+        assert grants == (1 if request.status == "approved" else 0)
+    async with desk.db.transaction() as session:
+        assert (await verify_chain(session)).intact
