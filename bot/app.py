@@ -137,6 +137,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listen now: the "listening on" line is printed during start-up, before uvicorn starts
+    # accepting, and a client that connects in between must be queued, not refused.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -157,7 +160,9 @@ async def run_service(service: Service) -> None:
         log.info("listening on %s (docs at %s/docs)", url, url)
 
     service.on_start.append(announce)
-    config = uvicorn.Config(service.api, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        service.api, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
+    )
     server = uvicorn.Server(config)
     await server.serve(sockets=[sock])
 

@@ -149,17 +149,18 @@ async def test_a_report_asked_for_now_is_queued_each_time(desk: Desk) -> None:
 
 
 async def _approved_grants(
-    env: dict[str, str], count: int, *, starts: timedelta, ends: timedelta, webhook: str
+    env: dict[str, str], count: int, *, starts: timedelta, ends: timedelta, webhook: str, creators: int = 1
 ) -> list[str]:
     """Approved grants made straight through the workflow on the service's own database."""
     settings = load_settings(database_url=env["DATABASE_URL"], data_dir=Path(env["DATA_DIR"]))
     desk = build_desk(settings)
     await desk.db.upgrade()
     try:
-        parties = await make_parties(desk, webhook_url=webhook)
+        everyone = [await make_parties(desk, webhook_url=webhook) for _ in range(creators)]
         now = desk.clock.now()
         grants = []
         for number in range(count):
+            parties = everyone[number % creators]
             submitted = await submit(
                 desk,
                 parties,
