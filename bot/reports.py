@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import logging
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -207,6 +209,16 @@ def chart_png(report: Report) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
+    # Names are often Chinese: use a CJK font where one is installed, DejaVu (Latin) otherwise.
+    matplotlib.rcParams["font.sans-serif"] = [
+        "Noto Sans CJK SC",
+        "WenQuanYi Micro Hei",
+        "WenQuanYi Zen Hei",
+        "Source Han Sans SC",
+        "DejaVu Sans",
+    ]
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
     from matplotlib import pyplot
     from matplotlib.figure import Figure
 

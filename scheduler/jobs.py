@@ -37,6 +37,8 @@ class Schedule:
         self.report_cron = report_cron
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.passes = 0
+        self._running = False
+        self._again = False
 
     async def sweep(self) -> dict[str, int]:
         """One pass: lapses, reminders, activations, expiries, then reports that fell due."""
@@ -48,11 +50,19 @@ class Schedule:
         return done
 
     async def _guarded_sweep(self) -> None:
+        self._running = True
         try:
-            await self.sweep()
-        except Exception:
-            # A failed pass is retried at the next interval; the rows it did not finish are still due.
-            log.exception("sweep failed")
+            while True:
+                self._again = False
+                try:
+                    await self.sweep()
+                except Exception:
+                    # A failed pass is retried at the next interval; what it did not finish is still due.
+                    log.exception("sweep failed")
+                if not self._again:
+                    break
+        finally:
+            self._running = False
 
     async def start(self) -> None:
         """Starts the scheduler; the first sweep runs at once, catching up on anything missed."""
@@ -74,6 +84,10 @@ class Schedule:
 
     def run_soon(self) -> None:
         """Runs the next sweep now instead of at the next interval (used after the sandbox clock moves)."""
+        if self._running:
+            # APScheduler would skip a run while one is going; the running sweep goes round again.
+            self._again = True
+            return
         job = self.scheduler.get_job(SWEEP_JOB)
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
