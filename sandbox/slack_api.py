@@ -547,7 +547,7 @@ class SlackSimulator:
 
     # A timeout argument (not asyncio.timeout around the call) keeps test code short and gives
     # the TimeoutError its list of recent calls.
-    async def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:  # noqa: ASYNC109
+    async def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
         """Wait until ``predicate()`` is truthy, re-checking after every state change; return its value."""
         try:
             async with asyncio.timeout(timeout):

@@ -294,3 +294,18 @@ class ReportRun(Base):
     recipient_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     period: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime]
+
+
+class SlackSeenRequest(Base):
+    """A signed Slack request already handled, kept by signature so a replay is refused.
+
+    Slack's signature covers the timestamp and the body, and requests older than five minutes
+    are refused anyway, so a row is only needed for a few minutes; in the database (not in
+    memory) so that every instance behind a load balancer sees every earlier request.
+    """
+
+    __tablename__ = "slack_seen_requests"
+
+    signature: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # The request's own signed timestamp, not our clock: the replay window is measured in it.
+    signed_at: Mapped[datetime] = mapped_column(index=True)

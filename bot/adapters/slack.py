@@ -1,0 +1,398 @@
+"""Talks to Slack's Web API: board posts and edits, thread replies, ephemerals, modals, uploads.
+
+`SlackSender` is the outbox's way out to Slack. It keeps to Slack's limits itself (about one
+message per second per channel, chat.update at tier 3) instead of finding them by 429, and
+maps every Slack answer onto the drainer's vocabulary: `RetryLater` for 429 (after its
+Retry-After), 5xx, network trouble and fixable set-up problems; `Undeliverable` only for
+what can never succeed. It decides nothing about requests: what to show comes from
+`bot.board`, what happened comes from the notice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+from aiolimiter import AsyncLimiter
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from sqlalchemy import func, select
+
+from bot import board
+from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
+from bot.models import ChannelKind
+from bot.reports import build_report, chart_png, usage_csv
+from bot.workflow import Desk, NotFound
+from storage.queries import RequestView, card_ref, load_request_view
+from storage.tables import Agency, Notice
+
+log = logging.getLogger(__name__)
+
+# Slack asks for about one message per second per channel.
+POST_INTERVAL = 1.0
+# chat.update is tier 3: 50+ a minute per workspace, short bursts allowed.
+UPDATE_BURST, UPDATE_PERIOD = 10, 12.0
+# How many times a missing channel, or a bot not in it, is retried (with the drainer's
+# back-off, about half an hour in all) before the notice is given up: time for someone to
+# invite the bot, without retrying a deleted channel for a day.
+CHANNEL_PATIENCE = 10
+# When a board notice finds an earlier one of its request still waiting, look again this soon.
+EARLIER_NOTICE_WAIT = 1.0
+
+_RETRY_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+    }
+)
+_SETUP_ERRORS = frozenset(
+    {
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "org_login_required",
+        "ekm_access_denied",
+    }
+)
+_CHANNEL_ERRORS = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
+_GONE_ERRORS = frozenset(
+    {"message_not_found", "thread_not_found", "cant_update_message", "edit_window_closed"}
+)
+# Events worth showing in the channel, not only in the thread.
+_BROADCAST_EVENTS = frozenset({"usage.violation", "reminder.escalation", "grant.revoked"})
+
+
+class MessageGone(Exception):
+    """The board message to edit or reply under no longer exists (deleted by someone)."""
+
+
+class ChannelUnreachable(Exception):
+    """The channel is gone or archived, or the bot was not invited to it."""
+
+
+class ChannelPace:
+    """Keeps one channel's messages at least `interval` apart as Slack receives them.
+
+    A rate limiter spaces the moments requests *leave*; Slack counts when they *arrive*, and a
+    slow first request followed by a quick second one arrives closer together than it left.
+    So the next message starts only `interval` after the previous one was answered: it cannot
+    arrive sooner. A 429's Retry-After holds the channel for everyone posting to it.
+    """
+
+    def __init__(self, interval: float) -> None:
+        """Prepares the pace; `interval` is in seconds."""
+        self.interval = interval
+        self._turns = asyncio.Lock()
+        self._free_at = 0.0
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Waits for the channel's next free moment, then holds it for one request."""
+        async with self._turns:
+            loop = asyncio.get_running_loop()
+            wait = self._free_at - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)  # the pace itself, not a synchronisation guess
+            try:
+                yield
+            except RetryLater as limited:
+                if limited.after is not None:
+                    self.hold(limited.after)
+                raise
+            finally:
+                self._free_at = max(self._free_at, loop.time() + self.interval)
+
+    def hold(self, seconds: float) -> None:
+        """Nothing goes to this channel for `seconds` (Slack said so)."""
+        self._free_at = max(self._free_at, asyncio.get_running_loop().time() + seconds)
+
+
+@dataclass(frozen=True)
+class _Board:
+    """What one board notice needs: the request, where the board is, where its root message is."""
+
+    view: RequestView
+    channel: str
+    root: tuple[str, str] | None
+    earlier_due: datetime | None
+
+
+def _slack_failure(method: str, error: SlackApiError) -> Exception:
+    """The drainer's reading of a Slack error answer."""
+    response = error.response
+    status = int(getattr(response, "status_code", 200) or 200)
+    code = str(response.get("error") or "") if hasattr(response, "get") else ""
+    if status == 429 or code == "ratelimited":
+        headers = getattr(response, "headers", {}) or {}
+        retry_after = headers.get("Retry-After") or headers.get("retry-after") or "1"
+        try:
+            after = max(1.0, float(retry_after))
+        except ValueError:
+            after = 1.0
+        return RetryLater(f"{method}: rate limited", after=after)
+    if status >= 500 or code in _RETRY_ERRORS:
+        return RetryLater(f"{method}: {code or f'HTTP {status}'}")
+    if code in _SETUP_ERRORS:
+        # The token or the app's scopes need fixing; notices wait (up to a day) instead of being lost.
+        log.error("Slack refused %s with %s: check SLACK_BOT_TOKEN and the app's scopes", method, code)
+        return RetryLater(f"{method}: {code}")
+    if code in _CHANNEL_ERRORS:
+        return ChannelUnreachable(code)
+    if code in _GONE_ERRORS:
+        return MessageGone(code)
+    return Undeliverable(f"{method}: {code or f'HTTP {status}'}")
+
+
+async def _call(method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
+    """Awaits one Web API call, turning its failures into RetryLater / Undeliverable / the two above."""
+    try:
+        return await call
+    except SlackApiError as error:
+        raise _slack_failure(method, error) from error
+    except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as error:
+        raise RetryLater(f"{method}: {type(error).__name__}") from error
+
+
+class SlackSender:
+    """Sends the agency board's notices to Slack and offers the calls the Slack handlers need."""
+
+    channel = ChannelKind.slack
+
+    def __init__(
+        self,
+        desk: Desk,
+        client: AsyncWebClient,
+        *,
+        post_interval: float = POST_INTERVAL,
+        update_burst: int = UPDATE_BURST,
+        update_period: float = UPDATE_PERIOD,
+    ) -> None:
+        """Prepares the sender; nothing is called until the first notice.
+
+        Parameters:
+            desk: the workflow's desk, read to render the board as it stands.
+            client: a slack_sdk client with the bot token and the Web API base URL.
+            post_interval: seconds between two messages to one channel.
+            update_burst, update_period: chat.update allowance (per workspace).
+        """
+        self.desk = desk
+        self.client = client
+        self.post_interval = post_interval
+        self._paces: dict[str, ChannelPace] = {}
+        self._updates = AsyncLimiter(update_burst, update_period)
+        # Roots posted by a send that then failed (its thread reply hit a 429, say), so the drainer
+        # never stored them: the retry edits them instead of posting a second root.
+        self._unrecorded_roots: dict[tuple[str, str], tuple[str, str]] = {}
+
+    # ------------------------------------------------------------ the outbox's side
+
+    def lane(self, notice: Outgoing) -> str:
+        """One lane per agency: its board is one channel, so this keeps each channel's posts in order."""
+        return notice.recipient_id
+
+    async def send(self, notice: Outgoing) -> Delivered:
+        """Posts, edits or uploads what one notice says; raises RetryLater / Undeliverable when it cannot."""
+        try:
+            if notice.kind == "board_post":
+                return await self._publish(notice, reply=None)
+            if notice.kind == "report":
+                return await self._report(notice)
+            if notice.request_id is not None:
+                # board_update, and any later kind about a request: the root edited, a line in its thread.
+                return await self._publish(notice, reply={"event": notice.kind} | notice.payload)
+        except ChannelUnreachable as why:
+            if notice.attempts + 1 >= CHANNEL_PATIENCE:
+                raise Undeliverable(f"Slack channel unreachable: {why}") from why
+            log.warning(
+                "Slack channel of agency %s unreachable (%s): invite the bot to the channel, or fix "
+                "`likeness agency add --slack-channel`; retrying",
+                notice.recipient_id,
+                why,
+            )
+            raise RetryLater(f"channel unreachable: {why}") from why
+        raise Undeliverable(f"the Slack board has no use for a {notice.kind!r} notice")
+
+    async def _board(self, notice: Outgoing) -> _Board:
+        if notice.request_id is None:
+            raise Undeliverable("a board notice without a request")
+        async with self.desk.db.transaction() as session:
+            view = await load_request_view(session, notice.request_id)
+            agency = await session.get(Agency, notice.recipient_id)
+            ref = await card_ref(session, notice.request_id, ChannelKind.slack.value, notice.recipient_id)
+            # An earlier board notice of this request still waiting (e.g. behind a 429, or its
+            # first post): the drainer keeps a lane in order only within one claimed batch.
+            earlier_due = (
+                await session.execute(
+                    select(func.min(Notice.next_attempt_at)).where(
+                        Notice.request_id == notice.request_id,
+                        Notice.recipient_id == notice.recipient_id,
+                        Notice.channel == ChannelKind.slack.value,
+                        Notice.kind.in_(["board_post", "board_update"]),
+                        Notice.status == "pending",
+                        Notice.created_at < notice.created_at,
+                    )
+                )
+            ).scalar_one_or_none()
+        if view is None:
+            raise Undeliverable(f"no request {notice.request_id}")
+        if agency is None or not agency.slack_channel_id:
+            raise Undeliverable(f"agency {notice.recipient_id} has no Slack channel")
+        root = (ref.chat_id, ref.message_id) if ref is not None else None
+        return _Board(view, agency.slack_channel_id, root, earlier_due)
+
+    async def _publish(self, notice: Outgoing, *, reply: dict[str, Any] | None) -> Delivered:
+        """Brings the root message to the request's current state; adds the event to its thread."""
+        state = await self._board(notice)
+        if state.earlier_due is not None:
+            # Never overtake: the first post shows the request and the thread keeps the order of
+            # events. (Without any post at all, e.g. a channel set later, the root is posted below.)
+            wait = (state.earlier_due - self.desk.clock.now()).total_seconds()
+            raise RetryLater(
+                "an earlier board notice of this request is not out yet", after=max(EARLIER_NOTICE_WAIT, wait)
+            )
+        key = (state.view.request.id, notice.recipient_id)
+        channel = state.channel
+        root = state.root if state.root and state.root[0] == channel else None
+        if root is None:
+            remembered = self._unrecorded_roots.get(key)
+            root = remembered if remembered and remembered[0] == channel else None
+        message = board.root_message(state.view)
+        if root is not None:
+            try:
+                await self.update(channel, root[1], message)
+            except MessageGone:
+                log.info("board message of %s was deleted; posting it again", state.view.request.id)
+                root = None
+        if root is None:
+            root = (channel, await self.post(channel, message))
+            self._unrecorded_roots[key] = root
+        if reply is not None:
+            text = board.thread_reply(state.view, reply)
+            broadcast = str(reply.get("event")) in _BROADCAST_EVENTS
+            try:
+                await self.post(channel, text, thread_ts=root[1], broadcast=broadcast)
+            except MessageGone:
+                self._unrecorded_roots.pop(key, None)
+                raise RetryLater("the board message went away under the reply") from None
+        # Sent: the drainer stores a new root's place together with the sent mark.
+        self._unrecorded_roots.pop(key, None)
+        if state.root == root:
+            return Delivered()
+        return Delivered(card_chat_id=root[0], card_message_id=root[1])
+
+    async def _report(self, notice: Outgoing) -> Delivered:
+        """The usage report: a summary with the chart PNG and the CSV, in one upload message."""
+        async with self.desk.db.transaction() as session:
+            agency = await session.get(Agency, notice.recipient_id)
+        if agency is None or not agency.slack_channel_id:
+            raise Undeliverable(f"agency {notice.recipient_id} has no Slack channel")
+        try:
+            report = await build_report(self.desk, agency_id=agency.id)
+        except NotFound as why:
+            raise Undeliverable(why.message) from why
+        # matplotlib takes a moment; the event loop keeps serving meanwhile.
+        chart = await asyncio.to_thread(chart_png, report)
+        table = await usage_csv(self.desk, report)
+        stamp = report.period_end.strftime("%Y-%m-%d")
+        await self.upload(
+            agency.slack_channel_id,
+            comment=board.report_comment(report),
+            files=[
+                (f"likeness-usage-{stamp}.png", chart, "Uses per week"),
+                (f"likeness-usage-{stamp}.csv", table, "Usage events"),
+            ],
+        )
+        return Delivered()
+
+    # ------------------------------------------------------------ Web API calls, limited and mapped
+
+    def _pace(self, channel: str) -> ChannelPace:
+        pace = self._paces.get(channel)
+        if pace is None:
+            pace = self._paces[channel] = ChannelPace(self.post_interval)
+        return pace
+
+    async def post(
+        self,
+        channel: str,
+        message: board.SlackMessage | str,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        """Posts a message (or a thread reply) at the channel's pace; returns its ts."""
+        if isinstance(message, str):
+            message = board.SlackMessage(text=message, blocks=[])
+        async with self._pace(channel).turn():
+            response = await _call(
+                "chat.postMessage",
+                self.client.chat_postMessage(
+                    channel=channel,
+                    text=message.text,
+                    blocks=message.blocks or None,
+                    metadata=message.metadata,
+                    thread_ts=thread_ts,
+                    reply_broadcast=broadcast or None,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                ),
+            )
+        return str(response["ts"])
+
+    async def update(self, channel: str, ts: str, message: board.SlackMessage) -> None:
+        """Replaces a message's text and blocks."""
+        async with self._updates:
+            await _call(
+                "chat.update",
+                self.client.chat_update(
+                    channel=channel,
+                    ts=ts,
+                    text=message.text,
+                    blocks=message.blocks,
+                    metadata=message.metadata,
+                ),
+            )
+
+    async def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """Shows a message to one person in a channel (refusals, answers to clicks)."""
+        await _call(
+            "chat.postEphemeral", self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        )
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        """Opens a modal; the trigger from a click lasts 3 seconds, so this is called right after ack."""
+        await _call("views.open", self.client.views_open(trigger_id=trigger_id, view=view))
+
+    async def upload(self, channel: str, *, comment: str, files: list[tuple[str, bytes, str]]) -> None:
+        """Uploads files as one message with a comment (files_upload_v2), at the channel's pace."""
+        async with self._pace(channel).turn():
+            await _call(
+                "files.upload",
+                self.client.files_upload_v2(
+                    channel=channel,
+                    initial_comment=comment,
+                    file_uploads=[
+                        {"content": data, "filename": name, "title": title} for name, data, title in files
+                    ],
+                ),
+            )
+
+    async def whoami(self) -> dict[str, Any]:
+        """auth.test: which bot and workspace the token belongs to."""
+        response = await _call("auth.test", self.client.auth_test())
+        return dict(response.data) if isinstance(response.data, dict) else {}

@@ -1,0 +1,529 @@
+"""What the agency's Slack board shows: Block Kit for a request's root message, its thread, forms.
+
+Pure rendering: every function takes what the workflow stored and returns Slack payloads.
+Which buttons appear follows the artist's decision policy (DESIGN §4); the workflow checks
+the same rules again when a button is pressed, so a button shown here is a convenience,
+never a permission.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot import workflow
+from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Policy, RequestStatus
+from bot.reports import Report
+from storage.queries import RequestView
+from storage.tables import Decision
+
+Block = dict[str, Any]
+
+ACTION_APPROVE = "board_approve"
+ACTION_DENY = "board_deny"
+ACTION_NUDGE = "board_nudge"
+DENY_FORM = "board_deny_reason"
+REASON_BLOCK = "reason"
+REASON_INPUT = "reason_text"
+METADATA_EVENT = "likeness_request"
+
+# Slack's own limits (Block Kit reference); longer texts are cut with an ellipsis.
+_HEADER_MAX = 150
+_SECTION_MAX = 3000
+_FIELD_MAX = 2000
+_DESCRIPTION_SHOWN = 700
+_REASON_MAX = 500
+PENDING_SHOWN = 40
+
+_SENSITIVE_WORDS = {
+    "sexual_content": "sexual content",
+    "political": "political",
+    "religious": "religious",
+    "endorsement": "endorsement",
+    "physical_alteration": "physical alteration",
+    "real_time_interactive": "real-time interaction",
+}
+_POLICY_WORDS = {
+    Policy.artist_only: "the artist decides alone",
+    Policy.agency_may_decide: "the agency may decide",
+    Policy.both_required: "artist and agency must both approve",
+}
+_CHANNEL_WORDS = {"telegram": "in Telegram", "slack": "in Slack", "api": "through the API", "cli": "by admin"}
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """A message as chat.postMessage / chat.update take it: fallback text, blocks, metadata."""
+
+    text: str
+    blocks: list[Block]
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class DenyForm:
+    """What a deny form carries through Slack and back: the request, the terms seen, where it was opened."""
+
+    request_id: str
+    terms_hash: str
+    channel_id: str
+    message_ts: str
+
+
+# ---------------------------------------------------------------- small pieces
+
+
+def escape(text: str) -> str:
+    """Escapes &, < and > so that text from creators can never ping @channel or forge a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_date(moment: datetime, style: str = "{date_short_pretty} {time}") -> str:
+    """A date every reader sees in their own time zone, with UTC as the fallback text."""
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{style}|{fallback}>"
+
+
+def _iso_date(value: Any) -> str:
+    """A stored ISO timestamp as a Slack date; anything unreadable as it is."""
+    try:
+        return slack_date(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+    except ValueError:
+        return escape(str(value))
+
+
+def _mention(member: str | None) -> str:
+    # Slack member ids are upper-case alphanumerics; anything else is shown, not linked.
+    return f"<@{member}>" if member and member.isalnum() else escape(member or "someone")
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": _mrkdwn(_cut(text, _SECTION_MAX))}
+
+
+def _button(action_id: str, label: str, value: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "action_id": action_id,
+        "text": {"type": "plain_text", "text": label, "emoji": True},
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def button_value(request_id: str, terms_hash: str) -> str:
+    """The value a board button carries: the request and the exact terms it was shown with."""
+    return f"{request_id}:{terms_hash}"
+
+
+def parse_button_value(value: str) -> tuple[str, str]:
+    """(request id, terms hash) from a board button's value; ValueError when it is not one of ours."""
+    request_id, _, terms_hash = value.partition(":")
+    if not request_id or not terms_hash:
+        raise ValueError(f"not a board button value: {value!r}")
+    return request_id, terms_hash
+
+
+# ---------------------------------------------------------------- who decided, in words
+
+
+def _who(view: RequestView, decision: Decision) -> str:
+    if decision.actor_kind == ActorKind.artist.value:
+        name, role = decision.actor_display or view.artist.name, "the artist"
+    elif decision.actor_kind == ActorKind.agency.value:
+        name = decision.actor_display or (view.agency.name if view.agency else "the agency")
+        role = "for the agency"
+    else:
+        name, role = decision.actor_display or decision.actor_kind, decision.actor_kind
+    where = _CHANNEL_WORDS.get(decision.channel, decision.channel)
+    return f"*{escape(name)}* ({role}, {where})"
+
+
+def status_line(view: RequestView) -> str:
+    """The request's current status in one mrkdwn line, grant included once there is one."""
+    request = view.request
+    status = RequestStatus(request.status)
+    decisions = view.decisions
+    if status is RequestStatus.pending:
+        line = f":hourglass_flowing_sand: *Waiting for {escape(view.artist.name)}* — decide by "
+        line += slack_date(request.decision_due_at)
+    elif status is RequestStatus.awaiting_cosign:
+        first = decisions[0] if decisions else None
+        other = "the agency" if first and first.actor_kind == ActorKind.artist.value else "the artist"
+        by = _who(view, first) if first else "one side"
+        line = f":hourglass: *Approved by {by}; waiting for {other} to co-sign* — by "
+        line += slack_date(request.decision_due_at)
+    elif status is RequestStatus.approved:
+        approvers = " and ".join(_who(view, d) for d in decisions)  # both, when both had to sign
+        line = ":white_check_mark: *Approved*" + (f" by {approvers}" if approvers else "")
+        if request.decided_at:
+            line += f" · {slack_date(request.decided_at)}"
+    elif status is RequestStatus.denied:
+        denial = next((d for d in decisions if d.outcome == Outcome.deny.value), None)
+        if denial is None and request.reason == RED_LINE_REASON:
+            line = ":no_entry_sign: *Denied at once: it crosses one of the artist's red lines*"
+        else:
+            line = ":x: *Denied*" + (f" by {_who(view, denial)}" if denial else "")
+            if request.decided_at:
+                line += f" · {slack_date(request.decided_at)}"
+            if request.reason:
+                line += f"\n>Reason: {escape(_cut(request.reason, _REASON_MAX))}"
+    elif status is RequestStatus.lapsed:
+        line = ":alarm_clock: *Lapsed* — nobody decided before the deadline"
+    else:
+        line = ":leftwards_arrow_with_hook: *Withdrawn by the creator*"
+    grant = view.grant
+    if grant is not None:
+        window = (
+            f"{slack_date(grant.starts_at, '{date_short}')} → {slack_date(grant.ends_at, '{date_short}')}"
+        )
+        grant_line = {
+            "scheduled": f":calendar: Grant starts {window}",
+            "active": f":large_green_circle: Grant active {window}",
+            "expired": f":white_circle: Grant expired ({window})",
+            "revoked": ":no_entry: *Consent revoked by the artist*"
+            + (f" · {slack_date(grant.revoked_at)}" if grant.revoked_at else "")
+            + " — the creator must stop use and delete",
+        }.get(grant.status, f"Grant {escape(grant.status)}")
+        line += "\n" + grant_line
+    return line
+
+
+# ---------------------------------------------------------------- the root message
+
+
+def decision_buttons(view: RequestView) -> list[Block]:
+    """The buttons the artist's policy allows the agency, for an open request; none once it is closed.
+
+    `artist_only`: only Nudge. `agency_may_decide`: Approve / Deny on behalf, except that AI
+    training is never approved on the artist's behalf. `both_required`: Approve (co-sign) / Deny.
+    """
+    request = view.request
+    if RequestStatus(request.status) not in OPEN_STATUSES:
+        return []
+    policy = Policy(view.artist.policy)
+    value = button_value(request.id, request.terms_hash)
+    decided = {d.actor_kind for d in view.decisions}
+    artist = escape(view.artist.name)
+    buttons: list[Block] = []
+    if policy is Policy.agency_may_decide:
+        if not request.ai_training:
+            approve = _button(ACTION_APPROVE, "Approve on behalf", value, "primary")
+            approve["confirm"] = {
+                "title": {"type": "plain_text", "text": "Approve on behalf?"},
+                "text": _mrkdwn(
+                    f"This grants *{artist}*'s consent to these exact terms, recorded in your name."
+                ),
+                "confirm": {"type": "plain_text", "text": "Approve"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            }
+            buttons.append(approve)
+        buttons.append(_button(ACTION_DENY, "Deny on behalf", value, "danger"))
+    elif policy is Policy.both_required and ActorKind.agency.value not in decided:
+        approve = _button(ACTION_APPROVE, "Approve (co-sign)", value, "primary")
+        approve["confirm"] = {
+            "title": {"type": "plain_text", "text": "Co-sign?"},
+            "text": _mrkdwn(f"The agency's approval; *{artist}* must approve too before it counts."),
+            "confirm": {"type": "plain_text", "text": "Co-sign"},
+            "deny": {"type": "plain_text", "text": "Cancel"},
+        }
+        buttons.append(approve)
+        buttons.append(_button(ACTION_DENY, "Deny", value, "danger"))
+    if ActorKind.artist.value not in decided:
+        buttons.append(_button(ACTION_NUDGE, "Nudge artist", value))
+    return buttons
+
+
+def _sensitive_block(terms: dict[str, Any]) -> Block | None:
+    flags = [_SENSITIVE_WORDS.get(str(s), str(s)) for s in terms.get("sensitive") or []]
+    if not flags:
+        return None
+    return _section(":warning: *Sensitive:* " + ", ".join(f"*{escape(f)}*" for f in flags))
+
+
+def _ai_training_block(view: RequestView) -> Block | None:
+    if not view.request.ai_training:
+        return None
+    who = escape(view.artist.name)
+    return _section(
+        ":robot_face: *AI training requested* — the likeness may train or fine-tune a model. "
+        f"This is separate, personal consent: only *{who}* can approve it, with a second confirmation."
+    )
+
+
+def _compensation(terms: dict[str, Any]) -> str:
+    value = terms.get("compensation")
+    if value == "none":
+        return "none"
+    if isinstance(value, dict):
+        return f"{escape(str(value.get('amount')))} {escape(str(value.get('currency')))}"
+    return "not stated"
+
+
+def _fields(view: RequestView) -> list[Block]:
+    terms = view.request.terms
+    policy = _POLICY_WORDS.get(Policy(view.artist.policy), view.artist.policy)
+    window = f"{_iso_date(terms.get('starts_at'))} →\n{_iso_date(terms.get('ends_at'))}"
+    territory = ", ".join(escape(str(t)) for t in terms.get("territory") or [])
+    sublicensing = "*yes* — may pass it on to third parties" if terms.get("sublicensing") else "no"
+    pairs = [
+        ("Artist", f"{escape(view.artist.name)}\n_{policy}_"),
+        ("Creator", escape(view.creator.name)),
+        ("Media", ", ".join(escape(str(m)).replace("_", " ") for m in terms.get("media") or [])),
+        ("Likeness", ", ".join(escape(str(x)) for x in terms.get("likeness") or [])),
+        ("Territory", territory),
+        ("Window", window),
+        ("Compensation", _compensation(terms)),
+        ("Sublicensing", sublicensing),
+        ("Decide by", slack_date(view.request.decision_due_at)),
+        ("AI labelling", escape(_cut(str(terms.get("labeling") or "not stated"), 300))),
+    ]
+    return [_mrkdwn(_cut(f"*{name}*\n{value or '—'}", _FIELD_MAX)) for name, value in pairs]
+
+
+def request_blocks(view: RequestView, *, with_buttons: bool = True) -> list[Block]:
+    """The board's picture of one request: flags first, then the terms in short, then its status."""
+    request = view.request
+    terms = request.terms
+    title = str(terms.get("project_title") or request.id)
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(f"🎭 {title}", _HEADER_MAX)}}
+    ]
+    for flag in (_sensitive_block(terms), _ai_training_block(view)):
+        if flag is not None:
+            blocks.append(flag)
+    description = escape(_cut(str(terms.get("use_description") or ""), _DESCRIPTION_SHOWN))
+    blocks.append(_section(f"*Use:* {description}"))
+    blocks.append({"type": "section", "fields": _fields(view)})
+    blocks.append({"type": "divider"})
+    blocks.append({"type": "section", "block_id": "status", "text": _mrkdwn(status_line(view))})
+    buttons = decision_buttons(view) if with_buttons else []
+    if buttons:
+        blocks.append({"type": "actions", "block_id": f"board:{request.id}", "elements": buttons})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                _mrkdwn(
+                    f"Request `{request.id}` · terms `{request.terms_hash[:12]}` · "
+                    f"`/likeness status {request.id}`"
+                )
+            ],
+        }
+    )
+    return blocks
+
+
+def root_message(view: RequestView) -> SlackMessage:
+    """The request's root message on the board, as it stands now."""
+    request = view.request
+    title = escape(str(request.terms.get("project_title") or request.id))
+    text = f"Likeness request for {escape(view.artist.name)}: {title} — {request.status.replace('_', ' ')}"
+    if request.ai_training:
+        text += " (AI training requested)"
+    metadata = {
+        "event_type": METADATA_EVENT,
+        "event_payload": {"request_id": request.id, "status": request.status},
+    }
+    return SlackMessage(text=text, blocks=request_blocks(view), metadata=metadata)
+
+
+# ---------------------------------------------------------------- thread replies
+
+
+def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
+    """One line in the request's thread for a `board_update` notice's event."""
+    event = str(payload.get("event") or "update")
+    artist = escape(view.artist.name)
+    creator = escape(view.creator.name)
+    by = escape(str(payload.get("decided_by_name") or payload.get("decided_by") or "someone"))
+    where = _CHANNEL_WORDS.get(str(payload.get("channel")), "")
+    when = f" · {_iso_date(payload['decided_at'])}" if payload.get("decided_at") else ""
+    if event == "request.approved":
+        return (
+            f":white_check_mark: Approved by *{by}* {where}{when}. The grant and its signed receipt are made."
+        )
+    if event == "request.awaiting_cosign":
+        return f":hourglass: *{by}* approved {where}{when}; it needs the co-signature before it counts."
+    if event == "request.denied":
+        reason = view.request.reason
+        text = f":x: Denied by *{by}* {where}{when}."
+        return text + (f"\n>Reason: {escape(_cut(reason, _REASON_MAX))}" if reason else "")
+    if event == "request.lapsed":
+        return ":alarm_clock: The deadline passed without a decision; the request lapsed."
+    if event == "request.withdrawn":
+        return f":leftwards_arrow_with_hook: {creator} withdrew the request."
+    if event == "request.nudged":
+        who = _mention(str(payload.get("by") or ""))
+        return f":bell: {who} nudged {artist}; the card was sent to them again in Telegram."
+    if event == "reminder.escalation":
+        due = _iso_date(payload.get("due_at") or view.request.decision_due_at.isoformat())
+        return f":rotating_light: Still no decision from {artist}; it lapses {due}. Time to call them?"
+    if event == "reminder.grant_expiry":
+        return (
+            f":calendar: The grant ends {_iso_date(payload.get('ends_at'))}. Renewal is always a new request."
+        )
+    if event == "grant.active":
+        return ":large_green_circle: The grant is now active."
+    if event == "grant.expired":
+        return ":white_circle: The grant expired; any further use is a violation."
+    if event == "grant.revoked":
+        return (
+            f":no_entry: {artist} revoked consent. {creator} was told to stop use at once and to confirm "
+            "deletion of training data and models."
+        )
+    if event == "usage.violation":
+        count = escape(str(payload.get("count") or 1))
+        kind = escape(str(payload.get("kind") or "use"))
+        status = escape(str(payload.get("grant_status") or "inactive"))
+        return f":rotating_light: *Violation:* {creator} reported {count}× {kind} against a {status} grant."
+    return f"Update: {escape(event)}"
+
+
+# ---------------------------------------------------------------- deny form
+
+
+def deny_form(view: RequestView, *, channel_id: str, message_ts: str, terms_hash: str) -> dict[str, Any]:
+    """The modal that asks why, opened by Deny; its private metadata says what is denied, on which terms."""
+    request = view.request
+    title = escape(str(request.terms.get("project_title") or request.id))
+    both = Policy(view.artist.policy) is Policy.both_required
+    intro = (
+        f"Deny *{title}* for *{escape(view.artist.name)}*."
+        if both
+        else f"Deny *{title}* on behalf of *{escape(view.artist.name)}*."
+    )
+    metadata = {"r": request.id, "h": terms_hash, "c": channel_id, "t": message_ts}
+    return {
+        "type": "modal",
+        "callback_id": DENY_FORM,
+        "private_metadata": json.dumps(metadata, separators=(",", ":")),
+        "title": {"type": "plain_text", "text": "Deny request"},
+        "submit": {"type": "plain_text", "text": "Deny"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            _section(intro + " The creator and the artist are told; this cannot be undone."),
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Reason"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "max_length": _REASON_MAX,
+                    "placeholder": {"type": "plain_text", "text": "e.g. the fee is below the agreed rate"},
+                },
+            },
+        ],
+    }
+
+
+def parse_deny_form(private_metadata: str) -> DenyForm:
+    """What a submitted deny form was about; ValueError when the metadata is not ours."""
+    try:
+        data = json.loads(private_metadata)
+        return DenyForm(str(data["r"]), str(data["h"]), str(data["c"]), str(data["t"]))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError("not a deny form") from error
+
+
+# ---------------------------------------------------------------- answers to one person
+
+
+def refusal_text(why: workflow.Refused) -> str:
+    """Tells the person who clicked why nothing happened; for a lost race, who decided and when."""
+    if isinstance(why, workflow.AlreadyDecided):
+        details = why.details
+        status = str(details.get("status") or "decided").replace("_", " ")
+        name = escape(str(details.get("decided_by_name") or details.get("decided_by") or "someone"))
+        kind = str(details.get("decided_by") or "")
+        role = {"artist": "the artist", "agency": "for the agency"}.get(kind, kind)
+        where = _CHANNEL_WORDS.get(str(details.get("channel")), "")
+        when = _iso_date(details["decided_at"]) if details.get("decided_at") else "earlier"
+        lead = "You already approved this one" if "co-signature" in why.message else "Too late"
+        return f":lock: {lead}: it is *{status}* — decided by *{name}* ({role}, {where}) at {when}."
+    if isinstance(why, workflow.NotOpen):
+        return f":lock: Nothing to do: {escape(why.message)}."
+    if isinstance(why, workflow.NotFound):
+        return ":grey_question: That request does not exist (any more)."
+    text = f":no_entry: Not done: {escape(why.message)}."
+    if why.details.get("next_at"):
+        text += f" Again from {_iso_date(why.details['next_at'])}."
+    return text
+
+
+def help_text() -> str:
+    """What `/likeness` understands."""
+    return (
+        "*`/likeness` on your agency's board channel:*\n"
+        "• `/likeness pending` — requests still waiting for a decision\n"
+        "• `/likeness status <request id>` — where one request stands\n"
+        "• `/likeness report` — the usage report (chart and CSV) posted here now\n"
+        "Approve, Deny and Nudge are buttons on each request's message."
+    )
+
+
+def pending_text(agency_name: str, views: list[RequestView], total: int) -> str:
+    """The open requests of an agency's roster, soonest deadline first (`total` counts those not shown)."""
+    if not views:
+        return f":sparkles: Nothing is waiting for a decision at {escape(agency_name)}."
+    lines = [f"*{total} waiting for a decision at {escape(agency_name)}:*"]
+    for view in views:
+        request = view.request
+        title = escape(_cut(str(request.terms.get("project_title") or ""), 80))
+        status = " (awaiting co-sign)" if request.status == RequestStatus.awaiting_cosign.value else ""
+        training = " :robot_face: AI training" if request.ai_training else ""
+        lines.append(
+            f"• `{request.id}` *{title}* — {escape(view.artist.name)}{status}{training} · "
+            f"due {slack_date(request.decision_due_at)}"
+        )
+    if total > len(views):
+        lines.append(f"…and {total - len(views)} more.")
+    return "\n".join(lines)
+
+
+def status_message(view: RequestView) -> SlackMessage:
+    """One request's current picture for `/likeness status`, without buttons."""
+    return SlackMessage(
+        text=f"{view.request.id}: {view.request.status}", blocks=request_blocks(view, with_buttons=False)
+    )
+
+
+def report_comment(report: Report) -> str:
+    """The text posted with the report's chart and CSV."""
+    period = (
+        f"{slack_date(report.period_start, '{date_short}')} – {slack_date(report.period_end, '{date_short}')}"
+    )
+    lines = [
+        f":bar_chart: *Likeness usage report — {escape(report.recipient_name)}* ({period})",
+        f"Uses: *{report.total_uses}* · Violations: *{report.total_violations}*"
+        + (" :rotating_light:" if report.total_violations else ""),
+    ]
+    for grant in report.grants[:15]:
+        uses = ", ".join(f"{n}× {escape(k)}" for k, n in grant.uses_by_kind.items()) or "no use"
+        flag = f" · *{grant.violations} violation(s)*" if grant.violations else ""
+        lines.append(
+            f"• {escape(grant.artist_name)} — {escape(_cut(grant.project_title, 60))} "
+            f"({grant.status}): {uses}{flag}"
+        )
+    if report.pending:
+        lines.append(f"Waiting for a decision: {len(report.pending)}")
+    for item in report.expiring_soon[:10]:
+        lines.append(
+            f":calendar: {escape(item.artist_name)} — {escape(_cut(item.project_title, 60))} ends "
+            f"{slack_date(item.ends_at)}"
+        )
+    return "\n".join(lines)
