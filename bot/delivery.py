@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 
 from bot.models import ChannelKind
 from bot.workflow import Desk
@@ -114,6 +114,9 @@ class Outbox:
             lease: how long a claim lasts before another instance may take the notice over.
             poll_interval: how often to look for work that another process queued.
             concurrency: how many lanes send at the same time.
+
+        A sender may set `lane_slice` (its lanes must then be its recipients): how many notices of
+        one recipient one claim takes at most; see `_claim`.
         """
         self.desk = desk
         self.senders = {sender.channel: sender for sender in senders}
@@ -187,14 +190,47 @@ class Outbox:
         channels = [c.value for c in self.senders]
         if not channels:
             return []
+        # Senders with a `lane_slice` (Telegram: a chat takes about a message a second) have each
+        # recipient's pending notices ranked in queue order, and only the oldest few are taken, and
+        # only while none of that recipient's notices waits for a retry (it goes first) or is held
+        # by another instance (the lane is busy there): a recipient's notices leave in order, from
+        # one place, and one busy chat cannot make a whole pass wait on it.
+        sliced = {c.value: int(s.lane_slice) for c, s in self.senders.items() if hasattr(s, "lane_slice")}
+        fair: ColumnElement[bool] = Notice.channel.in_(channels)
+        if sliced:
+            recipient = (Notice.channel, Notice.recipient_kind, Notice.recipient_id)
+            order = (Notice.created_at, Notice.id)
+            held = and_(Notice.claimed_until.is_not(None), Notice.claimed_until > now)
+            ranked = (
+                select(
+                    Notice.id,
+                    Notice.channel,
+                    func.row_number().over(partition_by=recipient, order_by=order).label("place"),
+                    func.sum(case((Notice.next_attempt_at > now, 1), else_=0))
+                    .over(partition_by=recipient, order_by=order)
+                    .label("waiting_before"),
+                    func.max(case((held, 1), else_=0)).over(partition_by=recipient).label("busy"),
+                )
+                .where(Notice.status == "pending", Notice.channel.in_(list(sliced)))
+                .subquery()
+            )
+            takeable = select(ranked.c.id).where(
+                ranked.c.place <= case(*((ranked.c.channel == c, n) for c, n in sliced.items())),
+                ranked.c.waiting_before == 0,
+                ranked.c.busy == 0,
+            )
+            fair = or_(
+                and_(Notice.channel.in_(channels), Notice.channel.not_in(list(sliced))),
+                Notice.id.in_(takeable),
+            )
         async with self.desk.db.transaction() as session:
             rows = list(
                 (
                     await session.execute(
                         select(Notice)
                         .where(
+                            fair,
                             Notice.status == "pending",
-                            Notice.channel.in_(channels),
                             Notice.next_attempt_at <= now,
                             or_(Notice.claimed_until.is_(None), Notice.claimed_until <= now),
                         )

@@ -1211,7 +1211,7 @@ class TelegramSimulator:
     async def wait_for(
         self,
         predicate: Callable[[], T | bool | None],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> T:
         """Waits until ``predicate()`` returns something truthy and returns it.
 
