@@ -31,7 +31,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 test: install lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 bench: install
 	$(PY) -m bench

@@ -76,10 +76,20 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
 
 def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     """Builds the HTTP app and its parts; nothing connects or starts until `run_service`."""
+    sandbox = None
+    if settings.sandbox_enabled:
+        # No platform tokens: point both channels at the in-repo simulators (sandbox/).
+        from sandbox.wiring import prepare_sandbox
+
+        sandbox = prepare_sandbox(settings)
+        settings = sandbox.settings
     if clock is None and (settings.clock_control or settings.sandbox_enabled):
         clock = OffsetClock(settings.clock_offset)
     desk = build_desk(settings, clock)
     service = Service(settings=settings, desk=desk, api=create_api(desk))
+    if sandbox is not None:
+        # Before the channels, so the simulators are up when the bot and the Slack app start.
+        sandbox.attach(service)
     attach_channels(service)
     webhooks = WebhookSender(desk)
     service.senders.append(webhooks)

@@ -1,0 +1,383 @@
+"""The browser sandbox inside `likeness serve`: both simulators, the demo cast, and the page.
+
+With no platform tokens, `bot.app.build_service` asks `prepare_sandbox` for settings that point
+the Telegram bot and the Slack app at the in-repo simulators, and later calls `attach`. From then
+on every part of the service runs exactly as in production: the bot long-polls the Telegram
+simulator over HTTP, the Slack app posts to the Slack simulator and receives its signed clicks on
+`/slack/events`, and the page (sandbox/page/) talks only to the creators' API and to the
+simulators' control APIs.
+
+The demo cast is made once through the same workflow functions the `likeness` CLI uses, and the
+artists' chats are linked the real way: an invite, then `/start <token>` typed by the simulated
+user. What was made is remembered in `DATA_DIR/sandbox.json`, so a restart seeds nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from bot import workflow
+from bot.config import Settings
+from bot.models import Actor, ActorKind, ChannelKind, Language, Policy, RedLines, Sensitive
+from sandbox.slack_api import SlackSimulator
+from sandbox.telegram_api import TelegramSimulator
+from storage.queries import artist_by_telegram_user, creator_by_key_hash
+from storage.tables import Agency
+
+if TYPE_CHECKING:
+    from bot.app import Service
+
+log = logging.getLogger("likeness.sandbox")
+
+SANDBOX_FILE = "sandbox.json"
+# Secrets that never leave this machine: the simulators accept only these, and only on loopback.
+BOT_TOKEN = "7000000001:sandbox-likeness-bot"
+BOT_USERNAME = "likeness_sandbox_bot"
+SLACK_TOKEN = "xoxb-sandbox-likeness"
+LOOPBACK = "127.0.0.1"
+SANDBOX_SWEEP_INTERVAL = timedelta(seconds=5)
+SEEDER = Actor(ActorKind.admin, "sandbox", ChannelKind.cli, display="sandbox set-up")
+
+
+# ---------------------------------------------------------------- the demo cast
+
+
+@dataclass(frozen=True)
+class DemoArtist:
+    """One artist of the demo, with the Telegram user who plays them."""
+
+    key: str
+    name: str
+    language: Language
+    policy: Policy
+    timezone: str
+    telegram_user_id: int
+    first_name: str
+    language_code: str
+    red_lines: RedLines
+
+
+@dataclass(frozen=True)
+class DemoMember:
+    """A Slack member in the agency's workspace; `listed` ones may act for the agency."""
+
+    id: str
+    name: str
+    listed: bool
+
+
+AGENCY_NAME = "Starlight Talent 星光经纪"
+AGENCY_TIMEZONE = "Asia/Shanghai"
+CHANNEL_ID = "C0STARLIGHT"
+CHANNEL_NAME = "starlight-board"
+CREATOR_NAME = "Aurora Pictures AI Lab"
+ARTISTS = (
+    DemoArtist(
+        key="lin",
+        name="林晓 Lin Xiao",
+        language=Language.zh_hans,
+        policy=Policy.agency_may_decide,
+        timezone="Asia/Shanghai",
+        telegram_user_id=7_000_101,
+        first_name="林晓",
+        language_code="zh-hans",
+        red_lines=RedLines(),
+    ),
+    DemoArtist(
+        key="maya",
+        name="Maya Brooks",
+        language=Language.en,
+        policy=Policy.artist_only,
+        timezone="America/Los_Angeles",
+        telegram_user_id=7_000_102,
+        first_name="Maya",
+        language_code="en",
+        red_lines=RedLines(sensitive=[Sensitive.political]),
+    ),
+)
+MEMBERS = (
+    DemoMember("U0MEICHEN", "Mei Chen", listed=True),
+    DemoMember("U0SAMGUEST", "Sam (guest)", listed=False),
+)
+
+
+class SeededArtist(BaseModel):
+    """An artist the sandbox made, by demo key."""
+
+    key: str
+    id: str
+
+
+class Seeded(BaseModel):
+    """What the sandbox made once and keeps in DATA_DIR/sandbox.json."""
+
+    version: int = 1
+    agency_id: str
+    artists: list[SeededArtist]
+    creator_id: str
+    creator_api_key: str
+    seeded_at: datetime
+
+    def artist_id(self, key: str) -> str:
+        """The stored id of a demo artist."""
+        return next(a.id for a in self.artists if a.key == key)
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port nobody listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def read_seeded(path: Path) -> Seeded | None:
+    """The remembered demo data, or None when there is none (or it cannot be read)."""
+    try:
+        return Seeded.model_validate_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValidationError, ValueError) as error:
+        log.warning("sandbox: ignoring %s (%s); making the demo data again", path, error)
+        return None
+
+
+def write_seeded(path: Path, seeded: Seeded) -> None:
+    """Writes the demo data atomically, readable by this user only (it holds an API key)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(seeded.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    partial.chmod(0o600)
+    os.replace(partial, path)
+
+
+class Sandbox:
+    """The simulators on two loopback ports chosen up front, and what the page needs from them.
+
+    Parameters:
+        settings: the settings `likeness serve` read; the sandbox's copy points the channels here.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        """Chooses the ports and builds the settings; nothing starts until the service does."""
+        self.telegram_port = free_port()
+        self.slack_port = free_port()
+        self.signing_secret = secrets.token_urlsafe(24)
+        self.telegram_url = f"http://{LOOPBACK}:{self.telegram_port}"
+        self.slack_url = f"http://{LOOPBACK}:{self.slack_port}"
+        self.settings = settings.model_copy(
+            update={
+                "telegram_bot_token": SecretStr(BOT_TOKEN),
+                "telegram_api_base_url": f"{self.telegram_url}/bot",
+                "telegram_webhook_url": None,
+                "slack_bot_token": SecretStr(SLACK_TOKEN),
+                "slack_signing_secret": SecretStr(self.signing_secret),
+                "slack_api_base_url": f"{self.slack_url}/api/",
+                "clock_control": True,
+                # Skip-ahead runs a sweep at once; should one be running already, the next comes soon.
+                "sweep_interval": min(settings.sweep_interval, SANDBOX_SWEEP_INTERVAL),
+                # With the tokens set above the sandbox would look switched off; it is on.
+                "sandbox": True,
+            }
+        )
+        self.seed_path = settings.data_dir / SANDBOX_FILE
+        self.telegram: TelegramSimulator | None = None
+        self.slack: SlackSimulator | None = None
+        self.seeded: Seeded | None = None
+        self.service: Service | None = None
+        self.on_close: list[Callable[[], Awaitable[None]]] = []
+
+    def attach(self, service: Service) -> None:
+        """Starts the simulators before anything else, stops them last, and mounts the page."""
+        from sandbox.page_routes import mount_page
+
+        self.service = service
+        service.on_start.insert(0, self.start)
+        service.on_stop.insert(0, self.stop)  # stops run in reverse: the simulators go last
+        mount_page(service.api, self)
+        if self.settings.http_host not in {LOOPBACK, "localhost", "::1"}:
+            log.warning(
+                "sandbox: HTTP_HOST is %s; the sandbox page shows the demo API key to anyone who can "
+                "reach it",
+                self.settings.http_host,
+            )
+
+    async def start(self) -> None:
+        """Starts both simulators, makes the demo cast once, and opens the artists' chats."""
+        assert self.service is not None
+        base_url = getattr(self.service.api.state, "base_url", None) or (
+            f"http://{self.settings.http_host}:{self.settings.http_port}"
+        )
+        telegram = TelegramSimulator(bots={BOT_TOKEN: BOT_USERNAME})
+        for artist in ARTISTS:
+            telegram.add_user(artist.telegram_user_id, artist.first_name, artist.language_code)
+        await telegram.start(LOOPBACK, self.telegram_port)
+        self.telegram = telegram
+        slack = SlackSimulator(
+            bot_token=SLACK_TOKEN,
+            signing_secret=self.signing_secret,
+            team_domain="starlight",
+            app_url=f"{base_url}/slack/events",
+        )
+        slack.add_channel(CHANNEL_ID, CHANNEL_NAME)
+        slack.add_user(slack.bot_user_id, "Likeness Consent")
+        for member in MEMBERS:
+            slack.add_user(member.id, member.name)
+        await slack.start(LOOPBACK, self.slack_port)
+        self.slack = slack
+        self.seeded = await self._seed_once()
+        await self._open_chats(self.seeded)
+        log.info("sandbox: Telegram simulator on %s, Slack simulator on %s", telegram.url, slack.url)
+
+    async def stop(self) -> None:
+        """Stops both simulators (after the bot and the Slack app have stopped)."""
+        for close in self.on_close:
+            with contextlib.suppress(Exception):
+                await close()
+        for simulator in (self.telegram, self.slack):
+            if simulator is not None:
+                with contextlib.suppress(Exception):
+                    await simulator.stop()
+
+    async def _seed_once(self) -> Seeded:
+        """The demo data: read back when it is still in the database, else made now and remembered."""
+        assert self.service is not None
+        desk = self.service.desk
+        known = read_seeded(self.seed_path)
+        if known is not None:
+            async with desk.db.transaction() as session:
+                agency = await session.get(Agency, known.agency_id)
+                creator = await creator_by_key_hash(session, workflow.hash_secret(known.creator_api_key))
+            if agency is not None and creator is not None:
+                log.info("sandbox: using the demo data remembered in %s", self.seed_path)
+                return known
+            log.warning("sandbox: %s names data this database does not have; seeding again", self.seed_path)
+        agency_row = await workflow.add_agency(
+            desk,
+            name=AGENCY_NAME,
+            slack_channel_id=CHANNEL_ID,
+            slack_member_ids=[m.id for m in MEMBERS if m.listed],
+            timezone=AGENCY_TIMEZONE,
+            actor=SEEDER,
+        )
+        artists = []
+        for artist in ARTISTS:
+            row = await workflow.add_artist(
+                desk,
+                name=artist.name,
+                agency_id=agency_row.id,
+                policy=artist.policy,
+                language=artist.language,
+                timezone=artist.timezone,
+                red_lines=artist.red_lines,
+                actor=SEEDER,
+            )
+            artists.append(SeededArtist(key=artist.key, id=row.id))
+        made = await workflow.add_creator(desk, name=CREATOR_NAME, actor=SEEDER)
+        seeded = Seeded(
+            agency_id=agency_row.id,
+            artists=artists,
+            creator_id=made.creator.id,
+            creator_api_key=made.api_key,
+            seeded_at=datetime.now(UTC),
+        )
+        write_seeded(self.seed_path, seeded)
+        log.info("sandbox: seeded the demo agency, two artists and a creator (%s)", self.seed_path)
+        return seeded
+
+    async def _open_chats(self, seeded: Seeded) -> None:
+        """Each artist opens the bot: `/start <invite>` the first time, a plain `/start` after a restart.
+
+        Typing to the bot is what lets it write to them (Telegram's rule, kept by the simulator),
+        so this happens before the bot and the outbox start; the bot answers once it polls.
+        """
+        assert self.service is not None and self.telegram is not None
+        desk = self.service.desk
+        for artist in ARTISTS:
+            artist_id = seeded.artist_id(artist.key)
+            async with desk.db.transaction() as session:
+                linked = await artist_by_telegram_user(session, artist.telegram_user_id)
+            if linked is not None and linked.id == artist_id:
+                text = "/start"
+            else:
+                token = await workflow.create_invite(
+                    desk, subject_kind=ActorKind.artist, subject_id=artist_id, actor=SEEDER
+                )
+                text = f"/start {token}"
+            await self.telegram.send_text(BOT_TOKEN, artist.telegram_user_id, text)
+
+    # ---------------------------------------------------------------- what the page reads
+
+    def slack_version(self) -> int:
+        """A number that grows whenever the Slack simulator's state changes."""
+        assert self.slack is not None
+        return self.slack.call_count() + len(self.slack.sent_to_app())
+
+    async def wait_for_change(self, telegram_seen: int, slack_seen: int, timeout: float) -> None:
+        """Returns once either simulator moved past what the page has seen, or after `timeout`."""
+        telegram, slack = self.telegram, self.slack
+        if telegram is None or slack is None:
+            return
+        waits = {
+            asyncio.ensure_future(telegram.wait_for(lambda: telegram.version != telegram_seen, timeout)),
+            asyncio.ensure_future(slack.wait_for(lambda: self.slack_version() != slack_seen, timeout)),
+        }
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when the page goes away mid-wait: no waiter may be left to time out unobserved.
+            for wait in waits:
+                wait.cancel()
+            # A timeout is the usual end of a quiet moment, not an error.
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    def page_config(self) -> dict[str, object]:
+        """Who is who in the demo, and the creator's API key: everything the page needs to act."""
+        seeded = self.seeded
+        assert seeded is not None
+        return {
+            "bot": {"username": BOT_USERNAME, "name": "Likeness Consent"},
+            "agency": {
+                "id": seeded.agency_id,
+                "name": AGENCY_NAME,
+                "channel": CHANNEL_ID,
+                "channel_name": CHANNEL_NAME,
+                "timezone": AGENCY_TIMEZONE,
+            },
+            "members": [{"id": m.id, "name": m.name, "listed": m.listed} for m in MEMBERS],
+            "artists": [
+                {
+                    "key": a.key,
+                    "id": seeded.artist_id(a.key),
+                    "name": a.name,
+                    "first_name": a.first_name,
+                    "language": a.language.value,
+                    "policy": a.policy.value,
+                    "timezone": a.timezone,
+                    "telegram_user_id": a.telegram_user_id,
+                    "red_lines": a.red_lines.model_dump(mode="json"),
+                }
+                for a in ARTISTS
+            ],
+            "creator": {"id": seeded.creator_id, "name": CREATOR_NAME, "api_key": seeded.creator_api_key},
+        }
+
+
+def prepare_sandbox(settings: Settings) -> Sandbox:
+    """The sandbox for settings without platform tokens: `.settings` to build with, `.attach` to wire."""
+    return Sandbox(settings)
