@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_NOTICE_AGE = timedelta(hours=24)
 MAX_BACKOFF = timedelta(minutes=5)
+STOP_GRACE = 5.0
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,12 @@ class Outbox:
         self._stopping.set()
         self._wake.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                # Sends in flight get a moment to finish; after that they are cut off, and their
+                # notices, still claimed, are sent again once the lease runs out (at least once).
+                await asyncio.wait_for(self._task, timeout=STOP_GRACE)
+            except (TimeoutError, asyncio.CancelledError):
+                log.warning("outbox stopped with sends in flight; they will be retried")
             self._task = None
 
     async def run(self) -> None:

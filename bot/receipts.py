@@ -80,9 +80,18 @@ def load_or_create_signer(path: Path) -> Signer:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Write the whole key under a temporary name, then link it into place: a process that starts
+    # at the same moment either wins or reads the winner's complete key, never half of one.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(pem)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return load_or_create_signer(path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return Signer(key)
 
 

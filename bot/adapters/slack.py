@@ -172,6 +172,9 @@ class SlackSender:
     """Sends the agency board's notices to Slack and offers the calls the Slack handlers need."""
 
     channel = ChannelKind.slack
+    # A claim takes at most this many notices of one agency, oldest first, and none while an older
+    # one waits for a retry: the board keeps its order and a paced channel never outlasts the lease.
+    lane_slice = 3
 
     def __init__(
         self,

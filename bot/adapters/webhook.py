@@ -52,6 +52,8 @@ class WebhookSender:
     """Sends `status` notices to the creator's webhook URL."""
 
     channel = ChannelKind.webhook
+    # One creator's events go out in order: none while an older one waits for its retry.
+    lane_slice = 10
 
     def __init__(self, desk: Desk, client: httpx.AsyncClient | None = None) -> None:
         """Parameters:
