@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -199,6 +201,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
 
+_notice_sequence = itertools.count()
+
+
+def _notice_id() -> str:
+    """A notice id that sorts in the order notices were queued by this process.
+
+    Notices written in one transaction share `created_at`; the outbox breaks the tie by id, so
+    the cards queued together at /start, say, leave in the order they were queued.
+    """
+    return f"ntc_{time.time_ns():016x}{next(_notice_sequence) % 0x10000:04x}"
+
+
 def hash_secret(secret: str) -> str:
     """How API keys and invite tokens are kept: SHA-256, never the secret itself."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
@@ -267,7 +281,7 @@ def _queue(
 ) -> None:
     session.add(
         Notice(
-            id=new_id("ntc"),
+            id=_notice_id(),
             channel=channel.value,
             recipient_kind=recipient_kind.value,
             recipient_id=recipient_id,
