@@ -423,6 +423,51 @@ def _announce(session: AsyncSession, now: datetime, view: RequestView, event: st
     )
 
 
+def _announce_grant(
+    session: AsyncSession,
+    now: datetime,
+    view: RequestView,
+    grant: Grant,
+    event: str,
+    *,
+    artist_kind: str | None = None,
+) -> None:
+    """Tells the creator and the agency board (and, with `artist_kind`, the artist) that a grant
+    changed state; each party once per grant and event, however often a sweep runs."""
+    key = f"{event}:{grant.id}"
+    status = event.removeprefix("grant.")
+    if artist_kind is not None:
+        _tell_artist(
+            session,
+            now,
+            view.artist,
+            artist_kind,
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            dedupe_key=f"{key}:artist",
+        )
+    _tell_creator(
+        session,
+        now,
+        view.creator,
+        event,
+        request_id=grant.request_id,
+        grant_id=grant.id,
+        data={"status": status},
+        dedupe_key=key,
+    )
+    _tell_agency(
+        session,
+        now,
+        view.agency,
+        "board_update",
+        request_id=grant.request_id,
+        grant_id=grant.id,
+        payload={"event": event},
+        dedupe_key=f"{key}:agency",
+    )
+
+
 async def _view(session: AsyncSession, request_id: str) -> RequestView:
     view = await load_request_view(session, request_id)
     if view is None:
@@ -1292,27 +1337,7 @@ async def activate_due_grants(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
             grant.status = GrantStatus.active.value
             grant.updated_at = now
             await _audit(session, desk, _SYSTEM, "grant.activated", "grant", grant.id)
-            view = await _view(session, grant.request_id)
-            _tell_creator(
-                session,
-                now,
-                view.creator,
-                "grant.active",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                data={"status": "active"},
-                dedupe_key=f"grant.active:{grant.id}",
-            )
-            _tell_agency(
-                session,
-                now,
-                view.agency,
-                "board_update",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                payload={"event": "grant.active"},
-                dedupe_key=f"grant.active:{grant.id}:agency",
-            )
+            _announce_grant(session, now, await _view(session, grant.request_id), grant, "grant.active")
     return len(rows)
 
 
@@ -1339,35 +1364,7 @@ async def expire_due_grants(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
             grant.updated_at = now
             await _audit(session, desk, _SYSTEM, "grant.expired", "grant", grant.id)
             view = await _view(session, grant.request_id)
-            _tell_artist(
-                session,
-                now,
-                view.artist,
-                "grant_expired",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                dedupe_key=f"grant.expired:{grant.id}:artist",
-            )
-            _tell_creator(
-                session,
-                now,
-                view.creator,
-                "grant.expired",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                data={"status": "expired"},
-                dedupe_key=f"grant.expired:{grant.id}",
-            )
-            _tell_agency(
-                session,
-                now,
-                view.agency,
-                "board_update",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                payload={"event": "grant.expired"},
-                dedupe_key=f"grant.expired:{grant.id}:agency",
-            )
+            _announce_grant(session, now, view, grant, "grant.expired", artist_kind="grant_expired")
     return len(rows)
 
 
