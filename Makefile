@@ -13,7 +13,6 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	$(BIN)/pybabel compile -q -d bot/locale -D messages || true
 	touch $(STAMP)
 
 run: install

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,19 +50,32 @@ def main() -> None:
     chosen = sys.argv[1:] or list(suites)
     figures: list[Figure] = []
     started = time.monotonic()
-    for name in chosen:
-        print(f"== {name}", flush=True)
-        try:
-            results = importlib.import_module(suites[name]).run()
-        except Exception as error:  # one broken benchmark must not hide the others
-            print(f"{name}: failed: {type(error).__name__}: {error}", flush=True)
-            continue
-        for figure in results:
-            print(figure.line(), flush=True)
-        figures += results
+    # Every benchmark's databases (over a gigabyte with the million-row ones) go in one folder
+    # that is removed at the end: mkdtemp() without a dir argument creates them there.
+    scratch = tempfile.mkdtemp(prefix="likeness-bench-")
+    tempfile.tempdir = scratch
+    try:
+        for name in chosen:
+            print(f"== {name}", flush=True)
+            try:
+                results = importlib.import_module(suites[name]).run()
+            except Exception as error:  # one broken benchmark must not hide the others
+                print(f"{name}: failed: {type(error).__name__}: {error}", flush=True)
+                continue
+            for figure in results:
+                print(figure.line(), flush=True)
+            figures += results
+    finally:
+        tempfile.tempdir = None
+        shutil.rmtree(scratch, ignore_errors=True)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
     ).stdout.strip()
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
+    if commit and changed:
+        commit += " with uncommitted changes"
     took = time.monotonic() - started
     header = f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · commit {commit or 'unknown'} · {took:.0f} s\n\n"
     lines = [f"- {f.line()}" for f in figures]

@@ -979,6 +979,16 @@ class TelegramSimulator:
         self._groups[chat_id] = _Group(chat_id, title, members)
         self._notify()
 
+    def mark_started(self, bot_token: str, user_id: int) -> None:
+        """Records that the user pressed Start in the bot's chat earlier: the bot may write to them.
+
+        Unlike ``send_text(..., "/start")`` it produces no update, so the bot sees no greeting to answer.
+        """
+        bot = self._bot(bot_token)
+        self._user(user_id)
+        self._started.add((bot.token, user_id))
+        self._notify()
+
     def block_bot(self, bot_token: str, user_id: int, blocked: bool = True) -> None:
         """Makes the user block (or unblock) the bot: sends to them then fail with 403."""
         bot = self._bot(bot_token)
@@ -1031,12 +1041,28 @@ class TelegramSimulator:
 
     # ---------------------------------------------------------------- acting as a user
 
-    async def send_text(self, bot_token: str, user_id: int, text: str, chat_id: int | None = None) -> int:
+    async def send_text(
+        self,
+        bot_token: str,
+        user_id: int,
+        text: str,
+        chat_id: int | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> int:
         """The user writes ``text`` to the bot (private chat unless ``chat_id`` names a group);
-        returns the update id. ``/start abc`` and other commands carry a bot_command entity."""
+        returns the update id. ``/start abc`` and other commands carry a bot_command entity.
+
+        ``reply_to_message_id`` makes it a reply (Telegram's Reply, as a ForceReply prompt invites)
+        to a message of that chat; the update then carries it as ``reply_to_message``.
+        """
         bot = self._bot(bot_token)
         self._user(user_id)
         target = user_id if chat_id is None else chat_id
+        original: _Message | None = None
+        if reply_to_message_id is not None:
+            original = self._chats.get((bot.token, target), {}).get(reply_to_message_id)
+            if original is None:
+                raise LookupError(f"no message {reply_to_message_id} in chat {target} to reply to")
         if target > 0:
             if target != user_id:
                 raise ValueError(f"user {user_id} cannot write in the private chat of user {target}")
@@ -1060,9 +1086,13 @@ class TelegramSimulator:
                 user_id=user_id,
                 kind="text",
                 body=body,
+                reply_to_message_id=reply_to_message_id,
             )
         )
-        return self._enqueue_update(bot, {"message": self._message_api(message)})
+        payload = self._message_api(message)
+        if original is not None:
+            payload["reply_to_message"] = self._message_api(original)
+        return self._enqueue_update(bot, {"message": payload})
 
     async def tap(
         self,
@@ -2176,8 +2206,13 @@ class TelegramSimulator:
         body = await self._json_body(request)
         bot = self._default_bot(body.get("bot_token"))
         chat_id = body.get("chat_id")
+        reply_to = body.get("reply_to_message_id")
         update_id = await self.send_text(
-            bot.token, int(body["user_id"]), str(body["text"]), int(chat_id) if chat_id is not None else None
+            bot.token,
+            int(body["user_id"]),
+            str(body["text"]),
+            int(chat_id) if chat_id is not None else None,
+            reply_to_message_id=int(reply_to) if reply_to is not None else None,
         )
         return web.json_response({"ok": True, "update_id": update_id})
 

@@ -189,6 +189,38 @@ async def test_the_bot_cannot_write_first_to_a_user_who_never_started_it(
         await bot.send_message(NEWCOMER, "Still there?")
 
 
+async def test_a_user_marked_as_started_can_be_written_to_without_any_update(
+    sim: TelegramSimulator, bot: Bot
+) -> None:
+    sim.mark_started(TOKEN, NEWCOMER)
+
+    await bot.send_message(NEWCOMER, "Hello!")
+
+    assert [m["text"] for m in sim.messages(NEWCOMER)] == ["Hello!"]
+    assert [u["message"]["from"]["id"] for u in sim.updates()] == [ADA]  # only the fixture's /start
+    with pytest.raises(KeyError, match="unknown user 4242"):
+        sim.mark_started(TOKEN, 4242)
+
+
+async def test_a_reply_to_a_bot_message_carries_it_as_reply_to_message(
+    sim: TelegramSimulator, bot: Bot
+) -> None:
+    [start] = await bot.get_updates()
+    prompt = await bot.send_message(ADA, "Why do you decline? (ref req_1)")
+
+    sent_id = await sim.send_text(TOKEN, ADA, "Not for ads", reply_to_message_id=prompt.message_id)
+
+    [update] = await bot.get_updates(offset=start.update_id + 1)
+    assert update.update_id == sent_id and update.message is not None
+    replied = update.message.reply_to_message
+    assert replied is not None and replied.message_id == prompt.message_id
+    assert replied.text == "Why do you decline? (ref req_1)" and replied.from_user is not None
+    assert replied.from_user.is_bot
+    assert sim.messages(ADA, include_user=True)[-1]["reply_to_message_id"] == prompt.message_id
+    with pytest.raises(LookupError, match="no message 99"):
+        await sim.send_text(TOKEN, ADA, "to nothing", reply_to_message_id=99)
+
+
 async def test_malformed_html_long_texts_and_oversized_callback_data_are_refused(bot: Bot) -> None:
     with pytest.raises(BadRequest, match=r"(?i)can't parse entities"):
         await bot.send_message(ADA, "<b>unclosed", parse_mode="HTML")
@@ -462,6 +494,15 @@ async def test_the_control_api_drives_users_and_shows_what_the_bot_did(
         assert updates[-1].callback_query is not None
         assert updates[-1].callback_query.id == tapped["callback_query_id"]
         assert updates[-1].callback_query.data == "deny:5"
+
+        replied = await post(
+            "/control/send_text",
+            {"user_id": 2002, "text": "Because", "reply_to_message_id": card.message_id},
+        )
+        updates = await bot.get_updates(offset=updates[-1].update_id + 1)
+        assert updates[-1].update_id == replied["update_id"]
+        assert updates[-1].message is not None and updates[-1].message.reply_to_message is not None
+        assert updates[-1].message.reply_to_message.message_id == card.message_id
 
         await post("/control/faults", {"kind": "502", "methods": ["sendMessage"]})
         with pytest.raises(NetworkError, match="Bad Gateway"):

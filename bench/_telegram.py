@@ -1,0 +1,170 @@
+"""What the Telegram benchmarks share: the Bot API simulator, a crowd of linked artists with a
+request each (set up in-process on the service's SQLite file), and `likeness serve` against both.
+
+Set-up goes through the workflow, not the API, so it costs no HTTP and no flood allowance:
+every artist is linked as `/start <invite>` would link them (chat id = user id) and marked as
+having pressed Start in the simulator, and every request queues one `card` notice. The service
+starts afterwards and finds the cards waiting in its outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot import workflow
+from bot.app import build_desk
+from bot.config import load_settings
+from bot.models import ActorKind, TermsIn
+from bot.workflow import Desk
+from sandbox.telegram_api import TelegramSimulator
+from tests.service import ServiceProcess, service_env, start_service
+
+TOKEN = "7400001:BENCH-likeness_consent-token-0123456789"
+BOT_USERNAME = "likeness_bench_bot"
+FIRST_USER = 100_000
+
+
+@dataclass(frozen=True)
+class Card:
+    """One artist's pending request, and the Telegram user who decides it."""
+
+    artist_id: str
+    user_id: int
+    request_id: str
+
+
+@dataclass
+class Crowd:
+    """A simulator, a database with linked artists and queued cards, and the env to serve them."""
+
+    sim: TelegramSimulator
+    folder: Path
+    env: dict[str, str]
+    cards: list[Card] = field(default_factory=list)
+    service: ServiceProcess | None = None
+
+    @property
+    def database(self) -> Path:
+        """The service's SQLite file."""
+        return Path(self.env["DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
+
+    async def start(self, **extra: str) -> ServiceProcess:
+        """Starts `likeness serve` in a thread, so the simulator on this loop keeps answering it."""
+        self.env.update(extra)
+        self.service = await asyncio.to_thread(start_service, dict(self.env), self.folder)
+        return self.service
+
+    async def stop(self) -> None:
+        """SIGTERM and wait."""
+        if self.service is not None:
+            await asyncio.to_thread(self.service.stop)
+            self.service = None
+
+    def delivered_cards(self) -> dict[int, list[dict[str, Any]]]:
+        """Card messages (the bot's messages with buttons) per chat."""
+        found: dict[int, list[dict[str, Any]]] = {}
+        for card in self.cards:
+            chat = self.sim.messages(card.user_id, TOKEN)
+            messages = [m for m in chat if card.request_id in (m["text"] or "")]
+            if messages:
+                found[card.user_id] = messages
+        return found
+
+
+async def poll_until(check: Callable[[], bool], timeout: float, every: float = 0.2) -> None:
+    """Waits until `check()` holds, looking every `every` seconds.
+
+    Not the simulator's `wait_for`: that re-checks on every change, and a check that copies
+    thousands of recorded calls, run hundreds of times a second, would take CPU from the service
+    being measured on this same machine.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise TimeoutError(f"still not done after {timeout:.0f} s")
+        await asyncio.sleep(every)
+
+
+def ok_calls(sim: TelegramSimulator, method: str) -> int:
+    """How many calls of `method` the simulator answered with success."""
+    return sum(1 for call in sim.calls(method) if call["ok"])
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _terms(desk: Desk, artist_id: str, number: int) -> TermsIn:
+    now = desk.clock.now()
+    return TermsIn.model_validate(
+        {
+            "artist_id": artist_id,
+            "project_title": f"Moonlight Drama S{number}",
+            "use_description": "A digital double of the actor in three dialogue scenes of episode 4.",
+            "media": ["series"],
+            "likeness": ["face", "voice"],
+            "territory": ["CN", "SG"],
+            "starts_at": (now + timedelta(days=1)).isoformat(),
+            "ends_at": (now + timedelta(days=90)).isoformat(),
+            "ai_training": False,
+            "compensation": {"amount": "5000", "currency": "CNY"},
+            "labeling": "Visible 'AI-generated' label and C2PA manifest",
+        }
+    )
+
+
+async def make_crowd(size: int, *, prefix: str, **extra: str) -> Crowd:
+    """Starts the simulator and queues one card for each of `size` freshly linked artists.
+
+    The artists belong to no agency and the creator has no webhook, so the cards are the only
+    notices in the outbox.
+    """
+    sim = TelegramSimulator(bots={TOKEN: BOT_USERNAME})
+    await sim.start()
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    env = service_env(
+        folder,
+        LOG_LEVEL="WARNING",
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=sim.api_base_url,
+        PTB_TIMEDELTA="true",
+        **extra,
+    )
+    desk = build_desk(load_settings(database_url=env["DATABASE_URL"], data_dir=Path(env["DATA_DIR"])))
+    await desk.db.upgrade()
+    crowd = Crowd(sim, folder, env)
+    try:
+        creator = await workflow.add_creator(desk, name="Bench Studio")
+        for number in range(size):
+            user_id = FIRST_USER + number
+            artist = await workflow.add_artist(desk, name=f"Artist {number}", timezone="Asia/Shanghai")
+            token = await workflow.create_invite(desk, subject_kind=ActorKind.artist, subject_id=artist.id)
+            await workflow.redeem_invite(desk, token=token, telegram_user_id=user_id, chat_id=user_id)
+            sim.add_user(user_id, f"Artist{number}")
+            sim.mark_started(TOKEN, user_id)
+            submitted = await workflow.submit_request(
+                desk, creator_id=creator.creator.id, terms_in=_terms(desk, artist.id, number)
+            )
+            crowd.cards.append(Card(artist.id, user_id, submitted.view.request.id))
+    finally:
+        await desk.db.dispose()
+    return crowd
+
+
+async def end_crowd(crowd: Crowd) -> None:
+    """The service first, so it never talks to a stopped simulator."""
+    try:
+        await crowd.stop()
+    finally:
+        await crowd.sim.stop()

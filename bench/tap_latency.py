@@ -1,0 +1,195 @@
+"""Tap → answer: callback-to-answerCallbackQuery latency at 100 taps/s on SQLite.
+
+Artists tap Approve on cards already delivered, one tap every 10 ms. The latency of a tap is
+the moment the simulator received the bot's answerCallbackQuery minus the moment of the tap,
+so it holds the whole way: delivery of the update to the service, the decision (one SQLite
+transaction that also signs the grant's receipt and queues the card's edit), and the answer.
+
+Measured twice on the same service and cards: with a webhook (what the service runs behind a
+load balancer: Telegram allows one getUpdates poller per bot, so several instances cannot poll),
+then with long polling (the default when TELEGRAM_WEBHOOK_URL is not set). The edits of the
+decided cards (25/s, the bot's own flood limit) go on in the background, as in production.
+
+The reference is a bare aiosqlite INSERT + COMMIT of one row in a file in the same folder, with
+the service's pragmas (WAL, synchronous=NORMAL): the cheapest durable write the disk allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+import psutil
+
+from bench._telegram import TOKEN, Card, Crowd, end_crowd, free_port, make_crowd, ok_calls, poll_until
+from bench.figures import Figure
+
+TAPS = 500  # per round at 100 taps/s: five seconds
+INTERVAL = 0.010
+CALM_TAPS = 125  # a first round at 25 taps/s, well below saturation: the latency of one tap
+CALM_INTERVAL = 0.040
+GOAL_MS = 50.0
+REFERENCE_WRITES = 1_000
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+async def _bare_commits(folder: Path) -> list[float]:
+    """Milliseconds of each INSERT + COMMIT of one row through aiosqlite, as the service configures it."""
+    timings = []
+    async with aiosqlite.connect(folder / "reference.db", isolation_level=None) as db:
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        await db.execute("CREATE TABLE rows (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        for number in range(REFERENCE_WRITES):
+            started = time.perf_counter()
+            await db.execute("BEGIN IMMEDIATE")
+            await db.execute("INSERT INTO rows (body) VALUES (?)", (f"row {number}",))
+            await db.execute("COMMIT")
+            timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+async def _wait_for_quiet(crowd: Crowd, edits: int) -> None:
+    """Until every card is out and every decided card has been edited: nothing left in the outbox."""
+    sim = crowd.sim
+    await poll_until(
+        lambda: (
+            ok_calls(sim, "sendMessage") >= len(crowd.cards) and ok_calls(sim, "editMessageText") >= edits
+        ),
+        timeout=len(crowd.cards) / 20 + 120,
+    )
+    await asyncio.sleep(1.0)
+
+
+@dataclass
+class Round:
+    """One round of taps: each tap's latency, the rates, and what the service spent on it."""
+
+    latencies: list[float]
+    offered: float  # taps per second
+    answered: float  # answers per second, first tap to last answer
+    wrong: int  # answers other than "Approved"
+    cpu_ms: float = 0.0  # service CPU per tap, its card edit included
+
+    @property
+    def p50(self) -> float:
+        """Median latency, ms."""
+        return statistics.median(self.latencies)
+
+    @property
+    def p99(self) -> float:
+        """99th percentile latency, ms."""
+        return _percentile(self.latencies, 0.99)
+
+
+async def _tap_round(crowd: Crowd, cards: list[Card], interval: float, edits_before: int) -> Round:
+    """Taps Approve on each card every `interval` s; waits for every answer and every card edit."""
+    sim = crowd.sim
+    assert crowd.service is not None
+    service = psutil.Process(crowd.service.process.pid)
+    messages = {card.user_id: sim.messages(card.user_id, TOKEN)[-1] for card in cards}
+    tapped: list[tuple[str, float]] = []
+    cpu_before = sum(service.cpu_times()[:2])
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    for number, card in enumerate(cards):
+        delay = start + number * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        moment = time.time()
+        query_id = await sim.tap(
+            TOKEN, card.user_id, card.user_id, messages[card.user_id]["message_id"], button_text="Approve"
+        )
+        tapped.append((query_id, moment))
+    await poll_until(lambda: all(sim.callback_answer(q) for q, _ in tapped), timeout=300, every=0.05)
+    answers = [sim.callback_answer(q) for q, _ in tapped]
+    latencies = [
+        (float(a["time"]) - moment) * 1000 for a, (_, moment) in zip(answers, tapped, strict=True) if a
+    ]
+    last_answer = max(float(a["time"]) for a in answers if a)
+    await _wait_for_quiet(crowd, edits_before + len(cards))
+    cpu = sum(service.cpu_times()[:2]) - cpu_before
+    return Round(
+        latencies=latencies,
+        offered=(len(tapped) - 1) / (tapped[-1][1] - tapped[0][1]),
+        answered=len(tapped) / (last_answer - tapped[0][1]),
+        wrong=sum(not str((a or {}).get("text") or "").startswith("Approved") for a in answers),
+        cpu_ms=cpu / len(cards) * 1000,
+    )
+
+
+async def _measure() -> tuple[dict[str, Round], list[float]]:
+    crowd = await make_crowd(CALM_TAPS + 2 * TAPS, prefix="bench-tap-")
+    calm = crowd.cards[:CALM_TAPS]
+    first = crowd.cards[CALM_TAPS : CALM_TAPS + TAPS]
+    second = crowd.cards[CALM_TAPS + TAPS :]
+    rounds: dict[str, Round] = {}
+    try:
+        port = free_port()
+        await crowd.start(
+            HTTP_PORT=str(port), TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook"
+        )
+        await _wait_for_quiet(crowd, 0)
+        rounds["calm"] = await _tap_round(crowd, calm, CALM_INTERVAL, 0)
+        rounds["webhook"] = await _tap_round(crowd, first, INTERVAL, CALM_TAPS)
+        await crowd.stop()
+        del crowd.env["TELEGRAM_WEBHOOK_URL"]
+        crowd.env["HTTP_PORT"] = "0"
+        await crowd.start()
+        await crowd.sim.wait_for(lambda: crowd.sim.is_polling(TOKEN), timeout=30)
+        await asyncio.sleep(1.0)
+        rounds["polling"] = await _tap_round(crowd, second, INTERVAL, CALM_TAPS + TAPS)
+        reference = await _bare_commits(crowd.folder)
+    finally:
+        await end_crowd(crowd)
+    return rounds, reference
+
+
+def run() -> list[Figure]:
+    """p50 and p99 of each round beside the bare commit's, and what limits the rate."""
+    rounds, reference = asyncio.run(_measure())
+    ref50, ref99 = statistics.median(reference), _percentile(reference, 0.99)
+    figures = []
+    for key, label, goal in (
+        ("webhook", "100 taps/s, webhook (production)", True),
+        ("polling", "100 taps/s, long polling", False),
+        ("calm", "25 taps/s, webhook", False),
+    ):
+        got = rounds[key]
+        note = (
+            f"{len(got.latencies)} taps offered at {got.offered:.0f}/s, answered at {got.answered:.0f}/s; "
+            f"max {max(got.latencies):,.0f} ms; {got.wrong} answers other than 'Approved'"
+        )
+        figures += [
+            Figure(f"tap → answer p50 ({label})", got.p50, "ms", "bare aiosqlite INSERT+COMMIT p50", ref50),
+            Figure(
+                f"tap → answer p99 ({label})",
+                got.p99,
+                "ms",
+                "bare aiosqlite INSERT+COMMIT p99",
+                ref99,
+                goal="≤ 50 ms" if goal else "",
+                met=got.p99 <= GOAL_MS if goal else None,
+                note=note,
+            ),
+        ]
+    busy = rounds["webhook"]
+    figures.append(
+        Figure(
+            "service CPU per tap (decision + answer + card edit)",
+            busy.cpu_ms,
+            "ms",
+            "CPU budget per tap at 100 taps/s on one core",
+            1000 / 100,
+            note="one event loop and the GIL keep the service on about one core: above 1, it cannot keep up",
+        )
+    )
+    return figures
