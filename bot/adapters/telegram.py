@@ -127,7 +127,7 @@ class CallbackSigner:
 
 # Telegram allows about 30 messages a second per bot; staying a little below keeps network jitter
 # (two calls arriving closer together than they left) from ever making us the 31st.
-BOT_MESSAGES_PER_SECOND = 25
+BOT_MESSAGES_PER_SECOND = 28
 GROUP_MESSAGES_PER_MINUTE = 20
 # About one message a second per private chat, with short bursts allowed. Our burst (2) is
 # smaller than what Telegram tolerates, for the same reason as above.
