@@ -1644,3 +1644,19 @@ async def remember_slack_request(desk: Desk, *, signature: str, signed_at: datet
     except IntegrityError:
         return False  # this signature was stored before, by this instance or another one
     return True
+
+
+async def record_refusal(
+    desk: Desk, *, actor: Actor, action: str, subject_kind: str, subject_id: str, reason: str
+) -> None:
+    """Audits a refusal that came before any transition could run: a forged button, a bad signature."""
+    async with desk.db.transaction() as session:
+        await _audit(
+            session,
+            desk,
+            actor,
+            f"{action}.refused",
+            subject_kind,
+            subject_id[:64],
+            {"code": "not_authentic", "message": reason},
+        )

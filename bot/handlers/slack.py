@@ -381,6 +381,18 @@ def attach_slack(service: Service) -> None:
 
     async def slack_events(request: Request) -> Response:
         """Events, interactivity and slash commands, all on one URL as Slack's app settings have it."""
-        return await handler.handle(request)
+        response: Response = await handler.handle(request)
+        if response.status_code == 401:
+            # A missing, wrong, stale or replayed signature: refused by bolt or by refuse_replays;
+            # the refusal goes on the record too.
+            await workflow.record_refusal(
+                service.desk,
+                actor=Actor(ActorKind.stranger, "slack", ChannelKind.slack),
+                action="slack.request",
+                subject_kind="slack_request",
+                subject_id=request.headers.get("x-slack-request-timestamp", "") or "unsigned",
+                reason=f"request signature refused: {bytes(response.body).decode(errors='replace')[:100]}",
+            )
+        return response
 
     service.api.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False)

@@ -127,6 +127,14 @@ async def _tapped(update: Update, context: Context) -> tuple[CallbackQuery, Tap,
     tap = deps.signer.read(query.data)
     if tap is None:
         log.warning("refused a button with unsigned data from Telegram user %s", query.from_user.id)
+        await workflow.record_refusal(
+            deps.desk,
+            actor=person.actor,
+            action="button",
+            subject_kind="telegram_callback",
+            subject_id=str(query.id),
+            reason="the button's data does not carry our signature",
+        )
         await query.answer(notices.forged_button(person.language), show_alert=True)
         return None
     return query, tap, person
