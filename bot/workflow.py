@@ -432,6 +432,7 @@ def _announce_grant(
     event: str,
     *,
     artist_kind: str | None = None,
+    creator_data: dict[str, Any] | None = None,
 ) -> None:
     """Tells the creator and the agency board (and, with `artist_kind`, the artist) that a grant
     changed state; each party once per grant and event, however often a sweep runs."""
@@ -454,7 +455,7 @@ def _announce_grant(
         event,
         request_id=grant.request_id,
         grant_id=grant.id,
-        data={"status": status},
+        data={"status": status} | (creator_data or {}),
         dedupe_key=key,
     )
     _tell_agency(
@@ -1134,25 +1135,9 @@ async def revoke_grant(desk: Desk, *, grant_id: str, actor: Actor, reason: str |
         grant.updated_at = now
         await _audit(session, desk, actor, "grant.revoked", "grant", grant.id, {"reason": reason})
         view = await _view(session, grant.request_id)
-        data = {"status": "revoked", "stop_use": True, "confirm_deletion": True, "revoked_at": utc_iso(now)}
-        _tell_creator(
-            session,
-            now,
-            view.creator,
-            "grant.revoked",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            data=data,
-        )
-        _tell_agency(
-            session,
-            now,
-            view.agency,
-            "board_update",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            payload={"event": "grant.revoked"},
-        )
+        # PIPL Art. 47: the creator must stop using the likeness and confirm deletion.
+        stop = {"stop_use": True, "confirm_deletion": True, "revoked_at": utc_iso(now)}
+        _announce_grant(session, now, view, grant, "grant.revoked", creator_data=stop)
         return grant
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -400,7 +400,9 @@ class SlackSimulator:
         await site.start()
         bound_host, bound_port = self._runner.addresses[0][:2]
         self._url = f"http://{bound_host}:{bound_port}"
-        self._session = aiohttp.ClientSession()
+        # A fresh connection per request: reusing one that the app's server is just closing for
+        # being idle fails with 'Server disconnected', a race real Slack and Telegram never show us.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
 
     async def stop(self) -> None:
         """Stop serving and close the client used to reach the app."""

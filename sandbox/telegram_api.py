@@ -886,7 +886,9 @@ class TelegramSimulator:
         if self._runner is not None:
             raise RuntimeError("the simulator is already running")
         self._stopping = False
-        self._session = aiohttp.ClientSession()
+        # A fresh connection per request: reusing one that the app's server is just closing for
+        # being idle fails with 'Server disconnected', a race real Slack and Telegram never show us.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         # handler_cancellation: a long poll whose client went away must not linger until timeout.
         runner = web.AppRunner(
             self._build_app(),
