@@ -419,6 +419,20 @@ async def close_world(world: FaultWorld) -> None:
         await world.tg.stop()
 
 
+def tracebacks(log: str) -> list[str]:
+    """Each traceback in a service log, with the line that announced it."""
+    lines = log.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            end = next(
+                (n for n in range(index + 1, len(lines)) if lines[n] and not lines[n].startswith(" ")),
+                len(lines) - 1,
+            )
+            found.append("\n".join(lines[max(index - 1, 0) : end + 1]))
+    return found
+
+
 def utc_now() -> datetime:
     """The wall clock, for code that has no service to ask."""
     return datetime.now(UTC)

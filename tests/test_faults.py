@@ -50,9 +50,11 @@ from tests.fault_fixtures import (
     close_world,
     keyboard,
     open_world,
+    request_of,
     request_of_card,
     scaled,
     seeded_rng,
+    tracebacks,
     utc_now,
 )
 from tests.pg_server import PgServer, free_port
@@ -226,6 +228,7 @@ class Burst:
         self.ledger.skips += 1
 
 
+@pytest.mark.timeout(scaled(120, 900))
 async def test_crash_anywhere_during_a_mixed_burst_loses_no_request_decision_or_notice(
     tmp_path: Path,
 ) -> None:
@@ -233,9 +236,10 @@ async def test_crash_anywhere_during_a_mixed_burst_loses_no_request_decision_or_
     kills = scaled(3, 15)
     world = await open_world(tmp_path, DECISION_REMINDERS="10m", GRANT_REMINDERS="10m")
     try:
-        # One artist per agency; half the agencies have a board in Slack (each its own channel, as
-        # a channel takes about a post a second), the others follow in no channel at all.
-        boards = [await world.board(f"Crash Agency {n}", slack=n % 2 == 0) for n in range(8)]
+        # One artist per agency. Three agencies have a board in Slack, each its own channel (a
+        # channel takes about a post a second, and every board update also spends one of the
+        # workspace's ten chat.update calls per 12 s); the others follow in no channel at all.
+        boards = [await world.board(f"Crash Agency {n}", slack=n % 3 == 0) for n in range(8)]
         artists = [await world.artist(f"Crash Artist {n}", board) for n, board in enumerate(boards)]
         creator = await world.creator("Crash Studio")
         await world.start()
@@ -243,18 +247,18 @@ async def test_crash_anywhere_during_a_mixed_burst_loses_no_request_decision_or_
         burst.start()
         for _kill in range(kills):
             # A random moment, from the seeded RNG: whatever is under way then is cut off.
-            await asyncio.sleep(rng.uniform(0.3, 1.0))
+            await asyncio.sleep(rng.uniform(0.25, 0.9))
             await world.kill()
             await world.start()
-        await asyncio.sleep(rng.uniform(0.3, 1.0))  # the burst goes on against the last start a while
+        await asyncio.sleep(rng.uniform(0.25, 0.9))  # the burst goes on against the last start a while
         await burst.stop()
         ledger = burst.ledger
 
         # A day later every request is over and every grant has expired: the final state is known.
         async with world.client() as http:
             await world.skip(http, 24 * 60)
-        assert world.watch is not None
         db = world.watch
+        assert db is not None
         await world.tg.wait_for(lambda: not world.tg.pending_updates(TOKEN), timeout=30)
         await db.wait_for(
             lambda: (
@@ -266,106 +270,116 @@ async def test_crash_anywhere_during_a_mixed_burst_loses_no_request_decision_or_
         )
         await world.stop()
 
-        summary = (
+        print(
             f"{len(ledger.submitted)} submitted, {len(ledger.taps)} taps, {len(ledger.clicks)} clicks, "
             f"{len(ledger.withdrawn)} withdrawn, {ledger.skips} skips, {world.kills} kills"
         )
-        print(summary)
         assert ledger.unexpected == []
-        assert len(ledger.submitted) >= 3, summary
-
-        # Every acknowledged request and decision is in the database.
-        requests = dict(db.rows("SELECT id, status FROM requests"))
-        assert set(ledger.submitted) <= set(requests), "an acknowledged submission is missing"
-        assert all(requests[r] == "withdrawn" for r in ledger.withdrawn)
-        decisions = db.rows("SELECT request_id, actor_kind, actor_id, outcome FROM decisions")
-        decided = {(r, kind, outcome) for r, kind, _actor, outcome in decisions}
-        answered = {
-            query: answer["text"]
-            for query in ledger.taps
-            if (answer := world.tg.callback_answer(query)) is not None
-        }
-        for query, text in answered.items():
-            request_id, outcome = ledger.taps[query]
-            if text in (APPROVED, DECLINED):  # the bot told the artist it was recorded
-                assert (request_id, "artist", outcome) in decided, (query, request_id, text)
-        confirmed_clicks = 0
-        for request_id in ledger.clicks:
-            channel = ledger.submitted[request_id].board.channel
-            assert channel is not None
-            replies = [
-                reply["text"]
-                for root in world.roots(channel, request_id)
-                for reply in world.slack.thread(channel, root["ts"])
-            ]
-            if any(t.startswith(f":white_check_mark: Approved by *{AGENT_NAME}*") for t in replies):
-                confirmed_clicks += 1  # the board told the agency it was recorded
-                assert (request_id, "agency", "approve") in decided, request_id
-        assert confirmed_clicks + sum(t in (APPROVED, DECLINED) for t in answered.values()) >= 1, summary
-
-        # One outcome per request, and a grant exactly for the approved ones.
-        per_request = Counter(r for r, *_ in decisions)
-        assert max(per_request.values(), default=0) <= 1
-        grants = {r for (r,) in db.rows("SELECT request_id FROM grants")}
-        for request_id, status in requests.items():
-            assert status in {"approved", "denied", "withdrawn", "lapsed"}, (request_id, status)
-            assert (request_id in grants) == (status == "approved"), request_id
-            assert per_request[request_id] == (1 if status in {"approved", "denied"} else 0), request_id
-
-        # Every notice went out: nothing pending or given up after the final drain...
-        assert db.rows("SELECT id, channel, kind, last_error FROM notices WHERE status != 'sent'") == []
-        # ...each card, board message and webhook event arrived at least once, and the card and
-        # the board show each request's outcome (their edits arrived too)...
-        for request_id in requests:
-            artist = ledger.submitted.get(request_id) or next(
-                a
-                for a in artists
-                if a.artist_id == db.value("SELECT artist_id FROM requests WHERE id = ?", request_id)
-            )
-            assert world.cards(artist.user_id, request_id), f"no card for {request_id}"
-            if artist.board.channel is not None:
-                assert world.roots(artist.board.channel, request_id), f"no board message for {request_id}"
-        for request_id, chat, message in db.rows(
-            "SELECT request_id, chat_id, message_id FROM card_refs WHERE channel = 'telegram'"
-        ):
-            card = world.tg.message(int(chat), int(message), TOKEN)
-            assert card is not None and keyboard(card) == [], f"the card of {request_id} still has buttons"
-        for request_id, channel, ts in db.rows(
-            "SELECT request_id, chat_id, message_id FROM card_refs WHERE channel = 'slack'"
-        ):
-            assert "Waiting" not in board_status(world.slack.message(channel, ts)), request_id
-        events = Counter(r.headers["Likeness-Event-Id"] for r in world.hooks.received if r.status == 200)
-        webhooks = {n for (n,) in db.rows("SELECT id FROM notices WHERE channel = 'webhook'")}
-        assert webhooks and webhooks <= set(events), "a webhook event never arrived"
-        # ...and more than once only for a send in flight at a kill: at most one per lane and kill.
-        assert sum(n - 1 for n in events.values()) <= world.kills  # one creator: one lane
-        for artist in artists:
-            cards = Counter(request_of_card(c) for c in world.cards(artist.user_id))
-            assert sum(n - 1 for n in cards.values()) <= world.kills, (artist, cards)
-        for board in boards:
-            if board.channel is None:
-                continue
-            roots = Counter(m["metadata"]["event_payload"]["request_id"] for m in world.roots(board.channel))
-            replies = sum(len(world.slack.thread(board.channel, m["ts"])) for m in world.roots(board.channel))
-            updates = db.value(
-                "SELECT count(*) FROM notices WHERE channel = 'slack' AND kind = 'board_update' "
-                "AND recipient_id = ?",
-                board.agency_id,
-            )
-            assert replies >= updates
-            assert sum(n - 1 for n in roots.values()) + replies - updates <= world.kills, board
-
-        # The evidence survived too.
+        _every_acknowledged_request_and_decision_is_stored(world, ledger)
+        _every_request_has_one_outcome(world)
+        _every_notice_arrived_and_only_sends_in_flight_repeated(world, ledger, artists)
         code, out, err = await world.cli("audit", "verify", "--json")
         assert code == 0 and json.loads(out)["intact"], out + err
-        assert "Traceback" not in world.log()
+        assert tracebacks(world.log()) == []
     finally:
         await close_world(world)
+
+
+def _every_acknowledged_request_and_decision_is_stored(world: FaultWorld, ledger: Ledger) -> None:
+    """201s, withdrawals answered 200, taps the bot confirmed, clicks the board confirmed."""
+    db = world.watch
+    assert db is not None
+    assert len(ledger.submitted) >= 3, "the burst filed almost nothing"
+    requests = dict(db.rows("SELECT id, status FROM requests"))
+    assert set(ledger.submitted) <= set(requests), "an acknowledged submission is missing"
+    assert all(requests[r] == "withdrawn" for r in ledger.withdrawn)
+    decided = {
+        (r, kind, outcome)
+        for r, kind, outcome in db.rows("SELECT request_id, actor_kind, outcome FROM decisions")
+    }
+    confirmed = 0
+    for query, (request_id, outcome) in ledger.taps.items():
+        answer = world.tg.callback_answer(query)
+        if answer is not None and answer["text"] in (APPROVED, DECLINED):  # "recorded", said the bot
+            confirmed += 1
+            assert (request_id, "artist", outcome) in decided, (query, request_id, answer)
+    for request_id in ledger.clicks:
+        channel = ledger.submitted[request_id].board.channel
+        assert channel is not None
+        replies = [
+            reply["text"]
+            for root in world.roots(channel, request_id)
+            for reply in world.slack.thread(channel, root["ts"])
+        ]
+        if any(t.startswith(f":white_check_mark: Approved by *{AGENT_NAME}*") for t in replies):
+            confirmed += 1  # the board told the agency it was recorded
+            assert (request_id, "agency", "approve") in decided, request_id
+    assert confirmed >= 1, "no decision was confirmed during the burst"
+
+
+def _every_request_has_one_outcome(world: FaultWorld) -> None:
+    """Decided, withdrawn or lapsed; at most one decision; a grant exactly for the approved ones."""
+    db = world.watch
+    assert db is not None
+    decisions = Counter(r for (r,) in db.rows("SELECT request_id FROM decisions"))
+    grants = {r for (r,) in db.rows("SELECT request_id FROM grants")}
+    for request_id, status in db.rows("SELECT id, status FROM requests"):
+        assert status in {"approved", "denied", "withdrawn", "lapsed"}, (request_id, status)
+        assert (request_id in grants) == (status == "approved"), request_id
+        assert decisions[request_id] == (1 if status in {"approved", "denied"} else 0), request_id
+
+
+def _every_notice_arrived_and_only_sends_in_flight_repeated(
+    world: FaultWorld, ledger: Ledger, artists: list[Artist]
+) -> None:
+    """Nothing pending or given up; each card, board message and webhook event arrived at least
+    once and the edits too; more than once only for a send in flight at a kill: at most one per
+    lane (chat, channel, webhook creator) and kill."""
+    db = world.watch
+    assert db is not None
+    assert db.rows("SELECT id, channel, kind, last_error FROM notices WHERE status != 'sent'") == []
+    artist_of = {a.artist_id: a for a in artists}
+    for request_id, artist_id in db.rows("SELECT id, artist_id FROM requests"):
+        artist = artist_of[artist_id]
+        assert world.cards(artist.user_id, request_id), f"no card for {request_id}"
+        if artist.board.channel is not None:
+            assert world.roots(artist.board.channel, request_id), f"no board message for {request_id}"
+    # The card and the board message show each request's outcome: their edits arrived too.
+    for request_id, chat, message in db.rows(
+        "SELECT request_id, chat_id, message_id FROM card_refs WHERE channel = 'telegram'"
+    ):
+        card = world.tg.message(int(chat), int(message), TOKEN)
+        assert card is not None and keyboard(card) == [], f"the card of {request_id} still has buttons"
+    for request_id, channel, ts in db.rows(
+        "SELECT request_id, chat_id, message_id FROM card_refs WHERE channel = 'slack'"
+    ):
+        assert "Waiting" not in board_status(world.slack.message(channel, ts)), request_id
+    events = Counter(r.headers["Likeness-Event-Id"] for r in world.hooks.received if r.status == 200)
+    webhooks = {n for (n,) in db.rows("SELECT id FROM notices WHERE channel = 'webhook'")}
+    assert webhooks and webhooks <= set(events), "a webhook event never arrived"
+
+    assert sum(n - 1 for n in events.values()) <= world.kills  # one creator: one lane
+    for artist in artists:
+        cards = Counter(request_of_card(c) for c in world.cards(artist.user_id))
+        assert sum(n - 1 for n in cards.values()) <= world.kills, (artist, cards)
+        channel = artist.board.channel
+        if channel is None:
+            continue
+        roots = Counter(request_of(m) for m in world.roots(channel))
+        replies = sum(len(world.slack.thread(channel, m["ts"])) for m in world.roots(channel))
+        updates = db.value(
+            "SELECT count(*) FROM notices WHERE channel = 'slack' AND kind = 'board_update' "
+            "AND recipient_id = ?",
+            artist.board.agency_id,
+        )
+        assert replies >= updates, f"a board update never arrived on {channel}"
+        assert sum(n - 1 for n in roots.values()) + replies - updates <= world.kills, (channel, roots)
 
 
 # ================================================================ races across channels, on PostgreSQL
 
 
+@pytest.mark.timeout(scaled(120, 900))
 async def test_race_of_telegram_tap_slack_click_withdrawal_and_lapse_on_postgresql_has_one_outcome(
     tmp_path: Path, pg_server: PgServer
 ) -> None:
@@ -386,7 +400,7 @@ async def test_race_of_telegram_tap_slack_click_withdrawal_and_lapse_on_postgres
             chain = await verify_chain(session)
         assert chain.intact, chain
         await world.stop()
-        assert "Traceback" not in world.log()
+        assert tracebacks(world.log()) == []
     finally:
         await close_world(world)
 
@@ -454,14 +468,15 @@ async def _race(
         answer = await http.post(f"{world.url}/v1/requests/{contest.request_id}/withdraw", headers=auth)
         contest.withdrawn = answer.status_code
 
-    # Who starts first is seeded. The quicker paths (one HTTP call) may start a little later than
-    # the tap, which crosses the simulator and the bot's update queue first.
-    racers = [after(rng.uniform(0.01, 0.08), world.skip(http, 10))]
+    # Who starts first is seeded. The slower paths start a little earlier: a click crosses Slack's
+    # signature and replay checks before its decision, a tap the simulator and the bot's update
+    # queue; a withdrawal or the clock is one HTTP call.
+    racers = [after(rng.uniform(0.02, 0.09), world.skip(http, 10))]
     for contest in contests:
         racers += [
-            after(rng.uniform(0, 0.01), tap(contest)),
-            after(rng.uniform(0, 0.03), click(contest)),
-            after(rng.uniform(0, 0.06), withdraw(contest)),
+            after(rng.uniform(0, 0.02), tap(contest)),
+            after(rng.uniform(0, 0.01), click(contest)),
+            after(rng.uniform(0.01, 0.07), withdraw(contest)),
         ]
     skipped, *_ = await asyncio.gather(*racers)
     assert skipped.status_code == 200
@@ -638,15 +653,10 @@ def _last_seq(world: FaultWorld) -> int:
     return int(world.watch.value("SELECT coalesce(max(seq), 0) FROM audit_events"))
 
 
-def must(condition: object, message: str) -> None:
-    """A precondition of an expected-failure test: it fails the test for real, never as the xfail."""
-    if not condition:
-        pytest.fail(message)
-
-
 # ---------------------------------------------------------------- storms
 
 
+@pytest.mark.timeout(scaled(120, 900))
 async def test_fault_storm_from_both_platforms_with_drops_delays_delivery_but_loses_and_repeats_nothing(
     exposed: Exposed,
 ) -> None:
@@ -846,12 +856,12 @@ async def test_forged_callback_data_is_refused_audited_and_changes_nothing(expos
             TOKEN, artist.user_id, artist.user_id, card["message_id"], callback_data=data
         )
         answer = await world.tg.wait_for(lambda q=query: world.tg.callback_answer(q))
-        must(answer["text"] == "This button is not valid.", f"a forged tap was not refused: {answer}")
+        assert answer["show_alert"] and answer["text"] == "This button is not valid.", answer
     for request_id in (mine, theirs):
-        must((await _outcome(world, request_id))[:2] == ("pending", []), "a forged tap changed a request")
-
-    refused = [e for e in _audit_since(world, seq) if e[2].endswith(".refused")]
-    assert len(refused) == len(forged), f"no audit event for the forged taps: {_audit_since(world, seq)}"
+        assert (await _outcome(world, request_id))[:2] == ("pending", []), request_id
+    # Each forged tap is on the record, as the artist who sent it; nothing else happened.
+    audited = [(kind, actor, action) for kind, actor, action, _subject in _audit_since(world, seq)]
+    assert audited == [("artist", artist.artist_id, "button.refused")] * len(forged)
 
 
 async def test_unsigned_and_replayed_slack_requests_are_refused_audited_and_change_nothing(
@@ -871,17 +881,15 @@ async def test_unsigned_and_replayed_slack_requests_are_refused_audited_and_chan
     genuine = await world.slack.click(AGENT, channel, root["ts"], "board_nudge")
     await world.slack.wait_for(lambda: world.slack.thread(channel, root["ts"]))  # the nudge went through
     replay = await world.slack.replay_last()
-    must(statuses == [401, 401, 401] and genuine.status == 200, f"tampered requests were taken: {statuses}")
-    must(replay.status == 401 and "replayed" in replay.body, f"the replay was taken: {replay}")
-    must((await _outcome(world, request_id))[:2] == ("pending", []), "a refused request changed the request")
+    assert statuses == [401, 401, 401] and genuine.status == 200
+    assert replay.status == 401 and "replayed" in replay.body
+    assert (await _outcome(world, request_id))[:2] == ("pending", [])
+    # The genuine nudge is the only thing that happened; each refusal is on the record.
     new = _audit_since(world, seq)
-    must(
-        [e for e in new if not e[2].endswith(".refused")]
-        == [("agency", AGENT, "request.nudged", request_id)],
-        f"refused Slack requests did something: {new}",
-    )
-
-    assert len([e for e in new if e[2].endswith(".refused")]) == 4, f"refusals not audited: {new}"
+    assert [e for e in new if e[2] != "slack.request.refused"] == [
+        ("agency", AGENT, "request.nudged", request_id)
+    ]
+    assert [e[2] for e in new].count("slack.request.refused") == len(statuses) + 1, new
 
 
 # ---------------------------------------------------------------- last: what the service said
