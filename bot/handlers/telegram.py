@@ -58,7 +58,13 @@ from bot.adapters.telegram import (
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, GrantStatus, Language, Outcome
 from bot.notices import Action
 from bot.workflow import Desk, grant_status_at
-from storage.queries import artist_by_telegram_user, artist_grants, artist_requests, load_request_view
+from storage.queries import (
+    RequestView,
+    artist_by_telegram_user,
+    artist_grants,
+    artist_requests,
+    load_request_view,
+)
 from storage.tables import Artist, Creator, Grant, Request
 
 if TYPE_CHECKING:
@@ -138,6 +144,26 @@ async def _tapped(update: Update, context: Context) -> tuple[CallbackQuery, Tap,
         await query.answer(notices.forged_button(person.language), show_alert=True)
         return None
     return query, tap, person
+
+
+async def _may_deny(
+    update: Update, context: Context
+) -> tuple[CallbackQuery, Tap, Person, RequestView] | None:
+    """The tap, the tapper and the request once the workflow agrees they may deny it now (the tap
+    answered); None after answering why not."""
+    tapped = await _tapped(update, context)
+    if tapped is None:
+        return None
+    query, tap, person = tapped
+    try:
+        view = await workflow.check_decision(
+            _deps(context).desk, request_id=tap.subject, actor=person.actor, outcome=Outcome.deny
+        )
+    except workflow.Refused as why:
+        await _refuse(query, why, person)
+        return None
+    await query.answer()
+    return query, tap, person, view
 
 
 async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
@@ -222,19 +248,11 @@ async def on_confirm_ai(update: Update, context: Context) -> None:
 
 async def on_deny(update: Update, context: Context) -> None:
     """Offers the reasons to deny with, once it is sure this person may deny this request now."""
-    tapped = await _tapped(update, context)
-    if tapped is None:
+    denying = await _may_deny(update, context)
+    if denying is None:
         return
-    query, tap, person = tapped
+    query, tap, person, view = denying
     deps = _deps(context)
-    try:
-        view = await workflow.check_decision(
-            deps.desk, request_id=tap.subject, actor=person.actor, outcome=Outcome.deny
-        )
-    except workflow.Refused as why:
-        await _refuse(query, why, person)
-        return
-    await query.answer()
     keyboard = notices.deny_reasons_keyboard(
         person.language, tap.subject, ai_training=view.request.ai_training
     )
@@ -256,19 +274,10 @@ async def on_deny_reason(update: Update, context: Context) -> None:
 
 async def on_own_words(update: Update, context: Context) -> None:
     """Asks for a reason in the artist's own words, as a reply that names the request."""
-    tapped = await _tapped(update, context)
-    if tapped is None:
+    denying = await _may_deny(update, context)
+    if denying is None:
         return
-    query, tap, person = tapped
-    deps = _deps(context)
-    try:
-        view = await workflow.check_decision(
-            deps.desk, request_id=tap.subject, actor=person.actor, outcome=Outcome.deny
-        )
-    except workflow.Refused as why:
-        await _refuse(query, why, person)
-        return
-    await query.answer()
+    query, tap, person, view = denying
     chat = update.effective_chat
     if chat is None:
         return
@@ -289,19 +298,11 @@ async def on_own_words(update: Update, context: Context) -> None:
 
 async def on_back(update: Update, context: Context) -> None:
     """Puts Approve and Deny back on the card (from the AI confirmation or the reasons)."""
-    tapped = await _tapped(update, context)
-    if tapped is None:
+    denying = await _may_deny(update, context)
+    if denying is None:
         return
-    query, tap, person = tapped
+    query, _tap, person, view = denying
     deps = _deps(context)
-    try:
-        view = await workflow.check_decision(
-            deps.desk, request_id=tap.subject, actor=person.actor, outcome=Outcome.deny
-        )
-    except workflow.Refused as why:
-        await _refuse(query, why, person)
-        return
-    await query.answer()
     card = card_from_view(view, timezone=person.timezone)
     await _set_buttons(query, deps.signer.markup(notices.card_keyboard(card)))
 
