@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from bot.config import load_settings
 from bot.delivery import Outbox
 from bot.models import ActorKind
 from bot.workflow import Desk
+from scheduler import jobs
+from scheduler.jobs import Schedule
 from storage.tables import Notice, ReportRun
 from tests.factories import make_parties, submit
 from tests.pg_server import PgServer
@@ -253,3 +256,50 @@ async def test_three_instances_on_postgresql_send_each_of_300_reminders_exactly_
     ids = Counter(r.headers[EVENT_ID_HEADER] for r in receiver.received if r.status == 200)
     assert max(ids.values()) == 1  # no notice delivered twice
     assert all("Traceback" not in s.log() for s in services)
+
+
+@pytest.fixture
+def gated_sweeps(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, asyncio.Event]:
+    """The real sweeps, held at the start of each pass until `release` is set (time control)."""
+    started, release = asyncio.Event(), asyncio.Event()
+    real = workflow.run_sweeps
+
+    async def held(desk: Desk) -> dict[str, int]:
+        started.set()
+        await release.wait()
+        return await real(desk)
+
+    monkeypatch.setattr(workflow, "run_sweeps", held)
+    return started, release
+
+
+async def test_stopping_lets_a_running_sweep_finish_without_an_error_in_the_log(
+    desk: Desk, gated_sweeps: tuple[asyncio.Event, asyncio.Event], caplog: pytest.LogCaptureFixture
+) -> None:
+    started, release = gated_sweeps
+    schedule = Schedule(desk, sweep_interval=timedelta(hours=1), report_cron="0 9 * * 1")
+    await schedule.start()
+    await started.wait()
+    stopping = asyncio.create_task(schedule.stop())
+    release.set()  # the sweep may go on only after stop() has begun
+    await stopping
+    assert schedule.passes == 1 and not schedule.scheduler.running
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_sweep_still_running_after_the_grace_is_cut_off_with_a_warning_not_a_traceback(
+    desk: Desk,
+    gated_sweeps: tuple[asyncio.Event, asyncio.Event],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started, _never = gated_sweeps
+    monkeypatch.setattr(jobs, "STOP_GRACE", 0.05)
+    schedule = Schedule(desk, sweep_interval=timedelta(hours=1), report_cron="0 9 * * 1")
+    await schedule.start()
+    await started.wait()
+    await schedule.stop()
+    await schedule._idle.wait()  # the cancelled pass unwinds on the loop's next turns
+    assert schedule.passes == 0
+    assert any("cut off at shutdown" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
