@@ -188,6 +188,27 @@ class Compensation(BaseModel):
         return code
 
 
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def aware_utc(value: datetime) -> datetime:
+    """A time given with its zone, in UTC; refused without a zone or outside 1970–9998.
+
+    The bounds keep every time showable in any recipient's zone and every reminder offset
+    computable (year 1 or 9999 would overflow there and fail a send instead of the request).
+    """
+    if value.tzinfo is None:
+        raise ValueError("must carry a time zone, e.g. 2026-12-01T09:00:00Z")
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        moment = EARLIEST - timedelta(days=1) if value.year < 1970 else LATEST + timedelta(days=1)
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError("must lie between 1970 and 9998")
+    return moment
+
+
 class TermsIn(BaseModel):
     """What a creator asks the artist to approve, as the API receives it (DESIGN §3)."""
 
@@ -232,11 +253,7 @@ class TermsIn(BaseModel):
     @field_validator("starts_at", "ends_at", "decision_due_at")
     @classmethod
     def _aware_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-12-01T09:00:00Z")
-        return value.astimezone(UTC)
+        return None if value is None else aware_utc(value)
 
     @field_validator("ends_at")
     @classmethod
@@ -335,9 +352,7 @@ class UsageIn(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-12-01T09:00:00Z")
-        return value.astimezone(UTC) if value else None
+        return None if value is None else aware_utc(value)
 
 
 @dataclass(frozen=True)

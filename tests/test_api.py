@@ -238,6 +238,11 @@ INVALID_FIELDS: list[tuple[str, Any, str]] = [
     ("use_description", lambda d: "x" * 2001, "use_description"),
     ("sensitive", lambda d: ["violent"], "sensitive"),
     ("starts_at", lambda d: "2026-12-01T09:00:00", "starts_at"),  # no time zone
+    # Out of range: year 1 at +02:00 is before year 1 in UTC, 9999 at -05:00 after 9999 (found by
+    # schemathesis: the conversion to UTC overflowed into a 500).
+    ("ends_at", lambda d: "0001-01-01T00:00:00+02:00", "ends_at"),
+    ("ends_at", lambda d: "9999-12-31T23:00:00-05:00", "ends_at"),
+    ("decision_due_at", lambda d: "9999-12-31T23:59:59Z", "decision_due_at"),
     ("ai_training", lambda d: "maybe", "ai_training"),
     ("surprise", lambda d: "unknown fields are refused", "surprise"),
 ]
@@ -291,6 +296,8 @@ async def test_usage_with_bad_fields_is_refused(api: httpx.AsyncClient, desk: De
         {"kind": "steal"},
         {"kind": "render", "count": 0},
         {"kind": "render", "occurred_at": _future(desk, days=1)},
+        {"kind": "render", "occurred_at": "0001-01-01T00:00:00+02:00"},
+        {"kind": "render", "occurred_at": "2026-11-25T09:00:00"},
     ):
         await _refused_without_change(
             api,
