@@ -36,7 +36,7 @@ bench: install
 	$(PY) -m bench
 
 soak: install
-	LIKENESS_SOAK=1 $(BIN)/pytest tests -k "fault or race or crash" -p no:cacheprovider
+	LIKENESS_SOAK=1 $(BIN)/pytest tests -k "fault or race or crash or fuzz or properties" -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

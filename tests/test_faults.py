@@ -126,6 +126,11 @@ class Burst:
                 # Random pacing from the seeded RNG: when each actor acts is part of the experiment.
                 await asyncio.sleep(rng.uniform(fastest, slowest))
 
+    def taps_confirmed(self) -> int:
+        """Taps the bot answered as recorded ("Approved" / "Declined")."""
+        answers = (self.world.tg.callback_answer(query) for query in self.ledger.taps)
+        return sum(1 for answer in answers if answer is not None and answer["text"] in (APPROVED, DECLINED))
+
     def _unexpected(self, what: str, answer: httpx.Response) -> None:
         self.ledger.unexpected.append(f"{what}: {answer.status_code} {answer.text[:200]}")
 
@@ -228,7 +233,7 @@ class Burst:
         self.ledger.skips += 1
 
 
-@pytest.mark.timeout(scaled(120, 900))
+@pytest.mark.timeout(scaled(240, 900))
 async def test_crash_anywhere_during_a_mixed_burst_loses_no_request_decision_or_notice(
     tmp_path: Path,
 ) -> None:
@@ -251,6 +256,12 @@ async def test_crash_anywhere_during_a_mixed_burst_loses_no_request_decision_or_
             await world.kill()
             await world.start()
         await asyncio.sleep(rng.uniform(0.25, 0.9))  # the burst goes on against the last start a while
+        # On a slow or busy machine the kills may leave the burst little time to act: it goes on
+        # against the last start until something was filed and some tap was confirmed, so the
+        # checks below have something to check.
+        await world.tg.wait_for(
+            lambda: len(burst.ledger.submitted) >= 3 and burst.taps_confirmed() >= 1, timeout=90
+        )
         await burst.stop()
         ledger = burst.ledger
 
@@ -986,7 +997,7 @@ async def test_no_secret_appears_in_the_fault_burst_log_or_in_any_answer(exposed
         "answers to taps": json.dumps([world.tg.callback_answer(q) for q in world.tg._queries]),
         "webhook events": "\n".join(r.body.decode() for r in world.hooks.received),
     }
-    assert len(world.answers) >= 30 and "401" in said["HTTP answers"]
+    assert len(world.answers) >= len(mistakes) and "401" in said["HTTP answers"]
     assert " WARNING " in said["stderr log"]  # the burst's errors were logged...
     leaks = [
         (what, where) for what, secret in secrets.items() for where, text in said.items() if secret in text

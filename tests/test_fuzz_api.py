@@ -15,6 +15,7 @@ from schemathesis import Case
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from tests.fault_fixtures import SOAK, scaled
 from tests.service import ServiceProcess, run_cli, service_env, start_service
 
 TABLES = [
@@ -59,7 +60,15 @@ def test_the_api_never_fails_and_refused_calls_change_nothing(
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        # The same 25 examples per operation in `make test` (a red CI run can be replayed);
+        # `make soak` draws 400 fresh ones.
+        @settings(
+            max_examples=scaled(25, 400),
+            derandomize=not SOAK,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
         def call(case: Case) -> None:
             before = _counts(database)
             response: Response = case.call(base_url=service.url, headers={"Authorization": f"Bearer {key}"})
