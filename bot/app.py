@@ -20,6 +20,7 @@ from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import Settings
 from bot.delivery import Outbox, Sender
 from bot.receipts import load_or_create_signer
+from bot.reports import ChartDrawer
 from bot.workflow import Desk, Rules
 from scheduler import Schedule
 from storage.database import Database
@@ -41,6 +42,7 @@ class Service:
     senders: list[Sender] = field(default_factory=list)
     outbox: Outbox | None = None
     schedule: Schedule | None = None
+    charts: ChartDrawer = field(default_factory=ChartDrawer)  # one chart process for all senders
 
     @property
     def db(self) -> Database:
@@ -87,6 +89,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         clock = OffsetClock(settings.clock_offset)
     desk = build_desk(settings, clock)
     service = Service(settings=settings, desk=desk, api=create_api(desk))
+    service.on_stop.append(service.charts.close)  # stops run in reverse: this one goes last
     if sandbox is not None:
         # Before the channels, so the simulators are up when the bot and the Slack app start.
         sandbox.attach(service)

@@ -6,18 +6,24 @@ bot/board.py for Slack) from the `Report` built here.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import itertools
-import logging
-import warnings
+import json
+import sys
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from subprocess import PIPE
+from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bot import chart
 from bot.models import OPEN_STATUSES, GrantStatus, utc_iso
 from bot.workflow import Desk, NotFound, grant_status_at
 from storage.tables import Agency, Artist, Grant, Request, UsageEvent
@@ -204,72 +210,152 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
     return Report(kind, rid, name, timezone, period_start, now, usages, pending, expiring)
 
 
-def chart_png(report: Report) -> bytes:
-    """A PNG bar chart of uses per week per grant, violations marked in red (matplotlib, Agg)."""
-    import matplotlib
+def chart_spec(report: Report) -> dict[str, Any]:
+    """What `bot.chart.draw` needs to draw the report's chart: plain JSON, no matplotlib here."""
+    return {
+        "title": f"Likeness uses per week: {report.recipient_name}",
+        "timezone": report.timezone,
+        "weeks": [w for w, _, _ in report.grants[0].weekly] if report.grants else [],
+        "grants": [
+            {
+                "label": g.project_title[:30] or g.grant_id,
+                "uses": [u for _, u, _ in g.weekly],
+                "violations": [v for _, _, v in g.weekly],
+            }
+            for g in report.grants
+        ],
+    }
 
-    matplotlib.use("Agg")
-    # Names are often Chinese: use a CJK font where one is installed, DejaVu (Latin) otherwise.
-    matplotlib.rcParams["font.sans-serif"] = [
-        "Noto Sans CJK SC",
-        "WenQuanYi Micro Hei",
-        "WenQuanYi Zen Hei",
-        "Source Han Sans SC",
-        "DejaVu Sans",
-    ]
-    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
-    from matplotlib import pyplot
-    from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 4), dpi=100)
-    axes = figure.subplots()
-    weeks = [w for w, _, _ in report.grants[0].weekly] if report.grants else []
-    positions = list(range(len(weeks)))
-    shown = sorted(report.grants, key=lambda g: -sum(u for _, u, _ in g.weekly))[:8]
-    bottoms = [0] * len(weeks)
-    colours = pyplot.get_cmap("tab10")
-    for number, grant in enumerate(shown):
-        values = [u for _, u, _ in grant.weekly]
-        axes.bar(
-            positions,
-            values,
-            bottom=bottoms,
-            label=grant.project_title[:30] or grant.grant_id,
-            color=colours(number),
-        )
-        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
-    violations = [sum(g.weekly[i][2] for g in report.grants) for i in range(len(weeks))]
-    flagged = [(p, b, v) for p, b, v in zip(positions, bottoms, violations, strict=True) if v]
-    if flagged:
-        axes.scatter(
-            [p for p, _, _ in flagged],
-            [b + 0.5 for _, b, _ in flagged],
-            marker="x",
-            color="red",
-            s=80,
-            label="violations",
-        )
-        for p, b, v in flagged:
-            axes.annotate(
-                str(v), (p, b + 0.5), textcoords="offset points", xytext=(0, 6), ha="center", color="red"
+class ChartError(Exception):
+    """The chart could not be drawn (the child process failed, hung or refused the spec)."""
+
+
+class ChartDrawer:
+    """Draws report charts in a child process, so matplotlib (about 50 MiB) never enters this one.
+
+    One child (`python -m bot.chart`) is started when a chart is wanted, draws the charts of a
+    weekly burst one after another, and is told to exit after `idle` seconds without a chart.
+    A child that fails, hangs past `timeout` or is interrupted mid-chart is killed; the next
+    chart starts a fresh one.
+    """
+
+    def __init__(self, *, idle: float = 30.0, timeout: float = 60.0) -> None:
+        """Nothing starts until the first `draw`."""
+        self.idle = idle
+        self.timeout = timeout
+        self.children_started = 0
+        self._child: asyncio.subprocess.Process | None = None
+        self._lock: asyncio.Lock | None = None
+        self._idle_close: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    async def draw(self, report: Report) -> bytes:
+        """The report's chart as PNG bytes; raises ChartError if it cannot be drawn."""
+        payload = json.dumps(chart_spec(report)).encode()
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._idle_close is not None:
+                self._idle_close.cancel()
+                self._idle_close = None
+            while True:
+                reused = self._child is not None and self._child.returncode is None
+                try:
+                    status, body = await self._ask(payload)
+                    break
+                except BaseException as error:
+                    # Half a conversation leaves the pipe out of step: this child is done for.
+                    self._kill()
+                    if reused and isinstance(error, (OSError, asyncio.IncompleteReadError)):
+                        continue  # the idle child had died meanwhile: once more with a fresh one
+                    if isinstance(error, Exception):
+                        raise ChartError(f"the chart process failed: {error!r}") from None
+                    raise
+            self._idle_close = asyncio.get_running_loop().call_later(self.idle, self._close_when_idle)
+        if status != chart.OK:
+            raise ChartError(body.decode(errors="replace"))
+        return body
+
+    async def close(self) -> None:
+        """Lets the child finish and exit (the service is stopping)."""
+        if self._idle_close is not None:
+            self._idle_close.cancel()
+            self._idle_close = None
+        child, self._child = self._child, None
+        if child is not None:
+            await self._end(child)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    async def _ask(self, payload: bytes) -> tuple[int, bytes]:
+        if self._child is None or self._child.returncode is not None:
+            self._child = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot.chart", stdin=PIPE, stdout=PIPE
             )
-    axes.set_xticks(positions, [w[5:] for w in weeks])
-    axes.set_xlabel(f"week starting ({report.timezone})")
-    axes.set_ylabel("uses")
-    axes.set_title(f"Likeness uses per week: {report.recipient_name}")
-    if shown or flagged:
-        axes.legend(fontsize="small", loc="upper left")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+            self.children_started += 1
+        child = self._child
+        assert child.stdin is not None and child.stdout is not None
+        async with asyncio.timeout(self.timeout):
+            child.stdin.write(chart.HEADER.pack(len(payload)) + payload)
+            await child.stdin.drain()
+            head = await child.stdout.readexactly(1 + chart.HEADER.size)
+            (size,) = chart.HEADER.unpack(head[1:])
+            return head[0], await child.stdout.readexactly(size)
+
+    def _close_when_idle(self) -> None:
+        self._idle_close = None
+        child, self._child = self._child, None
+        if child is not None:
+            task = asyncio.get_running_loop().create_task(self._end(child))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _end(self, child: asyncio.subprocess.Process) -> None:
+        if child.stdin is not None:
+            child.stdin.close()  # end of input: the child leaves its loop and exits
+        try:
+            async with asyncio.timeout(5):
+                await child.wait()
+        except TimeoutError:
+            self._signal(child)
+            await child.wait()
+
+    def _kill(self) -> None:
+        child, self._child = self._child, None
+        if child is not None:
+            self._signal(child)
+            if child.stdin is not None:
+                child.stdin.close()
+
+    @staticmethod
+    def _signal(child: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
 
 
-async def usage_csv(desk: Desk, report: Report) -> bytes:
-    """Every usage event and violation of the report's period for its artists, as CSV."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+CSV_IN_MEMORY = 1 << 20  # a bigger CSV goes to a temporary file while it is written
+
+
+async def usage_csv(desk: Desk, report: Report) -> IO[bytes]:
+    """Every usage event and violation of the report's period for its artists, as a CSV file.
+
+    The file (UTF-8, read from the start) is spooled to disk past 1 MiB, so a week of a million
+    events is never held as text in memory; the caller closes it.
+    """
+    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=CSV_IN_MEMORY)
+    try:
+        text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
+        await _write_usage_rows(desk, report, csv.writer(text))
+        text.detach()  # hand the spool back without closing it
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+async def _write_usage_rows(desk: Desk, report: Report, writer: Any) -> None:
     writer.writerow(
         [
             "occurred_at",
@@ -295,7 +381,16 @@ async def usage_csv(desk: Desk, report: Report) -> bytes:
                 ).scalars()
             )
         result = await session.stream(
-            select(UsageEvent)
+            select(
+                UsageEvent.occurred_at,
+                UsageEvent.received_at,
+                UsageEvent.grant_id,
+                UsageEvent.artist_id,
+                UsageEvent.kind,
+                UsageEvent.count,
+                UsageEvent.violation,
+                UsageEvent.grant_status,
+            )
             .where(
                 UsageEvent.artist_id.in_(artist_ids),
                 UsageEvent.occurred_at >= report.period_start,
@@ -304,20 +399,19 @@ async def usage_csv(desk: Desk, report: Report) -> bytes:
             .order_by(UsageEvent.occurred_at, UsageEvent.id)
             .execution_options(yield_per=2000)
         )
-        async for event in result.scalars():
-            request_id, title, artist = titles.get(event.grant_id, ("", "", event.artist_id))
+        async for occurred_at, received_at, grant_id, artist_id, kind, count, violation, status in result:
+            request_id, title, artist = titles.get(grant_id, ("", "", artist_id))
             writer.writerow(
                 [
-                    utc_iso(event.occurred_at),
-                    utc_iso(event.received_at),
-                    event.grant_id,
+                    utc_iso(occurred_at),
+                    utc_iso(received_at),
+                    grant_id,
                     request_id,
                     title,
                     artist,
-                    event.kind,
-                    event.count,
-                    "yes" if event.violation else "no",
-                    event.grant_status,
+                    kind,
+                    count,
+                    "yes" if violation else "no",
+                    status,
                 ]
             )
-    return buffer.getvalue().encode("utf-8")

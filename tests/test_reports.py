@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from PIL import Image
 
-from bot import workflow
+from bot import reports, workflow
 from bot.clock import FrozenClock
 from bot.models import UsageIn, UsageKind
-from bot.reports import _week_starts, build_report, chart_png, usage_csv
+from bot.reports import ChartDrawer, ChartError, GrantUsage, Report, _week_starts, build_report, usage_csv
 from bot.workflow import Desk
 from tests.factories import make_parties, submit
 from tests.test_workflow import approve
@@ -51,11 +52,16 @@ async def test_report_counts_uses_by_grant_and_kind_and_marks_violations(
     agency_report = await build_report(desk, agency_id=parties.agency_id)
     assert agency_report.total_uses == 6
 
-    png = chart_png(report)
+    charts = ChartDrawer()
+    try:
+        png = await charts.draw(report)
+    finally:
+        await charts.close()
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.size == (800, 400)
 
-    rows = list(csv.DictReader(io.StringIO((await usage_csv(desk, agency_report)).decode())))
+    with await usage_csv(desk, agency_report) as table:
+        rows = list(csv.DictReader(io.StringIO(table.read().decode())))
     assert len(rows) == 4
     assert sorted(r["violation"] for r in rows) == ["no", "no", "no", "yes"]
     assert {r["project_title"] for r in rows} == {"Moonlight Drama S2"}
@@ -82,3 +88,76 @@ def test_weeks_start_on_monday_midnight_in_the_recipients_time_zone(clock: Froze
     assert starts[-1].isoformat() == "2026-11-22T16:00:00+00:00"
     assert starts[0] == starts[-1] - timedelta(weeks=1)
     assert _week_starts(clock.now(), "UTC", 1)[0].isoformat() == "2026-11-23T00:00:00+00:00"
+
+
+def _report_with(*weekly: list[tuple[str, int, int]]) -> Report:
+    now = datetime(2026, 11, 25, 9, tzinfo=UTC)
+    grants = [
+        GrantUsage(f"g{i}", f"r{i}", f"Project {i}", "Lin", "active", {"render": 1}, 0, w)
+        for i, w in enumerate(weekly)
+    ]
+    return Report("artist", "a1", "Lin", "Asia/Shanghai", now - timedelta(days=7), now, grants, [], [])
+
+
+WEEKS = [("2026-11-09", 3, 0), ("2026-11-16", 0, 2), ("2026-11-23", 5, 1)]
+
+
+async def test_charts_of_a_burst_share_one_child_process_that_exits_when_idle() -> None:
+    charts = ChartDrawer(idle=0.01)
+    try:
+        first = await charts.draw(_report_with(WEEKS))
+        child = charts._child
+        second = await charts.draw(_report_with(WEEKS, WEEKS))
+        assert child is not None and charts._child is child and charts.children_started == 1
+        assert await child.wait() == 0  # idle: told to exit, and it does, cleanly
+        assert charts._child is None
+        third = await charts.draw(_report_with(WEEKS))
+        assert charts.children_started == 2
+        for png in (first, second, third):
+            assert Image.open(io.BytesIO(png)).format == "PNG"
+    finally:
+        await charts.close()
+
+
+async def test_a_chart_that_cannot_be_drawn_is_an_error_and_the_next_one_is_drawn() -> None:
+    charts = ChartDrawer()
+    try:
+        with pytest.raises(ChartError, match="ValueError"):
+            await charts.draw(_report_with(WEEKS, WEEKS[:2]))  # weeks of unequal length
+        png = await charts.draw(_report_with(WEEKS))
+        assert Image.open(io.BytesIO(png)).format == "PNG" and charts.children_started == 1
+    finally:
+        await charts.close()
+
+
+async def test_a_chart_process_that_died_while_idle_is_replaced_without_an_error() -> None:
+    charts = ChartDrawer()
+    try:
+        await charts.draw(_report_with(WEEKS))
+        child = charts._child
+        assert child is not None
+        child.kill()
+        await child.wait()
+        png = await charts.draw(_report_with(WEEKS))
+        assert Image.open(io.BytesIO(png)).format == "PNG" and charts.children_started == 2
+    finally:
+        await charts.close()
+
+
+async def test_the_usage_csv_of_a_big_week_is_spooled_to_disk_not_held_in_memory(
+    desk: Desk, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reports, "CSV_IN_MEMORY", 4096)
+    parties = await make_parties(desk)
+    submitted = await submit(desk, parties, starts_at=clock.now().isoformat())
+    grant = (await approve(desk, submitted.view.request.id, parties.artist())).view.grant
+    assert grant is not None
+    for _ in range(300):
+        await workflow.record_usage(
+            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=UsageIn(kind=UsageKind.render)
+        )
+    report = await build_report(desk, artist_id=parties.artist_id)
+    with await usage_csv(desk, report) as table:
+        assert table._rolled  # type: ignore[attr-defined]  # past the limit: a real file on disk
+        rows = list(csv.DictReader(io.StringIO(table.read().decode())))
+    assert len(rows) == 300 and {r["kind"] for r in rows} == {"render"}

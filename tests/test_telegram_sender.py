@@ -62,8 +62,12 @@ async def real_limits(sim: TelegramSimulator) -> AsyncIterator[ExtBot[int]]:
 
 
 @pytest.fixture
-def sender(bot: ExtBot[int], desk: Desk) -> TelegramSender:
-    return TelegramSender(bot, desk, CallbackSigner(desk.signer.callback_key()))
+async def sender(bot: ExtBot[int], desk: Desk) -> AsyncIterator[TelegramSender]:
+    sending = TelegramSender(bot, desk, CallbackSigner(desk.signer.callback_key()))
+    try:
+        yield sending
+    finally:
+        await sending.charts.close()  # a report test leaves its chart process idle
 
 
 @pytest.fixture

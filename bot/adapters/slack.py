@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 from aiolimiter import AsyncLimiter
@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from bot import board
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind
-from bot.reports import build_report, chart_png, usage_csv
+from bot.reports import ChartDrawer, build_report, usage_csv
 from bot.workflow import Desk, NotFound
 from storage.queries import RequestView, card_ref, load_request_view
 from storage.tables import Agency, Notice
@@ -184,6 +184,7 @@ class SlackSender:
         post_interval: float = POST_INTERVAL,
         update_burst: int = UPDATE_BURST,
         update_period: float = UPDATE_PERIOD,
+        charts: ChartDrawer | None = None,
     ) -> None:
         """Prepares the sender; nothing is called until the first notice.
 
@@ -192,8 +193,10 @@ class SlackSender:
             client: a slack_sdk client with the bot token and the Web API base URL.
             post_interval: seconds between two messages to one channel.
             update_burst, update_period: chat.update allowance (per workspace).
+            charts: draws the report charts (shared with the other senders).
         """
         self.desk = desk
+        self.charts = charts or ChartDrawer()
         self.client = client
         self.post_interval = post_interval
         self._paces: dict[str, ChannelPace] = {}
@@ -308,18 +311,18 @@ class SlackSender:
             report = await build_report(self.desk, agency_id=agency.id)
         except NotFound as why:
             raise Undeliverable(why.message) from why
-        # matplotlib takes a moment; the event loop keeps serving meanwhile.
-        chart = await asyncio.to_thread(chart_png, report)
-        table = await usage_csv(self.desk, report)
+        # Drawn in a child process: matplotlib never enters (or holds up) this one.
+        chart = await self.charts.draw(report)
         stamp = report.period_end.strftime("%Y-%m-%d")
-        await self.upload(
-            agency.slack_channel_id,
-            comment=board.report_comment(report),
-            files=[
-                (f"likeness-usage-{stamp}.png", chart, "Uses per week"),
-                (f"likeness-usage-{stamp}.csv", table, "Usage events"),
-            ],
-        )
+        with await usage_csv(self.desk, report) as table:
+            await self.upload(
+                agency.slack_channel_id,
+                comment=board.report_comment(report),
+                files=[
+                    (f"likeness-usage-{stamp}.png", chart, "Uses per week"),
+                    (f"likeness-usage-{stamp}.csv", table, "Usage events"),
+                ],
+            )
         return Delivered()
 
     # ------------------------------------------------------------ Web API calls, limited and mapped
@@ -381,7 +384,9 @@ class SlackSender:
         """Opens a modal; the trigger from a click lasts 3 seconds, so this is called right after ack."""
         await _call("views.open", self.client.views_open(trigger_id=trigger_id, view=view))
 
-    async def upload(self, channel: str, *, comment: str, files: list[tuple[str, bytes, str]]) -> None:
+    async def upload(
+        self, channel: str, *, comment: str, files: list[tuple[str, bytes | IO[bytes], str]]
+    ) -> None:
         """Uploads files as one message with a comment (files_upload_v2), at the channel's pace."""
         async with self._pace(channel).turn():
             await _call(
@@ -390,7 +395,7 @@ class SlackSender:
                     channel=channel,
                     initial_comment=comment,
                     file_uploads=[
-                        {"content": data, "filename": name, "title": title} for name, data, title in files
+                        {"file": data, "filename": name, "title": title} for name, data, title in files
                     ],
                 ),
             )

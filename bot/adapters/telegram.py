@@ -57,6 +57,7 @@ from telegram.ext import AIORateLimiter, BaseRateLimiter
 from bot import notices
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, Language, RequestStatus, Terms
+from bot.reports import ChartDrawer, build_report
 from bot.workflow import Desk
 from storage.queries import RequestView, card_ref, load_request_view
 from storage.tables import Artist, CardRef, Creator, Notice
@@ -309,13 +310,15 @@ class TelegramSender:
         *,
         default_timezone: str = "UTC",
         is_ready: Callable[[], bool] = lambda: True,
+        charts: ChartDrawer | None = None,
     ) -> None:
-        """Keeps what sending needs."""
+        """Keeps what sending needs; `charts` draws report charts (shared with the other senders)."""
         self.bot = bot
         self.desk = desk
         self.signer = signer
         self.default_timezone = default_timezone
         self.is_ready = is_ready
+        self.charts = charts or ChartDrawer()
 
     def lane(self, notice: Outgoing) -> str:
         """One recipient is one Telegram chat, so their notices keep their order.
@@ -502,15 +505,13 @@ class TelegramSender:
         return Delivered()
 
     async def _send_report(self, notice: Outgoing) -> Delivered:
-        from bot.reports import build_report, chart_png
-
         recipient = await self._artist(notice.recipient_id)
         report = await build_report(self.desk, artist_id=notice.recipient_id)
         await self._send_text(
             recipient.chat_id, notices.Rendered(notices.report_text(recipient.language, report))
         )
-        # matplotlib takes a moment; it must not hold up the event loop the bot and API share.
-        chart = await asyncio.to_thread(chart_png, report)
+        # Drawn in a child process: matplotlib never enters (or holds up) this one.
+        chart = await self.charts.draw(report)
         caption = notices.report_caption(recipient.language)
         for attempt in range(3):
             try:

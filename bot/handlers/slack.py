@@ -343,7 +343,7 @@ def attach_slack(service: Service) -> None:
         token=settings.slack_bot_token.get_secret_value(),
         base_url=_api_base_url(settings.slack_api_base_url),
     )
-    sender = SlackSender(service.desk, client)
+    sender = SlackSender(service.desk, client, charts=service.charts)
     service.senders.append(sender)
     checking: list[asyncio.Task[None]] = []
 

@@ -750,6 +750,7 @@ class TelegramChannel:
             self.signer,
             default_timezone=settings.default_timezone,
             is_ready=lambda: self.connected,
+            charts=service.charts,
         )
         self.application.bot_data[_DEPS] = Deps(
             self.desk, self.signer, self.sender, settings.default_timezone
