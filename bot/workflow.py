@@ -1632,9 +1632,17 @@ async def remember_slack_request(desk: Desk, *, signature: str, signed_at: datet
 
 
 async def record_refusal(
-    desk: Desk, *, actor: Actor, action: str, subject_kind: str, subject_id: str, reason: str
+    desk: Desk,
+    *,
+    actor: Actor,
+    action: str,
+    subject_kind: str,
+    subject_id: str,
+    reason: str,
+    code: str = "not_authentic",
 ) -> None:
-    """Audits a refusal that came before any transition could run: a forged button, a bad signature."""
+    """Audits a refusal that came before any transition could run: a forged button, a bad
+    signature, a stranger's `/likeness` on an agency's board."""
     async with desk.db.transaction() as session:
         await _audit(
             session,
@@ -1643,5 +1651,5 @@ async def record_refusal(
             f"{action}.refused",
             subject_kind,
             subject_id[:64],
-            {"code": "not_authentic", "message": reason},
+            {"code": code, "message": reason},
         )

@@ -359,6 +359,12 @@ async def test_slash_command_pending_status_report_and_help(world: SlackWorld) -
     for nonsense in ("", "dance", "status", "pending now"):
         assert (await command(nonsense)).startswith("*`/likeness` on your agency's board channel:*")
     assert "Only the members listed" in await command("pending", user=STRANGER)
+    assert "Only the members listed" in await command("report", user=STRANGER)
+    # Each of the stranger's tries is on the agency's record.
+    assert [a for a in await world.audit(world.roster.agency) if a[1] == STRANGER] == [
+        ("slack.command.pending.refused", STRANGER),
+        ("slack.command.report.refused", STRANGER),
+    ]
     assert "no agency's board" in await command("pending", channel=ELSEWHERE)
 
 

@@ -233,7 +233,22 @@ class BoardListeners:
                 response_type="ephemeral",
             )
             return
-        if str(command.get("user_id") or "") not in agency.slack_member_ids:
+        user_id = str(command.get("user_id") or "")
+        if user_id not in agency.slack_member_ids:
+            await workflow.record_refusal(
+                self.desk,
+                actor=Actor(
+                    ActorKind.stranger,
+                    user_id,
+                    ChannelKind.slack,
+                    display=str(command.get("user_name") or ""),
+                ),
+                action=f"slack.command.{verb}",
+                subject_kind="agency",
+                subject_id=agency.id,
+                reason="only the agency's listed members may use /likeness on its board",
+                code="not_a_member",
+            )
             who = board.escape(agency.name)
             text = f":no_entry: Only the members listed for {who} can use `/likeness` here."
             await respond(text=text, response_type="ephemeral")
