@@ -126,13 +126,16 @@ class Outbox:
         self.poll_interval = poll_interval
         self.stats = DeliveryStats()
         self._lanes = asyncio.Semaphore(concurrency)
-        self._wake = asyncio.Event()
+        # One drain loop per channel, each with its own wake-up: a slow channel (Slack's pace, a
+        # webhook endpoint that takes its time) never holds up the notices of another.
+        self._wakes = {channel: asyncio.Event() for channel in self.senders}
         self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
-        self._wake.set()
+        for wake in self._wakes.values():
+            wake.set()
 
     async def start(self) -> None:
         """Releases claims left by a crashed run of this single-file database, then starts draining."""
@@ -143,37 +146,41 @@ class Outbox:
                     update(Notice).where(Notice.status == "pending").values(claimed_until=None)
                 )
         self._stopping.clear()
-        self._task = asyncio.create_task(self.run(), name="outbox")
+        self._tasks = [
+            asyncio.create_task(self.run(channel), name=f"outbox-{channel.value}") for channel in self.senders
+        ]
 
     async def stop(self) -> None:
         """Stops after the sends in flight finish."""
         self._stopping.set()
-        self._wake.set()
-        if self._task is not None:
+        self.wake()
+        if self._tasks:
             try:
                 # Sends in flight get a moment to finish; after that they are cut off, and their
                 # notices, still claimed, are sent again once the lease runs out (at least once).
-                await asyncio.wait_for(self._task, timeout=STOP_GRACE)
+                async with asyncio.timeout(STOP_GRACE):
+                    await asyncio.gather(*self._tasks)
             except (TimeoutError, asyncio.CancelledError):
                 log.warning("outbox stopped with sends in flight; they will be retried")
-            self._task = None
+            self._tasks = []
 
-    async def run(self) -> None:
-        """Drains until stopped; errors are logged and the loop goes on."""
+    async def run(self, channel: ChannelKind) -> None:
+        """Drains one channel until stopped; errors are logged and the loop goes on."""
+        wake = self._wakes[channel]
         while not self._stopping.is_set():
             try:
-                handled = await self.drain_once()
+                handled = await self.drain_once([channel])
             except Exception:
-                log.exception("outbox pass failed; trying again")
+                log.exception("outbox pass on %s failed; trying again", channel.value)
                 handled = 0
             if handled == 0 and not self._stopping.is_set():
-                self._wake.clear()
+                wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                    await asyncio.wait_for(wake.wait(), timeout=self.poll_interval)
 
-    async def drain_once(self) -> int:
-        """Claims one batch of due notices and sends it; returns how many were handled."""
-        claimed = await self._claim()
+    async def drain_once(self, channels: Iterable[ChannelKind] | None = None) -> int:
+        """Claims one batch of due notices (of `channels`, or all) and sends it; returns how many."""
+        claimed = await self._claim(list(self.senders if channels is None else channels))
         if not claimed:
             return 0
         lanes: dict[tuple[ChannelKind, str], list[Outgoing]] = defaultdict(list)
@@ -190,9 +197,9 @@ class Outbox:
             query = query.where(Notice.status == "pending", Notice.channel.in_(channels))
             return int((await session.execute(query)).scalar_one())
 
-    async def _claim(self) -> list[Outgoing]:
+    async def _claim(self, of: list[ChannelKind]) -> list[Outgoing]:
         now = self.desk.clock.now()
-        channels = [c.value for c in self.senders]
+        channels = [c.value for c in of]
         if not channels:
             return []
         # Senders with a `lane_slice` (Telegram: a chat takes about a message a second) have each
@@ -200,7 +207,11 @@ class Outbox:
         # only while none of that recipient's notices waits for a retry (it goes first) or is held
         # by another instance (the lane is busy there): a recipient's notices leave in order, from
         # one place, and one busy chat cannot make a whole pass wait on it.
-        sliced = {c.value: int(s.lane_slice) for c, s in self.senders.items() if hasattr(s, "lane_slice")}
+        sliced = {
+            c.value: int(s.lane_slice)
+            for c, s in self.senders.items()
+            if c in of and hasattr(s, "lane_slice")
+        }
         fair: ColumnElement[bool] = Notice.channel.in_(channels)
         if sliced:
             recipient = (Notice.channel, Notice.recipient_kind, Notice.recipient_id)

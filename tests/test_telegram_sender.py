@@ -13,6 +13,7 @@ from telegram.ext import ExtBot
 
 from bot import workflow
 from bot.adapters.telegram import CallbackSigner, ChatRateLimiter, TelegramSender
+from bot.adapters.webhook import WebhookSender
 from bot.clock import FrozenClock
 from bot.delivery import Delivered, Outbox, Outgoing, RetryLater, Undeliverable
 from bot.models import ActorKind, ChannelKind, Language, Outcome
@@ -20,6 +21,7 @@ from bot.workflow import Desk
 from sandbox.telegram_api import RateLimits, TelegramSimulator
 from storage.tables import Notice
 from tests.factories import Parties, make_parties, submit
+from tests.webhook_receiver import WebhookReceiver
 
 TOKEN = "7000002:TEST-sender-token"
 # What does not touch the outbox's claim query runs on SQLite only; the claim runs on both databases.
@@ -367,3 +369,35 @@ async def test_old_claims_never_block_a_chat_forever(
     assert isinstance(desk.clock, FrozenClock)
     desk.clock.advance(timedelta(seconds=31))
     assert await outbox.drain_once() == 1
+
+
+async def test_a_held_webhook_does_not_hold_up_the_artists_card_edit(
+    desk: Desk, sender: TelegramSender, sim: TelegramSimulator
+) -> None:
+    """Each channel drains on its own: a creator's endpoint that takes its time delays only itself."""
+    receiver = WebhookReceiver(hold=asyncio.Event())
+    await receiver.start()
+    outbox = Outbox(desk, [sender, WebhookSender(desk)])
+    try:
+        parties = await make_parties(desk, language=Language.zh_hans, webhook_url=receiver.url)
+        token = await workflow.create_invite(
+            desk, subject_kind=ActorKind.artist, subject_id=parties.artist_id
+        )
+        await workflow.redeem_invite(desk, token=token, telegram_user_id=ARTIST_CHAT, chat_id=ARTIST_CHAT)
+        request_id = (await submit(desk, parties)).view.request.id  # the card, and a webhook event
+        await outbox.start()
+        await sim.wait_for(lambda: bot_messages(sim))
+        await receiver.wait_for(lambda: receiver.arrivals == 1)  # at the endpoint, not answered
+
+        await approve(desk, parties, request_id)  # the card's edit, and a second webhook event
+        outbox.wake()
+        [card] = await sim.wait_for(lambda: [m for m in bot_messages(sim) if m["edit_count"] == 1])
+        assert "已同意" in str(card["text"])
+        assert receiver.arrivals == 1 and receiver.accepted() == []  # the first event is still held
+
+        receiver.hold.set()  # type: ignore[union-attr]
+        events = await receiver.wait_for(lambda: receiver.accepted() if len(receiver.accepted()) == 2 else [])
+        assert [e["type"] for e in events] == ["request.submitted", "request.approved"]
+    finally:
+        await outbox.stop()
+        await receiver.stop()

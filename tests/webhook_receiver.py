@@ -28,9 +28,15 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    """Answers `fail_first` POSTs with 500, then 200; `wait_for` re-checks on every arrival."""
+    """Answers `fail_first` POSTs with 500, then 200; `wait_for` re-checks on every arrival.
+
+    While `hold` is set to an unset event, every POST waits for it before being answered (a slow
+    endpoint); `arrivals` counts POSTs as they come in, answered or not.
+    """
 
     fail_first: int = 0
+    hold: asyncio.Event | None = None
+    arrivals: int = 0
     received: list[Received] = field(default_factory=list)
     url: str = ""
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -52,6 +58,10 @@ class WebhookReceiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.arrivals += 1
+        self._changed.set()
+        if self.hold is not None:
+            await self.hold.wait()
         status = 500 if self.fail_first > 0 else 200
         self.fail_first -= 1
         self.received.append(Received(body, dict(request.headers), status))
