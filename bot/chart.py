@@ -27,8 +27,9 @@ HEADER = struct.Struct(">I")
 def draw(spec: dict[str, Any]) -> bytes:
     """A PNG bar chart of uses per week per grant, violations marked in red (matplotlib, Agg).
 
-    `spec` holds `title`, `timezone`, `weeks` (week starts as YYYY-MM-DD, oldest first) and
-    `grants`: each `{"label", "uses": [per week], "violations": [per week]}`.
+    `spec` holds the words to show (`title`, `x_label`, `y_label`, `violations_label`, already in
+    the reader's language), `weeks` (week starts as YYYY-MM-DD, oldest first) and `grants`: each
+    `{"label", "uses": [per week], "violations": [per week]}`.
     """
     import matplotlib
 
@@ -67,15 +68,15 @@ def draw(spec: dict[str, Any]) -> bytes:
             marker="x",
             color="red",
             s=80,
-            label="violations",
+            label=spec["violations_label"],
         )
         for p, b, v in flagged:
             axes.annotate(
                 str(v), (p, b + 0.5), textcoords="offset points", xytext=(0, 6), ha="center", color="red"
             )
     axes.set_xticks(positions, [w[5:] for w in weeks])
-    axes.set_xlabel(f"week starting ({spec['timezone']})")
-    axes.set_ylabel("uses")
+    axes.set_xlabel(spec["x_label"])
+    axes.set_ylabel(spec["y_label"])
     axes.set_title(spec["title"])
     if shown or flagged:
         axes.legend(fontsize="small", loc="upper left")

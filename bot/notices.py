@@ -937,6 +937,17 @@ def report_text(language: Language, report: Report) -> str:
     return "\n".join(lines + tail)
 
 
+def chart_labels(language: Language, report: Report) -> dict[str, str]:
+    """The words on the report's chart, in the reader's language (the chart draws them as given)."""
+    v = Voice(language)
+    return {
+        "title": v.label(N_("Likeness uses per week: %(name)s")) % {"name": report.recipient_name},
+        "x_label": v.label(N_("week starting (%(zone)s)")) % {"zone": report.timezone},
+        "y_label": v.label(N_("uses")),
+        "violations_label": v.label(N_("violations")),
+    }
+
+
 def report_caption(language: Language) -> str:
     """The caption of the report's chart."""
     return Voice(language)._("Uses per week (violations in red)")

@@ -210,11 +210,18 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
     return Report(kind, rid, name, timezone, period_start, now, usages, pending, expiring)
 
 
-def chart_spec(report: Report) -> dict[str, Any]:
-    """What `bot.chart.draw` needs to draw the report's chart: plain JSON, no matplotlib here."""
+def chart_spec(report: Report, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """What `bot.chart.draw` needs to draw the report's chart: plain JSON, no matplotlib here.
+
+    `labels` are the chart's words in the reader's language (`notices.chart_labels`); without
+    them the chart is in English (the agencies' Slack board).
+    """
     return {
         "title": f"Likeness uses per week: {report.recipient_name}",
-        "timezone": report.timezone,
+        "x_label": f"week starting ({report.timezone})",
+        "y_label": "uses",
+        "violations_label": "violations",
+        **(labels or {}),
         "weeks": [w for w, _, _ in report.grants[0].weekly] if report.grants else [],
         "grants": [
             {
@@ -250,9 +257,10 @@ class ChartDrawer:
         self._idle_close: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
-    async def draw(self, report: Report) -> bytes:
-        """The report's chart as PNG bytes; raises ChartError if it cannot be drawn."""
-        payload = json.dumps(chart_spec(report)).encode()
+    async def draw(self, report: Report, labels: dict[str, str] | None = None) -> bytes:
+        """The report's chart as PNG bytes (`labels` as in `chart_spec`); raises ChartError if it
+        cannot be drawn."""
+        payload = json.dumps(chart_spec(report, labels)).encode()
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:

@@ -9,10 +9,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from bot import reports, workflow
+from bot import notices, reports, workflow
 from bot.clock import FrozenClock
-from bot.models import UsageIn, UsageKind
-from bot.reports import ChartDrawer, ChartError, GrantUsage, Report, _week_starts, build_report, usage_csv
+from bot.models import Language, UsageIn, UsageKind
+from bot.reports import (
+    ChartDrawer,
+    ChartError,
+    GrantUsage,
+    Report,
+    _week_starts,
+    build_report,
+    chart_spec,
+    usage_csv,
+)
 from bot.workflow import Desk
 from tests.factories import make_parties, submit
 from tests.test_workflow import approve
@@ -161,3 +170,19 @@ async def test_the_usage_csv_of_a_big_week_is_spooled_to_disk_not_held_in_memory
         assert table._rolled  # type: ignore[attr-defined]  # past the limit: a real file on disk
         rows = list(csv.DictReader(io.StringIO(table.read().decode())))
     assert len(rows) == 300 and {r["kind"] for r in rows} == {"render"}
+
+
+def test_the_chart_speaks_the_artists_language_and_english_on_the_board() -> None:
+    report = _report_with(WEEKS)
+    chinese = chart_spec(report, notices.chart_labels(Language.zh_hans, report))
+    assert (chinese["title"], chinese["x_label"], chinese["y_label"], chinese["violations_label"]) == (
+        "肖像每周使用次数：Lin",
+        "每周起始日（Asia/Shanghai）",
+        "使用次数",
+        "违规",
+    )
+    english = chart_spec(report)  # the agency's board in Slack
+    assert english["title"] == "Likeness uses per week: Lin"
+    assert english["x_label"] == "week starting (Asia/Shanghai)"
+    assert english["weeks"] == ["2026-11-09", "2026-11-16", "2026-11-23"]
+    assert english["grants"] == [{"label": "Project 0", "uses": [3, 0, 5], "violations": [0, 2, 1]}]

@@ -511,7 +511,7 @@ class TelegramSender:
             recipient.chat_id, notices.Rendered(notices.report_text(recipient.language, report))
         )
         # Drawn in a child process: matplotlib never enters (or holds up) this one.
-        chart = await self.charts.draw(report)
+        chart = await self.charts.draw(report, notices.chart_labels(recipient.language, report))
         caption = notices.report_caption(recipient.language)
         for attempt in range(3):
             try:
