@@ -17,6 +17,7 @@ from bot.adapters.webhook import WebhookSender
 from bot.clock import FrozenClock
 from bot.delivery import Delivered, Outbox, Outgoing, RetryLater, Undeliverable
 from bot.models import ActorKind, ChannelKind, Language, Outcome
+from bot.reports import ChartDrawer, ChartError
 from bot.workflow import Desk
 from sandbox.telegram_api import RateLimits, TelegramSimulator
 from storage.tables import Notice
@@ -269,6 +270,22 @@ async def test_a_report_is_a_summary_and_a_chart(
     summary, chart = bot_messages(sim)
     assert str(summary["text"]).startswith("📊 使用报告")
     assert chart["kind"] == "photo" and chart["caption"] == "每周使用次数（红色为违规）"
+
+
+@sqlite_only
+async def test_a_report_whose_chart_cannot_be_drawn_sends_nothing_and_is_retried_whole(
+    desk: Desk, parties: Parties, bot: ExtBot[int], sim: TelegramSimulator
+) -> None:
+    # No chart process answers within a millisecond: the chart fails before anything is sent.
+    hasty = ChartDrawer(timeout=0.001)
+    sender = TelegramSender(bot, desk, CallbackSigner(desk.signer.callback_key()), charts=hasty)
+    assert await workflow.queue_report(desk, recipient_kind=ActorKind.artist, recipient_id=parties.artist_id)
+    try:
+        with pytest.raises(ChartError):
+            await sender.send(await queued(desk, "report"))
+    finally:
+        await hasty.close()
+    assert bot_messages(sim) == []  # no summary without its chart: the retry sends both, once
 
 
 @sqlite_only

@@ -507,11 +507,12 @@ class TelegramSender:
     async def _send_report(self, notice: Outgoing) -> Delivered:
         recipient = await self._artist(notice.recipient_id)
         report = await build_report(self.desk, artist_id=notice.recipient_id)
+        # Drawn in a child process: matplotlib never enters (or holds up) this one. Drawn before
+        # the text goes out, so a chart that fails is retried without sending the text twice.
+        chart = await self.charts.draw(report, notices.chart_labels(recipient.language, report))
         await self._send_text(
             recipient.chat_id, notices.Rendered(notices.report_text(recipient.language, report))
         )
-        # Drawn in a child process: matplotlib never enters (or holds up) this one.
-        chart = await self.charts.draw(report, notices.chart_labels(recipient.language, report))
         caption = notices.report_caption(recipient.language)
         for attempt in range(3):
             try:
