@@ -132,10 +132,11 @@ class Outbox:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    def wake(self) -> None:
-        """Something was queued: look now instead of at the next poll."""
-        for wake in self._wakes.values():
-            wake.set()
+    def wake(self, channels: Iterable[ChannelKind] | None = None) -> None:
+        """Something was queued (on `channels`, or anywhere): look now instead of at the next poll."""
+        for channel in self._wakes if channels is None else channels:
+            if channel in self._wakes:
+                self._wakes[channel].set()
 
     async def start(self) -> None:
         """Releases claims left by a crashed run of this single-file database, then starts draining."""
@@ -168,13 +169,14 @@ class Outbox:
         """Drains one channel until stopped; errors are logged and the loop goes on."""
         wake = self._wakes[channel]
         while not self._stopping.is_set():
+            # Cleared before the pass looks: a notice queued while it looks wakes the next one.
+            wake.clear()
             try:
                 handled = await self.drain_once([channel])
             except Exception:
                 log.exception("outbox pass on %s failed; trying again", channel.value)
                 handled = 0
             if handled == 0 and not self._stopping.is_set():
-                wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=self.poll_interval)
 
@@ -202,6 +204,17 @@ class Outbox:
         channels = [c.value for c in of]
         if not channels:
             return []
+        due = (
+            Notice.status == "pending",
+            Notice.channel.in_(channels),
+            Notice.next_attempt_at <= now,
+            or_(Notice.claimed_until.is_(None), Notice.claimed_until <= now),
+        )
+        # Look before taking the write lock: most passes find nothing, and on SQLite every write
+        # transaction queues behind the decisions and submissions that users wait for.
+        async with self.desk.db.read() as session:
+            if (await session.execute(select(Notice.id).where(*due).limit(1))).first() is None:
+                return []
         # Senders with a `lane_slice` (Telegram: a chat takes about a message a second) have each
         # recipient's pending notices ranked in queue order, and only the oldest few are taken, and
         # only while none of that recipient's notices waits for a retry (it goes first) or is held
@@ -244,12 +257,7 @@ class Outbox:
                 (
                     await session.execute(
                         select(Notice)
-                        .where(
-                            fair,
-                            Notice.status == "pending",
-                            Notice.next_attempt_at <= now,
-                            or_(Notice.claimed_until.is_(None), Notice.claimed_until <= now),
-                        )
+                        .where(fair, *due)
                         .order_by(Notice.created_at, Notice.id)
                         .limit(self.batch)
                         .with_for_update(skip_locked=True)

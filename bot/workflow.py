@@ -163,13 +163,14 @@ class Desk:
     clock: Clock
     signer: Signer
     rules: Rules = field(default_factory=Rules)
-    # Called after every committed step (e.g. to wake the outbox drainer); must not block.
-    on_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Called after every committed step with the channels it queued notices on (None: any may
+    # have), e.g. to wake the outbox drainer; must not block.
+    on_commit: list[Callable[[frozenset[ChannelKind] | None], None]] = field(default_factory=list)
 
-    def committed(self) -> None:
-        """Tells the listeners that a step committed and may have queued notices."""
+    def committed(self, channels: frozenset[ChannelKind] | None = None) -> None:
+        """Tells the listeners that a step committed and may have queued notices on `channels`."""
         for listener in self.on_commit:
-            listener()
+            listener(channels)
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,9 @@ async def _transition(
                 subject_id,
                 {"code": why.code, "message": why.message},
             )
-    desk.committed()
+        queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
+    if queued and refusal is None:
+        desk.committed(frozenset(queued))
     if refusal is not None:
         raise refusal
 
@@ -267,6 +270,9 @@ async def _audit(
     )
 
 
+_QUEUED_ON = "likeness.queued_on"  # session.info key: the channels a transaction queued notices on
+
+
 def _queue(
     session: AsyncSession,
     now: datetime,
@@ -280,6 +286,7 @@ def _queue(
     payload: dict[str, Any] | None = None,
     dedupe_key: str | None = None,
 ) -> None:
+    session.info.setdefault(_QUEUED_ON, set()).add(channel)
     session.add(
         Notice(
             id=_notice_id(),
