@@ -114,7 +114,7 @@ class World:
                 self.desk, subject_kind=ActorKind.artist, subject_id=artist.id
             )
             await workflow.redeem_invite(self.desk, token=token, telegram_user_id=user, chat_id=user)
-            self.sim._started.add((TOKEN, user))  # the user has pressed Start in the bot's chat
+            self.sim.mark_started(TOKEN, user)  # the user has pressed Start in the bot's chat
         return party
 
     async def crowd(self, count: int) -> list[Party]:
@@ -128,7 +128,7 @@ class World:
                 self.desk, subject_kind=ActorKind.artist, subject_id=artist.id
             )
             await workflow.redeem_invite(self.desk, token=token, telegram_user_id=user, chat_id=user)
-            self.sim._started.add((TOKEN, user))
+            self.sim.mark_started(TOKEN, user)
             crowd.append(Party(artist.id, user, creator.creator.id, creator.api_key, artist.name))
         return crowd
 
@@ -277,27 +277,6 @@ async def end_world(world: World) -> None:
 
 
 async def reply(sim: TelegramSimulator, user_id: int, to_message_id: int, text: str) -> int:
-    """The user answers a bot message with Telegram's Reply (as a ForceReply prompt invites).
-
-    The simulator's `send_text` cannot reply to a message yet, so this builds the same update it
-    would, plus the `reply_to_message` Telegram includes; returns the update id.
-    """
-    from sandbox.telegram_api import _Body, _Message  # the simulator's own message model
-
-    bot = sim._bot(TOKEN)
-    original = sim._chats[(TOKEN, user_id)][to_message_id]
-    message = sim._store(
-        _Message(
-            bot_token=TOKEN,
-            chat_id=user_id,
-            message_id=sim._next_message_id(bot, user_id),
-            date=int(datetime.now(UTC).timestamp()),
-            from_bot=False,
-            user_id=user_id,
-            kind="text",
-            body=_Body(text=text, html=None, entities=[], parse_mode=None),
-            reply_to_message_id=to_message_id,
-        )
-    )
-    payload = sim._message_api(message) | {"reply_to_message": sim._message_api(original)}
-    return sim._enqueue_update(bot, {"message": payload})
+    """The user answers a bot message with Telegram's Reply (as a ForceReply prompt invites);
+    returns the update id."""
+    return await sim.send_text(TOKEN, user_id, text, reply_to_message_id=to_message_id)
