@@ -275,7 +275,7 @@ class FaultWorld:
         self.tg.add_user(user, name.split()[0])
         token = await workflow.create_invite(self.desk, subject_kind=ActorKind.artist, subject_id=added.id)
         await workflow.redeem_invite(self.desk, token=token, telegram_user_id=user, chat_id=user)
-        self.tg._started.add((TOKEN, user))  # pressed Start, as /start with the invite would have
+        self.tg.mark_started(TOKEN, user)  # pressed Start, as /start with the invite would have
         return Artist(added.id, user, board)
 
     async def creator(self, name: str, *, webhook: bool = True) -> Creator:

@@ -82,7 +82,7 @@ async def test_calls_without_the_right_secret_are_refused_and_change_nothing(wor
     artist = await workflow.add_artist(world.desk, name="Target")
     token = await workflow.create_invite(world.desk, subject_kind=ActorKind.artist, subject_id=artist.id)
     intruder = world.new_user("Eve")
-    world.sim._started.add((TOKEN, intruder))
+    world.sim.mark_started(TOKEN, intruder)
     update = start_update(intruder, f"/start {token}")
     hook = f"{world.url}/telegram/webhook"
 
