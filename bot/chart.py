@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import struct
 import sys
 import warnings
@@ -106,5 +107,16 @@ def serve(source: BinaryIO, out: BinaryIO) -> None:
             _answer(out, OK, png)
 
 
+def main() -> None:
+    """`python -m bot.chart`: serves the parent until it closes the pipe, or goes away."""
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (BrokenPipeError, KeyboardInterrupt):
+        # The parent died (e.g. killed) or is stopping: nobody is left to answer, and no
+        # traceback should land in the service's log, which this process shares. What is left
+        # in stdout's buffer goes to /dev/null, so the flush at exit cannot complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    main()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from PIL import Image
 
-from bot import notices, reports, workflow
+from bot import chart, notices, reports, workflow
 from bot.clock import FrozenClock
 from bot.models import Language, UsageIn, UsageKind
 from bot.reports import (
@@ -186,3 +189,19 @@ def test_the_chart_speaks_the_artists_language_and_english_on_the_board() -> Non
     assert english["x_label"] == "week starting (Asia/Shanghai)"
     assert english["weeks"] == ["2026-11-09", "2026-11-16", "2026-11-23"]
     assert english["grants"] == [{"label": "Project 0", "uses": [3, 0, 5], "violations": [0, 2, 1]}]
+
+
+def test_a_chart_process_whose_parent_went_away_exits_quietly() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "bot.chart"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # the service was killed: nobody will read the answer
+    spec = json.dumps(chart_spec(_report_with(WEEKS))).encode()
+    child.stdin.write(chart.HEADER.pack(len(spec)) + spec)
+    child.stdin.close()
+    assert child.wait(timeout=60) == 0
+    assert child.stderr.read() == b""  # nothing for the service's log: no traceback, no warning
