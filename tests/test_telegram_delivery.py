@@ -130,3 +130,24 @@ async def test_every_card_arrives_after_a_sigkill_in_the_middle_of_a_burst(
     assert all(counts[r] >= 1 for r in request_ids)
     await world.stop()
     assert await unsent(world) == 0
+
+
+async def test_a_bot_that_cannot_reach_telegram_at_start_keeps_trying_then_delivers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    alone = await make_world(tmp_path_factory.mktemp("telegram-reconnect"))
+    try:
+        party = await alone.party("Reconnect Artist")
+        request_id = await alone.file_directly(party)  # queued while the service is down
+        alone.sim.inject("502", count=2, methods="getMe")  # Telegram is in trouble at start-up
+        service = await alone.start()  # serves the API at once; the bot keeps trying behind it
+
+        card = await alone.card(party.user_id, request_id, timeout=30)
+        assert card["reply_markup"] is not None  # the card, with its buttons
+        assert [c["fault"] for c in alone.sim.calls("getMe")][:3] == ["502", "502", None]
+        await alone.stop()
+        log = service.log()
+        assert log.count("cannot reach Telegram") == 2  # one line per failed try, no traceback
+        assert "Traceback" not in log and TOKEN not in log
+    finally:
+        await end_world(alone)
