@@ -472,6 +472,15 @@ async def _command_person(update: Update, context: Context) -> Person | None:
     return None if user is None else await _person(_deps(context), user)
 
 
+async def _linked_artist(update: Update, context: Context) -> tuple[Person, Artist] | None:
+    """The artist behind a command; None, after telling the user how to link, when there is none."""
+    person = await _command_person(update, context)
+    if person is None or person.artist is None:
+        await _reply(update, notices.not_linked(person.language if person else Language.en))
+        return None
+    return person, person.artist
+
+
 async def on_start(update: Update, context: Context) -> None:
     """Links this Telegram account with the one-time token of an invite link, and greets."""
     user, chat = update.effective_user, update.effective_chat
@@ -509,13 +518,13 @@ async def on_help(update: Update, context: Context) -> None:
 
 async def on_pending(update: Update, context: Context) -> None:
     """Lists the requests waiting for the artist's decision."""
-    person = await _command_person(update, context)
-    if person is None or person.artist is None:
-        await _reply(update, notices.not_linked(person.language if person else Language.en))
+    linked = await _linked_artist(update, context)
+    if linked is None:
         return
+    person, artist = linked
     deps = _deps(context)
     async with deps.desk.db.read() as session:
-        requests = await artist_requests(session, person.artist.id, {s.value for s in OPEN_STATUSES})
+        requests = await artist_requests(session, artist.id, {s.value for s in OPEN_STATUSES})
         views = [await load_request_view(session, request.id) for request in requests]
     items = [
         notices.PendingLine(
@@ -533,15 +542,15 @@ async def on_pending(update: Update, context: Context) -> None:
 
 async def on_grants(update: Update, context: Context) -> None:
     """Lists the artist's active and upcoming consents, each with a Revoke button."""
-    person = await _command_person(update, context)
-    if person is None or person.artist is None:
-        await _reply(update, notices.not_linked(person.language if person else Language.en))
+    linked = await _linked_artist(update, context)
+    if linked is None:
         return
+    person, artist = linked
     deps = _deps(context)
     now = deps.desk.clock.now()
     live = {GrantStatus.active.value, GrantStatus.scheduled.value}
     async with deps.desk.db.read() as session:
-        grants = await artist_grants(session, person.artist.id, live)
+        grants = await artist_grants(session, artist.id, live)
         grant_ids = [g.id for g in grants if grant_status_at(g, now).value in live]
     lines = [found[1] for found in [await _grant_line(deps, gid) for gid in grant_ids] if found]
     rendered = notices.grants_list(person.language, person.timezone, lines)
@@ -550,13 +559,11 @@ async def on_grants(update: Update, context: Context) -> None:
 
 async def on_report(update: Update, context: Context) -> None:
     """Queues this week's usage report for the artist now; the outbox sends text and chart."""
-    person = await _command_person(update, context)
-    if person is None or person.artist is None:
-        await _reply(update, notices.not_linked(person.language if person else Language.en))
+    linked = await _linked_artist(update, context)
+    if linked is None:
         return
-    await workflow.queue_report(
-        _deps(context).desk, recipient_kind=ActorKind.artist, recipient_id=person.artist.id
-    )
+    person, artist = linked
+    await workflow.queue_report(_deps(context).desk, recipient_kind=ActorKind.artist, recipient_id=artist.id)
     await _reply(update, notices.report_queued(person.language))
 
 
