@@ -47,6 +47,22 @@ class Outgoing:
     attempts: int
     created_at: datetime
 
+    @classmethod
+    def of(cls, notice: Notice) -> Outgoing:
+        """A stored notice as the drainer hands it to a sender."""
+        return cls(
+            id=notice.id,
+            channel=ChannelKind(notice.channel),
+            recipient_kind=notice.recipient_kind,
+            recipient_id=notice.recipient_id,
+            kind=notice.kind,
+            request_id=notice.request_id,
+            grant_id=notice.grant_id,
+            payload=dict(notice.payload),
+            attempts=notice.attempts,
+            created_at=notice.created_at,
+        )
+
 
 @dataclass(frozen=True)
 class Delivered:
@@ -266,21 +282,7 @@ class Outbox:
             )
             for row in rows:
                 row.claimed_until = now + self.lease
-            return [
-                Outgoing(
-                    id=row.id,
-                    channel=ChannelKind(row.channel),
-                    recipient_kind=row.recipient_kind,
-                    recipient_id=row.recipient_id,
-                    kind=row.kind,
-                    request_id=row.request_id,
-                    grant_id=row.grant_id,
-                    payload=dict(row.payload),
-                    attempts=row.attempts,
-                    created_at=row.created_at,
-                )
-                for row in rows
-            ]
+            return [Outgoing.of(row) for row in rows]
 
     async def _send_lane(self, notices: list[Outgoing]) -> None:
         async with self._lanes:

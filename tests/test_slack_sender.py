@@ -61,22 +61,6 @@ async def slack_notices(desk: Desk, request_id: str) -> list[Notice]:
         return list(rows.scalars())
 
 
-def outgoing(notice: Notice) -> Outgoing:
-    """A stored notice as the drainer hands it to a sender."""
-    return Outgoing(
-        id=notice.id,
-        channel=ChannelKind(notice.channel),
-        recipient_kind=notice.recipient_kind,
-        recipient_id=notice.recipient_id,
-        kind=notice.kind,
-        request_id=notice.request_id,
-        grant_id=notice.grant_id,
-        payload=dict(notice.payload),
-        attempts=notice.attempts,
-        created_at=notice.created_at,
-    )
-
-
 async def approve_on_behalf(desk: Desk, request_id: str, agency_id: str) -> None:
     """A listed member approves in Slack."""
     async with desk.db.transaction() as session:
@@ -115,7 +99,7 @@ async def test_an_update_never_overtakes_its_first_post_and_then_edits_it_and_re
     )
     # Even handed over on its own, the update refuses to go before the post.
     with pytest.raises(RetryLater) as waiting:
-        await sender.send(outgoing(update_notice))
+        await sender.send(Outgoing.of(update_notice))
     assert "earlier board notice" in waiting.value.reason
 
     clock.advance(timedelta(minutes=1))
@@ -225,10 +209,10 @@ async def test_a_missing_channel_is_retried_for_a_while_then_given_up(
     [post] = await slack_notices(desk, request_id)
     sender = sender_for(desk, sim)
     with pytest.raises(RetryLater) as waiting:
-        await sender.send(outgoing(post))
+        await sender.send(Outgoing.of(post))
     assert "channel_not_found" in waiting.value.reason
     with pytest.raises(Undeliverable):
-        await sender.send(dataclasses.replace(outgoing(post), attempts=CHANNEL_PATIENCE - 1))
+        await sender.send(dataclasses.replace(Outgoing.of(post), attempts=CHANNEL_PATIENCE - 1))
 
 
 async def test_posts_to_one_channel_keep_their_interval_and_other_channels_do_not_wait(

@@ -89,18 +89,7 @@ async def queued(desk: Desk, kind: str, request_id: str | None = None) -> Outgoi
         if request_id is not None:
             query = query.where(Notice.request_id == request_id)
         row = (await session.execute(query.order_by(Notice.created_at.desc()).limit(1))).scalar_one()
-    return Outgoing(
-        id=row.id,
-        channel=ChannelKind(row.channel),
-        recipient_kind=row.recipient_kind,
-        recipient_id=row.recipient_id,
-        kind=row.kind,
-        request_id=row.request_id,
-        grant_id=row.grant_id,
-        payload=dict(row.payload),
-        attempts=row.attempts,
-        created_at=row.created_at,
-    )
+    return Outgoing.of(row)
 
 
 @sqlite_only
