@@ -84,12 +84,24 @@ OPEN_STATUSES = frozenset({RequestStatus.pending, RequestStatus.awaiting_cosign}
 
 
 class GrantStatus(StrEnum):
-    """Where a grant stands: before, inside or after its window, or revoked."""
+    """Where a grant stands: before, inside or after its window, paused by the artist, or revoked."""
 
     scheduled = "scheduled"
     active = "active"
+    paused = "paused"
     expired = "expired"
     revoked = "revoked"
+
+
+class ViolationReason(StrEnum):
+    """A term that a reported use breaks; the API and every notice name these codes."""
+
+    grant_not_active = "grant_not_active"
+    grant_paused = "grant_paused"
+    ai_training_not_granted = "ai_training_not_granted"
+    media_not_granted = "media_not_granted"
+    territory_not_granted = "territory_not_granted"
+    likeness_not_granted = "likeness_not_granted"
 
 
 class Outcome(StrEnum):
@@ -240,15 +252,7 @@ class TermsIn(BaseModel):
     @field_validator("territory")
     @classmethod
     def _iso_3166(cls, value: list[str]) -> list[str]:
-        codes = sorted(
-            {code.strip().upper() if code.strip().lower() != "worldwide" else "worldwide" for code in value}
-        )
-        for code in codes:
-            if code != "worldwide" and code not in _TERRITORIES:
-                raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 code or 'worldwide'")
-        if "worldwide" in codes and len(codes) > 1:
-            raise ValueError("'worldwide' already covers every territory; list it alone")
-        return codes
+        return territory_codes(value)
 
     @field_validator("starts_at", "ends_at", "decision_due_at")
     @classmethod
@@ -339,8 +343,27 @@ class RedLines(BaseModel):
         return crossed
 
 
+WORLDWIDE = "worldwide"
+USES_NEEDING_PLACE = frozenset({UsageKind.publish, UsageKind.distribute})
+USES_NEEDING_LIKENESS = frozenset({UsageKind.render, UsageKind.train, UsageKind.fine_tune})
+USES_NEEDING_AI_TRAINING = frozenset({UsageKind.train, UsageKind.fine_tune})
+
+
+def territory_codes(value: list[str]) -> list[str]:
+    """ISO 3166-1 alpha-2 codes (upper case, sorted, unique) or ['worldwide']; ValueError otherwise."""
+    codes = sorted(
+        {code.strip().upper() if code.strip().lower() != WORLDWIDE else WORLDWIDE for code in value}
+    )
+    for code in codes:
+        if code != WORLDWIDE and code not in _TERRITORIES:
+            raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 code or 'worldwide'")
+    if WORLDWIDE in codes and len(codes) > 1:
+        raise ValueError("'worldwide' already covers every territory; list it alone")
+    return codes
+
+
 class UsageIn(BaseModel):
-    """A creator's report that it used a grant."""
+    """A creator's report that it used a grant: what it did, where, in which medium, with which part."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -348,11 +371,67 @@ class UsageIn(BaseModel):
     count: int = Field(default=1, ge=1, le=1_000_000)
     occurred_at: datetime | None = None
     note: str | None = Field(default=None, max_length=500)
+    media: Media | None = Field(default=None, description="Required for publish and distribute.")
+    territory: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=250,
+        description="ISO 3166-1 alpha-2 codes or ['worldwide']; required for publish and distribute.",
+    )
+    likeness: list[Likeness] | None = Field(
+        default=None, min_length=1, description="Required for render, train and fine_tune."
+    )
 
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         return None if value is None else aware_utc(value)
+
+    @field_validator("territory")
+    @classmethod
+    def _iso_3166(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else territory_codes(value)
+
+    @field_validator("likeness")
+    @classmethod
+    def _sorted_unique(cls, value: list[Likeness] | None) -> list[Likeness] | None:
+        return None if value is None else sorted(set(value))
+
+    def missing_fields(self) -> list[FieldError]:
+        """The fields this kind of use must state and does not (field-level 422s)."""
+        errors: list[FieldError] = []
+        if self.kind in USES_NEEDING_PLACE:
+            for name in ("media", "territory"):
+                if getattr(self, name) is None:
+                    errors.append(FieldError(name, f"required for a {self.kind.value} use", "missing"))
+        if self.kind in USES_NEEDING_LIKENESS and self.likeness is None:
+            errors.append(FieldError("likeness", f"required for a {self.kind.value} use", "missing"))
+        return errors
+
+
+def judge_use(terms: dict[str, Any], usage: UsageIn, status: GrantStatus) -> list[ViolationReason]:
+    """Every term a use breaks, in a fixed order; empty when it lies inside all of them.
+
+    `terms` are the canonical terms the artist approved; `status` is the grant's status when
+    the use happened. A field the creator did not state is not judged (the API requires the
+    ones each kind must state).
+    """
+    reasons: list[ViolationReason] = []
+    if status is GrantStatus.paused:
+        reasons.append(ViolationReason.grant_paused)
+    elif status is not GrantStatus.active:
+        reasons.append(ViolationReason.grant_not_active)
+    if usage.kind in USES_NEEDING_AI_TRAINING and not terms.get("ai_training", False):
+        reasons.append(ViolationReason.ai_training_not_granted)
+    if usage.media is not None and usage.media.value not in terms.get("media", []):
+        reasons.append(ViolationReason.media_not_granted)
+    if usage.territory is not None:
+        granted = set(terms.get("territory", []))
+        if WORLDWIDE not in granted and not set(usage.territory) <= granted:
+            reasons.append(ViolationReason.territory_not_granted)
+    if usage.likeness is not None and not {p.value for p in usage.likeness} <= set(terms.get("likeness", [])):
+        reasons.append(ViolationReason.likeness_not_granted)
+    return reasons
 
 
 @dataclass(frozen=True)

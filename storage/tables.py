@@ -77,6 +77,11 @@ class Artist(Base):
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    # Set while every grant of the artist is paused; only the kind that paused may resume.
+    paused_at: Mapped[datetime | None]
+    paused_by_kind: Mapped[str | None] = mapped_column(String(16))
+    paused_by_id: Mapped[str | None] = mapped_column(String(64))
+    pause_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Creator(Base):
@@ -171,6 +176,7 @@ class Grant(Base):
     reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
     receipt: Mapped[dict[str, Any]]
     revoked_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -196,11 +202,36 @@ class UsageEvent(Base):
     grant_status: Mapped[str] = mapped_column(String(16))
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime]
+    media: Mapped[str | None] = mapped_column(String(16))
+    territory: Mapped[list[Any] | None]
+    likeness: Mapped[list[Any] | None]
+    # The violation's own id and the terms it breaks (ViolationReason codes); empty when inside.
+    violation_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
 
     __table_args__ = (
         Index("ix_usage_grant_time", "grant_id", "occurred_at"),
         Index("ix_usage_artist_time", "artist_id", "occurred_at"),
     )
+
+
+class Deletion(Base):
+    """A deletion confirmation a creator owes after a grant ended (PIPL Art. 47)."""
+
+    __tablename__ = "deletions"
+
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(String(32), index=True)
+    cause: Mapped[str] = mapped_column(String(16))  # revoked | expired
+    due_at: Mapped[datetime]
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    escalated_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+    statement: Mapped[str | None] = mapped_column(Text)
+    receipt: Mapped[dict[str, Any] | None]
+
+    __table_args__ = (Index("ix_deletions_open_due", "confirmed_at", "due_at"),)
 
 
 class AuditEvent(Base):
