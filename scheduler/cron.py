@@ -8,8 +8,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 from bot import workflow
-from bot.workflow import Desk
-from bot.workflow.sweeps import SWEEP_BATCH
+from bot.workflow import SWEEP_BATCH, Desk
 
 
 def last_fire_before(

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,32 +177,45 @@ async def load_view(session: AsyncSession, request_id: str) -> RequestView:
 _QUEUED_ON = "likeness.queued_on"  # session.info key: the channels a transaction queued notices on
 
 
+class Recipient(NamedTuple):
+    """Who a notice is for, and on which channel."""
+
+    channel: ChannelKind
+    kind: ActorKind
+    id: str
+
+
+class NoticeDetail(TypedDict, total=False):
+    """What a notice carries besides its kind and request: the grant, the payload, and the key
+    that makes it once only however often its cause runs."""
+
+    grant_id: str | None
+    payload: dict[str, Any] | None
+    dedupe_key: str | None
+
+
 def queue_notice(
     session: AsyncSession,
     now: datetime,
-    *,
-    channel: ChannelKind,
-    recipient_kind: ActorKind,
-    recipient_id: str,
+    to: Recipient,
     kind: str,
+    *,
     request_id: str | None = None,
-    grant_id: str | None = None,
-    payload: dict[str, Any] | None = None,
-    dedupe_key: str | None = None,
+    **detail: Unpack[NoticeDetail],
 ) -> None:
     """Adds one outbox row to the transaction; the drainer is woken when it commits."""
-    session.info.setdefault(_QUEUED_ON, set()).add(channel)
+    session.info.setdefault(_QUEUED_ON, set()).add(to.channel)
     session.add(
         Notice(
             id=_notice_id(),
-            channel=channel.value,
-            recipient_kind=recipient_kind.value,
-            recipient_id=recipient_id,
+            channel=to.channel.value,
+            recipient_kind=to.kind.value,
+            recipient_id=to.id,
             kind=kind,
             request_id=request_id,
-            grant_id=grant_id,
-            payload=payload or {},
-            dedupe_key=dedupe_key,
+            grant_id=detail.get("grant_id"),
+            payload=detail.get("payload") or {},
+            dedupe_key=detail.get("dedupe_key"),
             status="pending",
             attempts=0,
             next_attempt_at=now,
@@ -224,32 +237,21 @@ def tell_creator(
 ) -> None:
     """A status update for the creator on each channel it has (signed webhook, Telegram)."""
     payload = {"event": event, "request_id": request_id, "grant_id": grant_id} | (data or {})
-    if creator.webhook_url:
-        queue_notice(
-            session,
-            now,
-            channel=ChannelKind.webhook,
-            recipient_kind=ActorKind.creator,
-            recipient_id=creator.id,
-            kind="status",
-            request_id=request_id,
-            grant_id=grant_id,
-            payload=payload,
-            dedupe_key=f"{dedupe_key}:webhook" if dedupe_key else None,
-        )
-    if creator.telegram_chat_id is not None:
-        queue_notice(
-            session,
-            now,
-            channel=ChannelKind.telegram,
-            recipient_kind=ActorKind.creator,
-            recipient_id=creator.id,
-            kind="status",
-            request_id=request_id,
-            grant_id=grant_id,
-            payload=payload,
-            dedupe_key=f"{dedupe_key}:telegram" if dedupe_key else None,
-        )
+    for channel, reachable in (
+        (ChannelKind.webhook, bool(creator.webhook_url)),
+        (ChannelKind.telegram, creator.telegram_chat_id is not None),
+    ):
+        if reachable:
+            queue_notice(
+                session,
+                now,
+                Recipient(channel, ActorKind.creator, creator.id),
+                "status",
+                request_id=request_id,
+                grant_id=grant_id,
+                payload=payload,
+                dedupe_key=f"{dedupe_key}:{channel.value}" if dedupe_key else None,
+            )
 
 
 def tell_artist(
@@ -259,25 +261,12 @@ def tell_artist(
     kind: str,
     *,
     request_id: str | None = None,
-    grant_id: str | None = None,
-    payload: dict[str, Any] | None = None,
-    dedupe_key: str | None = None,
+    **detail: Unpack[NoticeDetail],
 ) -> None:
     """A Telegram message for the artist, once they have linked their chat."""
-    if artist.telegram_chat_id is None:
-        return
-    queue_notice(
-        session,
-        now,
-        channel=ChannelKind.telegram,
-        recipient_kind=ActorKind.artist,
-        recipient_id=artist.id,
-        kind=kind,
-        request_id=request_id,
-        grant_id=grant_id,
-        payload=payload,
-        dedupe_key=dedupe_key,
-    )
+    if artist.telegram_chat_id is not None:
+        to = Recipient(ChannelKind.telegram, ActorKind.artist, artist.id)
+        queue_notice(session, now, to, kind, request_id=request_id, **detail)
 
 
 def tell_agency(
@@ -287,25 +276,12 @@ def tell_agency(
     kind: str,
     *,
     request_id: str,
-    grant_id: str | None = None,
-    payload: dict[str, Any] | None = None,
-    dedupe_key: str | None = None,
+    **detail: Unpack[NoticeDetail],
 ) -> None:
     """A post or thread reply on the agency's Slack board, when it has a channel."""
-    if agency is None or not agency.slack_channel_id:
-        return
-    queue_notice(
-        session,
-        now,
-        channel=ChannelKind.slack,
-        recipient_kind=ActorKind.agency,
-        recipient_id=agency.id,
-        kind=kind,
-        request_id=request_id,
-        grant_id=grant_id,
-        payload=payload,
-        dedupe_key=dedupe_key,
-    )
+    if agency is not None and agency.slack_channel_id:
+        to = Recipient(ChannelKind.slack, ActorKind.agency, agency.id)
+        queue_notice(session, now, to, kind, request_id=request_id, **detail)
 
 
 def announce(session: AsyncSession, now: datetime, view: RequestView, event: str, **data: Any) -> None:

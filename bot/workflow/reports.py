@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from bot.models import ActorKind, ChannelKind, utc_iso
-from bot.workflow.desk import Desk, queue_notice
+from bot.workflow.desk import Desk, Recipient, queue_notice
 from bot.workflow.errors import NotAllowed, NotFound
 from bot.workflow.sweeps import SWEEP_BATCH
 from storage import due
@@ -68,10 +68,8 @@ async def _queue_report(desk: Desk, recipient_kind: ActorKind, recipient_id: str
         queue_notice(
             session,
             now,
-            channel=channel,
-            recipient_kind=recipient_kind,
-            recipient_id=recipient_id,
-            kind="report",
+            Recipient(channel, recipient_kind, recipient_id),
+            "report",
             payload={"period": period, "generated_at": utc_iso(now)},
             dedupe_key=f"report:{recipient_kind.value}:{recipient_id}:{period}" if period else None,
         )

@@ -121,19 +121,26 @@ async def send_decision_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> in
     return await _sweep(desk, *_reminder_passes(offsets, rows, remind))
 
 
+def _move_grant(desk: Desk, to: GrantStatus, action: str, *, artist_kind: str | None = None) -> Step[Grant]:
+    """The step of a grant whose window began or ended: its new status, audited and announced."""
+
+    async def step(session: AsyncSession, now: datetime, grant: Grant) -> None:
+        grant.status = to.value
+        grant.updated_at = now
+        await audit(session, desk, _SYSTEM, action, "grant", grant.id)
+        view = await load_view(session, grant.request_id)
+        announce_grant(session, now, view, grant, f"grant.{to.value}", artist_kind=artist_kind)
+
+    return step
+
+
 async def activate_due_grants(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
     """Scheduled grants whose window has begun become active; the creator and agency are told."""
 
     async def rows(session: AsyncSession, now: datetime) -> list[Grant]:
         return await due.grants_to_start(session, now, limit)
 
-    async def activate(session: AsyncSession, now: datetime, grant: Grant) -> None:
-        grant.status = GrantStatus.active.value
-        grant.updated_at = now
-        await audit(session, desk, _SYSTEM, "grant.activated", "grant", grant.id)
-        announce_grant(session, now, await load_view(session, grant.request_id), grant, "grant.active")
-
-    return await _sweep(desk, (rows, activate))
+    return await _sweep(desk, (rows, _move_grant(desk, GrantStatus.active, "grant.activated")))
 
 
 async def expire_due_grants(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
@@ -142,13 +149,7 @@ async def expire_due_grants(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
     async def rows(session: AsyncSession, now: datetime) -> list[Grant]:
         return await due.grants_to_end(session, now, limit)
 
-    async def expire(session: AsyncSession, now: datetime, grant: Grant) -> None:
-        grant.status = GrantStatus.expired.value
-        grant.updated_at = now
-        await audit(session, desk, _SYSTEM, "grant.expired", "grant", grant.id)
-        view = await load_view(session, grant.request_id)
-        announce_grant(session, now, view, grant, "grant.expired", artist_kind="grant_expired")
-
+    expire = _move_grant(desk, GrantStatus.expired, "grant.expired", artist_kind="grant_expired")
     return await _sweep(desk, (rows, expire))
 
 
