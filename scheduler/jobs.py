@@ -16,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import workflow
 from bot.workflow import Desk
+from scheduler.cron import queue_due_reports
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class Schedule:
     async def sweep(self) -> dict[str, int]:
         """One pass: lapses, reminders, activations, expiries, then reports that fell due."""
         done = await workflow.run_sweeps(self.desk)
-        done["reports"] = await workflow.queue_due_reports(self.desk, cron=self.report_cron)
+        done["reports"] = await queue_due_reports(self.desk, cron=self.report_cron)
         self.passes += 1
         if any(done.values()):
             log.info("sweep: %s", ", ".join(f"{k}={v}" for k, v in done.items() if v))

@@ -1,4 +1,4 @@
-"""Reads that several rooms need; every write goes through bot/workflow.py."""
+"""Reads that several rooms need; every write goes through bot/workflow/."""
 
 from __future__ import annotations
 

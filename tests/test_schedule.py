@@ -28,6 +28,7 @@ from bot.delivery import Outbox
 from bot.models import ActorKind
 from bot.workflow import Desk
 from scheduler import jobs
+from scheduler.cron import queue_due_reports
 from scheduler.jobs import Schedule
 from storage.tables import Notice, ReportRun
 from tests.factories import make_parties, submit
@@ -119,12 +120,12 @@ async def test_weekly_reports_fall_due_in_each_recipients_time_zone_once(
     cron = "0 9 * * mon"
     clock.current = datetime(2026, 11, 30, 0, 59, tzinfo=UTC)  # Monday 08:59 in Shanghai
     # Last week's Monday 09:00 already passed for both; take those as sent to start clean.
-    assert await workflow.queue_due_reports(desk, cron=cron) == 2
+    assert await queue_due_reports(desk, cron=cron) == 2
     clock.current = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
-    assert await workflow.queue_due_reports(desk, cron=cron) == 1
-    assert await workflow.queue_due_reports(desk, cron=cron) == 0
+    assert await queue_due_reports(desk, cron=cron) == 1
+    assert await queue_due_reports(desk, cron=cron) == 0
     clock.current = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # 09:00 in Berlin
-    assert await workflow.queue_due_reports(desk, cron=cron) == 1
+    assert await queue_due_reports(desk, cron=cron) == 1
     async with desk.db.transaction() as session:
         runs = sorted(
             (r.recipient_kind, r.period) for r in (await session.execute(select(ReportRun))).scalars()

@@ -1,0 +1,110 @@
+"""The lifecycle: every transition as one named function and one transaction.
+
+Each transition writes the state change, its audit event and the notices it causes (outbox
+rows) together, or nothing at all; a refused one raises a `Refused` subclass and commits only
+the audit event that records the refusal. One module per part:
+
+- `errors`: the `Refused` family.
+- `desk`: the `Desk` every transition works at, the transaction, the audit chain, notices.
+- `parties`: agencies, artists, creators, invites, languages.
+- `requests`: filing, withdrawing and nudging requests; `idempotency`: Idempotency-Key replays.
+- `decisions`: the one guard of a decision, `decide` and `check_decision`.
+- `grants`: grant status, creation with its receipt, revocation.
+- `usage`: creators' usage reports and violations.
+- `sweeps`: what falls due with time, in one sweep shape; `reports`: queueing usage reports.
+- `channel_memory`: where cards were posted, which signed Slack requests were handled.
+"""
+
+from bot.workflow.channel_memory import SLACK_REPLAY_MEMORY, remember_card, remember_slack_request
+from bot.workflow.decisions import Decided, check_decision, decide
+from bot.workflow.desk import Desk, Rules, hash_secret, new_id, record_refusal
+from bot.workflow.errors import (
+    AlreadyDecided,
+    IdempotencyConflict,
+    InvalidInput,
+    InviteInvalid,
+    NeedsConfirmation,
+    NotAllowed,
+    NotFound,
+    NotOpen,
+    Refused,
+    TermsChanged,
+)
+from bot.workflow.grants import grant_status_at, revoke_grant
+from bot.workflow.idempotency import Idempotency
+from bot.workflow.parties import (
+    INVITE_LIFETIME,
+    Linked,
+    NewCreator,
+    add_agency,
+    add_artist,
+    add_creator,
+    create_invite,
+    redeem_invite,
+    set_language,
+)
+from bot.workflow.reports import LastFire, queue_due_reports, queue_report
+from bot.workflow.requests import NUDGE_INTERVAL, Submitted, nudge_artist, submit_request, withdraw_request
+from bot.workflow.sweeps import (
+    SWEEP_BATCH,
+    activate_due_grants,
+    expire_due_grants,
+    lapse_overdue_requests,
+    run_sweeps,
+    send_decision_reminders,
+    send_grant_reminders,
+)
+from bot.workflow.usage import UsageRecorded, record_usage
+
+__all__ = [
+    "INVITE_LIFETIME",
+    "NUDGE_INTERVAL",
+    "SLACK_REPLAY_MEMORY",
+    "SWEEP_BATCH",
+    "AlreadyDecided",
+    "Decided",
+    "Desk",
+    "Idempotency",
+    "IdempotencyConflict",
+    "InvalidInput",
+    "InviteInvalid",
+    "LastFire",
+    "Linked",
+    "NeedsConfirmation",
+    "NewCreator",
+    "NotAllowed",
+    "NotFound",
+    "NotOpen",
+    "Refused",
+    "Rules",
+    "Submitted",
+    "TermsChanged",
+    "UsageRecorded",
+    "activate_due_grants",
+    "add_agency",
+    "add_artist",
+    "add_creator",
+    "check_decision",
+    "create_invite",
+    "decide",
+    "expire_due_grants",
+    "grant_status_at",
+    "hash_secret",
+    "lapse_overdue_requests",
+    "new_id",
+    "nudge_artist",
+    "queue_due_reports",
+    "queue_report",
+    "record_refusal",
+    "record_usage",
+    "redeem_invite",
+    "remember_card",
+    "remember_slack_request",
+    "revoke_grant",
+    "run_sweeps",
+    "send_decision_reminders",
+    "send_grant_reminders",
+    "set_language",
+    "submit_request",
+    "withdraw_request",
+]

@@ -1,0 +1,172 @@
+"""Decisions: one guard says whether an actor may make a decision now; `decide` records it
+(creating the grant on approval), `check_decision` asks the same guard without deciding."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.models import OPEN_STATUSES, Actor, ActorKind, Outcome, Policy, RequestStatus, utc_iso
+from bot.workflow.desk import Desk, announce, audit, load_view, new_id, transition
+from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotFound, NotOpen, TermsChanged
+from bot.workflow.grants import create_grant
+from storage.queries import RequestView
+from storage.tables import Decision, Request
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The outcome of a decision: the request as it now stands."""
+
+    view: RequestView
+    decision: Decision
+
+
+def who_decided(view: RequestView) -> dict[str, Any]:
+    """Who made the decisive decision, where and when: what a late decider is told."""
+    decisive = [d for d in view.decisions if d.outcome == Outcome.deny.value] or view.decisions
+    if not decisive:
+        return {"status": view.request.status}
+    last = decisive[-1]
+    return {
+        "status": view.request.status,
+        "decided_by": last.actor_kind,
+        "decided_by_name": last.actor_display,
+        "channel": last.channel,
+        "decided_at": utc_iso(last.created_at),
+    }
+
+
+def check_may_decide(
+    view: RequestView,
+    actor: Actor,
+    outcome: Outcome,
+    *,
+    now: datetime,
+    ai_training_confirmed: bool = False,
+    terms_hash: str | None = None,
+) -> None:
+    """The guard of every decision, its refusals in this order: the request is still open, the
+    actor may make this decision, their party has not decided yet, the terms they saw are the
+    request's (when `terms_hash` is given), and the deadline has not passed."""
+    status = RequestStatus(view.request.status)
+    if status not in OPEN_STATUSES:
+        if status in {RequestStatus.approved, RequestStatus.denied}:
+            raise AlreadyDecided(f"this request was already {status.value}", **who_decided(view))
+        raise NotOpen(f"this request is {status.value}", status=status.value)
+    _check_role(view, actor, outcome, ai_training_confirmed)
+    if actor.kind.value in {d.actor_kind for d in view.decisions}:
+        raise AlreadyDecided("you already approved; waiting for the co-signature", **who_decided(view))
+    if terms_hash is not None and terms_hash != view.request.terms_hash:
+        raise TermsChanged("the terms you saw are not this request's terms")
+    if now >= view.request.decision_due_at:
+        raise NotOpen("the decision deadline has passed", status=RequestStatus.lapsed.value)
+
+
+def _check_role(view: RequestView, actor: Actor, outcome: Outcome, ai_training_confirmed: bool) -> None:
+    """Raises NotAllowed / NeedsConfirmation unless the actor's role and the artist's policy allow it."""
+    policy = Policy(view.artist.policy)
+    if actor.kind is ActorKind.artist:
+        if actor.id != view.artist.id:
+            raise NotAllowed("only the artist this request is for may decide it")
+        if outcome is Outcome.approve and view.request.ai_training and not ai_training_confirmed:
+            raise NeedsConfirmation("approving AI training needs a second, explicit confirmation")
+        return
+    if actor.kind is ActorKind.agency:
+        agency = view.agency
+        if agency is None or actor.id != agency.id:
+            raise NotAllowed("this artist is not on your agency's roster")
+        if actor.member is not None and actor.member not in agency.slack_member_ids:
+            raise NotAllowed("you are not one of the agency members allowed to act")
+        if policy is Policy.artist_only:
+            raise NotAllowed("this artist decides alone (policy artist_only)")
+        if outcome is Outcome.approve and view.request.ai_training and policy is Policy.agency_may_decide:
+            raise NotAllowed("AI training is personal consent: only the artist can approve it")
+        return
+    raise NotAllowed("you may not decide this request")
+
+
+async def decide(
+    desk: Desk,
+    *,
+    request_id: str,
+    actor: Actor,
+    outcome: Outcome,
+    terms_hash: str,
+    reason: str | None = None,
+    ai_training_confirmed: bool = False,
+) -> Decided:
+    """Records one approve or deny; exactly one decision wins when several race."""
+    now = desk.clock.now()
+    async with transition(desk, actor, f"decision.{outcome.value}", "request", request_id) as session:
+        request = await session.get(Request, request_id, with_for_update=True)
+        if request is None:
+            raise NotFound(f"no request {request_id}")
+        view = await load_view(session, request_id)
+        check_may_decide(
+            view, actor, outcome, now=now, ai_training_confirmed=ai_training_confirmed, terms_hash=terms_hash
+        )
+        already = {d.actor_kind for d in view.decisions}
+        decision = Decision(
+            id=new_id("dec"),
+            request_id=request.id,
+            actor_kind=actor.kind.value,
+            actor_id=actor.member or actor.id,
+            actor_display=actor.display,
+            channel=actor.channel.value,
+            outcome=outcome.value,
+            terms_hash=terms_hash,
+            ai_training_confirmed=ai_training_confirmed,
+            reason=reason,
+            created_at=now,
+        )
+        session.add(decision)
+        await session.flush()
+        policy = Policy(view.artist.policy)
+        if outcome is Outcome.deny:
+            request.status = RequestStatus.denied.value
+            request.reason = reason
+            request.decided_at = now
+        elif policy is Policy.both_required and not already:
+            request.status = RequestStatus.awaiting_cosign.value
+        else:
+            request.status = RequestStatus.approved.value
+            request.decided_at = now
+        request.updated_at = now
+        await session.flush()
+        await audit(
+            session,
+            desk,
+            actor,
+            f"decision.{outcome.value}",
+            "request",
+            request.id,
+            {
+                "terms_hash": terms_hash,
+                "status": request.status,
+                "reason": reason,
+                "ai_training_confirmed": ai_training_confirmed,
+            },
+        )
+        # The view read at the start is still right but for this decision and the grant: extend it
+        # instead of reading it all again (the tap path is latency-bound).
+        view = dataclasses.replace(view, decisions=[*view.decisions, decision])
+        if request.status == RequestStatus.approved.value:
+            view = dataclasses.replace(view, grant=await create_grant(session, desk, view, now))
+        announce(session, now, view, f"request.{request.status}", **who_decided(view))
+        return Decided(view, decision)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def check_decision(desk: Desk, *, request_id: str, actor: Actor, outcome: Outcome) -> RequestView:
+    """Checks, without deciding, that `actor` may make this decision now (e.g. before a deny form opens).
+
+    The same guard as `decide`; a refusal is audited like a refused decision.
+    """
+    async with transition(desk, actor, f"decision.{outcome.value}", "request", request_id) as session:
+        view = await load_view(session, request_id)
+        check_may_decide(view, actor, outcome, now=desk.clock.now())
+        return view
+    raise AssertionError("unreachable")  # pragma: no cover

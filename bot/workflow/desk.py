@@ -1,0 +1,358 @@
+"""The desk every transition works at: one transaction that writes the state change, its audit
+event and the notices it causes (outbox rows) together, or nothing at all.
+
+A refused transition raises a `Refused` subclass after committing only an audit event that
+records the refusal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple, TypedDict, Unpack
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.clock import Clock
+from bot.models import Actor, ActorKind, ChannelKind, utc_iso
+from bot.receipts import Signer
+from bot.workflow.errors import NotFound, Refused
+from storage.audit import append_audit
+from storage.database import Database
+from storage.queries import RequestView, load_request_view
+from storage.tables import Agency, Artist, Creator, Grant, Notice
+
+# ---------------------------------------------------------------- the desk
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The configurable parts of the rules."""
+
+    max_grant_days: int = 365
+    default_decision_window: timedelta = timedelta(hours=72)
+    decision_reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
+    grant_reminders: tuple[timedelta, ...] = (timedelta(days=7), timedelta(days=1))
+
+
+@dataclass
+class Desk:
+    """What every transition needs: the database, the clock, the receipt key and the rules."""
+
+    db: Database
+    clock: Clock
+    signer: Signer
+    rules: Rules = field(default_factory=Rules)
+    # Called after every committed step with the channels it queued notices on (None: any may
+    # have), e.g. to wake the outbox drainer; must not block.
+    on_commit: list[Callable[[frozenset[ChannelKind] | None], None]] = field(default_factory=list)
+
+    def committed(self, channels: frozenset[ChannelKind] | None = None) -> None:
+        """Tells the listeners that a step committed and may have queued notices on `channels`."""
+        for listener in self.on_commit:
+            listener(channels)
+
+
+def new_id(prefix: str) -> str:
+    """A random, URL-safe id with a readable prefix, e.g. `req_9f2c4e1a7b3d5e60`."""
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+_notice_sequence = itertools.count()
+
+
+def _notice_id() -> str:
+    """A notice id that sorts in the order notices were queued by this process.
+
+    Notices written in one transaction share `created_at`; the outbox breaks the tie by id, so
+    the cards queued together at /start, say, leave in the order they were queued.
+    """
+    return f"ntc_{time.time_ns():016x}{next(_notice_sequence) % 0x10000:04x}"
+
+
+def hash_secret(secret: str) -> str:
+    """How API keys and invite tokens are kept: SHA-256, never the secret itself."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def reminders_already_past(due: datetime, offsets: tuple[timedelta, ...], now: datetime) -> int:
+    """How many reminders are already meaningless at creation (their moment has passed)."""
+    return sum(1 for offset in offsets if due - offset <= now)
+
+
+# ---------------------------------------------------------------- the transaction and its audit
+
+
+@contextlib.asynccontextmanager
+async def transition(
+    desk: Desk, actor: Actor, action: str, subject_kind: str, subject_id: str
+) -> AsyncIterator[AsyncSession]:
+    """A transaction whose refusal rolls back the work and commits only the refusal's audit event."""
+    refusal: Refused | None = None
+    async with desk.db.transaction() as session:
+        try:
+            async with session.begin_nested():
+                yield session
+        except Refused as why:
+            refusal = why
+            await audit(
+                session,
+                desk,
+                actor,
+                f"{action}.refused",
+                subject_kind,
+                subject_id,
+                {"code": why.code, "message": why.message},
+            )
+        queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
+    if queued and refusal is None:
+        desk.committed(frozenset(queued))
+    if refusal is not None:
+        raise refusal
+
+
+async def audit(
+    session: AsyncSession,
+    desk: Desk,
+    actor: Actor,
+    action: str,
+    subject_kind: str,
+    subject_id: str,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Appends one event to the audit chain; a member acting for an agency is named with it."""
+    await append_audit(
+        session,
+        at=desk.clock.now(),
+        actor_kind=actor.kind.value,
+        actor_id=actor.member or actor.id,
+        channel=actor.channel.value,
+        action=action,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        data=(data or {}) | ({"on_behalf_of": actor.id} if actor.member else {}),
+    )
+
+
+async def record_refusal(
+    desk: Desk,
+    *,
+    actor: Actor,
+    action: str,
+    subject_kind: str,
+    subject_id: str,
+    reason: str,
+    code: str = "not_authentic",
+) -> None:
+    """Audits a refusal that came before any transition could run: a forged button, a bad
+    signature, a stranger's `/likeness` on an agency's board."""
+    async with desk.db.transaction() as session:
+        await audit(
+            session,
+            desk,
+            actor,
+            f"{action}.refused",
+            subject_kind,
+            subject_id[:64],
+            {"code": code, "message": reason},
+        )
+
+
+async def load_view(session: AsyncSession, request_id: str) -> RequestView:
+    """The request and its surroundings; NotFound when there is no such request."""
+    view = await load_request_view(session, request_id)
+    if view is None:
+        raise NotFound(f"no request {request_id}")
+    return view
+
+
+# ---------------------------------------------------------------- notices (outbox rows)
+
+_QUEUED_ON = "likeness.queued_on"  # session.info key: the channels a transaction queued notices on
+
+
+class Recipient(NamedTuple):
+    """Who a notice is for, and on which channel."""
+
+    channel: ChannelKind
+    kind: ActorKind
+    id: str
+
+
+class NoticeDetail(TypedDict, total=False):
+    """What a notice carries besides its kind and request: the grant, the payload, and the key
+    that makes it once only however often its cause runs."""
+
+    grant_id: str | None
+    payload: dict[str, Any] | None
+    dedupe_key: str | None
+
+
+def queue_notice(
+    session: AsyncSession,
+    now: datetime,
+    to: Recipient,
+    kind: str,
+    *,
+    request_id: str | None = None,
+    **detail: Unpack[NoticeDetail],
+) -> None:
+    """Adds one outbox row to the transaction; the drainer is woken when it commits."""
+    session.info.setdefault(_QUEUED_ON, set()).add(to.channel)
+    session.add(
+        Notice(
+            id=_notice_id(),
+            channel=to.channel.value,
+            recipient_kind=to.kind.value,
+            recipient_id=to.id,
+            kind=kind,
+            request_id=request_id,
+            grant_id=detail.get("grant_id"),
+            payload=detail.get("payload") or {},
+            dedupe_key=detail.get("dedupe_key"),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+
+
+def tell_creator(
+    session: AsyncSession,
+    now: datetime,
+    creator: Creator,
+    event: str,
+    *,
+    request_id: str,
+    grant_id: str | None = None,
+    data: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+) -> None:
+    """A status update for the creator on each channel it has (signed webhook, Telegram)."""
+    payload = {"event": event, "request_id": request_id, "grant_id": grant_id} | (data or {})
+    for channel, reachable in (
+        (ChannelKind.webhook, bool(creator.webhook_url)),
+        (ChannelKind.telegram, creator.telegram_chat_id is not None),
+    ):
+        if reachable:
+            queue_notice(
+                session,
+                now,
+                Recipient(channel, ActorKind.creator, creator.id),
+                "status",
+                request_id=request_id,
+                grant_id=grant_id,
+                payload=payload,
+                dedupe_key=f"{dedupe_key}:{channel.value}" if dedupe_key else None,
+            )
+
+
+def tell_artist(
+    session: AsyncSession,
+    now: datetime,
+    artist: Artist,
+    kind: str,
+    *,
+    request_id: str | None = None,
+    **detail: Unpack[NoticeDetail],
+) -> None:
+    """A Telegram message for the artist, once they have linked their chat."""
+    if artist.telegram_chat_id is not None:
+        to = Recipient(ChannelKind.telegram, ActorKind.artist, artist.id)
+        queue_notice(session, now, to, kind, request_id=request_id, **detail)
+
+
+def tell_agency(
+    session: AsyncSession,
+    now: datetime,
+    agency: Agency | None,
+    kind: str,
+    *,
+    request_id: str,
+    **detail: Unpack[NoticeDetail],
+) -> None:
+    """A post or thread reply on the agency's Slack board, when it has a channel."""
+    if agency is not None and agency.slack_channel_id:
+        to = Recipient(ChannelKind.slack, ActorKind.agency, agency.id)
+        queue_notice(session, now, to, kind, request_id=request_id, **detail)
+
+
+def announce(session: AsyncSession, now: datetime, view: RequestView, event: str, **data: Any) -> None:
+    """Tells every party that a request changed: card edited, board updated, creator informed."""
+    request = view.request
+    tell_artist(session, now, view.artist, "card_update", request_id=request.id, payload={"event": event})
+    tell_agency(
+        session, now, view.agency, "board_update", request_id=request.id, payload={"event": event} | data
+    )
+    grant = view.grant
+    if grant is not None:
+        data = data | {
+            "grant": {
+                "id": grant.id,
+                "status": grant.status,
+                "starts_at": utc_iso(grant.starts_at),
+                "ends_at": utc_iso(grant.ends_at),
+            }
+        }
+    tell_creator(
+        session,
+        now,
+        view.creator,
+        event,
+        request_id=request.id,
+        grant_id=grant.id if grant else None,
+        data={"status": request.status} | data,
+    )
+
+
+def announce_grant(
+    session: AsyncSession,
+    now: datetime,
+    view: RequestView,
+    grant: Grant,
+    event: str,
+    *,
+    artist_kind: str | None = None,
+    creator_data: dict[str, Any] | None = None,
+) -> None:
+    """Tells the creator and the agency board (and, with `artist_kind`, the artist) that a grant
+    changed state; each party once per grant and event, however often a sweep runs."""
+    key = f"{event}:{grant.id}"
+    status = event.removeprefix("grant.")
+    if artist_kind is not None:
+        tell_artist(
+            session,
+            now,
+            view.artist,
+            artist_kind,
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            dedupe_key=f"{key}:artist",
+        )
+    tell_creator(
+        session,
+        now,
+        view.creator,
+        event,
+        request_id=grant.request_id,
+        grant_id=grant.id,
+        data={"status": status} | (creator_data or {}),
+        dedupe_key=key,
+    )
+    tell_agency(
+        session,
+        now,
+        view.agency,
+        "board_update",
+        request_id=grant.request_id,
+        grant_id=grant.id,
+        payload={"event": event},
+        dedupe_key=f"{key}:agency",
+    )

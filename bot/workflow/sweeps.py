@@ -1,0 +1,212 @@
+"""The sweeps (run by scheduler/): what fell due since the last pass, read from the rows' own
+columns, so a restart forgets nothing and each step happens once.
+
+Every sweep has one shape, `_sweep`: in one transaction, each pass reads its due rows and steps
+each one (its state change, audit event and notices).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Actor, ActorKind, ChannelKind, GrantStatus, RequestStatus, utc_iso
+from bot.workflow.desk import (
+    Desk,
+    announce,
+    announce_grant,
+    audit,
+    load_view,
+    tell_agency,
+    tell_artist,
+    tell_creator,
+)
+from storage import due
+from storage.tables import Grant, Request
+
+SWEEP_BATCH = 500
+
+_SYSTEM = Actor(ActorKind.system, "scheduler", ChannelKind.system)
+
+Row = TypeVar("Row", Request, Grant)
+DueRows = Callable[[AsyncSession, datetime], Awaitable[list[Row]]]
+Step = Callable[[AsyncSession, datetime, Row], Awaitable[None]]
+
+
+async def _sweep(desk: Desk, *passes: tuple[DueRows[Row], Step[Row]]) -> int:
+    """Runs each pass in one transaction: reads its due rows, then steps each; returns the rows stepped."""
+    now = desk.clock.now()
+    done = 0
+    async with desk.db.transaction() as session:
+        for due_rows, step in passes:
+            for row in await due_rows(session, now):
+                await step(session, now, row)
+                done += 1
+    return done
+
+
+def _reminder_passes(
+    offsets: tuple[timedelta, ...],
+    due_rows: Callable[[AsyncSession, datetime, int, timedelta], Awaitable[list[Row]]],
+    remind: Callable[[AsyncSession, datetime, Row, int], Awaitable[None]],
+) -> list[tuple[DueRows[Row], Step[Row]]]:
+    """One pass per reminder offset, latest first: a row that slept through several reminders gets
+    only the one still meaningful (its `reminders_sent` then rules out the earlier ones)."""
+
+    def reminder(index: int) -> tuple[DueRows[Row], Step[Row]]:
+        async def rows(session: AsyncSession, now: datetime) -> list[Row]:
+            return await due_rows(session, now, index, offsets[index])
+
+        async def step(session: AsyncSession, now: datetime, row: Row) -> None:
+            row.reminders_sent = index + 1
+            await remind(session, now, row, index)
+
+        return rows, step
+
+    return [reminder(index) for index in reversed(range(len(offsets)))]
+
+
+async def lapse_overdue_requests(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Open requests past their deadline become lapsed; cards lose their buttons; parties are told."""
+
+    async def rows(session: AsyncSession, now: datetime) -> list[Request]:
+        return await due.overdue_requests(session, now, limit)
+
+    async def lapse(session: AsyncSession, now: datetime, request: Request) -> None:
+        request.status = RequestStatus.lapsed.value
+        request.updated_at = now
+        await session.flush()
+        await audit(session, desk, _SYSTEM, "request.lapsed", "request", request.id)
+        announce(session, now, await load_view(session, request.id), "request.lapsed")
+
+    return await _sweep(desk, (rows, lapse))
+
+
+async def send_decision_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Reminds artists at each offset before the deadline, once each; the last reminder escalates."""
+    offsets = desk.rules.decision_reminders
+
+    async def rows(session: AsyncSession, now: datetime, index: int, within: timedelta) -> list[Request]:
+        return await due.requests_to_remind(session, now, index=index, within=within, limit=limit)
+
+    async def remind(session: AsyncSession, now: datetime, request: Request, index: int) -> None:
+        view = await load_view(session, request.id)
+        last = index == len(offsets) - 1
+        payload = {"due_at": utc_iso(request.decision_due_at), "index": index, "escalation": last}
+        key = f"decision_reminder:{request.id}:{index}"
+        tell_artist(
+            session,
+            now,
+            view.artist,
+            "decision_reminder",
+            request_id=request.id,
+            payload=payload,
+            dedupe_key=f"{key}:artist",
+        )
+        if last:
+            tell_agency(
+                session,
+                now,
+                view.agency,
+                "board_update",
+                request_id=request.id,
+                payload={"event": "reminder.escalation"} | payload,
+                dedupe_key=f"{key}:agency",
+            )
+        await audit(session, desk, _SYSTEM, "reminder.decision", "request", request.id, payload)
+
+    return await _sweep(desk, *_reminder_passes(offsets, rows, remind))
+
+
+def _move_grant(desk: Desk, to: GrantStatus, action: str, *, artist_kind: str | None = None) -> Step[Grant]:
+    """The step of a grant whose window began or ended: its new status, audited and announced."""
+
+    async def step(session: AsyncSession, now: datetime, grant: Grant) -> None:
+        grant.status = to.value
+        grant.updated_at = now
+        await audit(session, desk, _SYSTEM, action, "grant", grant.id)
+        view = await load_view(session, grant.request_id)
+        announce_grant(session, now, view, grant, f"grant.{to.value}", artist_kind=artist_kind)
+
+    return step
+
+
+async def activate_due_grants(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Scheduled grants whose window has begun become active; the creator and agency are told."""
+
+    async def rows(session: AsyncSession, now: datetime) -> list[Grant]:
+        return await due.grants_to_start(session, now, limit)
+
+    return await _sweep(desk, (rows, _move_grant(desk, GrantStatus.active, "grant.activated")))
+
+
+async def expire_due_grants(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Grants whose window has ended become expired; artist, agency and creator are told."""
+
+    async def rows(session: AsyncSession, now: datetime) -> list[Grant]:
+        return await due.grants_to_end(session, now, limit)
+
+    expire = _move_grant(desk, GrantStatus.expired, "grant.expired", artist_kind="grant_expired")
+    return await _sweep(desk, (rows, expire))
+
+
+async def send_grant_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Reminds artist, agency and creator before a grant ends, at each configured offset, once each."""
+
+    async def rows(session: AsyncSession, now: datetime, index: int, within: timedelta) -> list[Grant]:
+        return await due.grants_to_remind(session, now, index=index, within=within, limit=limit)
+
+    async def remind(session: AsyncSession, now: datetime, grant: Grant, index: int) -> None:
+        view = await load_view(session, grant.request_id)
+        payload = {"ends_at": utc_iso(grant.ends_at), "index": index}
+        key = f"grant_reminder:{grant.id}:{index}"
+        tell_artist(
+            session,
+            now,
+            view.artist,
+            "grant_reminder",
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            payload=payload,
+            dedupe_key=f"{key}:artist",
+        )
+        tell_agency(
+            session,
+            now,
+            view.agency,
+            "board_update",
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            payload={"event": "reminder.grant_expiry"} | payload,
+            dedupe_key=f"{key}:agency",
+        )
+        tell_creator(
+            session,
+            now,
+            view.creator,
+            "grant.expiring",
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            data=payload,
+            dedupe_key=key,
+        )
+        await audit(session, desk, _SYSTEM, "reminder.grant_expiry", "grant", grant.id, payload)
+
+    return await _sweep(desk, *_reminder_passes(desk.rules.grant_reminders, rows, remind))
+
+
+async def run_sweeps(desk: Desk) -> dict[str, int]:
+    """One pass of every sweep, in the order that keeps reminders meaningful."""
+    done = {
+        "lapsed": await lapse_overdue_requests(desk),
+        "decision_reminders": await send_decision_reminders(desk),
+        "activated": await activate_due_grants(desk),
+        "expired": await expire_due_grants(desk),
+        "grant_reminders": await send_grant_reminders(desk),
+    }
+    if any(done.values()):
+        desk.committed()
+    return done
