@@ -23,7 +23,7 @@ from bot.app import build_desk
 from bot.config import load_settings
 from bot.models import ActorKind, TermsIn
 from bot.workflow import Desk
-from sandbox.telegram_api import TelegramSimulator
+from sandbox.telegram import TelegramSimulator
 from tests.service import ServiceProcess, service_env, start_service
 
 TOKEN = "7400001:BENCH-likeness_consent-token-0123456789"
