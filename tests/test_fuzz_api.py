@@ -16,7 +16,7 @@ from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
-from tests.fault_fixtures import SOAK, scaled
+from tests.faults.world import SOAK, scaled
 
 TABLES = [
     "requests",
