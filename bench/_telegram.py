@@ -23,8 +23,8 @@ from bot.app import build_desk
 from bot.config import load_settings
 from bot.models import ActorKind, TermsIn
 from bot.workflow import Desk
-from sandbox.telegram_api import TelegramSimulator
-from tests.service import ServiceProcess, service_env, start_service
+from sandbox.service_process import ServiceProcess, service_env, start_service
+from sandbox.telegram import TelegramSimulator
 
 TOKEN = "7400001:BENCH-likeness_consent-token-0123456789"
 BOT_USERNAME = "likeness_bench_bot"

@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.figures import Figure
-from tests.service import run_cli, service_env, start_service
+from sandbox.service_process import run_cli, service_env, start_service
 
 DURATION = 10.0
 CONCURRENCY = 32

@@ -26,10 +26,10 @@ from bot import workflow
 from bot.app import build_desk
 from bot.config import load_settings
 from bot.models import ActorKind, Outcome
-from sandbox.slack_api import SlackSimulator
-from sandbox.telegram_api import TelegramSimulator
-from tests.factories import make_parties, make_terms
-from tests.service import run_cli, service_env, start_service
+from sandbox.factories import make_parties, make_terms
+from sandbox.service_process import run_cli, service_env, start_service
+from sandbox.slack import SlackSimulator
+from sandbox.telegram import TelegramSimulator
 
 EVENTS = 1_000_000
 TOKEN = "424242:BENCHMEMORY"

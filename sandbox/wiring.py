@@ -32,8 +32,8 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from bot import workflow
 from bot.config import Settings
 from bot.models import Actor, ActorKind, ChannelKind, Language, Policy, RedLines, Sensitive
-from sandbox.slack_api import SlackSimulator
-from sandbox.telegram_api import TelegramSimulator
+from sandbox.slack import SlackSimulator
+from sandbox.telegram import TelegramSimulator
 from storage.queries import artist_by_telegram_user, creator_by_key_hash
 from storage.tables import Agency
 

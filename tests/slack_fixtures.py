@@ -17,10 +17,10 @@ from bot.clock import SystemClock
 from bot.models import Actor, ActorKind, ChannelKind, Outcome
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, decide
-from sandbox.slack_api import SlackSimulator
+from sandbox.service_process import ServiceProcess, service_env, start_service
+from sandbox.slack import SlackSimulator
 from storage.database import Database
 from storage.tables import AuditEvent, Request
-from tests.service import ServiceProcess, service_env, start_service
 
 TOKEN = "xoxb-likeness-test"
 SECRET = "likeness-test-signing-secret"

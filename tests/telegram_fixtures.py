@@ -21,9 +21,9 @@ from bot.clock import SystemClock
 from bot.models import ActorKind, Language, Policy
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
-from sandbox.telegram_api import TelegramSimulator
+from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
+from sandbox.telegram import TelegramSimulator
 from storage.database import Database
-from tests.service import ServiceProcess, run_cli, service_env, start_service
 
 TOKEN = "7000001:TEST-likeness_consent-token-0123456789"
 BOT_USERNAME = "likeness_test_bot"

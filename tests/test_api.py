@@ -14,7 +14,7 @@ from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.receipts import parse_keys_document, verify_receipt
 from bot.workflow import Desk
-from tests.factories import Parties, make_parties, terms_data
+from sandbox.factories import Parties, make_parties, terms_data
 from tests.test_workflow import approve, row_counts
 
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from tests.service import run_cli, service_env
+from sandbox.service_process import run_cli, service_env
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def test_receipt_verify_accepts_a_genuine_receipt_and_refuses_any_changed_byte(
     from bot.app import build_desk
     from bot.config import load_settings
     from bot.models import Outcome
-    from tests.factories import make_parties, make_terms
+    from sandbox.factories import make_parties, make_terms
 
     async def make_receipt() -> dict[str, object]:
         desk = build_desk(

@@ -15,8 +15,8 @@ from schemathesis import Case
 from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.fault_fixtures import SOAK, scaled
-from tests.service import ServiceProcess, run_cli, service_env, start_service
+from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
+from tests.faults.world import SOAK, scaled
 
 TABLES = [
     "requests",

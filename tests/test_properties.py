@@ -19,10 +19,10 @@ from bot.clock import FrozenClock
 from bot.models import Likeness, Media, Outcome, Policy, Sensitive, Terms, TermsIn, UsageIn, UsageKind
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
+from sandbox.factories import Parties, make_parties, make_terms
 from storage.audit import verify_chain
 from storage.database import Database
 from storage.tables import Decision, Grant, Request
-from tests.factories import Parties, make_parties, make_terms
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 

@@ -26,7 +26,7 @@ from bot.reports import (
     usage_csv,
 )
 from bot.workflow import Desk
-from tests.factories import make_parties, submit
+from sandbox.factories import make_parties, submit
 from tests.test_workflow import approve
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
+from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.wiring import ARTISTS, SANDBOX_FILE, Seeded, read_seeded, write_seeded
-from tests.service import ServiceProcess, service_env, start_service
 
 
 def make_run_env(tmp_path: Path, **extra: str) -> dict[str, str]:

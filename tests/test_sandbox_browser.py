@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from bot.receipts import parse_keys_document, verify_receipt
-from tests.service import ROOT, ServiceProcess, service_env, start_service
+from sandbox.service_process import ROOT, ServiceProcess, service_env, start_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

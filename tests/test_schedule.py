@@ -27,13 +27,13 @@ from bot.config import load_settings
 from bot.delivery import Outbox
 from bot.models import ActorKind
 from bot.workflow import Desk
+from sandbox.factories import make_parties, submit
+from sandbox.service_process import service_env, start_service
 from scheduler import jobs
 from scheduler.cron import queue_due_reports
 from scheduler.jobs import Schedule
 from storage.tables import Notice, ReportRun
-from tests.factories import make_parties, submit
 from tests.pg_server import PgServer
-from tests.service import service_env, start_service
 from tests.test_workflow import approve, link_artist
 from tests.webhook_receiver import WebhookReceiver
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service import run_cli, service_env, start_service
+from sandbox.service_process import run_cli, service_env, start_service
 
 
 def parties(env: dict[str, str], cwd: Path) -> tuple[str, str]:

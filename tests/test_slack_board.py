@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from bot import workflow
 from bot.models import Actor, ActorKind, ChannelKind
-from sandbox.slack_api import Tamper
+from sandbox.slack import Tamper
 from storage.tables import Decision, Grant, Notice, Request
 from tests.slack_fixtures import (
     AGENT,

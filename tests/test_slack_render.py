@@ -11,8 +11,8 @@ from bot import board, workflow
 from bot.clock import FrozenClock
 from bot.models import Outcome, Policy, RedLines, Sensitive
 from bot.workflow import Desk
+from sandbox.factories import Parties, make_parties, submit
 from storage.queries import RequestView, load_request_view
-from tests.factories import Parties, make_parties, submit
 
 
 @pytest.fixture

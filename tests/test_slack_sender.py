@@ -20,10 +20,10 @@ from bot.delivery import Outbox, Outgoing, RetryLater, Undeliverable
 from bot.models import Actor, ActorKind, ChannelKind, Outcome, Policy
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
-from sandbox.slack_api import SlackSimulator
+from sandbox.factories import Parties, make_parties, submit
+from sandbox.slack import SlackSimulator
 from storage.database import Database
 from storage.tables import Agency, AuditEvent, CardRef, Notice, Request
-from tests.factories import Parties, make_parties, submit
 
 TOKEN = "xoxb-sender-test"
 CHANNEL = "C100"  # the factories' agency channel

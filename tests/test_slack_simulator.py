@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from sandbox.slack_api import SlackSimulator, Tamper, sign_request
+from sandbox.slack import SlackSimulator, Tamper, sign_request
 
 TOKEN = "xoxb-test-token"
 SECRET = "test-signing-secret"
@@ -687,7 +687,7 @@ async def test_module_runs_as_a_server_until_sigterm() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "sandbox.slack_api",
+        "sandbox.slack",
         "--port",
         "0",
         "--token",

@@ -10,7 +10,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from sandbox.telegram_api import RateLimits
+from sandbox.telegram import RateLimits
 from storage.tables import Notice
 from tests.telegram_fixtures import TOKEN, Party, World, end_world, make_world
 

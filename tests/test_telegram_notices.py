@@ -16,7 +16,7 @@ from bot.adapters.telegram import CallbackSigner
 from bot.models import ActorKind, Compensation, Language, Media, Outcome, RequestStatus, Sensitive, Terms
 from bot.notices import LOCALE_DIR, Action, Card, DecisionLine
 from bot.reports import ExpiringItem, GrantUsage, PendingItem, Report
-from sandbox.telegram_api import MAX_CALLBACK_DATA_BYTES, MAX_MESSAGE_LENGTH, parse_html
+from sandbox.telegram import MAX_CALLBACK_DATA_BYTES, MAX_MESSAGE_LENGTH, parse_html
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 BOTH = [Language.en, Language.zh_hans]

@@ -19,9 +19,9 @@ from bot.delivery import Delivered, Outbox, Outgoing, RetryLater, Undeliverable
 from bot.models import ActorKind, ChannelKind, Language, Outcome
 from bot.reports import ChartDrawer, ChartError
 from bot.workflow import Desk
-from sandbox.telegram_api import RateLimits, TelegramSimulator
+from sandbox.factories import Parties, make_parties, submit
+from sandbox.telegram import RateLimits, TelegramSimulator
 from storage.tables import Notice
-from tests.factories import Parties, make_parties, submit
 from tests.webhook_receiver import WebhookReceiver
 
 TOKEN = "7000002:TEST-sender-token"

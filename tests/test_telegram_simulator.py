@@ -28,7 +28,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
-from sandbox.telegram_api import SECRET_TOKEN_HEADER, RateLimits, TelegramSimulator
+from sandbox.telegram import SECRET_TOKEN_HEADER, RateLimits, TelegramSimulator
 
 TOKEN = "123456:TEST-token_for-the-simulator"
 BOT_USERNAME = "likeness_test_bot"
@@ -530,7 +530,7 @@ async def test_the_module_runs_as_a_standalone_server_until_terminated() -> None
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "sandbox.telegram_api",
+        "sandbox.telegram",
         "--port",
         "0",
         "--bot",

@@ -13,9 +13,9 @@ from bot.clock import FrozenClock
 from bot.models import Actor, ActorKind, ChannelKind, Outcome, Policy, RedLines, Sensitive, UsageIn, UsageKind
 from bot.receipts import parse_keys_document, verify_receipt
 from bot.workflow import Desk
+from sandbox.factories import make_parties, submit
 from storage.audit import verify_chain
 from storage.tables import AuditEvent, Base, Decision, Grant, Notice, Request
-from tests.factories import make_parties, submit
 
 
 async def row_counts(desk: Desk) -> dict[str, int]:
@@ -381,7 +381,7 @@ async def test_audit_chain_verifies_and_detects_editing_removal_and_reordering(d
 
 async def test_idempotency_key_replays_the_first_request(desk: Desk) -> None:
     parties = await make_parties(desk)
-    from tests.factories import make_terms
+    from sandbox.factories import make_terms
 
     idem = workflow.Idempotency(key="k1", scope="POST /v1/requests", body_hash="h1")
     first = await workflow.submit_request(

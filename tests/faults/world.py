@@ -29,10 +29,10 @@ from bot.clock import SystemClock
 from bot.models import ActorKind, Policy
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
-from sandbox.slack_api import SlackSimulator
-from sandbox.telegram_api import TelegramSimulator
+from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
+from sandbox.slack import SlackSimulator
+from sandbox.telegram import TelegramSimulator
 from storage.database import Database
-from tests.service import ServiceProcess, run_cli, service_env, start_service
 from tests.webhook_receiver import WebhookReceiver
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Builders for test data: parties, terms and requests, always through the workflow."""
+"""Builders of data for tests and benchmarks: parties, terms and requests, always through the workflow."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Runs `likeness serve` as a real subprocess for tests that go over HTTP or kill it."""
+"""Runs `likeness serve` as a real subprocess, for tests and benchmarks that go over HTTP or kill it."""
 
 from __future__ import annotations
 

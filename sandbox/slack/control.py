@@ -1,0 +1,187 @@
+"""The simulator's JSON control API under ``/control/``, for the browser sandbox and subprocess use
+(unauthenticated: bind to localhost)."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from sandbox.sim.control import NotAnObject, Route, fault_request, json_object
+from sandbox.slack.interactions import AppRequests, AppResponse
+from sandbox.slack.rules import JSON
+
+
+class ControlRoutes(AppRequests):
+    """The control API's handlers."""
+
+    def _control_routes(self) -> list[Route]:
+        """JSON endpoints for the browser sandbox and subprocess use (unauthenticated: bind to localhost)."""
+        return [
+            ("GET", "/control/channels", self._c_channels),
+            ("POST", "/control/channels", self._c_add_channel),
+            ("POST", "/control/users", self._c_add_user),
+            ("GET", "/control/messages", self._c_messages),
+            ("GET", "/control/calls", self._c_calls),
+            ("GET", "/control/ephemerals", self._c_ephemerals),
+            ("GET", "/control/views", self._c_views),
+            ("GET", "/control/files", self._c_files),
+            ("GET", "/control/files/{file_id}", self._c_file_bytes),
+            ("GET", "/control/sent", self._c_sent),
+            ("GET", "/control/stats", self._c_stats),
+            ("GET", "/control/faults", self._c_faults),
+            ("POST", "/control/faults", self._c_inject),
+            ("DELETE", "/control/faults", self._c_clear_faults),
+            ("POST", "/control/click", self._c_click),
+            ("POST", "/control/submit_view", self._c_submit_view),
+            ("POST", "/control/slash_command", self._c_slash_command),
+            ("POST", "/control/config", self._c_config),
+            ("POST", "/control/reset", self._c_reset),
+        ]
+
+    @staticmethod
+    async def _body(request: web.Request) -> JSON:
+        try:
+            return await json_object(request)
+        except NotAnObject:
+            raise web.HTTPBadRequest(text=json.dumps({"error": "expected a JSON object"})) from None
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=json.dumps({"error": "invalid JSON"})) from exc
+
+    @staticmethod
+    def _bad(error: str) -> web.Response:
+        return web.json_response({"error": error}, status=400)
+
+    async def _c_channels(self, request: web.Request) -> web.Response:
+        return web.json_response([{"id": cid, "name": name} for cid, name in self._channels.items()])
+
+    async def _c_add_channel(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        self.add_channel(str(body["id"]), str(body.get("name") or body["id"]))
+        return web.json_response({"ok": True})
+
+    async def _c_add_user(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        self.add_user(str(body["id"]), str(body.get("name") or body["id"]))
+        return web.json_response({"ok": True})
+
+    async def _c_messages(self, request: web.Request) -> web.Response:
+        channel = request.query.get("channel")
+        if channel is None:
+            return web.json_response({cid: self.messages(cid) for cid in self._channels})
+        try:
+            return web.json_response(self.messages(channel))
+        except KeyError as exc:
+            return self._bad(str(exc))
+
+    async def _c_calls(self, request: web.Request) -> web.Response:
+        calls = self.calls(request.query.get("method"))
+        limit = int(request.query.get("limit", "0") or 0)
+        return web.json_response(calls[-limit:] if limit else calls)
+
+    async def _c_ephemerals(self, request: web.Request) -> web.Response:
+        return web.json_response(self.ephemerals(request.query.get("channel"), request.query.get("user")))
+
+    async def _c_views(self, request: web.Request) -> web.Response:
+        return web.json_response(self.views())
+
+    async def _c_files(self, request: web.Request) -> web.Response:
+        return web.json_response(self.files(request.query.get("channel")))
+
+    async def _c_file_bytes(self, request: web.Request) -> web.Response:
+        file = self._files.get(request.match_info["file_id"])
+        if file is None or file.data is None:
+            return web.json_response({"error": "file_not_found"}, status=404)
+        return web.Response(body=file.data, content_type=file.mimetype)
+
+    async def _c_sent(self, request: web.Request) -> web.Response:
+        return web.json_response(self.sent_to_app())
+
+    async def _c_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"rate_limited_count": self.rate_limited_count, "channels": self.rate_limit_stats()}
+        )
+
+    async def _c_faults(self, request: web.Request) -> web.Response:
+        return web.json_response(self.faults())
+
+    async def _c_inject(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            self.inject(**fault_request(body))
+        except (KeyError, ValueError) as exc:
+            return self._bad(str(exc))
+        return web.json_response({"ok": True, "faults": self.faults()})
+
+    async def _c_clear_faults(self, request: web.Request) -> web.Response:
+        self.clear_faults()
+        return web.json_response({"ok": True})
+
+    @staticmethod
+    def _answer_json(answer: AppResponse) -> JSON:
+        return {"status": answer.status, "body": answer.body, "timed_out": answer.timed_out}
+
+    async def _c_click(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            answer = await self.click(
+                str(body["user_id"]),
+                str(body["channel"]),
+                str(body["message_ts"]),
+                str(body["action_id"]),
+                value=body.get("value"),
+                block_id=body.get("block_id"),
+                tamper=body.get("tamper"),
+            )
+        except (KeyError, ValueError, RuntimeError) as exc:
+            return self._bad(str(exc))
+        return web.json_response(self._answer_json(answer))
+
+    async def _c_submit_view(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            answer = await self.submit_view(
+                str(body["user_id"]),
+                str(body["view_id"]),
+                dict(body.get("values") or {}),
+                tamper=body.get("tamper"),
+            )
+        except (KeyError, ValueError, RuntimeError, PermissionError) as exc:
+            return self._bad(str(exc))
+        return web.json_response(self._answer_json(answer))
+
+    async def _c_slash_command(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            answer = await self.slash_command(
+                str(body["user_id"]),
+                str(body["channel"]),
+                command=str(body.get("command") or "/likeness"),
+                text=str(body.get("text") or ""),
+                tamper=body.get("tamper"),
+            )
+        except (KeyError, ValueError, RuntimeError) as exc:
+            return self._bad(str(exc))
+        return web.json_response(self._answer_json(answer))
+
+    async def _c_config(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if "app_url" in body:
+            self.app_url = body["app_url"] or None
+        for key in ("rate_limits_enabled", "tier_limits_enabled"):
+            if key in body:
+                setattr(self, key, bool(body[key]))
+        if "latency" in body:
+            self.latency = float(body["latency"])
+        return web.json_response(
+            {
+                "app_url": self.app_url,
+                "rate_limits_enabled": self.rate_limits_enabled,
+                "tier_limits_enabled": self.tier_limits_enabled,
+                "latency": self.latency,
+            }
+        )
+
+    async def _c_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})

@@ -1,0 +1,5 @@
+"""``python -m sandbox.telegram``: the simulator as a standalone server."""
+
+from sandbox.telegram.cli import main
+
+main()

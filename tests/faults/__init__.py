@@ -1,0 +1,1 @@
+"""Fault tests over real HTTP, one file per suite: crash, race, storm, hostile callers."""
