@@ -355,18 +355,6 @@ class UsageIn(BaseModel):
         return None if value is None else aware_utc(value)
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who does something: kind, their id in our records, and the channel it came through."""
-
-    kind: ActorKind
-    id: str
-    channel: ChannelKind
-    display: str = ""
-    # The person inside an organisation who acted, e.g. the Slack member acting for an agency.
-    member: str | None = None
-
-
 # ---------------------------------------------------------------- usage reports
 
 
@@ -428,3 +416,18 @@ class Report:
     def total_violations(self) -> int:
         """Violations in the period."""
         return sum(g.violations for g in self.grants)
+
+
+# ---------------------------------------------------------------- who acts
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does something: kind, their id in our records, and the channel it came through."""
+
+    kind: ActorKind
+    id: str
+    channel: ChannelKind
+    display: str = ""
+    # The person inside an organisation who acted, e.g. the Slack member acting for an agency.
+    member: str | None = None

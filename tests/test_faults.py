@@ -29,7 +29,7 @@ from bot import workflow
 from bot.adapters.webhook import verify_webhook
 from bot.models import Actor as WorkflowActor
 from bot.models import ActorKind, ChannelKind, Outcome
-from bot.notices import Action
+from bot.render.buttons import Action
 from storage.audit import verify_chain
 from storage.tables import AuditEvent, Decision, Grant, Request
 from tests.fault_fixtures import (
