@@ -1,7 +1,7 @@
 """Usage reports: what each artist and agency is told weekly (data, chart PNG, CSV).
 
-The text around a report is rendered by the channel's renderer (bot/notices.py for Telegram,
-bot/board.py for Slack) from the `Report` built here.
+The text around a report is rendered by the channel's renderer (bot/render/telegram.py for
+Telegram, bot/render/slack.py for Slack) from the `Report` (bot/models.py) built here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import json
 import sys
 import tempfile
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from subprocess import PIPE
 from typing import IO, Any
@@ -24,70 +23,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bot import chart
-from bot.models import OPEN_STATUSES, GrantStatus, utc_iso
+from bot.models import OPEN_STATUSES, ExpiringItem, GrantStatus, GrantUsage, PendingItem, Report, utc_iso
 from bot.workflow import Desk, NotFound, grant_status_at
 from storage.tables import Agency, Artist, Grant, Request, UsageEvent
-
-
-@dataclass(frozen=True)
-class GrantUsage:
-    """How one grant was used during the report's period (and in the weeks before, for the chart)."""
-
-    grant_id: str
-    request_id: str
-    project_title: str
-    artist_name: str
-    status: str
-    uses_by_kind: dict[str, int]
-    violations: int
-    # (week start as YYYY-MM-DD in the recipient's time zone, uses, violations), oldest first.
-    weekly: list[tuple[str, int, int]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class PendingItem:
-    """A request still waiting for a decision."""
-
-    request_id: str
-    project_title: str
-    artist_name: str
-    due_at: datetime
-
-
-@dataclass(frozen=True)
-class ExpiringItem:
-    """A grant that ends soon."""
-
-    grant_id: str
-    project_title: str
-    artist_name: str
-    ends_at: datetime
-
-
-@dataclass(frozen=True)
-class Report:
-    """One recipient's usage report."""
-
-    recipient_kind: str
-    recipient_id: str
-    recipient_name: str
-    timezone: str
-    period_start: datetime
-    period_end: datetime
-    grants: list[GrantUsage]
-    pending: list[PendingItem]
-    expiring_soon: list[ExpiringItem]
-
-    @property
-    def total_uses(self) -> int:
-        """Uses of all grants in the period."""
-        return sum(sum(g.uses_by_kind.values()) for g in self.grants)
-
-    @property
-    def total_violations(self) -> int:
-        """Violations in the period."""
-        return sum(g.violations for g in self.grants)
-
 
 WEEKS_IN_CHART = 8
 EXPIRING_WITHIN = timedelta(days=7)
@@ -213,7 +151,7 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
 def chart_spec(report: Report, labels: dict[str, str] | None = None) -> dict[str, Any]:
     """What `bot.chart.draw` needs to draw the report's chart: plain JSON, no matplotlib here.
 
-    `labels` are the chart's words in the reader's language (`notices.chart_labels`); without
+    `labels` are the chart's words in the reader's language (`render.telegram.chart_labels`); without
     them the chart is in English (the agencies' Slack board).
     """
     return {

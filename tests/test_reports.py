@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from PIL import Image
 
-from bot import chart, notices, reports, workflow
+from bot import chart, reports, workflow
 from bot.clock import FrozenClock
 from bot.models import Language, UsageIn, UsageKind
+from bot.render import telegram as texts
 from bot.reports import (
     ChartDrawer,
     ChartError,
@@ -177,7 +178,7 @@ async def test_the_usage_csv_of_a_big_week_is_spooled_to_disk_not_held_in_memory
 
 def test_the_chart_speaks_the_artists_language_and_english_on_the_board() -> None:
     report = _report_with(WEEKS)
-    chinese = chart_spec(report, notices.chart_labels(Language.zh_hans, report))
+    chinese = chart_spec(report, texts.chart_labels(Language.zh_hans, report))
     assert (chinese["title"], chinese["x_label"], chinese["y_label"], chinese["violations_label"]) == (
         "肖像每周使用次数：Lin",
         "每周起始日（Asia/Shanghai）",

@@ -1,4 +1,4 @@
-"""What the board shows (bot/board.py), rendered from requests made through the workflow."""
+"""What the board shows (bot/render/slack.py), rendered from requests made through the workflow."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 
-from bot import board, workflow
+from bot import workflow
 from bot.clock import FrozenClock
 from bot.models import Outcome, Policy, RedLines, Sensitive
+from bot.render import buttons
+from bot.render import slack as board
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
 from storage.queries import RequestView, load_request_view
@@ -177,11 +179,11 @@ async def test_a_lost_race_says_who_decided_where_and_when(desk: Desk) -> None:
 
 
 def test_button_values_and_deny_forms_round_trip_and_foreign_ones_are_refused() -> None:
-    assert board.parse_button_value(board.button_value("req_1", "ab" * 32)) == ("req_1", "ab" * 32)
+    assert buttons.parse_button_value(buttons.button_value("req_1", "ab" * 32)) == ("req_1", "ab" * 32)
     with pytest.raises(ValueError):
-        board.parse_button_value("hello")
+        buttons.parse_button_value("hello")
     with pytest.raises(ValueError):
-        board.parse_deny_form('{"r": "req_1"}')
+        buttons.parse_deny_form('{"r": "req_1"}')
     with pytest.raises(ValueError):
-        board.parse_deny_form("not json")
+        buttons.parse_deny_form("not json")
     assert board.escape("a<b>&c") == "a&lt;b&gt;&amp;c"

@@ -13,12 +13,13 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select, update
 
-from bot import board, workflow
+from bot import workflow
 from bot.adapters.slack import CHANNEL_PATIENCE, SlackSender
 from bot.clock import FrozenClock
 from bot.delivery import Outbox, Outgoing, RetryLater, Undeliverable
 from bot.models import Actor, ActorKind, ChannelKind, Outcome, Policy
 from bot.receipts import load_or_create_signer
+from bot.render import slack as board
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
 from sandbox.slack import SlackSimulator

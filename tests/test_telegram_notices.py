@@ -11,10 +11,12 @@ import pytest
 from babel.messages.extract import extract
 from babel.messages.pofile import read_po
 
-from bot import notices
-from bot.adapters.telegram import CallbackSigner
 from bot.models import ActorKind, Compensation, Language, Media, Outcome, RequestStatus, Sensitive, Terms
-from bot.notices import LOCALE_DIR, Action, Card, DecisionLine
+from bot.render import telegram, words
+from bot.render import telegram_cards as cards
+from bot.render.buttons import Action, CallbackSigner
+from bot.render.telegram_cards import Card, DecisionLine
+from bot.render.words import LOCALE_DIR
 from bot.reports import ExpiringItem, GrantUsage, PendingItem, Report
 from sandbox.telegram import MAX_CALLBACK_DATA_BYTES, MAX_MESSAGE_LENGTH, parse_html
 
@@ -64,7 +66,7 @@ def plain(html: str) -> str:
 
 
 def test_the_card_shows_every_term_and_the_deadline_in_the_artists_time_zone() -> None:
-    text = plain(notices.card(card()).text)
+    text = plain(cards.card(card()).text)
 
     for expected in [
         "Likeness request: Moonlight Drama S2",
@@ -85,7 +87,7 @@ def test_the_card_shows_every_term_and_the_deadline_in_the_artists_time_zone() -
 
 
 def test_the_card_in_chinese_has_chinese_labels_buttons_and_dates() -> None:
-    rendered = notices.card(card(Language.zh_hans, terms=terms(territory=["worldwide"], sublicensing=True)))
+    rendered = cards.card(card(Language.zh_hans, terms=terms(territory=["worldwide"], sublicensing=True)))
     text = plain(rendered.text)
 
     assert "肖像使用请求：Moonlight Drama S2" in text
@@ -97,7 +99,7 @@ def test_the_card_in_chinese_has_chinese_labels_buttons_and_dates() -> None:
 
 
 def test_sensitive_flags_come_first_and_bold() -> None:
-    rendered = notices.card(card(terms=terms(sensitive=["sexual_content", "real_time_interactive"])))
+    rendered = cards.card(card(terms=terms(sensitive=["sexual_content", "real_time_interactive"])))
     text, entities = parse_html(rendered.text)
 
     first_line = text.split("\n", 1)[0]
@@ -109,7 +111,7 @@ def test_sensitive_flags_come_first_and_bold() -> None:
 def test_ai_training_comes_with_a_plain_warning_that_a_model_will_learn_the_likeness(
     language: Language,
 ) -> None:
-    text = plain(notices.card(card(language, terms=terms(ai_training=True))).text)
+    text = plain(cards.card(card(language, terms=terms(ai_training=True))).text)
 
     warning = "a model will learn your likeness" if language is Language.en else "一个模型将学习你的肖像"
     assert warning in text
@@ -121,7 +123,7 @@ def test_a_studios_text_cannot_inject_markup() -> None:
         use_description="</i><script>alert(1)</script> with enough length to be valid text",
         labeling="<tg-spoiler>hidden</tg-spoiler>",
     )
-    text, entities = parse_html(notices.card(card(terms=hostile)).text)
+    text, entities = parse_html(cards.card(card(terms=hostile)).text)
 
     assert "<b>Free</b> & <a href='x'>easy</a>" in text
     assert "</i><script>alert(1)</script>" in text
@@ -142,7 +144,7 @@ def test_the_largest_possible_request_still_fits_one_telegram_message(language: 
         ai_training=True,
         compensation={"amount": "123456789012.34", "currency": "USD"},
     )
-    text = plain(notices.card(card(language, terms=huge, creator_name="C" * 200)).text)
+    text = plain(cards.card(card(language, terms=huge, creator_name="C" * 200)).text)
 
     assert len(text) <= MAX_MESSAGE_LENGTH
     assert "D" * 2000 in text  # the description is never the part that gets cut here
@@ -175,7 +177,7 @@ def test_the_largest_possible_request_still_fits_one_telegram_message(language: 
 def test_a_closed_card_says_the_outcome_who_and_when_and_has_no_buttons(
     status: RequestStatus, decisions: tuple[DecisionLine, ...], expected: str
 ) -> None:
-    rendered = notices.card(card(status=status, decisions=decisions))
+    rendered = cards.card(card(status=status, decisions=decisions))
 
     assert expected in plain(rendered.text)
     assert "Decide by" not in plain(rendered.text)
@@ -184,7 +186,7 @@ def test_a_closed_card_says_the_outcome_who_and_when_and_has_no_buttons(
 
 def test_when_the_agency_approved_first_the_artist_still_gets_the_buttons() -> None:
     agency_first = (DecisionLine("approve", "agency", "Mia", "slack", NOW),)
-    rendered = notices.card(card(status=RequestStatus.awaiting_cosign, decisions=agency_first))
+    rendered = cards.card(card(status=RequestStatus.awaiting_cosign, decisions=agency_first))
 
     assert "Your agency approved (Mia (agency, Slack)); your approval completes it." in plain(rendered.text)
     assert [[b.action for b in row] for row in rendered.keyboard] == [[Action.approve, Action.deny]]
@@ -209,33 +211,33 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
         pending=[PendingItem("req_3", "Pending", "Li", NOW + timedelta(days=1))],
         expiring_soon=[ExpiringItem("grt_1", "Drama & <Co>", "Li", NOW + timedelta(days=3))],
     )
-    grant = notices.GrantLine("grt_1", "T<i>", "Studio & Co", NOW, NOW + timedelta(days=30), "active", True)
+    grant = telegram.GrantLine("grt_1", "T<i>", "Studio & Co", NOW, NOW + timedelta(days=30), "active", True)
     texts = [
-        notices.welcome(language, "A<b>", ActorKind.artist),
-        notices.welcome(language, "A<b>", ActorKind.creator),
-        notices.help_text(language),
-        notices.not_linked(language),
-        notices.artists_only(language),
-        notices.unknown_text(language),
-        notices.decline_recorded(language),
-        notices.language_set(language),
-        notices.report_queued(language),
-        notices.already_linked_elsewhere(language),
-        notices.deny_prompt(language, "req_0123456789abcdef", "T<>"),
-        notices.pending_list(language, "UTC", []).text,
-        notices.pending_list(language, "UTC", [notices.PendingLine("req_1", "T&", NOW, True)]).text,
-        notices.grants_list(language, "UTC", [grant]).text,
-        notices.grants_list(language, "UTC", []).text,
-        notices.revoke_question(language, grant).text,
-        notices.revoked(language, "UTC", "T<", NOW),
-        notices.revoke_kept(language, "T<"),
-        notices.decision_reminder(language, "UTC", "T<", NOW + timedelta(hours=2), NOW, escalation=True),
-        notices.grant_reminder(language, "UTC", "T<", NOW + timedelta(days=7)),
-        notices.grant_expired(language, "T<"),
-        notices.report_text(language, report),
-        notices.report_caption(language),
-        notices.language_menu(language).text,
-        *(notices.invite_refused(language, why) for why in ("used", "expired", "unknown")),
+        telegram.welcome(language, "A<b>", ActorKind.artist),
+        telegram.welcome(language, "A<b>", ActorKind.creator),
+        telegram.help_text(language),
+        telegram.not_linked(language),
+        telegram.artists_only(language),
+        telegram.unknown_text(language),
+        telegram.decline_recorded(language),
+        telegram.language_set(language),
+        telegram.report_queued(language),
+        telegram.already_linked_elsewhere(language),
+        cards.deny_prompt(language, "req_0123456789abcdef", "T<>"),
+        telegram.pending_list(language, "UTC", []).text,
+        telegram.pending_list(language, "UTC", [telegram.PendingLine("req_1", "T&", NOW, True)]).text,
+        telegram.grants_list(language, "UTC", [grant]).text,
+        telegram.grants_list(language, "UTC", []).text,
+        telegram.revoke_question(language, grant).text,
+        telegram.revoked(language, "UTC", "T<", NOW),
+        telegram.revoke_kept(language, "T<"),
+        telegram.decision_reminder(language, "UTC", "T<", NOW + timedelta(hours=2), NOW, escalation=True),
+        telegram.grant_reminder(language, "UTC", "T<", NOW + timedelta(days=7)),
+        telegram.grant_expired(language, "T<"),
+        telegram.report_text(language, report),
+        telegram.report_caption(language),
+        telegram.language_menu(language).text,
+        *(telegram.invite_refused(language, why) for why in ("used", "expired", "unknown")),
     ]
     for event in [
         "request.submitted",
@@ -257,12 +259,12 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
             "reason": "a<b",
             "ends_at": "2026-12-01T00:00:00Z",
         }
-        texts.append(notices.creator_status(language, "UTC", "T<&>", payload))
+        texts.append(telegram.creator_status(language, "UTC", "T<&>", payload))
 
     for text in texts:
         shown, _ = parse_html(text)  # raises when Telegram would refuse the markup
         assert 0 < len(shown) <= MAX_MESSAGE_LENGTH
-    assert "Drama & <Co>" in plain(notices.report_text(language, report))
+    assert "Drama & <Co>" in plain(telegram.report_text(language, report))
 
 
 @pytest.mark.parametrize("language", BOTH)
@@ -274,26 +276,26 @@ def test_refusals_fit_an_alert_and_say_who_and_when(language: Language) -> None:
         "channel": "slack",
         "decided_at": "2026-11-25T09:00:00Z",
     }
-    already = notices.refusal(language, "Asia/Shanghai", "already_decided", "", details)
+    already = telegram.refusal(language, "Asia/Shanghai", "already_decided", "", details)
 
     assert "Mia" in already and "17:00" in already
     for code, status in [("not_open", "lapsed"), ("not_open", "withdrawn"), ("not_allowed", ""), ("x", "")]:
-        text = notices.refusal(language, "UTC", code, "", {"status": status})
-        assert 0 < len(text) <= notices.MAX_ALERT
-    assert notices.tap_answer(language, Outcome.deny)
+        text = telegram.refusal(language, "UTC", code, "", {"status": status})
+        assert 0 < len(text) <= telegram.MAX_ALERT
+    assert telegram.tap_answer(language, Outcome.deny)
 
 
 def test_stored_and_telegram_language_codes_map_to_ours() -> None:
-    assert notices.language_of("zh-Hans") is Language.zh_hans
-    assert notices.language_of("zh-hans") is Language.zh_hans
-    assert notices.language_of("zh-TW") is Language.zh_hans
-    assert notices.language_of("en") is Language.en
-    assert notices.language_of("de") is Language.en
-    assert notices.language_of(None) is Language.en
+    assert words.language_of("zh-Hans") is Language.zh_hans
+    assert words.language_of("zh-hans") is Language.zh_hans
+    assert words.language_of("zh-TW") is Language.zh_hans
+    assert words.language_of("en") is Language.en
+    assert words.language_of("de") is Language.en
+    assert words.language_of(None) is Language.en
 
 
 def test_money_keeps_its_currency() -> None:
-    voice = notices.Voice(Language.en)
+    voice = words.Voice(Language.en)
     assert voice.money(Compensation(amount=Decimal("10.5"), currency="EUR")) == "€10.50"
 
 
@@ -323,10 +325,12 @@ def test_every_text_has_a_chinese_translation_with_the_same_placeholders() -> No
 def test_the_template_holds_every_text_the_code_uses() -> None:
     with (LOCALE_DIR / "messages.pot").open("rb") as handle:
         template = {m.id for m in read_po(handle) if m.id}
-    with (LOCALE_DIR.parent / "notices.py").open("rb") as handle:
-        used = {found[1] for found in extract("python", handle, keywords={"_": (1,), "N_": (1,)})}
+    used = set()
+    for module in sorted((LOCALE_DIR.parent / "render").glob("*.py")):
+        with module.open("rb") as handle:
+            used |= {found[1] for found in extract("python", handle, keywords={"_": (1,), "N_": (1,)})}
 
-    assert used == template, "run pybabel extract and update (see bot/notices.py)"
+    assert used == template, "run pybabel extract and update (see bot/render/words.py)"
 
 
 # ---------------------------------------------------------------- signed buttons

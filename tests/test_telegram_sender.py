@@ -12,11 +12,12 @@ from sqlalchemy import select, update
 from telegram.ext import ExtBot
 
 from bot import workflow
-from bot.adapters.telegram import CallbackSigner, ChatRateLimiter, TelegramSender
+from bot.adapters.telegram import ChatRateLimiter, TelegramSender
 from bot.adapters.webhook import WebhookSender
 from bot.clock import FrozenClock
 from bot.delivery import Delivered, Outbox, Outgoing, RetryLater, Undeliverable
 from bot.models import ActorKind, ChannelKind, Language, Outcome
+from bot.render.buttons import CallbackSigner
 from bot.reports import ChartDrawer, ChartError
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit

@@ -5,7 +5,7 @@ message per second per channel, chat.update at tier 3) instead of finding them b
 maps every Slack answer onto the drainer's vocabulary: `RetryLater` for 429 (after its
 Retry-After), 5xx, network trouble and fixable set-up problems; `Undeliverable` only for
 what can never succeed. It decides nothing about requests: what to show comes from
-`bot.board`, what happened comes from the notice.
+`bot.render.slack`, what happened comes from the notice.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from sqlalchemy import func, select
 
-from bot import board
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind
+from bot.render import slack as board
 from bot.reports import ChartDrawer, build_report, usage_csv
 from bot.workflow import Desk, NotFound
 from storage.queries import RequestView, card_ref, load_request_view

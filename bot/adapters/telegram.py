@@ -1,10 +1,8 @@
-"""Telegram's side of delivery: signed button data, flood limits, and the outbox sender.
+"""Telegram's side of delivery: flood limits and the outbox sender.
 
-Three parts, each about talking to the Bot API and nothing else:
+Two parts, each about talking to the Bot API and nothing else (the signed button data they send
+is `bot.render.buttons.CallbackSigner`):
 
-- `CallbackSigner` packs a button's action and subject (a request or grant id) into
-  `callback_data` with a truncated HMAC, so a modified client cannot turn "approve req_A" into
-  "approve req_B": the data fits Telegram's 64 bytes and survives restarts (no server state).
 - `ChatRateLimiter` keeps every call under Telegram's limits before Telegram has to say so:
   PTB's `AIORateLimiter` for the whole bot and for groups, plus an aiolimiter bucket per private
   chat, which `AIORateLimiter` does not have. Answers to button taps carry no chat id, so they
@@ -20,12 +18,8 @@ every write goes through the workflow or the drainer.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import logging
-import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,8 +29,6 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy import select
 from telegram import (
     Bot,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
@@ -54,9 +46,12 @@ from telegram.error import (
 )
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 
-from bot import notices
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, Language, RequestStatus, Terms
+from bot.render import telegram as texts
+from bot.render import telegram_cards as cards
+from bot.render import words
+from bot.render.buttons import CallbackSigner
 from bot.reports import ChartDrawer, build_report
 from bot.workflow import Desk
 from storage.queries import RequestView, card_ref, load_request_view
@@ -65,64 +60,6 @@ from storage.tables import Artist, CardRef, Creator, Notice
 log = logging.getLogger(__name__)
 
 JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
-
-# ---------------------------------------------------------------- signed callback data
-
-MAC_BYTES = 9  # 72 bits: guessing one takes ~10^21 taps, and the answer is always "not valid"
-_CALLBACK = re.compile(r"^([a-z][a-z.]{0,11}):([A-Za-z0-9_-]{1,32}):([A-Za-z0-9_-]{12})$")
-
-
-@dataclass(frozen=True)
-class Tap:
-    """A button tap whose data carried our signature: what it asks for, and about what."""
-
-    action: str
-    subject: str
-
-
-class CallbackSigner:
-    """Signs and checks `callback_data` as `action:subject:mac` (at most 57 bytes).
-
-    Parameters:
-        key: the HMAC secret (`desk.signer.callback_key()`), the same in every instance.
-    """
-
-    def __init__(self, key: bytes) -> None:
-        """Keeps the secret."""
-        self._key = key
-
-    def _mac(self, action: str, subject: str) -> str:
-        digest = hmac.new(self._key, f"{action}:{subject}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:MAC_BYTES]).decode("ascii")
-
-    def sign(self, action: str, subject: str) -> str:
-        """The callback_data for a button."""
-        data = f"{action}:{subject}:{self._mac(action, subject)}"
-        if not _CALLBACK.match(data):
-            raise ValueError(f"cannot put {action!r}/{subject!r} in callback data")
-        return data
-
-    def read(self, data: str | None) -> Tap | None:
-        """The tap a callback_data stands for, or None when it is malformed or its MAC is wrong."""
-        match = _CALLBACK.match(data or "")
-        if match is None:
-            return None
-        action, subject, mac = match.groups()
-        if not hmac.compare_digest(mac, self._mac(action, subject)):
-            return None
-        return Tap(action, subject)
-
-    def markup(self, keyboard: notices.Keyboard) -> InlineKeyboardMarkup | None:
-        """The inline keyboard for abstract buttons; None when there are none (removes buttons)."""
-        if not keyboard:
-            return None
-        return InlineKeyboardMarkup(
-            [
-                [InlineKeyboardButton(b.label, callback_data=self.sign(b.action, b.subject)) for b in row]
-                for row in keyboard
-            ]
-        )
-
 
 # ---------------------------------------------------------------- flood limits
 
@@ -246,16 +183,16 @@ class Recipient:
     name: str
 
 
-def card_from_view(view: RequestView, *, timezone: str, nudge: bool = False) -> notices.Card:
+def card_from_view(view: RequestView, *, timezone: str, nudge: bool = False) -> cards.Card:
     """The request card's content for the request's artist."""
     request = view.request
-    return notices.Card(
+    return cards.Card(
         request_id=request.id,
         terms=Terms.model_validate(request.terms),
         creator_name=view.creator.name,
         status=RequestStatus(request.status),
         decisions=tuple(
-            notices.DecisionLine(
+            cards.DecisionLine(
                 outcome=d.outcome,
                 actor_kind=d.actor_kind,
                 name=d.actor_display,
@@ -266,7 +203,7 @@ def card_from_view(view: RequestView, *, timezone: str, nudge: bool = False) -> 
             for d in view.decisions
         ),
         updated_at=request.updated_at,
-        language=notices.language_of(view.artist.language),
+        language=words.language_of(view.artist.language),
         timezone=view.artist.timezone or timezone,
         reason=request.reason,
         nudge=nudge,
@@ -378,14 +315,14 @@ class TelegramSender:
             raise Undeliverable("the artist has no linked Telegram chat")
         return Recipient(
             artist.telegram_chat_id,
-            notices.language_of(artist.language),
+            words.language_of(artist.language),
             artist.timezone or self.default_timezone,
             artist.name,
         )
 
     async def _card(
         self, request_id: str, artist_id: str, *, nudge: bool = False
-    ) -> tuple[notices.Card, CardRef | None, Recipient]:
+    ) -> tuple[cards.Card, CardRef | None, Recipient]:
         recipient = await self._artist(artist_id)
         async with self.desk.db.read() as session:
             view = await load_request_view(session, request_id)
@@ -414,7 +351,7 @@ class TelegramSender:
     async def post_card(self, request_id: str, artist_id: str, *, nudge: bool = False) -> Delivered:
         """Sends the request's card as a new message and takes the buttons off the previous one."""
         card, ref, recipient = await self._card(request_id, artist_id, nudge=nudge)
-        rendered = notices.card(card)
+        rendered = cards.card(card)
         message = await self._send_text(recipient.chat_id, rendered)
         if ref is not None and (ref.chat_id, ref.message_id) != (
             str(message.chat_id),
@@ -432,7 +369,7 @@ class TelegramSender:
             if await self._card_still_queued(request_id, notice.recipient_id):
                 raise RetryLater("the card itself is not sent yet", after=2)
             return Delivered()  # the card never reached the artist (e.g. blocked): nothing to edit
-        rendered = notices.card(card)
+        rendered = cards.card(card)
         try:
             await self.bot.edit_message_text(
                 rendered.text,
@@ -461,7 +398,7 @@ class TelegramSender:
             log.info("could not take the buttons off message %s: %s", message_id, error.message)
 
     async def _send_text(
-        self, chat_id: int, rendered: notices.Rendered, *, reply_to: int | None = None
+        self, chat_id: int, rendered: texts.Rendered, *, reply_to: int | None = None
     ) -> Message:
         return await self.bot.send_message(
             chat_id,
@@ -480,7 +417,7 @@ class TelegramSender:
         card, ref, recipient = await self._card(notice.request_id or "", notice.recipient_id)
         if not card.open_for_artist:
             return Delivered()  # decided or closed since the reminder was queued: nothing to remind
-        text = notices.decision_reminder(
+        text = texts.decision_reminder(
             recipient.language,
             recipient.timezone,
             card.terms.project_title,
@@ -490,18 +427,18 @@ class TelegramSender:
         )
         # A reply to the card takes the artist straight to its buttons.
         reply_to = int(ref.message_id) if ref is not None else None
-        await self._send_text(recipient.chat_id, notices.Rendered(text), reply_to=reply_to)
+        await self._send_text(recipient.chat_id, texts.Rendered(text), reply_to=reply_to)
         return Delivered()
 
     async def _tell_about_grant(self, notice: Outgoing) -> Delivered:
         card, _ref, recipient = await self._card(notice.request_id or "", notice.recipient_id)
         title = card.terms.project_title
         if notice.kind == "grant_expired":
-            text = notices.grant_expired(recipient.language, title)
+            text = texts.grant_expired(recipient.language, title)
         else:
-            ends_at = notices.parse_time(notice.payload.get("ends_at")) or card.terms.ends_at
-            text = notices.grant_reminder(recipient.language, recipient.timezone, title, ends_at)
-        await self._send_text(recipient.chat_id, notices.Rendered(text))
+            ends_at = words.parse_time(notice.payload.get("ends_at")) or card.terms.ends_at
+            text = texts.grant_reminder(recipient.language, recipient.timezone, title, ends_at)
+        await self._send_text(recipient.chat_id, texts.Rendered(text))
         return Delivered()
 
     async def _send_report(self, notice: Outgoing) -> Delivered:
@@ -509,11 +446,11 @@ class TelegramSender:
         report = await build_report(self.desk, artist_id=notice.recipient_id)
         # Drawn in a child process: matplotlib never enters (or holds up) this one. Drawn before
         # the text goes out, so a chart that fails is retried without sending the text twice.
-        chart = await self.charts.draw(report, notices.chart_labels(recipient.language, report))
+        chart = await self.charts.draw(report, texts.chart_labels(recipient.language, report))
         await self._send_text(
-            recipient.chat_id, notices.Rendered(notices.report_text(recipient.language, report))
+            recipient.chat_id, texts.Rendered(texts.report_text(recipient.language, report))
         )
-        caption = notices.report_caption(recipient.language)
+        caption = texts.report_caption(recipient.language)
         for attempt in range(3):
             try:
                 await self.bot.send_photo(
@@ -540,10 +477,10 @@ class TelegramSender:
         if creator is None or creator.telegram_chat_id is None:
             raise Undeliverable("the creator has no linked Telegram chat")
         title = str(view.request.terms.get("project_title", "")) if view else ""
-        text = notices.creator_status(
-            notices.language_of(creator.language), self.default_timezone, title, notice.payload
+        text = texts.creator_status(
+            words.language_of(creator.language), self.default_timezone, title, notice.payload
         )
-        await self._send_text(creator.telegram_chat_id, notices.Rendered(text))
+        await self._send_text(creator.telegram_chat_id, texts.Rendered(text))
         return Delivered()
 
 

@@ -26,9 +26,11 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import board, workflow
+from bot import workflow
 from bot.adapters.slack import SlackSender
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
+from bot.render import buttons
+from bot.render import slack as board
 from bot.workflow import Desk
 from storage.queries import RequestView, agency_by_slack_channel, agency_requests, load_request_view
 from storage.tables import Agency
@@ -63,7 +65,7 @@ class Click:
     def of(cls, body: dict[str, Any]) -> Click:
         """Reads bolt's block_actions body; ValueError when the button is not one of the board's."""
         action = (body.get("actions") or [{}])[0]
-        request_id, terms_hash = board.parse_button_value(str(action.get("value") or ""))
+        request_id, terms_hash = buttons.parse_button_value(str(action.get("value") or ""))
         user = body.get("user") or {}
         container = body.get("container") or {}
         return cls(
@@ -177,7 +179,7 @@ class BoardListeners:
         """Records the denial with the reason typed into the form."""
         await ack()
         try:
-            form = board.parse_deny_form(str(view.get("private_metadata") or ""))
+            form = buttons.parse_deny_form(str(view.get("private_metadata") or ""))
         except ValueError:
             log.warning("a deny form with unreadable metadata was submitted")
             return

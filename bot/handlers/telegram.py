@@ -1,6 +1,6 @@
 """The artists' Telegram bot: onboarding, deciding on cards, commands; and its place in the service.
 
-Each handler reads one update, calls one workflow step and renders the answer (bot/notices.py).
+Each handler reads one update, calls one workflow step and renders the answer (bot/render/).
 Nothing is kept between updates: a button carries its request or grant id in signed callback
 data, and a reason typed in one's own words answers a prompt that names its request, so a tap
 or a reply works the same after a restart, on any instance.
@@ -46,17 +46,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot import notices, workflow
-from bot.adapters.telegram import (
-    CallbackSigner,
-    ChatRateLimiter,
-    Tap,
-    TelegramSender,
-    card_from_view,
-    open_for,
-)
+from bot import workflow
+from bot.adapters.telegram import ChatRateLimiter, TelegramSender, card_from_view, open_for
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, GrantStatus, Language, Outcome
-from bot.notices import Action
+from bot.render import telegram as texts
+from bot.render import telegram_cards as cards
+from bot.render import words
+from bot.render.buttons import Action, CallbackSigner, Tap
 from bot.workflow import Desk, grant_status_at
 from storage.queries import (
     RequestView,
@@ -118,9 +114,9 @@ async def _person(deps: Deps, user: User) -> Person:
         artist = await artist_by_telegram_user(session, user.id)
     if artist is None:
         actor = Actor(ActorKind.stranger, str(user.id), ChannelKind.telegram, display=user.full_name)
-        return Person(actor, None, notices.language_of(user.language_code), deps.default_timezone)
+        return Person(actor, None, words.language_of(user.language_code), deps.default_timezone)
     actor = Actor(ActorKind.artist, artist.id, ChannelKind.telegram, display=artist.name)
-    return Person(actor, artist, notices.language_of(artist.language), artist.timezone)
+    return Person(actor, artist, words.language_of(artist.language), artist.timezone)
 
 
 async def _tapped(update: Update, context: Context) -> tuple[CallbackQuery, Tap, Person] | None:
@@ -141,7 +137,7 @@ async def _tapped(update: Update, context: Context) -> tuple[CallbackQuery, Tap,
             subject_id=str(query.id),
             reason="the button's data does not carry our signature",
         )
-        await query.answer(notices.forged_button(person.language), show_alert=True)
+        await query.answer(texts.forged_button(person.language), show_alert=True)
         return None
     return query, tap, person
 
@@ -168,7 +164,7 @@ async def _may_deny(
 
 async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
     """Answers the tap with why nothing changed (who decided and when, lapsed, withdrawn, ...)."""
-    text = notices.refusal(person.language, person.timezone, why.code, why.message, why.details)
+    text = texts.refusal(person.language, person.timezone, why.code, why.message, why.details)
     await query.answer(text, show_alert=True)
 
 
@@ -215,7 +211,7 @@ async def _decide(
     except workflow.Refused as why:
         await _refuse(query, why, person)
         return False
-    await query.answer(notices.tap_answer(person.language, outcome))
+    await query.answer(texts.tap_answer(person.language, outcome))
     return True
 
 
@@ -232,8 +228,8 @@ async def on_approve(update: Update, context: Context) -> None:
     try:
         await _decide(query, deps, person, tap.subject, Outcome.approve)
     except workflow.NeedsConfirmation:
-        await query.answer(notices.confirm_ai_hint(person.language))
-        keyboard = notices.ai_confirmation_keyboard(person.language, tap.subject)
+        await query.answer(texts.confirm_ai_hint(person.language))
+        keyboard = cards.ai_confirmation_keyboard(person.language, tap.subject)
         await _set_buttons(query, deps.signer.markup(keyboard))
 
 
@@ -253,9 +249,7 @@ async def on_deny(update: Update, context: Context) -> None:
         return
     query, tap, person, view = denying
     deps = _deps(context)
-    keyboard = notices.deny_reasons_keyboard(
-        person.language, tap.subject, ai_training=view.request.ai_training
-    )
+    keyboard = cards.deny_reasons_keyboard(person.language, tap.subject, ai_training=view.request.ai_training)
     await _set_buttons(query, deps.signer.markup(keyboard))
 
 
@@ -265,9 +259,9 @@ async def on_deny_reason(update: Update, context: Context) -> None:
     if tapped is None:
         return
     query, tap, person = tapped
-    reason = notices.recorded_reason(tap.action.partition(".")[2])
+    reason = cards.recorded_reason(tap.action.partition(".")[2])
     if reason is None:
-        await query.answer(notices.forged_button(person.language), show_alert=True)
+        await query.answer(texts.forged_button(person.language), show_alert=True)
         return
     await _decide(query, _deps(context), person, tap.subject, Outcome.deny, reason=reason)
 
@@ -285,9 +279,9 @@ async def on_own_words(update: Update, context: Context) -> None:
     card_message = query.message.message_id if query.message else None
     await context.bot.send_message(
         chat.id,
-        notices.deny_prompt(person.language, tap.subject, title),
+        cards.deny_prompt(person.language, tap.subject, title),
         parse_mode=ParseMode.HTML,
-        reply_markup=ForceReply(input_field_placeholder=notices.deny_placeholder(person.language)),
+        reply_markup=ForceReply(input_field_placeholder=cards.deny_placeholder(person.language)),
         reply_parameters=(
             ReplyParameters(message_id=card_message, allow_sending_without_reply=True)
             if card_message
@@ -304,7 +298,7 @@ async def on_back(update: Update, context: Context) -> None:
     query, _tap, person, view = denying
     deps = _deps(context)
     card = card_from_view(view, timezone=person.timezone)
-    await _set_buttons(query, deps.signer.markup(notices.card_keyboard(card)))
+    await _set_buttons(query, deps.signer.markup(cards.card_keyboard(card)))
 
 
 async def on_show_card(update: Update, context: Context) -> None:
@@ -334,7 +328,7 @@ async def on_show_card(update: Update, context: Context) -> None:
 # ---------------------------------------------------------------- consents
 
 
-async def _grant_line(deps: Deps, grant_id: str) -> tuple[Grant, notices.GrantLine] | None:
+async def _grant_line(deps: Deps, grant_id: str) -> tuple[Grant, texts.GrantLine] | None:
     async with deps.desk.db.read() as session:
         grant = await session.get(Grant, grant_id)
         if grant is None:
@@ -342,7 +336,7 @@ async def _grant_line(deps: Deps, grant_id: str) -> tuple[Grant, notices.GrantLi
         request = await session.get(Request, grant.request_id)
         creator = await session.get(Creator, grant.creator_id)
     assert request is not None and creator is not None  # foreign keys
-    line = notices.GrantLine(
+    line = texts.GrantLine(
         grant_id=grant.id,
         title=str(request.terms.get("project_title", "")),
         creator_name=creator.name,
@@ -378,7 +372,7 @@ async def on_revoke(update: Update, context: Context) -> None:
         await _refuse(query, workflow.NotOpen("closed", status=status.value), person)
         return
     await query.answer()
-    question = notices.revoke_question(person.language, line)
+    question = texts.revoke_question(person.language, line)
     if update.effective_chat is not None:
         await context.bot.send_message(
             update.effective_chat.id,
@@ -407,7 +401,7 @@ async def on_revoke_confirmed(update: Update, context: Context) -> None:
     title = found[1].title if found else grant.id
     at = grant.revoked_at or deps.desk.clock.now()
     await query.edit_message_text(
-        notices.revoked(person.language, person.timezone, title, at), parse_mode=ParseMode.HTML
+        texts.revoked(person.language, person.timezone, title, at), parse_mode=ParseMode.HTML
     )
 
 
@@ -423,7 +417,7 @@ async def on_revoke_kept(update: Update, context: Context) -> None:
         return
     await query.answer()
     await query.edit_message_text(
-        notices.revoke_kept(person.language, found[1].title), parse_mode=ParseMode.HTML
+        texts.revoke_kept(person.language, found[1].title), parse_mode=ParseMode.HTML
     )
 
 
@@ -439,13 +433,13 @@ async def on_language_choice(update: Update, context: Context) -> None:
             _deps(context).desk, telegram_user_id=query.from_user.id, language=language
         )
     except ValueError:
-        await query.answer(notices.forged_button(person.language), show_alert=True)
+        await query.answer(texts.forged_button(person.language), show_alert=True)
         return
     except workflow.NotFound:
-        await query.answer(notices.not_linked(person.language)[: notices.MAX_ALERT], show_alert=True)
+        await query.answer(texts.not_linked(person.language)[: texts.MAX_ALERT], show_alert=True)
         return
     await query.answer()
-    await query.edit_message_text(notices.language_set(language), parse_mode=ParseMode.HTML)
+    await query.edit_message_text(texts.language_set(language), parse_mode=ParseMode.HTML)
 
 
 async def on_unknown_button(update: Update, context: Context) -> None:
@@ -455,7 +449,7 @@ async def on_unknown_button(update: Update, context: Context) -> None:
         return
     person = await _person(_deps(context), query.from_user)
     log.warning("refused a button with unknown data from Telegram user %s", query.from_user.id)
-    await query.answer(notices.forged_button(person.language), show_alert=True)
+    await query.answer(texts.forged_button(person.language), show_alert=True)
 
 
 # ---------------------------------------------------------------- commands
@@ -476,7 +470,7 @@ async def _linked_artist(update: Update, context: Context) -> tuple[Person, Arti
     """The artist behind a command; None, after telling the user how to link, when there is none."""
     person = await _command_person(update, context)
     if person is None or person.artist is None:
-        await _reply(update, notices.not_linked(person.language if person else Language.en))
+        await _reply(update, texts.not_linked(person.language if person else Language.en))
         return None
     return person, person.artist
 
@@ -488,32 +482,32 @@ async def on_start(update: Update, context: Context) -> None:
         return
     deps = _deps(context)
     token = context.args[0] if context.args else ""
-    language = notices.language_of(user.language_code)
+    language = words.language_of(user.language_code)
     if not token:
         person = await _person(deps, user)
         if person.artist is None:
-            await _reply(update, notices.not_linked(language))
+            await _reply(update, texts.not_linked(language))
         else:
-            await _reply(update, notices.welcome(person.language, person.artist.name, ActorKind.artist))
+            await _reply(update, texts.welcome(person.language, person.artist.name, ActorKind.artist))
         return
     try:
         linked = await workflow.redeem_invite(
             deps.desk, token=token, telegram_user_id=user.id, chat_id=chat.id
         )
     except workflow.InviteInvalid as why:
-        await _reply(update, notices.invite_refused(language, str(why.details.get("why", "unknown"))))
+        await _reply(update, texts.invite_refused(language, str(why.details.get("why", "unknown"))))
         return
     except workflow.NotAllowed:
-        await _reply(update, notices.already_linked_elsewhere(language))
+        await _reply(update, texts.already_linked_elsewhere(language))
         return
-    await _reply(update, notices.welcome(linked.language, linked.name, linked.kind))
+    await _reply(update, texts.welcome(linked.language, linked.name, linked.kind))
 
 
 async def on_help(update: Update, context: Context) -> None:
     """Explains the cards and lists the commands."""
     person = await _command_person(update, context)
     if person is not None:
-        await _reply(update, notices.help_text(person.language))
+        await _reply(update, texts.help_text(person.language))
 
 
 async def on_pending(update: Update, context: Context) -> None:
@@ -527,7 +521,7 @@ async def on_pending(update: Update, context: Context) -> None:
         requests = await artist_requests(session, artist.id, {s.value for s in OPEN_STATUSES})
         views = [await load_request_view(session, request.id) for request in requests]
     items = [
-        notices.PendingLine(
+        texts.PendingLine(
             request_id=view.request.id,
             title=str(view.request.terms.get("project_title", "")),
             due_at=view.request.decision_due_at,
@@ -536,7 +530,7 @@ async def on_pending(update: Update, context: Context) -> None:
         for view in views
         if view is not None and open_for(view)
     ]
-    rendered = notices.pending_list(person.language, person.timezone, items)
+    rendered = texts.pending_list(person.language, person.timezone, items)
     await _reply(update, rendered.text, deps.signer.markup(rendered.keyboard))
 
 
@@ -553,7 +547,7 @@ async def on_grants(update: Update, context: Context) -> None:
         grants = await artist_grants(session, artist.id, live)
         grant_ids = [g.id for g in grants if grant_status_at(g, now).value in live]
     lines = [found[1] for found in [await _grant_line(deps, gid) for gid in grant_ids] if found]
-    rendered = notices.grants_list(person.language, person.timezone, lines)
+    rendered = texts.grants_list(person.language, person.timezone, lines)
     await _reply(update, rendered.text, deps.signer.markup(rendered.keyboard))
 
 
@@ -564,7 +558,7 @@ async def on_report(update: Update, context: Context) -> None:
         return
     person, artist = linked
     await workflow.queue_report(_deps(context).desk, recipient_kind=ActorKind.artist, recipient_id=artist.id)
-    await _reply(update, notices.report_queued(person.language))
+    await _reply(update, texts.report_queued(person.language))
 
 
 _LANGUAGE_WORDS = {"zh": Language.zh_hans, "zh-hans": Language.zh_hans, "中文": Language.zh_hans}
@@ -577,19 +571,19 @@ async def on_language(update: Update, context: Context) -> None:
     if user is None:
         return
     deps = _deps(context)
-    language = notices.language_of(user.language_code)
+    language = words.language_of(user.language_code)
     chosen = _LANGUAGE_WORDS.get(context.args[0].lower()) if context.args else None
     if chosen is None:
         person = await _person(deps, user)
-        menu = notices.language_menu(person.language)
+        menu = texts.language_menu(person.language)
         await _reply(update, menu.text, deps.signer.markup(menu.keyboard))
         return
     try:
         await workflow.set_language(deps.desk, telegram_user_id=user.id, language=chosen)
     except workflow.NotFound:
-        await _reply(update, notices.not_linked(language))
+        await _reply(update, texts.not_linked(language))
         return
-    await _reply(update, notices.language_set(chosen))
+    await _reply(update, texts.language_set(chosen))
 
 
 async def on_reply(update: Update, context: Context) -> None:
@@ -598,7 +592,7 @@ async def on_reply(update: Update, context: Context) -> None:
     replied = message.reply_to_message if message else None
     found = None
     if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
-        found = notices.DENY_PROMPT_MARK.search(replied.text or "")
+        found = cards.DENY_PROMPT_MARK.search(replied.text or "")
     if message is None or found is None or update.effective_user is None:
         await on_text(update, context)
         return
@@ -617,12 +611,10 @@ async def on_reply(update: Update, context: Context) -> None:
     except workflow.Refused as why:
         await _reply(
             update,
-            notices.esc(
-                notices.refusal(person.language, person.timezone, why.code, why.message, why.details)
-            ),
+            words.esc(texts.refusal(person.language, person.timezone, why.code, why.message, why.details)),
         )
         return
-    await _reply(update, notices.decline_recorded(person.language))
+    await _reply(update, texts.decline_recorded(person.language))
 
 
 async def on_text(update: Update, context: Context) -> None:
@@ -631,9 +623,9 @@ async def on_text(update: Update, context: Context) -> None:
     if person is None:
         return
     if person.artist is None:
-        await _reply(update, notices.not_linked(person.language))
+        await _reply(update, texts.not_linked(person.language))
     else:
-        await _reply(update, notices.unknown_text(person.language))
+        await _reply(update, texts.unknown_text(person.language))
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -645,8 +637,8 @@ async def on_error(update: object, context: Context) -> None:
         log.error("a Telegram update failed", exc_info=error)
     if isinstance(update, Update) and update.callback_query is not None:
         with contextlib.suppress(TelegramError):
-            language = notices.language_of(update.callback_query.from_user.language_code)
-            await update.callback_query.answer(notices.refusal(language, "UTC", "invalid_input", "", {}))
+            language = words.language_of(update.callback_query.from_user.language_code)
+            await update.callback_query.answer(texts.refusal(language, "UTC", "invalid_input", "", {}))
 
 
 # ---------------------------------------------------------------- the channel in the service
@@ -793,9 +785,9 @@ class TelegramChannel:
         application = self.application
         await application.initialize()
         bot = application.bot
-        await bot.set_my_commands([BotCommand(c, d) for c, d in notices.commands(Language.en)])
+        await bot.set_my_commands([BotCommand(c, d) for c, d in texts.commands(Language.en)])
         await bot.set_my_commands(
-            [BotCommand(c, d) for c, d in notices.commands(Language.zh_hans)], language_code="zh"
+            [BotCommand(c, d) for c, d in texts.commands(Language.zh_hans)], language_code="zh"
         )
         if self.webhook_url:
             await bot.set_webhook(

@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 import pytest
 
-from bot.notices import Action
+from bot.render.buttons import Action
 from tests.faults.world import (
     AGENT,
     AGENT_NAME,

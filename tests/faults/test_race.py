@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.notices import Action
+from bot.render.buttons import Action
 from storage.audit import verify_chain
 from storage.tables import AuditEvent
 from tests.faults.exposed import (

@@ -24,10 +24,10 @@ import httpx
 from watchfiles import awatch
 
 from bot import workflow
-from bot.adapters.telegram import CallbackSigner
 from bot.clock import SystemClock
 from bot.models import ActorKind, Policy
 from bot.receipts import load_or_create_signer
+from bot.render.buttons import CallbackSigner
 from bot.workflow import Desk
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from sandbox.slack import SlackSimulator

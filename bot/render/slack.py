@@ -1,6 +1,7 @@
 """What the agency's Slack board shows: Block Kit for a request's root message, its thread, forms.
 
-Pure rendering: every function takes what the workflow stored and returns Slack payloads.
+Pure rendering: every function takes what the workflow stored and returns Slack payloads, in
+English; the words it shares with the Telegram card are in `bot.render.words`.
 Which buttons appear follows the artist's decision policy (DESIGN §4); the workflow checks
 the same rules again when a button is pressed, so a button shown here is a convenience,
 never a permission.
@@ -8,16 +9,18 @@ never a permission.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot import workflow
-from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Policy, RequestStatus
-from bot.reports import Report
-from storage.queries import RequestView
-from storage.tables import Decision
+from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Policy, Report, RequestStatus
+from bot.render.buttons import DenyForm, button_value
+from bot.render.words import Refusal, channel_on_board, role_on_board, sensitive_on_board
+
+if TYPE_CHECKING:
+    # The rows the board is drawn from; only their attributes are read, so the type stays here.
+    from storage.queries import RequestView
+    from storage.tables import Decision
 
 Block = dict[str, Any]
 
@@ -37,20 +40,11 @@ _DESCRIPTION_SHOWN = 700
 _REASON_MAX = 500
 PENDING_SHOWN = 40
 
-_SENSITIVE_WORDS = {
-    "sexual_content": "sexual content",
-    "political": "political",
-    "religious": "religious",
-    "endorsement": "endorsement",
-    "physical_alteration": "physical alteration",
-    "real_time_interactive": "real-time interaction",
-}
 _POLICY_WORDS = {
     Policy.artist_only: "the artist decides alone",
     Policy.agency_may_decide: "the agency may decide",
     Policy.both_required: "artist and agency must both approve",
 }
-_CHANNEL_WORDS = {"telegram": "in Telegram", "slack": "in Slack", "api": "through the API", "cli": "by admin"}
 
 
 @dataclass(frozen=True)
@@ -60,16 +54,6 @@ class SlackMessage:
     text: str
     blocks: list[Block]
     metadata: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class DenyForm:
-    """What a deny form carries through Slack and back: the request, the terms seen, where it was opened."""
-
-    request_id: str
-    terms_hash: str
-    channel_id: str
-    message_ts: str
 
 
 # ---------------------------------------------------------------- small pieces
@@ -123,32 +107,18 @@ def _button(action_id: str, label: str, value: str, style: str | None = None) ->
     return button
 
 
-def button_value(request_id: str, terms_hash: str) -> str:
-    """The value a board button carries: the request and the exact terms it was shown with."""
-    return f"{request_id}:{terms_hash}"
-
-
-def parse_button_value(value: str) -> tuple[str, str]:
-    """(request id, terms hash) from a board button's value; ValueError when it is not one of ours."""
-    request_id, _, terms_hash = value.partition(":")
-    if not request_id or not terms_hash:
-        raise ValueError(f"not a board button value: {value!r}")
-    return request_id, terms_hash
-
-
 # ---------------------------------------------------------------- who decided, in words
 
 
 def _who(view: RequestView, decision: Decision) -> str:
     if decision.actor_kind == ActorKind.artist.value:
-        name, role = decision.actor_display or view.artist.name, "the artist"
+        name = decision.actor_display or view.artist.name
     elif decision.actor_kind == ActorKind.agency.value:
         name = decision.actor_display or (view.agency.name if view.agency else "the agency")
-        role = "for the agency"
     else:
-        name, role = decision.actor_display or decision.actor_kind, decision.actor_kind
-    where = _CHANNEL_WORDS.get(decision.channel, decision.channel)
-    return f"*{escape(name)}* ({role}, {where})"
+        name = decision.actor_display or decision.actor_kind
+    where = channel_on_board(decision.channel, decision.channel)
+    return f"*{escape(name)}* ({role_on_board(decision.actor_kind)}, {where})"
 
 
 def status_line(view: RequestView) -> str:
@@ -247,7 +217,7 @@ def decision_buttons(view: RequestView) -> list[Block]:
 
 
 def _sensitive_block(terms: dict[str, Any]) -> Block | None:
-    flags = [_SENSITIVE_WORDS.get(str(s), str(s)) for s in terms.get("sensitive") or []]
+    flags = [sensitive_on_board(str(s)) for s in terms.get("sensitive") or []]
     if not flags:
         return None
     return _section(":warning: *Sensitive:* " + ", ".join(f"*{escape(f)}*" for f in flags))
@@ -349,7 +319,7 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
     artist = escape(view.artist.name)
     creator = escape(view.creator.name)
     by = escape(str(payload.get("decided_by_name") or payload.get("decided_by") or "someone"))
-    where = _CHANNEL_WORDS.get(str(payload.get("channel")), "")
+    where = channel_on_board(str(payload.get("channel")), "")
     when = f" · {_iso_date(payload['decided_at'])}" if payload.get("decided_at") else ""
     if event == "request.approved":
         return (
@@ -405,11 +375,11 @@ def deny_form(view: RequestView, *, channel_id: str, message_ts: str, terms_hash
         if both
         else f"Deny *{title}* on behalf of *{escape(view.artist.name)}*."
     )
-    metadata = {"r": request.id, "h": terms_hash, "c": channel_id, "t": message_ts}
+    form = DenyForm(request.id, terms_hash, channel_id, message_ts)
     return {
         "type": "modal",
         "callback_id": DENY_FORM,
-        "private_metadata": json.dumps(metadata, separators=(",", ":")),
+        "private_metadata": form.private_metadata(),
         "title": {"type": "plain_text", "text": "Deny request"},
         "submit": {"type": "plain_text", "text": "Deny"},
         "close": {"type": "plain_text", "text": "Cancel"},
@@ -431,33 +401,24 @@ def deny_form(view: RequestView, *, channel_id: str, message_ts: str, terms_hash
     }
 
 
-def parse_deny_form(private_metadata: str) -> DenyForm:
-    """What a submitted deny form was about; ValueError when the metadata is not ours."""
-    try:
-        data = json.loads(private_metadata)
-        return DenyForm(str(data["r"]), str(data["h"]), str(data["c"]), str(data["t"]))
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError("not a deny form") from error
-
-
 # ---------------------------------------------------------------- answers to one person
 
 
-def refusal_text(why: workflow.Refused) -> str:
+def refusal_text(why: Refusal) -> str:
     """Tells the person who clicked why nothing happened; for a lost race, who decided and when."""
-    if isinstance(why, workflow.AlreadyDecided):
+    if why.code == "already_decided":
         details = why.details
         status = str(details.get("status") or "decided").replace("_", " ")
         name = escape(str(details.get("decided_by_name") or details.get("decided_by") or "someone"))
         kind = str(details.get("decided_by") or "")
-        role = {"artist": "the artist", "agency": "for the agency"}.get(kind, kind)
-        where = _CHANNEL_WORDS.get(str(details.get("channel")), "")
+        role = role_on_board(kind)
+        where = channel_on_board(str(details.get("channel")), "")
         when = _iso_date(details["decided_at"]) if details.get("decided_at") else "earlier"
         lead = "You already approved this one" if "co-signature" in why.message else "Too late"
         return f":lock: {lead}: it is *{status}* — decided by *{name}* ({role}, {where}) at {when}."
-    if isinstance(why, workflow.NotOpen):
+    if why.code == "not_open":
         return f":lock: Nothing to do: {escape(why.message)}."
-    if isinstance(why, workflow.NotFound):
+    if why.code == "not_found":
         return ":grey_question: That request does not exist (any more)."
     text = f":no_entry: Not done: {escape(why.message)}."
     if why.details.get("next_at"):
