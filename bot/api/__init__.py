@@ -9,8 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from bot import workflow
+from bot import metrics, workflow
 from bot.api.guards import BodyGuard
+from bot.api.ratelimit import PublicRouteLimit, RateLimited, RateLimits, rate_limited_answer
 from bot.api.routes import router
 from bot.workflow import Desk
 
@@ -64,19 +65,30 @@ def _unexpected_answer(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error; it was logged", "code": "internal"}, status_code=500)
 
 
-def create_api(desk: Desk) -> FastAPI:
-    """Builds the FastAPI app around a desk; channel adapters add their routes afterwards."""
+def create_api(desk: Desk, limits: RateLimits | None = None) -> FastAPI:
+    """Builds the FastAPI app around a desk; channel adapters add their routes afterwards.
+
+    Parameters:
+        desk: what every workflow step uses.
+        limits: the rate limits (per API key, per client address); the defaults when None.
+    """
+    limits = limits or RateLimits.default()
     api = FastAPI(
         title="likeness-consent",
         version="0.1.0",
         description="Creators submit likeness-use requests; artists decide in Telegram, agencies in Slack.",
     )
     api.state.desk = desk
+    api.state.limits = limits
     api.include_router(router)
     api.add_exception_handler(workflow.Refused, _refusal_answer)
     api.add_exception_handler(RequestValidationError, _validation_answer)
+    api.add_exception_handler(RateLimited, rate_limited_answer)
     api.add_exception_handler(Exception, _unexpected_answer)
     api.add_middleware(BodyGuard)
+    # Added last, so it runs first: a limited caller's body is never read.
+    api.add_middleware(PublicRouteLimit, limits=limits)
+    api.add_route("/metrics", metrics.metrics, methods=["GET"], include_in_schema=False)
 
     @api.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
