@@ -1659,8 +1659,8 @@ async def record_refusal(
     reason: str,
     code: str = "not_authentic",
 ) -> None:
-    """Audits a refusal that came before any transition could run: a forged button, a bad
-    signature, a stranger's `/likeness` on an agency's board; past the actor's hourly cap, only counts it."""
+    """Audits a refusal that came before any transition could run: a forged button, a stranger's
+    `/likeness` on an agency's board; past the actor's hourly cap, only counts it."""
     if not desk.audits_refusal(actor):
         return
     async with desk.db.transaction() as session:

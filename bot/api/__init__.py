@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from bot import metrics, workflow
 from bot.api.guards import BodyGuard
@@ -59,6 +60,12 @@ def _validation_answer(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": "invalid_input"}, status_code=422)
 
 
+def _gone_answer(_request: Request, _error: Exception) -> JSONResponse:
+    # The body stopped short: the client went away, or BodyGuard cut it off and has answered 413
+    # already (this answer is then dropped). Nothing to log.
+    return JSONResponse({"detail": "the body was not received", "code": "malformed_body"}, status_code=400)
+
+
 def _unexpected_answer(_request: Request, error: Exception) -> JSONResponse:
     # Never a traceback to the caller; the log keeps it for us.
     log.exception("unexpected error", exc_info=error)
@@ -84,6 +91,7 @@ def create_api(desk: Desk, limits: RateLimits | None = None) -> FastAPI:
     api.add_exception_handler(workflow.Refused, _refusal_answer)
     api.add_exception_handler(RequestValidationError, _validation_answer)
     api.add_exception_handler(RateLimited, rate_limited_answer)
+    api.add_exception_handler(ClientDisconnect, _gone_answer)
     api.add_exception_handler(Exception, _unexpected_answer)
     api.add_middleware(BodyGuard)
     # Added last, so it runs first: a limited caller's body is never read.
