@@ -148,6 +148,7 @@ async def _measure() -> _Rss:
         env = service_env(
             folder,
             LOG_LEVEL="WARNING",
+            API_RATE_LIMIT="100000/s,100000",  # memory under load, not the per-key limit
             TELEGRAM_BOT_TOKEN=TOKEN,
             TELEGRAM_API_BASE_URL=telegram.api_base_url,
             SLACK_BOT_TOKEN="xoxb-bench",

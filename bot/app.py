@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from bot.adapters.webhook import WebhookSender
 from bot.api import create_api
 from bot.api.clock import clock_router
+from bot.api.ratelimit import RateLimits
+from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import Settings
 from bot.delivery import Outbox, Sender
@@ -73,6 +75,7 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
         clock=clock or SystemClock(),
         signer=load_or_create_signer(settings.signing_key_path),
         rules=rules,
+        refusal_cap=RefusalAuditCap(per_hour=settings.refusal_audit_per_hour),
     )
 
 
@@ -88,7 +91,8 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     if clock is None and (settings.clock_control or settings.sandbox_enabled):
         clock = OffsetClock(settings.clock_offset)
     desk = build_desk(settings, clock)
-    service = Service(settings=settings, desk=desk, api=create_api(desk))
+    limits = RateLimits.of(settings.api_rate_limit, settings.address_rate_limit)
+    service = Service(settings=settings, desk=desk, api=create_api(desk, limits))
     service.on_stop.append(service.charts.close)  # stops run in reverse: this one goes last
     if sandbox is not None:
         # Before the channels, so the simulators are up when the bot and the Slack app start.

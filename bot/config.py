@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +41,36 @@ def format_duration(value: timedelta) -> str:
         if seconds % _UNITS[unit] == 0:
             return f"{seconds // _UNITS[unit]}{unit}"
     return f"{seconds}s"
+
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*,\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `burst` calls at once, refilled at `per_second`."""
+
+    per_second: float
+    burst: int
+
+    def __str__(self) -> str:
+        return f"{self.per_second:g}/s,{self.burst}"
+
+
+def parse_rate_limit(text: str) -> RateLimit:
+    """Reads `20/s,40` (rate per s, m or h, then the burst) as a RateLimit."""
+    match = _RATE.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a rate limit like 20/s,40 (rate per s, m or h, then the burst)")
+    rate = float(match.group(1)) / _UNITS[match.group(2)]
+    burst = int(match.group(3))
+    if rate <= 0 or burst < 1:
+        raise ValueError(f"{text!r} must allow at least one call")
+    return RateLimit(per_second=rate, burst=burst)
+
+
+def _rate_limit_field(value: Any) -> RateLimit:
+    return value if isinstance(value, RateLimit) else parse_rate_limit(str(value))
 
 
 def _duration_field(value: Any) -> timedelta:
@@ -93,11 +124,20 @@ class Settings(BaseSettings):
     clock_control: bool = False
     clock_offset: Annotated[timedelta, NoDecode] = timedelta(0)
     log_level: str = "INFO"
+    # Per instance: each process keeps its own buckets (README, Security).
+    api_rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(per_second=20, burst=40)
+    address_rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(per_second=10, burst=50)
+    refusal_audit_per_hour: int = Field(default=30, ge=0, le=100_000)
 
     @field_validator("sweep_interval", "default_decision_window", mode="before")
     @classmethod
     def _read_duration(cls, value: Any) -> timedelta:
         return _duration_field(value)
+
+    @field_validator("api_rate_limit", "address_rate_limit", mode="before")
+    @classmethod
+    def _read_rate_limit(cls, value: Any) -> RateLimit:
+        return _rate_limit_field(value)
 
     @field_validator("clock_offset", mode="before")
     @classmethod

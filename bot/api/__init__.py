@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
-from bot import workflow
+from bot import metrics, workflow
 from bot.api.guards import BodyGuard
+from bot.api.ratelimit import PublicRouteLimit, RateLimited, RateLimits, rate_limited_answer
 from bot.api.routes import router
 from bot.workflow import Desk
 
@@ -58,25 +60,43 @@ def _validation_answer(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": "invalid_input"}, status_code=422)
 
 
+def _gone_answer(_request: Request, _error: Exception) -> JSONResponse:
+    # The body stopped short: the client went away, or BodyGuard cut it off and has answered 413
+    # already (this answer is then dropped). Nothing to log.
+    return JSONResponse({"detail": "the body was not received", "code": "malformed_body"}, status_code=400)
+
+
 def _unexpected_answer(_request: Request, error: Exception) -> JSONResponse:
     # Never a traceback to the caller; the log keeps it for us.
     log.exception("unexpected error", exc_info=error)
     return JSONResponse({"detail": "internal error; it was logged", "code": "internal"}, status_code=500)
 
 
-def create_api(desk: Desk) -> FastAPI:
-    """Builds the FastAPI app around a desk; channel adapters add their routes afterwards."""
+def create_api(desk: Desk, limits: RateLimits | None = None) -> FastAPI:
+    """Builds the FastAPI app around a desk; channel adapters add their routes afterwards.
+
+    Parameters:
+        desk: what every workflow step uses.
+        limits: the rate limits (per API key, per client address); the defaults when None.
+    """
+    limits = limits or RateLimits.default()
     api = FastAPI(
         title="likeness-consent",
         version="0.1.0",
         description="Creators submit likeness-use requests; artists decide in Telegram, agencies in Slack.",
     )
     api.state.desk = desk
+    api.state.limits = limits
     api.include_router(router)
     api.add_exception_handler(workflow.Refused, _refusal_answer)
     api.add_exception_handler(RequestValidationError, _validation_answer)
+    api.add_exception_handler(RateLimited, rate_limited_answer)
+    api.add_exception_handler(ClientDisconnect, _gone_answer)
     api.add_exception_handler(Exception, _unexpected_answer)
     api.add_middleware(BodyGuard)
+    # Added last, so it runs first: a limited caller's body is never read.
+    api.add_middleware(PublicRouteLimit, limits=limits)
+    api.add_route("/metrics", metrics.metrics, methods=["GET"], include_in_schema=False)
 
     @api.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot import workflow
+from bot.api.ratelimit import RateLimited, address_exhausted, limits_of, refuse_unauthenticated
 from bot.api.schemas import ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
 from bot.models import RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
 from bot.workflow import Desk, Idempotency
@@ -21,6 +22,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "missing or wrong API key"},
     404: {"model": ErrorOut, "description": "no such resource, or not yours"},
     422: {"model": ErrorOut, "description": "invalid input, named field by field"},
+    429: {"model": ErrorOut, "description": "too many calls for this key or address; see Retry-After"},
 }
 _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "the body is not valid JSON"},
@@ -38,17 +40,27 @@ def desk_of(request: Request) -> Desk:
     return desk
 
 
+async def _unauthenticated(request: Request, detail: str) -> HTTPException | RateLimited:
+    """Counts the failed call (no database row) and answers 401, or 429 once the address is over."""
+    limited = await refuse_unauthenticated(request, "api_key", detail)
+    if limited is not None:
+        return limited
+    return HTTPException(401, detail, {"WWW-Authenticate": "Bearer"})
+
+
 async def current_creator(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Creator:
-    """The creator whose bearer API key came with the call; 401 otherwise."""
+    """The creator whose bearer API key came with the call; 401 otherwise, 429 over a rate limit."""
     if credentials is None or not credentials.credentials:
-        raise HTTPException(
-            401, "send your API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"}
-        )
+        raise await _unauthenticated(request, "send your API key as 'Authorization: Bearer <key>'")
     key_hash = workflow.hash_secret(credentials.credentials)
     creator = _known_keys.get(key_hash)
     if creator is None:
+        if address_exhausted(request):
+            # Spares the database the lookup of yet another guessed key.
+            limits = limits_of(request)
+            raise RateLimited("address", limits.address.retry_after())
         async with desk_of(request).db.read() as session:
             creator = await creator_by_key_hash(session, key_hash)
         if creator is not None:
@@ -57,7 +69,10 @@ async def current_creator(
             if len(_known_keys) > 10_000:
                 _known_keys.pop(next(iter(_known_keys)))
     if creator is None:
-        raise HTTPException(401, "this API key is not valid", {"WWW-Authenticate": "Bearer"})
+        raise await _unauthenticated(request, "this API key is not valid")
+    limits = limits_of(request)
+    if not await limits.api_key.take(key_hash):
+        raise RateLimited("api_key", limits.api_key.retry_after())
     return creator
 
 

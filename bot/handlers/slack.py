@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import workflow
 from bot.adapters.slack import SlackSender
+from bot.api.ratelimit import refuse_unauthenticated, too_many
+from bot.handlers.slack_gate import body_problem, signature_problem
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
 from bot.render import buttons
 from bot.render import slack as board
@@ -396,20 +399,31 @@ def attach_slack(service: Service) -> None:
         return
     handler = AsyncSlackRequestHandler(build_slack_app(service.desk, sender, secret.get_secret_value()))
 
+    signing_secret = secret.get_secret_value()
+
     async def slack_events(request: Request) -> Response:
         """Events, interactivity and slash commands, all on one URL as Slack's app settings have it."""
-        response: Response = await handler.handle(request)
-        if response.status_code == 401:
-            # A missing, wrong, stale or replayed signature: refused by bolt or by refuse_replays;
-            # the refusal goes on the record too.
-            await workflow.record_refusal(
-                service.desk,
-                actor=Actor(ActorKind.stranger, "slack", ChannelKind.slack),
-                action="slack.request",
-                subject_kind="slack_request",
-                subject_id=request.headers.get("x-slack-request-timestamp", "") or "unsigned",
-                reason=f"request signature refused: {bytes(response.body).decode(errors='replace')[:100]}",
-            )
-        return response
+        body = await request.body()
+        problem = signature_problem(
+            body,
+            timestamp=request.headers.get("x-slack-request-timestamp"),
+            signature=request.headers.get("x-slack-signature"),
+            secret=signing_secret,
+            now=time.time(),
+        )
+        if problem is None:
+            unreadable = body_problem(body, request.headers)
+            if unreadable is not None:
+                return PlainTextResponse(unreadable, status_code=400)
+            response: Response = await handler.handle(request)
+            if response.status_code != 401:
+                return response
+            problem = bytes(response.body).decode(errors="replace")[:100]  # a replay, refused by bolt
+        # Whoever sent it is no one we know: counted, never stored.
+        kind = "slack_replay" if "replayed" in problem else "slack_signature"
+        limited = await refuse_unauthenticated(request, kind, problem)
+        if limited is not None:
+            return too_many(limited.scope_name, limited.retry_after)
+        return PlainTextResponse("replayed request" if kind == "slack_replay" else "invalid request", 401)
 
     service.api.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
@@ -48,6 +49,7 @@ from telegram.ext import (
 
 from bot import workflow
 from bot.adapters.telegram import ChatRateLimiter, TelegramSender, card_from_view, open_for
+from bot.api.ratelimit import refuse_unauthenticated, too_many
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, GrantStatus, Language, Outcome
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
@@ -825,13 +827,22 @@ class TelegramChannel:
         """The webhook: checks Telegram's secret, queues the update and answers at once."""
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.webhook_secret.encode()):
+            # No one we know: counted, never stored.
+            limited = await refuse_unauthenticated(
+                request, "telegram_secret", "wrong or missing secret token"
+            )
+            if limited is not None:
+                return too_many(limited.scope_name, limited.retry_after)
             return JSONResponse({"detail": "wrong or missing secret token"}, status_code=403)
         if not self.connected:
             # Telegram keeps the update and delivers it again; accepting it now could lose it.
             return JSONResponse({"detail": "the bot is starting"}, status_code=503)
         try:
-            update = Update.de_json(await request.json(), self.application.bot)
-        except (ValueError, TypeError, KeyError, AttributeError):
+            body = json.loads(await request.body())
+            if not isinstance(body, dict):
+                raise TypeError("an update is a JSON object")
+            update = Update.de_json(body, self.application.bot)
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
             return JSONResponse({"detail": "not a Telegram update"}, status_code=400)
         await self.application.update_queue.put(update)
         return Response(status_code=200)

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, TypedDict, Unpack
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock
 from bot.models import Actor, ActorKind, ChannelKind, utc_iso
 from bot.receipts import Signer
@@ -52,6 +53,13 @@ class Desk:
     # Called after every committed step with the channels it queued notices on (None: any may
     # have), e.g. to wake the outbox drainer; must not block.
     on_commit: list[Callable[[frozenset[ChannelKind] | None], None]] = field(default_factory=list)
+    # Bounds the audit rows one caller's refusals can add (REFUSAL_AUDIT_PER_HOUR).
+    refusal_cap: RefusalAuditCap = field(default_factory=RefusalAuditCap)
+
+    def audits_refusal(self, actor: Actor) -> bool:
+        """True when a refusal of `actor` goes on the record; False past their hourly cap."""
+        caller = f"{actor.channel.value}:{actor.kind.value}:{actor.member or actor.id}"
+        return self.refusal_cap.admit(caller, actor.channel.value, self.clock.now())
 
     def committed(self, channels: frozenset[ChannelKind] | None = None) -> None:
         """Tells the listeners that a step committed and may have queued notices on `channels`."""
@@ -93,7 +101,8 @@ def reminders_already_past(due: datetime, offsets: tuple[timedelta, ...], now: d
 async def transition(
     desk: Desk, actor: Actor, action: str, subject_kind: str, subject_id: str
 ) -> AsyncIterator[AsyncSession]:
-    """A transaction whose refusal rolls back the work and commits only the refusal's audit event."""
+    """A transaction whose refusal rolls back the work and commits only the refusal's audit event
+    (none past the actor's hourly cap)."""
     refusal: Refused | None = None
     async with desk.db.transaction() as session:
         try:
@@ -101,6 +110,8 @@ async def transition(
                 yield session
         except Refused as why:
             refusal = why
+            if not desk.audits_refusal(actor):
+                raise
             await audit(
                 session,
                 desk,
@@ -150,8 +161,10 @@ async def record_refusal(
     reason: str,
     code: str = "not_authentic",
 ) -> None:
-    """Audits a refusal that came before any transition could run: a forged button, a bad
-    signature, a stranger's `/likeness` on an agency's board."""
+    """Audits a refusal that came before any transition could run: a forged button, a stranger's
+    `/likeness` on an agency's board; past the actor's hourly cap, only counts it."""
+    if not desk.audits_refusal(actor):
+        return
     async with desk.db.transaction() as session:
         await audit(
             session,

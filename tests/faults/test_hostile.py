@@ -5,6 +5,9 @@ of mistakes, and a scan of everything the service said for its secrets.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import pytest
 
 from bot.adapters.webhook import verify_webhook
@@ -24,6 +27,7 @@ from tests.faults.world import (
     AGENT,
     TELEGRAM_WEBHOOK_SECRET,
     TOKEN,
+    FaultWorld,
     callback_data,
     keyboard,
     utc_now,
@@ -147,7 +151,7 @@ async def test_forged_callback_data_is_refused_audited_and_changes_nothing(expos
     assert audited == [("artist", artist.artist_id, "button.refused")] * len(forged)
 
 
-async def test_unsigned_and_replayed_slack_requests_are_refused_audited_and_change_nothing(
+async def test_unsigned_and_replayed_slack_requests_are_refused_counted_and_leave_no_record(
     exposed: Exposed,
 ) -> None:
     world = exposed.world
@@ -156,6 +160,7 @@ async def test_unsigned_and_replayed_slack_requests_are_refused_audited_and_chan
     request_id = await file_request(world, exposed.studio, artist)
     root = (await world.slack.wait_for(lambda: world.roots(channel, request_id)))[0]
     seq = last_seq(world)
+    counted = await _auth_failures(world)
 
     statuses = []
     for tamper in ("bad_signature", "stale_timestamp", "missing_signature"):
@@ -167,12 +172,17 @@ async def test_unsigned_and_replayed_slack_requests_are_refused_audited_and_chan
     assert statuses == [401, 401, 401] and genuine.status == 200
     assert replay.status == 401 and "replayed" in replay.body
     assert (await outcome(world, request_id))[:2] == ("pending", [])
-    # The genuine nudge is the only thing that happened; each refusal is on the record.
-    new = audit_since(world, seq)
-    assert [e for e in new if e[2] != "slack.request.refused"] == [
-        ("agency", AGENT, "request.nudged", request_id)
-    ]
-    assert [e[2] for e in new].count("slack.request.refused") == len(statuses) + 1, new
+    # The genuine nudge is the only thing that happened: callers that fail authentication are
+    # counted in /metrics, never recorded.
+    assert audit_since(world, seq) == [("agency", AGENT, "request.nudged", request_id)]
+    assert await _auth_failures(world) - counted == {"slack_signature": 3, "slack_replay": 1}
+
+
+async def _auth_failures(world: FaultWorld) -> Counter[str]:
+    async with world.client(base_url=world.url) as http:
+        text = (await http.get("/metrics")).text
+    found = re.findall(r'^likeness_auth_failures_total\{kind="(\w+)"\} ([0-9.]+)$', text, re.MULTILINE)
+    return Counter({kind: int(float(value)) for kind, value in found})
 
 
 # ---------------------------------------------------------------- last: what the service said
