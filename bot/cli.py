@@ -22,6 +22,7 @@ from rich.console import Console
 
 from bot import workflow
 from bot.app import build_desk, configure_logging, serve
+from bot.clean_text import MAX_NAME, hidden_character
 from bot.config import ConfigError, Settings, load_settings
 from bot.models import ActorKind, Language, Media, Policy, RedLines, Sensitive
 from bot.receipts import ReceiptError, parse_keys_document, read_json_file, verify_receipt
@@ -115,8 +116,18 @@ def _check_timezone(value: str) -> str:
 
 def _check_name(value: str) -> str:
     value = value.strip()
-    if not value or len(value) > 200:
-        raise BadInput("--name must be 1 to 200 characters")
+    if not value or len(value) > MAX_NAME:
+        raise BadInput(f"--name must be 1 to {MAX_NAME} characters")
+    hidden = hidden_character(value, multiline=False)
+    if hidden is not None:
+        raise BadInput(f"--name must not contain {hidden}")
+    return value
+
+
+def _check_slack_id(option: str, value: str, example: str) -> str:
+    value = value.strip()
+    if not value or not value.isascii() or not value.isalnum() or len(value) > 64:
+        raise BadInput(f"{option} {value!r} is not a Slack id like {example}")
     return value
 
 
@@ -166,14 +177,14 @@ def agency_add(
     """Registers an agency."""
 
     async def work(desk: Desk) -> str:
-        for member in slack_member or []:
-            if not member.strip() or not member.strip().isalnum():
-                raise BadInput(f"--slack-member {member!r} is not a Slack member id like U0123ABC")
+        members = [_check_slack_id("--slack-member", m, "U0123ABC") for m in slack_member or []]
         agency = await workflow.add_agency(
             desk,
             name=_check_name(name),
-            slack_channel_id=slack_channel.strip() if slack_channel else None,
-            slack_member_ids=[m.strip() for m in slack_member or []],
+            slack_channel_id=_check_slack_id("--slack-channel", slack_channel, "C0123ABC")
+            if slack_channel
+            else None,
+            slack_member_ids=members,
             timezone=_check_timezone(timezone),
         )
         return agency.id
