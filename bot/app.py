@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.delivery import Outbox, Sender
 from bot.receipts import load_or_create_signer
 from bot.reports import ChartDrawer
+from bot.webhook_address import WebhookPolicy
 from bot.workflow import Desk, Rules
 from scheduler import Schedule
 from storage.database import Database
@@ -94,7 +95,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         # Before the channels, so the simulators are up when the bot and the Slack app start.
         sandbox.attach(service)
     attach_channels(service)
-    webhooks = WebhookSender(desk)
+    webhooks = WebhookSender(desk, policy=webhook_policy(settings))
     service.senders.append(webhooks)
     service.on_stop.append(webhooks.close)
     outbox = Outbox(desk, service.senders)
@@ -125,6 +126,13 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
 
     service.api.router.lifespan_context = lifespan
     return service
+
+
+def webhook_policy(settings: Settings) -> WebhookPolicy:
+    """Where creators' webhooks may go under these settings."""
+    return WebhookPolicy.of(
+        allow_private_webhooks=settings.allow_private_webhooks, sandbox=settings.sandbox_enabled
+    )
 
 
 def attach_channels(service: Service) -> None:

@@ -21,11 +21,18 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bot import workflow
-from bot.app import build_desk, configure_logging, serve
+from bot.app import build_desk, configure_logging, serve, webhook_policy
 from bot.clean_text import MAX_NAME, hidden_character
 from bot.config import ConfigError, Settings, load_settings
 from bot.models import ActorKind, Language, Media, Policy, RedLines, Sensitive
 from bot.receipts import ReceiptError, parse_keys_document, read_json_file, verify_receipt
+from bot.webhook_address import (
+    WebhookAddressRefused,
+    WebhookPolicy,
+    check_url,
+    checked_address,
+    system_resolver,
+)
 from bot.workflow import Desk
 from storage.audit import verify_chain
 from storage.database import DatabaseError
@@ -289,6 +296,22 @@ def artist_invite(
     _invite(ActorKind.artist, artist_id, as_json)
 
 
+async def _check_webhook_url(url: str, policy: WebhookPolicy) -> None:
+    """Refuses a webhook URL that is not https or whose host resolves to an inside address."""
+    try:
+        parsed = check_url(url, policy)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        await checked_address(parsed.host, port, policy, system_resolver)
+    except WebhookAddressRefused as refused:
+        raise BadInput(f"--webhook-url: {refused}") from None
+    except OSError:
+        # Not an error: the name may be set up later, and every send checks the address again.
+        _err.print(
+            f"warning: --webhook-url host {parsed.host} does not resolve yet; each send checks it again",
+            markup=False,
+        )
+
+
 @creator_app.command("add")
 def creator_add(
     name: Annotated[str, typer.Option("--name", help="The studio's name.")],
@@ -299,11 +322,11 @@ def creator_add(
 ) -> None:
     """Registers a creator; prints its API key (and webhook secret) once."""
 
+    policy = webhook_policy(_settings())
+
     async def work(desk: Desk) -> dict[str, Any]:
         if webhook_url is not None:
-            parsed = httpx.URL(webhook_url) if webhook_url.startswith(("http://", "https://")) else None
-            if parsed is None or not parsed.host:
-                raise BadInput(f"--webhook-url {webhook_url!r} is not an http(s) URL")
+            await _check_webhook_url(webhook_url, policy)
         new = await workflow.add_creator(desk, name=_check_name(name), webhook_url=webhook_url)
         data: dict[str, Any] = {"id": new.creator.id, "api_key": new.api_key}
         if new.webhook_secret:

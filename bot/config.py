@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     # Testing and sandbox only: lets POST /control/clock move the service's clock forward.
     clock_control: bool = False
     clock_offset: Annotated[timedelta, NoDecode] = timedelta(0)
+    # Development only: creators' webhooks may go to loopback and private addresses, over plain http.
+    allow_private_webhooks: bool = False
+    # The sandbox on a non-loopback HTTP_HOST, behind a random token printed at start.
+    sandbox_public: bool = False
     log_level: str = "INFO"
 
     @field_validator("sweep_interval", "default_decision_window", mode="before")
