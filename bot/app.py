@@ -17,8 +17,9 @@ from bot.adapters.webhook import WebhookSender
 from bot.api import create_api
 from bot.api.clock import clock_router
 from bot.clock import Clock, OffsetClock, SystemClock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.delivery import Outbox, Sender
+from bot.exposure import startup_refusal
 from bot.receipts import load_or_create_signer
 from bot.reports import ChartDrawer
 from bot.webhook_address import WebhookPolicy
@@ -79,6 +80,9 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
 
 def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     """Builds the HTTP app and its parts; nothing connects or starts until `run_service`."""
+    refusal = startup_refusal(settings)
+    if refusal is not None:
+        raise ConfigError(refusal)
     sandbox = None
     if settings.sandbox_enabled:
         # No platform tokens: point both channels at the in-repo simulators (sandbox/).
@@ -177,7 +181,9 @@ async def run_service(service: Service) -> None:
     async def announce() -> None:
         print(f"likeness-consent listening on {url}", flush=True)
         if settings.sandbox_enabled:
-            print(f"sandbox: open {url}/sandbox in your browser", flush=True)
+            # On a public address the sandbox adds its access token here (sandbox/guard.py).
+            entry = getattr(service.api.state, "sandbox_entry", "/sandbox")
+            print(f"sandbox: open {url}{entry} in your browser", flush=True)
         log.info("listening on %s (docs at %s/docs)", url, url)
 
     service.on_start.append(announce)

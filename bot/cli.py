@@ -24,6 +24,7 @@ from bot import workflow
 from bot.app import build_desk, configure_logging, serve, webhook_policy
 from bot.clean_text import MAX_NAME, hidden_character
 from bot.config import ConfigError, Settings, load_settings
+from bot.exposure import startup_refusal
 from bot.models import ActorKind, Language, Media, Policy, RedLines, Sensitive
 from bot.receipts import ReceiptError, parse_keys_document, read_json_file, verify_receipt
 from bot.webhook_address import (
@@ -145,8 +146,13 @@ def _check_slack_id(option: str, value: str, example: str) -> str:
 def serve_command() -> None:
     """Runs the HTTP API, the Telegram bot, the Slack app and the scheduler in one process."""
     settings = _settings()
+    refusal = startup_refusal(settings)
+    if refusal is not None:
+        _fail(refusal, 2)
     try:
         serve(settings)
+    except ConfigError as error:
+        _fail(str(error), 2)
     except (DatabaseError, ReceiptError) as error:
         _fail(str(error))
     except OSError as error:

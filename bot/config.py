@@ -23,7 +23,10 @@ def parse_duration(text: str) -> timedelta:
     amount = int(match.group(1))
     if amount <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
-    return timedelta(seconds=amount * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=amount * _UNITS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def parse_duration_list(text: str) -> list[timedelta]:
