@@ -20,6 +20,7 @@ from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import ConfigError, Settings
 from bot.delivery import Outbox, Sender
 from bot.exposure import startup_refusal
+from bot.file_modes import secure_data_files
 from bot.receipts import load_or_create_signer
 from bot.reports import ChartDrawer
 from bot.webhook_address import WebhookPolicy
@@ -64,6 +65,8 @@ def configure_logging(level: str) -> None:
 
 def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
     """The database, clock, receipt key and rules that every workflow step uses."""
+    for warning in secure_data_files(settings.data_dir, settings.database_url, settings.signing_key_path):
+        log.warning("files at rest: %s", warning)
     rules = Rules(
         max_grant_days=settings.max_grant_days,
         default_decision_window=settings.default_decision_window,
