@@ -41,9 +41,11 @@ def _make_private_file(path: Path) -> None:
 
 def sqlite_path(database_url: str) -> Path | None:
     """The SQLite file a database URL names, or None (PostgreSQL, in memory, or unreadable)."""
+    if not database_url.startswith("sqlite"):
+        return None
     try:
         url = make_url(database_url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # the database layer reports a malformed URL plainly
         return None
     database = url.database
     if not url.drivername.startswith("sqlite") or not database or database == ":memory:":
