@@ -19,10 +19,13 @@ from bot.api.clock import clock_router
 from bot.api.ratelimit import RateLimits
 from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock, OffsetClock, SystemClock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.delivery import Outbox, Sender
+from bot.exposure import startup_refusal
+from bot.file_modes import secure_data_files
 from bot.receipts import load_or_create_signer
 from bot.reports import ChartDrawer
+from bot.webhook_address import WebhookPolicy
 from bot.workflow import Desk, Rules
 from scheduler import Schedule
 from storage.database import Database
@@ -64,6 +67,8 @@ def configure_logging(level: str) -> None:
 
 def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
     """The database, clock, receipt key and rules that every workflow step uses."""
+    for warning in secure_data_files(settings.data_dir, settings.database_url, settings.signing_key_path):
+        log.warning("files at rest: %s", warning)
     rules = Rules(
         max_grant_days=settings.max_grant_days,
         default_decision_window=settings.default_decision_window,
@@ -81,6 +86,9 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
 
 def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     """Builds the HTTP app and its parts; nothing connects or starts until `run_service`."""
+    refusal = startup_refusal(settings)
+    if refusal is not None:
+        raise ConfigError(refusal)
     sandbox = None
     if settings.sandbox_enabled:
         # No platform tokens: point both channels at the in-repo simulators (sandbox/).
@@ -98,7 +106,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         # Before the channels, so the simulators are up when the bot and the Slack app start.
         sandbox.attach(service)
     attach_channels(service)
-    webhooks = WebhookSender(desk)
+    webhooks = WebhookSender(desk, policy=webhook_policy(settings))
     service.senders.append(webhooks)
     service.on_stop.append(webhooks.close)
     outbox = Outbox(desk, service.senders)
@@ -129,6 +137,13 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
 
     service.api.router.lifespan_context = lifespan
     return service
+
+
+def webhook_policy(settings: Settings) -> WebhookPolicy:
+    """Where creators' webhooks may go under these settings."""
+    return WebhookPolicy.of(
+        allow_private_webhooks=settings.allow_private_webhooks, sandbox=settings.sandbox_enabled
+    )
 
 
 def attach_channels(service: Service) -> None:
@@ -173,7 +188,9 @@ async def run_service(service: Service) -> None:
     async def announce() -> None:
         print(f"likeness-consent listening on {url}", flush=True)
         if settings.sandbox_enabled:
-            print(f"sandbox: open {url}/sandbox in your browser", flush=True)
+            # On a public address the sandbox adds its access token here (sandbox/guard.py).
+            entry = getattr(service.api.state, "sandbox_entry", "/sandbox")
+            print(f"sandbox: open {url}{entry} in your browser", flush=True)
         log.info("listening on %s (docs at %s/docs)", url, url)
 
     service.on_start.append(announce)

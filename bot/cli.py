@@ -21,10 +21,19 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bot import workflow
-from bot.app import build_desk, configure_logging, serve
+from bot.app import build_desk, configure_logging, serve, webhook_policy
+from bot.clean_text import MAX_NAME, hidden_character
 from bot.config import ConfigError, Settings, load_settings
+from bot.exposure import startup_refusal
 from bot.models import ActorKind, Language, Media, Policy, RedLines, Sensitive
 from bot.receipts import ReceiptError, parse_keys_document, read_json_file, verify_receipt
+from bot.webhook_address import (
+    WebhookAddressRefused,
+    WebhookPolicy,
+    check_url,
+    checked_address,
+    system_resolver,
+)
 from bot.workflow import Desk
 from storage.audit import verify_chain
 from storage.database import DatabaseError
@@ -115,8 +124,18 @@ def _check_timezone(value: str) -> str:
 
 def _check_name(value: str) -> str:
     value = value.strip()
-    if not value or len(value) > 200:
-        raise BadInput("--name must be 1 to 200 characters")
+    if not value or len(value) > MAX_NAME:
+        raise BadInput(f"--name must be 1 to {MAX_NAME} characters")
+    hidden = hidden_character(value, multiline=False)
+    if hidden is not None:
+        raise BadInput(f"--name must not contain {hidden}")
+    return value
+
+
+def _check_slack_id(option: str, value: str, example: str) -> str:
+    value = value.strip()
+    if not value or not value.isascii() or not value.isalnum() or len(value) > 64:
+        raise BadInput(f"{option} {value!r} is not a Slack id like {example}")
     return value
 
 
@@ -127,8 +146,13 @@ def _check_name(value: str) -> str:
 def serve_command() -> None:
     """Runs the HTTP API, the Telegram bot, the Slack app and the scheduler in one process."""
     settings = _settings()
+    refusal = startup_refusal(settings)
+    if refusal is not None:
+        _fail(refusal, 2)
     try:
         serve(settings)
+    except ConfigError as error:
+        _fail(str(error), 2)
     except (DatabaseError, ReceiptError) as error:
         _fail(str(error))
     except OSError as error:
@@ -166,14 +190,14 @@ def agency_add(
     """Registers an agency."""
 
     async def work(desk: Desk) -> str:
-        for member in slack_member or []:
-            if not member.strip() or not member.strip().isalnum():
-                raise BadInput(f"--slack-member {member!r} is not a Slack member id like U0123ABC")
+        members = [_check_slack_id("--slack-member", m, "U0123ABC") for m in slack_member or []]
         agency = await workflow.add_agency(
             desk,
             name=_check_name(name),
-            slack_channel_id=slack_channel.strip() if slack_channel else None,
-            slack_member_ids=[m.strip() for m in slack_member or []],
+            slack_channel_id=_check_slack_id("--slack-channel", slack_channel, "C0123ABC")
+            if slack_channel
+            else None,
+            slack_member_ids=members,
             timezone=_check_timezone(timezone),
         )
         return agency.id
@@ -278,6 +302,22 @@ def artist_invite(
     _invite(ActorKind.artist, artist_id, as_json)
 
 
+async def _check_webhook_url(url: str, policy: WebhookPolicy) -> None:
+    """Refuses a webhook URL that is not https or whose host resolves to an inside address."""
+    try:
+        parsed = check_url(url, policy)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        await checked_address(parsed.host, port, policy, system_resolver)
+    except WebhookAddressRefused as refused:
+        raise BadInput(f"--webhook-url: {refused}") from None
+    except OSError:
+        # Not an error: the name may be set up later, and every send checks the address again.
+        _err.print(
+            f"warning: --webhook-url host {parsed.host} does not resolve yet; each send checks it again",
+            markup=False,
+        )
+
+
 @creator_app.command("add")
 def creator_add(
     name: Annotated[str, typer.Option("--name", help="The studio's name.")],
@@ -288,11 +328,11 @@ def creator_add(
 ) -> None:
     """Registers a creator; prints its API key (and webhook secret) once."""
 
+    policy = webhook_policy(_settings())
+
     async def work(desk: Desk) -> dict[str, Any]:
         if webhook_url is not None:
-            parsed = httpx.URL(webhook_url) if webhook_url.startswith(("http://", "https://")) else None
-            if parsed is None or not parsed.host:
-                raise BadInput(f"--webhook-url {webhook_url!r} is not an http(s) URL")
+            await _check_webhook_url(webhook_url, policy)
         new = await workflow.add_creator(desk, name=_check_name(name), webhook_url=webhook_url)
         data: dict[str, Any] = {"id": new.creator.id, "api_key": new.api_key}
         if new.webhook_secret:

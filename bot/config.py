@@ -24,7 +24,10 @@ def parse_duration(text: str) -> timedelta:
     amount = int(match.group(1))
     if amount <= 0:
         raise ValueError(f"{text!r} must be longer than zero")
-    return timedelta(seconds=amount * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=amount * _UNITS[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def parse_duration_list(text: str) -> list[timedelta]:
@@ -123,6 +126,10 @@ class Settings(BaseSettings):
     # Testing and sandbox only: lets POST /control/clock move the service's clock forward.
     clock_control: bool = False
     clock_offset: Annotated[timedelta, NoDecode] = timedelta(0)
+    # Development only: creators' webhooks may go to loopback and private addresses, over plain http.
+    allow_private_webhooks: bool = False
+    # The sandbox on a non-loopback HTTP_HOST, behind a random token printed at start.
+    sandbox_public: bool = False
     log_level: str = "INFO"
     # Per instance: each process keeps its own buckets (README, Security).
     api_rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(per_second=20, burst=40)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pycountry
 from pydantic import (
@@ -16,8 +16,18 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    UrlConstraints,
     ValidationInfo,
     field_validator,
+)
+
+from bot.clean_text import (
+    MAX_DESCRIPTION,
+    MAX_LABELING,
+    MAX_NOTE,
+    MAX_TITLE,
+    CleanLine,
+    CleanText,
 )
 
 
@@ -204,6 +214,14 @@ EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
 LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
+MAX_REFERENCE_URLS = 10
+MAX_URL_LENGTH = 2048
+# Links an artist may open from the card: https only, so no plain-text or script scheme slips in.
+ReferenceUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=MAX_URL_LENGTH, allowed_schemes=["https"])]
+# Ids are ours (e.g. art_0123abcd...): letters, digits, '_' and '-' only.
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
 def aware_utc(value: datetime) -> datetime:
     """A time given with its zone, in UTC; refused without a zone or outside 1970–9998.
 
@@ -226,10 +244,10 @@ class TermsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    artist_id: str = Field(min_length=1, max_length=64)
-    project_title: str = Field(min_length=1, max_length=200)
-    use_description: str = Field(
-        min_length=20, max_length=2000, description="What exactly will be generated, specifically."
+    artist_id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    project_title: CleanLine = Field(min_length=1, max_length=MAX_TITLE)
+    use_description: CleanText = Field(
+        min_length=20, max_length=MAX_DESCRIPTION, description="What exactly will be generated, specifically."
     )
     media: list[Media] = Field(min_length=1)
     likeness: list[Likeness] = Field(min_length=1)
@@ -239,10 +257,12 @@ class TermsIn(BaseModel):
     ai_training: bool = Field(description="May the likeness train or fine-tune a model.")
     sensitive: list[Sensitive] = Field(default_factory=list)
     sublicensing: bool = False
-    labeling: str | None = Field(default=None, max_length=1000)
+    labeling: CleanText | None = Field(default=None, max_length=MAX_LABELING)
     compensation: Compensation | Literal["none"] | None = None
     decision_due_at: datetime | None = None
-    reference_urls: list[AnyHttpUrl] = Field(default_factory=list, max_length=20)
+    reference_urls: list[ReferenceUrl] = Field(
+        default_factory=list, max_length=MAX_REFERENCE_URLS, description="https links to scripts or boards"
+    )
 
     @field_validator("media", "likeness", "sensitive")
     @classmethod
@@ -273,6 +293,13 @@ class Terms(TermsIn):
 
     creator_id: str
     decision_due_at: datetime
+    # Stored terms are read back as they were accepted, also those filed before the input rules
+    # above were tightened: what was signed and hashed must stay readable, never a 500.
+    artist_id: str = Field(min_length=1, max_length=64)
+    project_title: str = Field(min_length=1)
+    use_description: str = Field(min_length=1)
+    labeling: str | None = None
+    reference_urls: list[AnyHttpUrl] = Field(default_factory=list)
 
     @classmethod
     def from_input(cls, given: TermsIn, *, creator_id: str, decision_due_at: datetime) -> Terms:
@@ -370,7 +397,7 @@ class UsageIn(BaseModel):
     kind: UsageKind
     count: int = Field(default=1, ge=1, le=1_000_000)
     occurred_at: datetime | None = None
-    note: str | None = Field(default=None, max_length=500)
+    note: CleanText | None = Field(default=None, max_length=MAX_NOTE)
     media: Media | None = Field(default=None, description="Required for publish and distribute.")
     territory: list[str] | None = Field(
         default=None,

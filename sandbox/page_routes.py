@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+
+from sandbox.guard import leaves_prefix
 
 if TYPE_CHECKING:
     from sandbox.wiring import Sandbox
@@ -68,7 +71,10 @@ def page_router(sandbox: Sandbox) -> APIRouter:
         return JSONResponse(body, headers=_NO_STORE)
 
     async def forward(base: str, path: str, request: Request) -> Response:
-        url = f"{base}/control/{path}"
+        if leaves_prefix(path):
+            return JSONResponse({"detail": "not found"}, status_code=404)
+        # Each segment is sent as a name, never as syntax: no '?', '#' or '/' can be smuggled in.
+        url = f"{base}/control/" + "/".join(quote(segment, safe="") for segment in path.split("/"))
         body = await request.body()
         headers = {"content-type": request.headers.get("content-type", "application/json")} if body else {}
         try:

@@ -53,6 +53,8 @@ def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         HTTP_PORT="0",
         SANDBOX="false",
         LOG_LEVEL="INFO",
+        # The tests' webhook receivers listen on loopback (tests/webhook_receiver.py).
+        ALLOW_PRIVATE_WEBHOOKS="true",
     )
     env.update(extra)
     return env

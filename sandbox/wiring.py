@@ -32,6 +32,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from bot import workflow
 from bot.config import Settings
 from bot.models import Actor, ActorKind, ChannelKind, Language, Policy, RedLines, Sensitive
+from sandbox.guard import SandboxGuard, new_token
 from sandbox.slack import SlackSimulator
 from sandbox.telegram import TelegramSimulator
 from storage.queries import artist_by_telegram_user, creator_by_key_hash
@@ -195,6 +196,7 @@ class Sandbox:
                 "sandbox": True,
             }
         )
+        self.access_token = new_token() if settings.sandbox_public else None
         self.seed_path = settings.data_dir / SANDBOX_FILE
         self.telegram: TelegramSimulator | None = None
         self.slack: SlackSimulator | None = None
@@ -210,12 +212,11 @@ class Sandbox:
         service.on_start.insert(0, self.start)
         service.on_stop.insert(0, self.stop)  # stops run in reverse: the simulators go last
         mount_page(service.api, self)
-        if self.settings.http_host not in {LOOPBACK, "localhost", "::1"}:
-            log.warning(
-                "sandbox: HTTP_HOST is %s; the sandbox page shows the demo API key to anyone who can "
-                "reach it",
-                self.settings.http_host,
-            )
+        service.api.add_middleware(SandboxGuard, token=self.access_token)
+        if self.access_token is not None:
+            # The only place the token is shown: the line that says where the page is.
+            service.api.state.sandbox_entry = f"/sandbox?token={self.access_token}"
+            log.warning("sandbox: public on %s; every sandbox route needs its token", self.settings.http_host)
 
     async def start(self) -> None:
         """Starts both simulators, makes the demo cast once, and opens the artists' chats."""

@@ -29,11 +29,16 @@ NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 offsets = st.integers(min_value=-12 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 subsets = lambda values: st.lists(st.sampled_from(list(values)), min_size=1, unique=True)  # noqa: E731
 
+# Text a person reads holds no control or text-direction characters (bot/clean_text.py); titles are one line.
+readable = st.characters(exclude_categories=("Cc", "Cs", "Cf"))
+
 valid_terms = st.fixed_dictionaries(
     {
         "artist_id": st.just("art_0000000000000001"),
-        "project_title": st.text(min_size=1, max_size=50).filter(lambda s: s.strip()),
-        "use_description": st.text(min_size=20, max_size=200).filter(lambda s: len(s.strip()) >= 20),
+        "project_title": st.text(readable, min_size=1, max_size=50).filter(lambda s: s.strip()),
+        "use_description": st.text(readable, min_size=20, max_size=200).filter(
+            lambda s: len(s.strip()) >= 20
+        ),
         "media": subsets(Media),
         "likeness": subsets(Likeness),
         "territory": st.one_of(

@@ -23,7 +23,7 @@ from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
 from sandbox.telegram import RateLimits, TelegramSimulator
 from storage.tables import Notice
-from tests.webhook_receiver import WebhookReceiver
+from tests.webhook_receiver import LOOPBACK_HOOKS, WebhookReceiver
 
 TOKEN = "7000002:TEST-sender-token"
 # What does not touch the outbox's claim query runs on SQLite only; the claim runs on both databases.
@@ -384,7 +384,7 @@ async def test_a_held_webhook_does_not_hold_up_the_artists_card_edit(
     """Each channel drains on its own: a creator's endpoint that takes its time delays only itself."""
     receiver = WebhookReceiver(hold=asyncio.Event())
     await receiver.start()
-    outbox = Outbox(desk, [sender, WebhookSender(desk)])
+    outbox = Outbox(desk, [sender, WebhookSender(desk, policy=LOOPBACK_HOOKS)])
     try:
         parties = await make_parties(desk, language=Language.zh_hans, webhook_url=receiver.url)
         token = await workflow.create_invite(

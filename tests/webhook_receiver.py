@@ -10,7 +10,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bot.webhook_address import WebhookPolicy
+
 T = TypeVar("T")
+# The receiver listens on loopback over plain http, as ALLOW_PRIVATE_WEBHOOKS=true allows.
+LOOPBACK_HOOKS = WebhookPolicy(allow_private=True, allow_http=True)
 
 
 @dataclass

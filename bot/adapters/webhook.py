@@ -16,6 +16,15 @@ import httpx
 
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind, utc_iso
+from bot.webhook_address import (
+    Resolver,
+    WebhookAddressRefused,
+    WebhookPolicy,
+    check_url,
+    pinned_transport,
+    refusal_of,
+    system_resolver,
+)
 from bot.workflow import Desk
 from storage.tables import Creator
 
@@ -55,13 +64,23 @@ class WebhookSender:
     # One creator's events go out in order: none while an older one waits for its retry.
     lane_slice = 10
 
-    def __init__(self, desk: Desk, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, desk: Desk, *, policy: WebhookPolicy | None = None, resolve: Resolver = system_resolver
+    ) -> None:
         """Parameters:
         desk: for the creator's URL and secret.
-        client: the HTTP client (one shared pool); made here when not given.
+        policy: which URLs and addresses webhooks may go to (default: public https only).
+        resolve: the name resolver whose checked answer each connection is pinned to.
         """
         self.desk = desk
-        self.client = client or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+        self.policy = policy or WebhookPolicy()
+        # No proxies from the environment and no redirects: the checked address is the one reached.
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            transport=pinned_transport(self.policy, resolve),
+            trust_env=False,
+            follow_redirects=False,
+        )
 
     def lane(self, notice: Outgoing) -> str:
         """One creator's updates arrive in the order they happened."""
@@ -73,6 +92,10 @@ class WebhookSender:
             creator = await session.get(Creator, notice.recipient_id)
         if creator is None or not creator.webhook_url or not creator.webhook_secret:
             raise Undeliverable("the creator has no webhook URL any more")
+        try:
+            url = check_url(creator.webhook_url, self.policy)
+        except WebhookAddressRefused as bad_url:
+            raise Undeliverable(f"webhook refused: {bad_url}") from None
         body = json.dumps(
             {
                 "id": notice.id,
@@ -92,8 +115,11 @@ class WebhookSender:
             "User-Agent": "likeness-consent-webhooks/1",
         }
         try:
-            answer = await self.client.post(creator.webhook_url, content=body, headers=headers)
+            answer = await self.client.post(url, content=body, headers=headers)
         except httpx.HTTPError as error:
+            refused = refusal_of(error)
+            if refused is not None:
+                raise Undeliverable(f"webhook refused: {refused}") from None
             raise RetryLater(f"webhook unreachable: {type(error).__name__}") from None
         if 200 <= answer.status_code < 300:
             return Delivered()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot import workflow
 from bot.api.ratelimit import RateLimited, address_exhausted, limits_of, refuse_unauthenticated
 from bot.api.schemas import ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
-from bot.models import RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
+from bot.models import ID_PATTERN, RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
 from bot.workflow import Desk, Idempotency
 from storage.queries import creator_by_key_hash, list_creator_requests, load_request_view
 from storage.tables import Creator, Grant
@@ -77,6 +77,9 @@ async def current_creator(
 
 
 CreatorDep = Annotated[Creator, Depends(current_creator)]
+# Ids are checked before any query: a NUL or other stray byte never reaches the database.
+RequestId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
+GrantId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
 DeskDep = Annotated[Desk, Depends(desk_of)]
 IdempotencyHeader = Annotated[
     str | None,
@@ -144,7 +147,7 @@ async def _own_request(desk: Desk, creator: Creator, request_id: str) -> Request
 
 
 @router.get("/requests/{request_id}", response_model=RequestOut, responses=_ERRORS)
-async def get_request(request_id: str, creator: CreatorDep, desk: DeskDep) -> RequestOut:
+async def get_request(request_id: RequestId, creator: CreatorDep, desk: DeskDep) -> RequestOut:
     """One of your requests with its decisions and grant."""
     return await _own_request(desk, creator, request_id)
 
@@ -157,7 +160,7 @@ async def get_request(request_id: str, creator: CreatorDep, desk: DeskDep) -> Re
     | {409: {"model": ErrorOut, "description": "already decided, lapsed or withdrawn"}},
 )
 async def withdraw_request(
-    request_id: str, creator: CreatorDep, desk: DeskDep, idempotency_key: IdempotencyHeader = None
+    request_id: RequestId, creator: CreatorDep, desk: DeskDep, idempotency_key: IdempotencyHeader = None
 ) -> RequestOut:
     """Withdraws a request that is still waiting for a decision."""
     idem = _idempotency(idempotency_key, f"POST /v1/requests/{request_id}/withdraw", {})
@@ -174,14 +177,14 @@ async def _own_grant(desk: Desk, creator: Creator, grant_id: str) -> Grant:
 
 
 @router.get("/grants/{grant_id}", response_model=GrantOut, responses=_ERRORS)
-async def get_grant(grant_id: str, creator: CreatorDep, desk: DeskDep) -> GrantOut:
+async def get_grant(grant_id: GrantId, creator: CreatorDep, desk: DeskDep) -> GrantOut:
     """One of your grants with its status now."""
     grant = await _own_grant(desk, creator, grant_id)
     return GrantOut.of(grant, workflow.grant_status_at(grant, desk.clock.now()))
 
 
 @router.get("/grants/{grant_id}/receipt", responses=_ERRORS)
-async def get_receipt(grant_id: str, creator: CreatorDep, desk: DeskDep) -> dict[str, Any]:
+async def get_receipt(grant_id: GrantId, creator: CreatorDep, desk: DeskDep) -> dict[str, Any]:
     """The grant's receipt: JSON signed with Ed25519, verifiable offline with the public keys."""
     grant = await _own_grant(desk, creator, grant_id)
     return grant.receipt
@@ -195,7 +198,7 @@ async def get_receipt(grant_id: str, creator: CreatorDep, desk: DeskDep) -> dict
     | {409: {"model": UsageOut, "description": "the grant is not active: stored as a violation"}},
 )
 async def report_usage(
-    grant_id: str,
+    grant_id: GrantId,
     usage: UsageIn,
     creator: CreatorDep,
     desk: DeskDep,

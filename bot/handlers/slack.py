@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import workflow
 from bot.adapters.slack import SlackSender
 from bot.api.ratelimit import refuse_unauthenticated, too_many
+from bot.clean_text import MAX_REASON, hidden_character, visible_text
 from bot.handlers.slack_gate import body_problem, signature_problem
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
 from bot.render import buttons
@@ -94,6 +95,7 @@ async def slack_actor(desk: Desk, *, channel_id: str, user_id: str, user_name: s
     Whether the member may act is the workflow's call, so that every refusal is audited.
     """
     agency = await board_agency(desk, channel_id)
+    user_name = visible_text(user_name)
     if agency is None:
         return Actor(ActorKind.stranger, user_id, ChannelKind.slack, display=user_name)
     return Actor(ActorKind.agency, agency.id, ChannelKind.slack, display=user_name, member=user_id)
@@ -179,17 +181,26 @@ class BoardListeners:
             )
 
     async def deny_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """Records the denial with the reason typed into the form."""
+        """Records the denial with the reason typed into the form; a reason with hidden characters
+        is sent back to the form, naming the character."""
+        values = (view.get("state") or {}).get("values") or {}
+        reason = str(
+            ((values.get(board.REASON_BLOCK) or {}).get(board.REASON_INPUT) or {}).get("value") or ""
+        )
+        hidden = hidden_character(reason)
+        if hidden is not None or len(reason) > MAX_REASON:
+            problem = f"holds {hidden}" if hidden else f"is longer than {MAX_REASON} characters"
+            await ack(
+                response_action="errors",
+                errors={board.REASON_BLOCK: f"The reason {problem}; please type it as plain text."},
+            )
+            return
         await ack()
         try:
             form = buttons.parse_deny_form(str(view.get("private_metadata") or ""))
         except ValueError:
             log.warning("a deny form with unreadable metadata was submitted")
             return
-        values = (view.get("state") or {}).get("values") or {}
-        reason = str(
-            ((values.get(board.REASON_BLOCK) or {}).get(board.REASON_INPUT) or {}).get("value") or ""
-        )
         user = body.get("user") or {}
         user_id = str(user.get("id") or "")
         actor = await slack_actor(
@@ -246,7 +257,7 @@ class BoardListeners:
                     ActorKind.stranger,
                     user_id,
                     ChannelKind.slack,
-                    display=str(command.get("user_name") or ""),
+                    display=visible_text(str(command.get("user_name") or "")),
                 ),
                 action=f"slack.command.{verb}",
                 subject_kind="agency",

@@ -50,6 +50,7 @@ from telegram.ext import (
 from bot import workflow
 from bot.adapters.telegram import ChatRateLimiter, TelegramSender, card_from_view, open_for
 from bot.api.ratelimit import refuse_unauthenticated, too_many
+from bot.clean_text import MAX_REASON, hidden_character, visible_text
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, GrantStatus, Language, Outcome
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
@@ -76,7 +77,6 @@ TelegramApp = Application[ExtBot[int], Context, dict[Any, Any], dict[Any, Any], 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
-MAX_REASON = 1000
 # How long start-up waits for Telegram before serving anyway (the bot keeps connecting meanwhile).
 CONNECT_WAIT = 5.0
 _DEPS = "likeness"
@@ -115,7 +115,9 @@ async def _person(deps: Deps, user: User) -> Person:
     async with deps.desk.db.read() as session:
         artist = await artist_by_telegram_user(session, user.id)
     if artist is None:
-        actor = Actor(ActorKind.stranger, str(user.id), ChannelKind.telegram, display=user.full_name)
+        actor = Actor(
+            ActorKind.stranger, str(user.id), ChannelKind.telegram, display=visible_text(user.full_name)
+        )
         return Person(actor, None, words.language_of(user.language_code), deps.default_timezone)
     actor = Actor(ActorKind.artist, artist.id, ChannelKind.telegram, display=artist.name)
     return Person(actor, artist, words.language_of(artist.language), artist.timezone)
@@ -601,6 +603,11 @@ async def on_reply(update: Update, context: Context) -> None:
     deps = _deps(context)
     person = await _person(deps, update.effective_user)
     reason = (message.text or "").strip()[:MAX_REASON] or None
+    if reason is not None and hidden_character(reason) is not None:
+        # Nothing is recorded: the artist is asked to type the reason again as plain text.
+        text = texts.refusal(person.language, person.timezone, "hidden_characters", "", {})
+        await _reply(update, words.esc(text))
+        return
     try:
         await workflow.decide(
             deps.desk,

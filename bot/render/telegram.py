@@ -39,6 +39,9 @@ _REFUSAL_TEXTS = {
     "terms_changed": N_("The terms changed; please look at the newest card."),
     "needs_confirmation": N_("Approving AI training needs the extra confirmation."),
     "invalid_input": N_("That did not work; please try again."),
+    "hidden_characters": N_(
+        "Your reason holds hidden control or text-direction characters. Please type it again as plain text."
+    ),
 }
 _NOT_OPEN = {
     RequestStatus.lapsed.value: N_("Too late: this request lapsed at its deadline."),
