@@ -46,7 +46,7 @@ from bot.models import (
     sha256_hex,
     utc_iso,
 )
-from bot.receipts import RECEIPT_VERSION, Signer
+from bot.receipts import RECEIPT_VERSION, SigningKeys
 from storage.audit import append_audit
 from storage.database import Database
 from storage.queries import RequestView, load_request_view
@@ -161,8 +161,10 @@ class Desk:
 
     db: Database
     clock: Clock
-    signer: Signer
+    signer: SigningKeys
     rules: Rules = field(default_factory=Rules)
+    # Where the public routes are reachable (PUBLIC_URL); receipts then carry the grant's status_url.
+    public_url: str | None = None
     # Called after every committed step with the channels it queued notices on (None: any may
     # have), e.g. to wake the outbox drainer; must not block.
     on_commit: list[Callable[[frozenset[ChannelKind] | None], None]] = field(default_factory=list)
@@ -995,6 +997,7 @@ async def _create_grant(session: AsyncSession, desk: Desk, view: RequestView, no
             "issued_at": utc_iso(now),
             "request_id": request.id,
             "grant": {"id": grant_id, "starts_at": utc_iso(starts_at), "ends_at": utc_iso(ends_at)},
+            **({"status_url": f"{desk.public_url}/g/{grant_id}"} if desk.public_url else {}),
             "artist": {"id": view.artist.id, "name": view.artist.name},
             "creator": {"id": view.creator.id, "name": view.creator.name},
             "terms": terms,

@@ -340,3 +340,23 @@ class SlackSeenRequest(Base):
     signature: Mapped[str] = mapped_column(String(128), primary_key=True)
     # The request's own signed timestamp, not our clock: the replay window is measured in it.
     signed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that the audit chain reached `head_hash` at event `seq`.
+
+    One per head (seq is the key); a scheduled one also names its interval `slot`, unique, so
+    several instances running the same job make one checkpoint per interval.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    head_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    kid: Mapped[str] = mapped_column(String(64))
+    # The signed document exactly as signed, so it is served byte for byte as it was made.
+    document: Mapped[dict[str, Any]]
+    slot: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from bot import workflow
 from bot.api.guards import BodyGuard
+from bot.api.public import router as public_router
 from bot.api.routes import router
 from bot.workflow import Desk
 
@@ -73,6 +74,7 @@ def create_api(desk: Desk) -> FastAPI:
     )
     api.state.desk = desk
     api.include_router(router)
+    api.include_router(public_router)
     api.add_exception_handler(workflow.Refused, _refusal_answer)
     api.add_exception_handler(RequestValidationError, _validation_answer)
     api.add_exception_handler(Exception, _unexpected_answer)
