@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from bot import chart
 from bot.models import OPEN_STATUSES, GrantStatus, utc_iso
 from bot.workflow import Desk, NotFound, grant_status_at
+from storage.checkpoints import latest_checkpoint
 from storage.tables import Agency, Artist, Grant, Request, UsageEvent
 
 
@@ -77,6 +78,8 @@ class Report:
     grants: list[GrantUsage]
     pending: list[PendingItem]
     expiring_soon: list[ExpiringItem]
+    # The newest signed audit checkpoint, for agencies: their channel keeps a copy as a witness.
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def total_uses(self) -> int:
@@ -186,6 +189,7 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
             )
         ).tuples()
         pending = [PendingItem(r, title or "", names.get(a, a), due) for r, title, a, due in pending_rows]
+        latest = await latest_checkpoint(session) if kind == "agency" else None
     usages = [
         GrantUsage(
             grant_id=grant.id,
@@ -207,7 +211,8 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
         for g, (grant, _) in zip(usages, grants, strict=True)
         if g.status in live and grant.ends_at - now <= EXPIRING_WITHIN
     ]
-    return Report(kind, rid, name, timezone, period_start, now, usages, pending, expiring)
+    checkpoint = latest.document if latest is not None else None
+    return Report(kind, rid, name, timezone, period_start, now, usages, pending, expiring, checkpoint)
 
 
 def chart_spec(report: Report, labels: dict[str, str] | None = None) -> dict[str, Any]:
