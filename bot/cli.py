@@ -439,5 +439,6 @@ def main() -> None:
         _fail(str(error).splitlines()[0])
 
 
-# The proof commands (grant check, audit checkpoint, keys rotate) register on the apps above.
-from bot import cli_proof  # noqa: E402, F401
+# The proof commands (grant check, audit checkpoint, keys rotate) and the creators' key commands
+# register on the apps above.
+from bot import cli_creators, cli_proof  # noqa: E402, F401

@@ -95,6 +95,9 @@ class Creator(Base):
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     # The webhook secret must be kept readable to sign with it; it is shown to the creator once.
     webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    # After a rotation the old secret still signs, beside the new one, until the overlap ends.
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(128))
+    webhook_secret_previous_until: Mapped[datetime | None]
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     language: Mapped[str] = mapped_column(String(16), default="en")
@@ -360,3 +363,21 @@ class AuditCheckpoint(Base):
     # The signed document exactly as signed, so it is served byte for byte as it was made.
     document: Mapped[dict[str, Any]]
     slot: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class CreatorKey(Base):
+    """A named API key of a creator, kept as a hash; a revoked key is refused at once.
+
+    The key made by `creator add` lives in `creators.api_key_hash` and gets a row here (named
+    `default`) when it is first used or revoked.
+    """
+
+    __tablename__ = "creator_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -10,9 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot import workflow
 from bot.api.schemas import ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
+from bot.creator_keys import authenticate
 from bot.models import RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
 from bot.workflow import Desk, Idempotency
-from storage.queries import creator_by_key_hash, list_creator_requests, load_request_view
+from storage.queries import list_creator_requests, load_request_view
 from storage.tables import Creator, Grant
 
 router = APIRouter(prefix="/v1", tags=["creators"])
@@ -29,9 +30,6 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-_known_keys: dict[str, Creator] = {}
-
-
 def desk_of(request: Request) -> Desk:
     """The desk the application was built with."""
     desk: Desk = request.app.state.desk
@@ -46,16 +44,9 @@ async def current_creator(
         raise HTTPException(
             401, "send your API key as 'Authorization: Bearer <key>'", {"WWW-Authenticate": "Bearer"}
         )
-    key_hash = workflow.hash_secret(credentials.credentials)
-    creator = _known_keys.get(key_hash)
-    if creator is None:
-        async with desk_of(request).db.read() as session:
-            creator = await creator_by_key_hash(session, key_hash)
-        if creator is not None:
-            # Creators and their keys are never changed or removed, so a found key stays valid.
-            _known_keys[key_hash] = creator
-            if len(_known_keys) > 10_000:
-                _known_keys.pop(next(iter(_known_keys)))
+    # Looked up on every call (one indexed read), never cached: a revoked key is refused at once
+    # by every instance.
+    creator = await authenticate(desk_of(request), credentials.credentials)
     if creator is None:
         raise HTTPException(401, "this API key is not valid", {"WWW-Authenticate": "Bearer"})
     return creator
