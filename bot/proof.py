@@ -216,24 +216,27 @@ async def take_checkpoint(desk: Desk, *, slot: str | None = None) -> Taken | Non
     one: the service never signs a chain that was cut or rewritten under it.
     """
     now = desk.clock.now()
+    # The walk runs in a read transaction: on SQLite the write lock is held only for the insert,
+    # never while a long chain is walked.
+    async with desk.db.read() as session:
+        seq, head_hash = await audit_head(session)
+        latest = await latest_checkpoint(session)
+        if seq == 0:
+            return None
+        start_seq, start_hash = (latest.seq, latest.head_hash) if latest else (0, GENESIS_HASH)
+        if latest is not None and seq <= latest.seq:
+            if seq == latest.seq and head_hash == latest.head_hash:
+                return Taken(latest.document, created=False)
+            raise CheckpointRefused(
+                f"the audit head (event {seq}) no longer reaches checkpoint seq {latest.seq} "
+                f"({latest.document.get('created_at')}); run likeness audit verify --checkpoints"
+            )
+        problem = await chain_holds_between(session, start_seq, start_hash, seq, head_hash)
+    if problem is not None:
+        name = f"checkpoint seq {start_seq}" if latest else "the start of the chain"
+        raise CheckpointRefused(f"the chain since {name} does not hold: {problem}")
     try:
         async with desk.db.transaction() as session:
-            seq, head_hash = await audit_head(session)
-            latest = await latest_checkpoint(session)
-            if seq == 0:
-                return None
-            start_seq, start_hash = (latest.seq, latest.head_hash) if latest else (0, GENESIS_HASH)
-            if latest is not None and seq <= latest.seq:
-                if seq == latest.seq and head_hash == latest.head_hash:
-                    return Taken(latest.document, created=False)
-                raise CheckpointRefused(
-                    f"the audit head (event {seq}) no longer reaches checkpoint seq {latest.seq} "
-                    f"({latest.document.get('created_at')}); run likeness audit verify --checkpoints"
-                )
-            problem = await chain_holds_between(session, start_seq, start_hash, seq, head_hash)
-            if problem is not None:
-                name = f"checkpoint seq {start_seq}" if latest else "the start of the chain"
-                raise CheckpointRefused(f"the chain since {name} does not hold: {problem}")
             row = add_checkpoint(
                 session,
                 seq=seq,
@@ -248,8 +251,8 @@ async def take_checkpoint(desk: Desk, *, slot: str | None = None) -> Taken | Non
     except IntegrityError:
         # Another instance signed this head, or this interval, first.
         async with desk.db.read() as session:
-            latest = await latest_checkpoint(session)
-        return Taken(latest.document, created=False) if latest is not None else None
+            found = await latest_checkpoint(session)
+        return Taken(found.document, created=False) if found is not None else None
     raise AssertionError("unreachable")  # pragma: no cover
 
 
