@@ -10,8 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import FieldError, utc_iso
@@ -91,7 +90,8 @@ async def list_keys(desk: Desk, *, creator_id: str) -> list[KeyInfo]:
         )
     keys = [_info(row) for row in rows]
     if not any(row.key_hash == creator.api_key_hash for row in rows):
-        keys.insert(0, KeyInfo(DEFAULT_KEY_NAME, DEFAULT_KEY_NAME, utc_iso(creator.created_at), None, None))
+        used = utc_iso(creator.api_key_last_used_at) if creator.api_key_last_used_at else None
+        keys.insert(0, KeyInfo(DEFAULT_KEY_NAME, DEFAULT_KEY_NAME, utc_iso(creator.created_at), used, None))
     return keys
 
 
@@ -124,6 +124,7 @@ async def revoke_key(desk: Desk, *, creator_id: str, key: str) -> KeyInfo:
                 name=DEFAULT_KEY_NAME,
                 key_hash=creator.api_key_hash,
                 created_at=creator.created_at,
+                last_used_at=creator.api_key_last_used_at,
             )
             session.add(row)
         if row is None:
@@ -164,33 +165,25 @@ async def authenticate(desk: Desk, api_key: str) -> Creator | None:
             ).scalar_one_or_none()
     if creator is None:
         return None
-    if row is None or row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        await _note_use(desk, creator, row, key_hash, now)
+    last = row.last_used_at if row is not None else creator.api_key_last_used_at
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        await _note_use(desk, creator.id, row.id if row is not None else None, now)
     return creator
 
 
-async def _note_use(
-    desk: Desk, creator: Creator, row: CreatorKey | None, key_hash: str, now: datetime
-) -> None:
-    try:
-        async with desk.db.transaction() as session:
-            if row is None:
-                session.add(
-                    CreatorKey(
-                        id=new_id("key"),
-                        creator_id=creator.id,
-                        name=DEFAULT_KEY_NAME,
-                        key_hash=key_hash,
-                        created_at=creator.created_at,
-                        last_used_at=now,
-                    )
-                )
-            else:
-                stored = await session.get(CreatorKey, row.id)
-                if stored is not None and stored.revoked_at is None:
-                    stored.last_used_at = now
-    except IntegrityError:
-        pass  # another call noted the same first use
+async def _note_use(desk: Desk, creator_id: str, key_id: str | None, now: datetime) -> None:
+    """Stamps the key's last use: an update of one column, never a new row."""
+    async with desk.db.transaction() as session:
+        if key_id is None:
+            await session.execute(
+                update(Creator).where(Creator.id == creator_id).values(api_key_last_used_at=now)
+            )
+        else:
+            await session.execute(
+                update(CreatorKey)
+                .where(CreatorKey.id == key_id, CreatorKey.revoked_at.is_(None))
+                .values(last_used_at=now)
+            )
 
 
 async def rotate_webhook_secret(desk: Desk, *, creator_id: str) -> tuple[str, str]:

@@ -92,6 +92,8 @@ class Creator(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # When the key above was last used (keys added later keep theirs in creator_keys).
+    api_key_last_used_at: Mapped[datetime | None]
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     # The webhook secret must be kept readable to sign with it; it is shown to the creator once.
     webhook_secret: Mapped[str | None] = mapped_column(String(128))
@@ -369,7 +371,7 @@ class CreatorKey(Base):
     """A named API key of a creator, kept as a hash; a revoked key is refused at once.
 
     The key made by `creator add` lives in `creators.api_key_hash` and gets a row here (named
-    `default`) when it is first used or revoked.
+    `default`) only when it is revoked.
     """
 
     __tablename__ = "creator_keys"

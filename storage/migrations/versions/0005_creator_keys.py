@@ -31,6 +31,7 @@ def upgrade() -> None:
     with op.batch_alter_table('creator_keys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_creator_keys_creator_id'), ['creator_id'], unique=False)
     with op.batch_alter_table('creators', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('api_key_last_used_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('webhook_secret_previous', sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column('webhook_secret_previous_until', sa.DateTime(timezone=True), nullable=True))
 
@@ -39,6 +40,7 @@ def downgrade() -> None:
     with op.batch_alter_table('creators', schema=None) as batch_op:
         batch_op.drop_column('webhook_secret_previous_until')
         batch_op.drop_column('webhook_secret_previous')
+        batch_op.drop_column('api_key_last_used_at')
     with op.batch_alter_table('creator_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_creator_keys_creator_id'))
     op.drop_table('creator_keys')
