@@ -23,7 +23,7 @@ from bot.config import ConfigError, Settings
 from bot.delivery import Outbox, Sender
 from bot.exposure import startup_refusal
 from bot.file_modes import secure_data_files
-from bot.receipts import load_or_create_signer
+from bot.keys import KeyRing
 from bot.reports import ChartDrawer
 from bot.webhook_address import WebhookPolicy
 from bot.workflow import Desk, Rules
@@ -78,9 +78,10 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
     return Desk(
         db=Database(settings.database_url),
         clock=clock or SystemClock(),
-        signer=load_or_create_signer(settings.signing_key_path),
+        signer=KeyRing(settings.signing_key_path, settings.button_secret_path),
         rules=rules,
         refusal_cap=RefusalAuditCap(per_hour=settings.refusal_audit_per_hour),
+        public_url=settings.public_url,
     )
 
 
@@ -114,7 +115,12 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     desk.on_commit.append(outbox.wake)
     service.on_start.append(outbox.start)
     service.on_stop.append(outbox.stop)  # stops are run in reverse: the outbox goes first
-    schedule = Schedule(desk, sweep_interval=settings.sweep_interval, report_cron=settings.report_cron)
+    schedule = Schedule(
+        desk,
+        sweep_interval=settings.sweep_interval,
+        report_cron=settings.report_cron,
+        checkpoint_interval=settings.audit_checkpoint_interval,
+    )
     service.schedule = schedule
     service.on_start.append(schedule.start)
     service.on_stop.append(schedule.stop)

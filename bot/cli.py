@@ -357,8 +357,22 @@ def creator_invite(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: JsonFlag = False) -> None:
-    """Exit 0 when the audit chain is intact; else 1 naming the first bad event."""
+def audit_verify(
+    checkpoints: Annotated[
+        str | None,
+        typer.Option("--checkpoints", help="Signed checkpoints (file or URL) the chain must still reach."),
+    ] = None,
+    keys: Annotated[
+        str | None, typer.Option("--keys", help="likeness-keys.json file or URL for the checkpoints.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Exit 0 when the audit chain is intact (and reaches every checkpoint); else 1 naming what broke."""
+    if checkpoints is not None:
+        from bot.cli_proof import audit_verify_checkpoints
+
+        audit_verify_checkpoints(checkpoints, keys, as_json)
+        return
 
     async def work(desk: Desk) -> Any:
         async with desk.db.read() as session:
@@ -397,9 +411,15 @@ def receipt_verify(
         str | None,
         typer.Option("--keys", help="likeness-keys.json file or URL (default: this service's key)."),
     ] = None,
+    online: Annotated[
+        bool, typer.Option("--online", help="Also fetch the grant's status now: exit 3 when not active.")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option("--url", help="With --online: the service's base URL (default: status_url).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Exit 0 when the receipt's signature and content hold."""
+    """Exit 0 when the receipt's signature and content hold (with --online: and the grant is active)."""
     try:
         receipt = read_json_file(file)
         if keys is not None:
@@ -407,10 +427,16 @@ def receipt_verify(
         else:
             document = build_desk(_settings()).signer.public_keys_document()
         verify_receipt(receipt, parse_keys_document(document))
+        check_issued_before_retirement(receipt, document)
     except ReceiptError as error:
         if as_json:
             sys.stdout.write(json.dumps({"valid": False, "problem": str(error)}) + "\n")
         _fail(f"receipt not valid: {error}")
+    if online:
+        from bot.cli_proof import receipt_online
+
+        receipt_online(receipt, url, keys, as_json)
+        return
     _emit(as_json, {"valid": True, "grant_id": receipt.get("grant", {}).get("id")}, "receipt valid")
 
 
@@ -436,9 +462,23 @@ def report_send(
     _emit(as_json, {"queued": True}, "report queued; the running service sends it")
 
 
+def check_issued_before_retirement(receipt: Any, document: Any) -> None:
+    """A receipt signed by a retired key must have been issued before the key retired."""
+    from bot.keys import check_signature, parse_key_set, parse_time
+
+    check_signature(
+        receipt, parse_key_set(document), signed_at=parse_time(receipt.get("issued_at"), "issued_at")
+    )
+
+
 def main() -> None:
     """Entry point of the `likeness` console script."""
     try:
         app()
     except ValidationError as error:  # pragma: no cover - a last guard: no traceback reaches a user
         _fail(str(error).splitlines()[0])
+
+
+# The proof commands (grant check, audit checkpoint, keys rotate) and the creators' key commands
+# register on the apps above.
+from bot import cli_creators, cli_proof  # noqa: E402, F401

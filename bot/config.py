@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     default_decision_window: Annotated[timedelta, NoDecode] = timedelta(hours=72)
     max_grant_days: int = Field(default=365, ge=1, le=3650)
     signing_key_file: Path | None = None
+    button_secret_file: Path | None = None
+    audit_checkpoint_interval: Annotated[timedelta, NoDecode] = timedelta(hours=1)
     sandbox: bool | None = None
     # Testing and sandbox only: lets POST /control/clock move the service's clock forward.
     clock_control: bool = False
@@ -136,7 +138,7 @@ class Settings(BaseSettings):
     address_rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(per_second=10, burst=50)
     refusal_audit_per_hour: int = Field(default=30, ge=0, le=100_000)
 
-    @field_validator("sweep_interval", "default_decision_window", mode="before")
+    @field_validator("sweep_interval", "default_decision_window", "audit_checkpoint_interval", mode="before")
     @classmethod
     def _read_duration(cls, value: Any) -> timedelta:
         return _duration_field(value)
@@ -185,6 +187,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
+            raise ValueError(f"{value!r} is not an http(s) base URL such as https://consent.example.com")
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -203,6 +215,11 @@ class Settings(BaseSettings):
     def signing_key_path(self) -> Path:
         """Where the Ed25519 receipt key lives."""
         return self.signing_key_file or self.data_dir / "signing_key.pem"
+
+    @property
+    def button_secret_path(self) -> Path:
+        """Where the secrets that sign Telegram button data live."""
+        return self.button_secret_file or self.data_dir / "button_secrets.json"
 
 
 class ConfigError(Exception):

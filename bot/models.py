@@ -512,6 +512,8 @@ class Report:
     grants: list[GrantUsage]
     pending: list[PendingItem]
     expiring_soon: list[ExpiringItem]
+    # The newest signed audit checkpoint, for agencies: their channel keeps a copy as a witness.
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def total_uses(self) -> int:

@@ -7,7 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -28,6 +28,23 @@ def _unb64(text: str) -> bytes:
 
 class ReceiptError(Exception):
     """A receipt or key file is not what it should be; the message says what."""
+
+
+class SigningKeys(Protocol):
+    """What the workflow and the channels need of the service's keys (`Signer` or `bot.keys.KeyRing`)."""
+
+    @property
+    def kid(self) -> str: ...
+
+    def sign(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def public_keys_document(self) -> dict[str, Any]: ...
+
+    def callback_key(self) -> bytes: ...
+
+    def callback_keys(self) -> tuple[bytes, ...]: ...
+
+    def telegram_webhook_seed(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +74,14 @@ class Signer:
     def callback_key(self) -> bytes:
         """A secret derived from the key for short HMACs (e.g. Telegram callback data)."""
         return sha256_hex(b"callback:" + self.private_key.private_bytes_raw()).encode("ascii")
+
+    def callback_keys(self) -> tuple[bytes, ...]:
+        """Every accepted button secret: this key's only."""
+        return (self.callback_key(),)
+
+    def telegram_webhook_seed(self) -> bytes:
+        """The secret a Telegram webhook token is derived from."""
+        return self.callback_key()
 
     def public_keys_document(self) -> dict[str, Any]:
         """The JSON served at /.well-known/likeness-keys.json."""

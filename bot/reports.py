@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from bot import chart
 from bot.models import OPEN_STATUSES, ExpiringItem, GrantStatus, GrantUsage, PendingItem, Report, utc_iso
 from bot.workflow import Desk, NotFound, grant_status_at
+from storage.checkpoints import latest_checkpoint
 from storage.tables import Agency, Artist, Grant, Request, UsageEvent
 
 WEEKS_IN_CHART = 8
@@ -124,6 +125,7 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
             )
         ).tuples()
         pending = [PendingItem(r, title or "", names.get(a, a), due) for r, title, a, due in pending_rows]
+        latest = await latest_checkpoint(session) if kind == "agency" else None
     usages = [
         GrantUsage(
             grant_id=grant.id,
@@ -145,7 +147,8 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
         for g, (grant, _) in zip(usages, grants, strict=True)
         if g.status in live and grant.ends_at - now <= EXPIRING_WITHIN
     ]
-    return Report(kind, rid, name, timezone, period_start, now, usages, pending, expiring)
+    checkpoint = latest.document if latest is not None else None
+    return Report(kind, rid, name, timezone, period_start, now, usages, pending, expiring, checkpoint)
 
 
 def chart_spec(report: Report, labels: dict[str, str] | None = None) -> dict[str, Any]:

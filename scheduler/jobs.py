@@ -14,28 +14,38 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import workflow
+from bot import proof, workflow
 from bot.workflow import Desk
 from scheduler.cron import queue_due_reports
 
 log = logging.getLogger(__name__)
 
 SWEEP_JOB = "sweeps"
+CHECKPOINT_JOB = "audit-checkpoint"
 STOP_GRACE = 5.0  # seconds a running sweep gets to finish when the service stops
 
 
 class Schedule:
     """Owns the AsyncIOScheduler and its sweep job."""
 
-    def __init__(self, desk: Desk, *, sweep_interval: timedelta, report_cron: str) -> None:
+    def __init__(
+        self,
+        desk: Desk,
+        *,
+        sweep_interval: timedelta,
+        report_cron: str,
+        checkpoint_interval: timedelta | None = None,
+    ) -> None:
         """Prepares the scheduler; `start()` runs it in the current event loop.
 
         Parameters:
             desk: the workflow's desk.
             sweep_interval: how often to look for due work.
             report_cron: crontab of the weekly usage reports, applied in each recipient's time zone.
+            checkpoint_interval: how often to sign the audit chain's head (None: never).
         """
         self.desk = desk
+        self.checkpoint_interval = checkpoint_interval
         self.sweep_interval = sweep_interval
         self.report_cron = report_cron
         self.scheduler = AsyncIOScheduler(timezone=UTC)
@@ -54,6 +64,30 @@ class Schedule:
         if any(done.values()):
             log.info("sweep: %s", ", ".join(f"{k}={v}" for k, v in done.items() if v))
         return done
+
+    async def checkpoint(self) -> bool:
+        """Signs the audit head for the current interval; True when this instance made the checkpoint.
+
+        The interval's slot is unique in the database, so instances running this together make
+        one checkpoint per interval, whichever gets there first.
+        """
+        assert self.checkpoint_interval is not None
+        slot = proof.interval_slot(self.desk.clock.now(), self.checkpoint_interval)
+        taken = await proof.take_checkpoint(self.desk, slot=slot)
+        if taken is not None and taken.created:
+            log.info("audit checkpoint signed at event %s", taken.document["seq"])
+        return taken is not None and taken.created
+
+    async def _guarded_checkpoint(self) -> None:
+        if self._stopping:
+            return
+        try:
+            await self.checkpoint()
+        except proof.CheckpointRefused as why:
+            # Loud, and nothing signed: the chain no longer reaches what was witnessed.
+            log.error("audit checkpoint refused: %s", why)
+        except Exception:
+            log.exception("audit checkpoint failed; trying again at the next interval")
 
     async def _guarded_sweep(self) -> None:
         if self._stopping:
@@ -91,6 +125,16 @@ class Schedule:
             coalesce=True,
             misfire_grace_time=None,
         )
+        if self.checkpoint_interval is not None:
+            self.scheduler.add_job(
+                self._guarded_checkpoint,
+                IntervalTrigger(seconds=self.checkpoint_interval.total_seconds()),
+                id=CHECKPOINT_JOB,
+                next_run_time=datetime.now(UTC),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
         self.scheduler.start()
 
     async def stop(self) -> None:

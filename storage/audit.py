@@ -34,6 +34,11 @@ def _content(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+def event_content(event: AuditEvent) -> dict[str, Any]:
+    """What an event's hash covers (besides the previous hash)."""
+    return _content(event)
+
+
 async def append_audit(
     session: AsyncSession,
     *,

@@ -92,9 +92,14 @@ class Creator(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # When the key above was last used (keys added later keep theirs in creator_keys).
+    api_key_last_used_at: Mapped[datetime | None]
     webhook_url: Mapped[str | None] = mapped_column(String(2000))
     # The webhook secret must be kept readable to sign with it; it is shown to the creator once.
     webhook_secret: Mapped[str | None] = mapped_column(String(128))
+    # After a rotation the old secret still signs, beside the new one, until the overlap ends.
+    webhook_secret_previous: Mapped[str | None] = mapped_column(String(128))
+    webhook_secret_previous_until: Mapped[datetime | None]
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     language: Mapped[str] = mapped_column(String(16), default="en")
@@ -340,3 +345,41 @@ class SlackSeenRequest(Base):
     signature: Mapped[str] = mapped_column(String(128), primary_key=True)
     # The request's own signed timestamp, not our clock: the replay window is measured in it.
     signed_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that the audit chain reached `head_hash` at event `seq`.
+
+    One per head (seq is the key); a scheduled one also names its interval `slot`, unique, so
+    several instances running the same job make one checkpoint per interval.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    head_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    kid: Mapped[str] = mapped_column(String(64))
+    # The signed document exactly as signed, so it is served byte for byte as it was made.
+    document: Mapped[dict[str, Any]]
+    slot: Mapped[str | None] = mapped_column(String(64), unique=True)
+
+
+class CreatorKey(Base):
+    """A named API key of a creator, kept as a hash; a revoked key is refused at once.
+
+    The key made by `creator add` lives in `creators.api_key_hash` and gets a row here (named
+    `default`) only when it is revoked.
+    """
+
+    __tablename__ = "creator_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    creator_id: Mapped[str] = mapped_column(ForeignKey("creators.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

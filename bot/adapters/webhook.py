@@ -1,7 +1,8 @@
 """Creators' status webhooks: a signed JSON POST per status change, retried through the outbox.
 
 Signature: `Likeness-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>` with the
-Unix timestamp in `Likeness-Timestamp`; `Likeness-Event-Id` is the notice id, stable across
+Unix timestamp in `Likeness-Timestamp`; for 24 h after `likeness creator webhook-secret rotate`
+it is `v1=<old>,v1=<new>`; `Likeness-Event-Id` is the notice id, stable across
 retries, for de-duplication on the creator's side.
 """
 
@@ -11,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import datetime
 
 import httpx
 
@@ -54,7 +56,21 @@ def verify_webhook(
     moment = int(timestamp)
     if abs((now if now is not None else time.time()) - moment) > tolerance:
         return False
-    return hmac.compare_digest(sign_webhook(secret, moment, body), signature)
+    # While a secret is rotated the header carries both signatures, `v1=<old>,v1=<new>`: any
+    # one made with `secret` will do.
+    expected = sign_webhook(secret, moment, body)
+    parts = [part.strip() for part in signature.split(",")[:4]]
+    return any(hmac.compare_digest(expected, part) for part in parts)
+
+
+def _signatures(creator: Creator, timestamp: int, body: bytes, now: datetime) -> str:
+    """The header value: the old secret's signature too while a rotation's overlap lasts."""
+    assert creator.webhook_secret is not None
+    current = sign_webhook(creator.webhook_secret, timestamp, body)
+    until = creator.webhook_secret_previous_until
+    if creator.webhook_secret_previous and until is not None and now < until:
+        return f"{sign_webhook(creator.webhook_secret_previous, timestamp, body)},{current}"
+    return current
 
 
 class WebhookSender:
@@ -110,7 +126,7 @@ class WebhookSender:
         headers = {
             "Content-Type": "application/json",
             TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign_webhook(creator.webhook_secret, timestamp, body),
+            SIGNATURE_HEADER: _signatures(creator, timestamp, body, self.desk.clock.now()),
             EVENT_ID_HEADER: notice.id,
             "User-Agent": "likeness-consent-webhooks/1",
         }

@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from bot import metrics, workflow
 from bot.api.guards import BodyGuard
+from bot.api.public import router as public_router
 from bot.api.ratelimit import PublicRouteLimit, RateLimited, RateLimits, rate_limited_answer
 from bot.api.routes import router
 from bot.workflow import Desk
@@ -88,6 +89,7 @@ def create_api(desk: Desk, limits: RateLimits | None = None) -> FastAPI:
     api.state.desk = desk
     api.state.limits = limits
     api.include_router(router)
+    api.include_router(public_router)
     api.add_exception_handler(workflow.Refused, _refusal_answer)
     api.add_exception_handler(RequestValidationError, _validation_answer)
     api.add_exception_handler(RateLimited, rate_limited_answer)

@@ -11,9 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from bot import workflow
 from bot.api.ratelimit import RateLimited, address_exhausted, limits_of, refuse_unauthenticated
 from bot.api.schemas import ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
+from bot.creator_keys import authenticate
 from bot.models import ID_PATTERN, RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
 from bot.workflow import Desk, Idempotency
-from storage.queries import creator_by_key_hash, list_creator_requests, load_request_view
+from storage.queries import list_creator_requests, load_request_view
 from storage.tables import Creator, Grant
 
 router = APIRouter(prefix="/v1", tags=["creators"])
@@ -29,9 +30,6 @@ _BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "the body is larger than 1 MiB"},
     415: {"model": ErrorOut, "description": "the body is not application/json"},
 }
-
-
-_known_keys: dict[str, Creator] = {}
 
 
 def desk_of(request: Request) -> Desk:
@@ -54,24 +52,17 @@ async def current_creator(
     """The creator whose bearer API key came with the call; 401 otherwise, 429 over a rate limit."""
     if credentials is None or not credentials.credentials:
         raise await _unauthenticated(request, "send your API key as 'Authorization: Bearer <key>'")
-    key_hash = workflow.hash_secret(credentials.credentials)
-    creator = _known_keys.get(key_hash)
-    if creator is None:
-        if address_exhausted(request):
-            # Spares the database the lookup of yet another guessed key.
-            limits = limits_of(request)
-            raise RateLimited("address", limits.address.retry_after())
-        async with desk_of(request).db.read() as session:
-            creator = await creator_by_key_hash(session, key_hash)
-        if creator is not None:
-            # Creators and their keys are never changed or removed, so a found key stays valid.
-            _known_keys[key_hash] = creator
-            if len(_known_keys) > 10_000:
-                _known_keys.pop(next(iter(_known_keys)))
+    if address_exhausted(request):
+        # Spares the database the lookup of yet another guessed key.
+        limits = limits_of(request)
+        raise RateLimited("address", limits.address.retry_after())
+    # Looked up on every call (one indexed read), never cached: a revoked key is refused at once
+    # by every instance.
+    creator = await authenticate(desk_of(request), credentials.credentials)
     if creator is None:
         raise await _unauthenticated(request, "this API key is not valid")
     limits = limits_of(request)
-    if not await limits.api_key.take(key_hash):
+    if not await limits.api_key.take(workflow.hash_secret(credentials.credentials)):
         raise RateLimited("api_key", limits.api_key.retry_after())
     return creator
 

@@ -727,12 +727,13 @@ class TelegramChannel:
         self.desk = service.desk
         self.webhook_url = settings.telegram_webhook_url
         given = settings.telegram_webhook_secret
-        # Without a configured secret, one derived from the signing key: the same on every instance
-        # sharing the key and across restarts, and never a webhook that anyone could call.
+        # Without a configured secret, one derived from the key files' webhook seed: the same on every
+        # instance sharing them and across restarts and rotations, and never a webhook anyone could call.
+        seed = self.desk.signer.telegram_webhook_seed()
         self.webhook_secret = (
             given.get_secret_value()
             if given is not None
-            else hmac.new(self.desk.signer.callback_key(), b"telegram-webhook", hashlib.sha256).hexdigest()
+            else hmac.new(seed, b"telegram-webhook", hashlib.sha256).hexdigest()
         )
         builder = (
             ApplicationBuilder()
@@ -750,7 +751,7 @@ class TelegramChannel:
         if self.webhook_url:
             builder = builder.updater(None)
         self.application: TelegramApp = builder.build()
-        self.signer = CallbackSigner(self.desk.signer.callback_key())
+        self.signer = CallbackSigner(self.desk.signer.callback_keys)
         self.connected = False
         self.sender = TelegramSender(
             self.application.bot,

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -66,20 +67,23 @@ class CallbackSigner:
     """Signs and checks `callback_data` as `action:subject:mac` (at most 57 bytes).
 
     Parameters:
-        key: the HMAC secret (`desk.signer.callback_key()`), the same in every instance.
+        key: the HMAC secret, the same in every instance; or a function giving the accepted
+            secrets newest first (`desk.signer.callback_keys`), read at each use so that a
+            rotated secret signs at once while buttons signed with an older one still work.
     """
 
-    def __init__(self, key: bytes) -> None:
-        """Keeps the secret."""
-        self._key = key
+    def __init__(self, key: bytes | Callable[[], tuple[bytes, ...]]) -> None:
+        """Keeps the secret, or where to read the secrets."""
+        self._keys: Callable[[], tuple[bytes, ...]] = key if callable(key) else (lambda: (key,))
 
-    def _mac(self, action: str, subject: str) -> str:
-        digest = hmac.new(self._key, f"{action}:{subject}".encode(), hashlib.sha256).digest()
+    @staticmethod
+    def _mac_with(key: bytes, action: str, subject: str) -> str:
+        digest = hmac.new(key, f"{action}:{subject}".encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:MAC_BYTES]).decode("ascii")
 
     def sign(self, action: str, subject: str) -> str:
         """The callback_data for a button."""
-        data = f"{action}:{subject}:{self._mac(action, subject)}"
+        data = f"{action}:{subject}:{self._mac_with(self._keys()[0], action, subject)}"
         if not _CALLBACK.match(data):
             raise ValueError(f"cannot put {action!r}/{subject!r} in callback data")
         return data
@@ -90,7 +94,7 @@ class CallbackSigner:
         if match is None:
             return None
         action, subject, mac = match.groups()
-        if not hmac.compare_digest(mac, self._mac(action, subject)):
+        if not any(hmac.compare_digest(mac, self._mac_with(k, action, subject)) for k in self._keys()):
             return None
         return Tap(action, subject)
 

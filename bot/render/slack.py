@@ -9,6 +9,7 @@ never a permission.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -487,4 +488,11 @@ def report_comment(report: Report) -> str:
             f":calendar: {escape(item.artist_name)} — {escape(_cut(item.project_title, 60))} ends "
             f"{slack_date(item.ends_at)}"
         )
+    if report.checkpoint is not None:
+        # The whole signed checkpoint: this channel is a witness of the audit chain's head.
+        lines.append(
+            f":lock: Audit checkpoint at event {report.checkpoint.get('seq')} — keep this; "
+            "`likeness audit verify --checkpoints FILE` checks the database still reaches it:"
+        )
+        lines.append("```" + escape(json.dumps(report.checkpoint, sort_keys=True)) + "```")
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock
 from bot.models import Actor, ActorKind, ChannelKind, utc_iso
-from bot.receipts import Signer
+from bot.receipts import SigningKeys
 from bot.workflow.errors import NotFound, Refused
 from storage.audit import append_audit
 from storage.database import Database
@@ -48,8 +48,10 @@ class Desk:
 
     db: Database
     clock: Clock
-    signer: Signer
+    signer: SigningKeys
     rules: Rules = field(default_factory=Rules)
+    # Where the public routes are reachable (PUBLIC_URL); receipts then carry the grant's status_url.
+    public_url: str | None = None
     # Called after every committed step with the channels it queued notices on (None: any may
     # have), e.g. to wake the outbox drainer; must not block.
     on_commit: list[Callable[[frozenset[ChannelKind] | None], None]] = field(default_factory=list)

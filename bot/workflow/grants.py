@@ -52,6 +52,7 @@ async def create_grant(session: AsyncSession, desk: Desk, view: RequestView, now
             "issued_at": utc_iso(now),
             "request_id": request.id,
             "grant": {"id": grant_id, "starts_at": utc_iso(starts_at), "ends_at": utc_iso(ends_at)},
+            **({"status_url": f"{desk.public_url}/g/{grant_id}"} if desk.public_url else {}),
             "artist": {"id": view.artist.id, "name": view.artist.name},
             "creator": {"id": view.creator.id, "name": view.creator.name},
             "terms": terms,

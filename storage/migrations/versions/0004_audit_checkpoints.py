@@ -1,0 +1,32 @@
+"""audit checkpoints: signed heads of the audit chain, for witnesses outside the database
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-27 10:00:00.000000
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('audit_checkpoints',
+    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('head_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('kid', sa.String(length=64), nullable=False),
+    sa.Column('document', sa.JSON(), nullable=False),
+    sa.Column('slot', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('seq'),
+    sa.UniqueConstraint('slot')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('audit_checkpoints')

@@ -1,0 +1,89 @@
+"""The public grant page in a real browser (Chromium): plain verdicts in both languages, no script runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from storage.database import Database
+from storage.tables import Artist
+from tests.pg_server import free_port
+from tests.service import ROOT, ServiceProcess, service_env, start_service
+from tests.test_cli import likeness
+from tests.test_public_cli import make_grants
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM}", allow_module_level=True)
+
+from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+SHOTS = ROOT / "test-output" / "public"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    port = free_port()
+    return service_env(tmp_path, HTTP_PORT=str(port), PUBLIC_URL=f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def service(env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcess]:
+    likeness(env, "db", "upgrade")
+    running = start_service(env, tmp_path)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+async def _rename_artist(url: str, name: str) -> None:
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            await session.execute(update(Artist).values(name=name))
+    finally:
+        await database.dispose()
+
+
+def test_the_public_page_says_plainly_whether_a_use_is_allowed(
+    env: dict[str, str], service: ServiceProcess
+) -> None:
+    receipts = make_grants(env)
+    asyncio.run(
+        _rename_artist(env["DATABASE_URL"], "Li <img src=x onerror=alert(1)><script>alert(2)</script>")
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            for locale, name, allowed, refused in [
+                ("en-US", "en", "Allowed today", "Not allowed"),
+                ("zh-CN", "zh", "今天允许使用", "不允许使用"),
+            ]:
+                context = browser.new_context(locale=locale)
+                tab = context.new_page()
+                dialogs: list[str] = []
+                errors: list[str] = []
+                tab.on("dialog", lambda dialog, seen=dialogs: (seen.append(dialog.message), dialog.dismiss()))
+                tab.on("pageerror", lambda error, seen=errors: seen.append(str(error)))
+                tab.goto(receipts["active"]["status_url"])
+                expect(tab.locator("#verdict")).to_contain_text(allowed)
+                expect(tab.locator("#verdict")).to_have_attribute("data-status", "active")
+                expect(tab.locator("#verdict")).to_contain_text("<script>")  # shown as text, not run
+                tab.screenshot(path=str(SHOTS / f"active-{name}.png"))
+                tab.goto(receipts["revoked"]["status_url"])
+                expect(tab.locator("#verdict")).to_contain_text(refused)
+                expect(tab.locator("#verdict")).to_have_attribute("data-status", "revoked")
+                tab.goto(f"{service.url}/g/grt_0000000000000000")
+                expect(tab.locator("#verdict")).to_have_attribute("data-status", "unknown")
+                assert dialogs == [] and errors == []
+                context.close()
+        finally:
+            browser.close()
