@@ -24,8 +24,8 @@ from scheduler import Schedule
 from storage.audit import GENESIS_HASH, event_content, event_hash
 from storage.database import Database
 from storage.tables import AuditCheckpoint, AuditEvent, AuditHead
-from tests.factories import make_parties
-from tests.service import service_env
+from sandbox.factories import make_parties
+from sandbox.service_process import service_env
 from tests.test_cli import likeness
 
 Tamper = Callable[[Database], Awaitable[None]]

@@ -16,7 +16,7 @@ from bot.clock import FrozenClock
 from bot.workflow import Desk
 from storage.tables import Creator
 from tests.pg_server import PgServer
-from tests.service import service_env, start_service
+from sandbox.service_process import service_env, start_service
 from tests.test_cli import likeness
 from tests.test_workflow import row_counts
 

@@ -16,8 +16,8 @@ from bot.keys import KeyRing, ProofError, check_signature, parse_key_set
 from bot.proof import read_checkpoint, take_checkpoint, verify_statement
 from bot.receipts import load_or_create_signer, parse_keys_document, verify_receipt
 from bot.workflow import Desk
-from tests.factories import make_parties, submit
-from tests.service import service_env
+from sandbox.factories import make_parties, submit
+from sandbox.service_process import service_env
 from tests.test_cli import likeness
 from tests.test_public_status import granted
 from tests.test_workflow import approve

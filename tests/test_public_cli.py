@@ -16,9 +16,9 @@ from bot import workflow
 from bot.app import build_desk
 from bot.config import load_settings
 from bot.receipts import Signer
-from tests.factories import make_parties, make_terms
+from sandbox.factories import make_parties, make_terms
 from tests.pg_server import free_port
-from tests.service import ServiceProcess, service_env, start_service
+from sandbox.service_process import ServiceProcess, service_env, start_service
 from tests.test_cli import likeness
 from tests.test_workflow import approve
 

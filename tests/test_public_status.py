@@ -20,7 +20,7 @@ from bot.models import Actor, ActorKind, ChannelKind
 from bot.proof import verify_statement
 from bot.workflow import Desk
 from storage.tables import Artist, Grant, Request
-from tests.factories import Parties, make_parties, submit
+from sandbox.factories import Parties, make_parties, submit
 from tests.test_workflow import approve, row_counts
 
 

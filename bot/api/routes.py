@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot import workflow
-from bot.api.ratelimit import RateLimited, address_exhausted, limits_of, refuse_unauthenticated
+from bot.api.ratelimit import RateLimited, limits_of, refuse_unauthenticated
 from bot.api.schemas import ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
 from bot.creator_keys import authenticate
 from bot.models import ID_PATTERN, RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
@@ -52,10 +52,6 @@ async def current_creator(
     """The creator whose bearer API key came with the call; 401 otherwise, 429 over a rate limit."""
     if credentials is None or not credentials.credentials:
         raise await _unauthenticated(request, "send your API key as 'Authorization: Bearer <key>'")
-    if address_exhausted(request):
-        # Spares the database the lookup of yet another guessed key.
-        limits = limits_of(request)
-        raise RateLimited("address", limits.address.retry_after())
     # Looked up on every call (one indexed read), never cached: a revoked key is refused at once
     # by every instance.
     creator = await authenticate(desk_of(request), credentials.credentials)
