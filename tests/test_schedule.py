@@ -170,7 +170,7 @@ async def _approved_grants(
                 project_title=f"Spot {number}",
                 starts_at=(now + starts).isoformat(),
                 ends_at=(now + ends).isoformat(),
-                decision_due_at=(now + timedelta(seconds=30)).isoformat(),
+                decision_due_at=(now + min(timedelta(minutes=10), ends / 2)).isoformat(),
             )
             decided = await approve(desk, submitted.view.request.id, parties.artist())
             assert decided.view.grant is not None
