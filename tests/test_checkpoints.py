@@ -20,12 +20,12 @@ from bot.proof import CheckpointRefused, interval_slot, take_checkpoint
 from bot.render.slack import report_comment
 from bot.reports import build_report
 from bot.workflow import Desk, Rules
+from sandbox.factories import make_parties
+from sandbox.service_process import service_env
 from scheduler import Schedule
 from storage.audit import GENESIS_HASH, event_content, event_hash
 from storage.database import Database
 from storage.tables import AuditCheckpoint, AuditEvent, AuditHead
-from sandbox.factories import make_parties
-from sandbox.service_process import service_env
 from tests.test_cli import likeness
 
 Tamper = Callable[[Database], Awaitable[None]]

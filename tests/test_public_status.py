@@ -19,8 +19,8 @@ from bot.keys import KeyRing, ProofError, parse_key_set
 from bot.models import Actor, ActorKind, ChannelKind
 from bot.proof import verify_statement
 from bot.workflow import Desk
-from storage.tables import Artist, Grant, Request
 from sandbox.factories import Parties, make_parties, submit
+from storage.tables import Artist, Grant, Request
 from tests.test_workflow import approve, row_counts
 
 
