@@ -202,4 +202,6 @@ def register_pause_handlers(application: TelegramApp) -> None:
         )
     )
     words = "|".join(texts.PAUSE_WORDS + texts.RESUME_WORDS)
-    application.add_handler(MessageHandler(private & filters.Regex(rf"^\s*({words})\s*$"), on_word))
+    # Not as a reply: a decline reason that happens to be the word stays a decline reason.
+    word = filters.Regex(rf"^\s*({words})\s*$")
+    application.add_handler(MessageHandler(private & ~filters.REPLY & word, on_word))
