@@ -25,7 +25,7 @@ from bot.app import build_desk, configure_logging, serve, webhook_policy
 from bot.clean_text import MAX_NAME, hidden_character
 from bot.config import ConfigError, Settings, load_settings
 from bot.exposure import startup_refusal
-from bot.models import ActorKind, Language, Media, Policy, RedLines, Sensitive
+from bot.models import Actor, ActorKind, ChannelKind, Language, Media, Policy, RedLines, Sensitive
 from bot.receipts import ReceiptError, parse_keys_document, read_json_file, verify_receipt
 from bot.webhook_address import (
     WebhookAddressRefused,
@@ -316,6 +316,45 @@ async def _check_webhook_url(url: str, policy: WebhookPolicy) -> None:
             f"warning: --webhook-url host {parsed.host} does not resolve yet; each send checks it again",
             markup=False,
         )
+
+
+def _pause_summary(change: workflow.PauseChange, verb: str) -> tuple[dict[str, Any], str]:
+    data = {"artist_id": change.artist_id, "at": change.at.isoformat(), "grants": change.grants}
+    return data, f"{verb} {len(change.grants)} grant(s) of {change.artist_id}"
+
+
+@artist_app.command("pause")
+def artist_pause(
+    artist_id: Annotated[str, typer.Argument(help="The artist's id.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; told to the creators and the agency.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pauses every scheduled and active grant of the artist at once (an operator's pause)."""
+
+    async def work(desk: Desk) -> workflow.PauseChange:
+        if reason is not None and (len(reason) > workflow.MAX_PAUSE_REASON or not reason.isprintable()):
+            raise BadInput(f"--reason must be one line of at most {workflow.MAX_PAUSE_REASON} characters")
+        actor = Actor(ActorKind.admin, "admin", ChannelKind.cli)
+        return await workflow.pause_artist(desk, artist_id=artist_id, actor=actor, reason=reason)
+
+    data, human = _pause_summary(_run(work), "paused")
+    _emit(as_json, data, human)
+
+
+@artist_app.command("resume")
+def artist_resume(
+    artist_id: Annotated[str, typer.Argument(help="The artist's id.")], as_json: JsonFlag = False
+) -> None:
+    """Resumes the artist's paused grants, whoever paused them; each takes its window's status."""
+
+    async def work(desk: Desk) -> workflow.PauseChange:
+        actor = Actor(ActorKind.admin, "admin", ChannelKind.cli)
+        return await workflow.resume_artist(desk, artist_id=artist_id, actor=actor)
+
+    data, human = _pause_summary(_run(work), "resumed")
+    _emit(as_json, data, human)
 
 
 @creator_app.command("add")

@@ -292,6 +292,29 @@ def test_the_page_speaks_chinese_too(page: Page) -> None:
     expect(page.locator("#creator-title")).to_have_text("Studio")
 
 
+def test_the_artist_pauses_everything_and_resumes_from_the_phone(page: Page, config: dict[str, Any]) -> None:
+    title = unique("Quiet Rooms")
+    row = send_request(page, config, to="maya", title=title)
+    card = telegram_card(page, config, of="maya", title=title)
+    card.get_by_role("button", name="Approve", exact=True).click()
+    expect(row.locator(".grant-state")).to_have_text("active")
+    chat = page.locator("#tg-chat .tg-msg.in")
+
+    page.locator("#tg-commands").get_by_role("button", name="/pause", exact=True).click()
+    question = chat.filter(has_text="Pause every consent?").last
+    question.get_by_role("button", name="⏸ Pause everything").click()
+
+    expect(chat.filter(has_text="consent(s) paused").last).to_be_visible()
+    expect(row.locator(".grant-state")).to_have_text("paused")
+    expect(page.locator("#slack-feed")).to_contain_text("consents are paused")
+    shoot(page, "paused")
+
+    page.locator("#tg-commands").get_by_role("button", name="/resume", exact=True).click()
+    chat.filter(has_text="Resume your consents?").last.get_by_role("button", name="▶️ Resume").click()
+    expect(chat.filter(has_text="Resumed").last).to_be_visible()
+    expect(row.locator(".grant-state")).to_have_text("active")
+
+
 def test_skipping_ahead_brings_the_reminder_the_lapse_and_the_expiry(
     page: Page, config: dict[str, Any]
 ) -> None:

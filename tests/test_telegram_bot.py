@@ -335,7 +335,7 @@ async def test_commands_are_registered_in_both_languages(world: World) -> None:
     english = [c["command"] for c in world.sim.commands()]
     chinese = world.sim.commands(language_code="zh")
 
-    assert english == ["pending", "grants", "report", "language", "help"]
+    assert english == ["pending", "grants", "report", "pause", "resume", "language", "help"]
     assert [c["command"] for c in chinese] == english
     assert chinese[0]["description"] == "等待你决定的请求"
 

@@ -47,9 +47,10 @@ from telegram.error import (
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
-from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, Language, RequestStatus, Terms
+from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, GrantStatus, Language, RequestStatus, Terms
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
+from bot.render import telegram_pause as pause_texts
 from bot.render import words
 from bot.render.buttons import CallbackSigner
 from bot.reports import ChartDrawer, build_report
@@ -207,6 +208,7 @@ def card_from_view(view: RequestView, *, timezone: str, nudge: bool = False) -> 
         timezone=view.artist.timezone or timezone,
         reason=request.reason,
         nudge=nudge,
+        grant_paused=view.grant is not None and view.grant.status == GrantStatus.paused.value,
     )
 
 
@@ -304,6 +306,11 @@ class TelegramSender:
             return await self._tell_about_grant(notice)
         if notice.kind == "report":
             return await self._send_report(notice)
+        if notice.kind == "pause_update":  # the agency or an operator paused or resumed for the artist
+            artist = await self._artist(notice.recipient_id)
+            text = pause_texts.artist_notice(artist.language, artist.timezone, notice.payload)
+            await self._send_text(artist.chat_id, texts.Rendered(text))
+            return Delivered()
         raise Undeliverable(f"unknown Telegram notice kind {notice.kind!r}")
 
     # ------------------------------------------------------------ reads

@@ -35,6 +35,7 @@ from bot.handlers.slack_gate import body_problem, signature_problem
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
 from bot.render import buttons
 from bot.render import slack as board
+from bot.render import slack_pause as pause_board
 from bot.workflow import Desk
 from storage.queries import RequestView, agency_by_slack_channel, agency_requests, load_request_view
 from storage.tables import Agency
@@ -234,12 +235,14 @@ class BoardListeners:
             await self._tell(click.channel, click.user, board.refusal_text(why), respond)
 
     async def command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        """`/likeness pending | status <id> | report`; anything else gets the help."""
+        """`/likeness pending | status <id> | report | pause <artist> [reason] | resume <artist>`;
+        anything else gets the help."""
         await ack()
         words = str(command.get("text") or "").split()
         verb = words[0].lower() if words else ""
-        arity = {"pending": 1, "status": 2, "report": 1}
-        if arity.get(verb) != len(words):
+        arity = {"pending": 1, "status": 2, "report": 1, "resume": 2}
+        fits = len(words) >= 2 if verb == "pause" else arity.get(verb) == len(words)  # pause: reason optional
+        if not fits:
             await respond(text=board.help_text(), response_type="ephemeral")
             return
         agency = await board_agency(self.desk, str(command.get("channel_id") or ""))
@@ -269,7 +272,18 @@ class BoardListeners:
             text = f":no_entry: Only the members listed for {who} can use `/likeness` here."
             await respond(text=text, response_type="ephemeral")
             return
-        if verb == "pending":
+        if verb in {"pause", "resume"}:
+            parts = str(command.get("text") or "").strip().split(maxsplit=2)  # the reason keeps its spaces
+            actor = Actor(
+                ActorKind.agency,
+                agency.id,
+                ChannelKind.slack,
+                display=str(command.get("user_name") or ""),
+                member=user_id,
+            )
+            reason = parts[2] if len(parts) > 2 else None
+            await respond(text=await self._pause(verb, words[1], actor, reason), response_type="ephemeral")
+        elif verb == "pending":
             views, total = await self._open_requests(agency)
             await respond(text=board.pending_text(agency.name, views, total), response_type="ephemeral")
         elif verb == "status":
@@ -290,6 +304,21 @@ class BoardListeners:
                 else "No report: this agency has no Slack channel on record."
             )
             await respond(text=text, response_type="ephemeral")
+
+    async def _pause(self, verb: str, artist_id: str, actor: Actor, reason: str | None) -> str:
+        """Pauses or resumes for the artist; the answer, or why not (the workflow audits refusals)."""
+        try:
+            if verb == "pause":
+                change = await workflow.pause_artist(
+                    self.desk, artist_id=artist_id, actor=actor, reason=reason
+                )
+            else:
+                change = await workflow.resume_artist(self.desk, artist_id=artist_id, actor=actor)
+        except workflow.NotFound:
+            return f":grey_question: No artist `{board.escape(artist_id[:64])}` on your agency's roster."
+        except workflow.Refused as why:
+            return board.refusal_text(why)
+        return pause_board.command_answer(verb, change.artist_name, change.grants)
 
     async def _open_requests(self, agency: Agency) -> tuple[list[RequestView], int]:
         async with self.desk.db.transaction() as session:

@@ -38,6 +38,10 @@ class Action(StrEnum):
     revoke_yes = "rvy"
     revoke_no = "rvn"
     language = "lang"
+    pause_yes = "ps"
+    pause_why = "psw"
+    pause_no = "psn"
+    resume_yes = "rs"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Policy, Report, RequestStatus
 from bot.render.buttons import DenyForm, button_value
+from bot.render.slack_pause import PAUSE_EVENTS
+from bot.render.slack_pause import thread_line as pause_thread_line
 from bot.render.words import Refusal, channel_on_board, role_on_board, sensitive_on_board
 
 if TYPE_CHECKING:
@@ -164,6 +166,7 @@ def status_line(view: RequestView) -> str:
             "scheduled": f":calendar: Grant starts {window}",
             "active": f":large_green_circle: Grant active {window}",
             "expired": f":white_circle: Grant expired ({window})",
+            "paused": f":double_vertical_bar: *Grant paused* ({window}) — the artist paused everything",
             "revoked": ":no_entry: *Consent revoked by the artist*"
             + (f" · {slack_date(grant.revoked_at)}" if grant.revoked_at else "")
             + " — the creator must stop use and delete",
@@ -355,6 +358,8 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
             f":no_entry: {artist} revoked consent. {creator} was told to stop use at once and to confirm "
             "deletion of training data and models."
         )
+    if event in PAUSE_EVENTS:
+        return pause_thread_line(view.artist.name, view.creator.name, payload)
     if event == "usage.violation":
         count = escape(str(payload.get("count") or 1))
         kind = escape(str(payload.get("kind") or "use"))
@@ -434,6 +439,8 @@ def help_text() -> str:
         "• `/likeness pending` — requests still waiting for a decision\n"
         "• `/likeness status <request id>` — where one request stands\n"
         "• `/likeness report` — the usage report (chart and CSV) posted here now\n"
+        "• `/likeness pause <artist id> [reason]` — pause all of an artist's consents\n"
+        "• `/likeness resume <artist id>` — lift a pause your agency made\n"
         "Approve, Deny and Nudge are buttons on each request's message."
     )
 

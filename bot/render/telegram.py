@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.models import ActorKind, Language, Outcome, Report, RequestStatus
 from bot.render.buttons import Action, Button, Keyboard
+from bot.render.telegram_pause import creator_line
 from bot.render.words import N_, Voice, actor_on_card, esc, parse_time, plain_length
 
 # Telegram refuses texts over 4096 characters; leave room for what Telegram itself counts differently.
@@ -178,6 +179,8 @@ def commands(language: Language) -> list[tuple[str, str]]:
         ("pending", v.label(N_("Requests waiting for your decision"))),
         ("grants", v.label(N_("Your active consents, with Revoke"))),
         ("report", v.label(N_("This week's usage report, now"))),
+        ("pause", v.label(N_("Pause every consent at once (暂停)"))),
+        ("resume", v.label(N_("Lift the pause (恢复)"))),
         ("language", v.label(N_("中文 / English"))),
         ("help", v.label(N_("What this bot does"))),
     ]
@@ -409,6 +412,8 @@ def creator_status(language: Language, timezone: str, title: str, payload: Mappi
         )
     elif event == "grant.expired":
         line = v._("🔚 The consent for “%(title)s” has ended. Stop all use under it.", title=title)
+    elif event in {"grant.paused", "grant.resumed"}:
+        line = creator_line(v, event, title, payload)
     elif event == "grant.revoked":
         line = "\n".join(
             [

@@ -65,6 +65,8 @@ class Card:
     timezone: str
     reason: str | None = None
     nudge: bool = False
+    # The grant this approval made is paused: the artist approved while every consent was paused.
+    grant_paused: bool = False
 
     @property
     def artist_has_decided(self) -> bool:
@@ -176,11 +178,14 @@ def _card_state(v: Voice, c: Card) -> list[Html]:
     status = c.status
     if status is RequestStatus.approved and last is not None:
         # With a co-signature both approvals are shown, in the order they were given.
-        return [
+        approvals = [
             v._("✅ <b>Approved</b> by %(who)s · %(when)s", who=_who(v, d), when=v.when(d.at))
             for d in c.decisions
             if d.outcome == Outcome.approve.value
         ]
+        if c.grant_paused:
+            approvals.append(v._("⏸ This consent is <b>paused</b> with all your consents until you /resume."))
+        return approvals
     if status is RequestStatus.denied:
         if last is None:
             lines = [v._("❌ <b>Declined</b> · %(when)s", when=v.when(c.updated_at))]

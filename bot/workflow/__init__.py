@@ -11,6 +11,7 @@ the audit event that records the refusal. One module per part:
 - `decisions`: the one guard of a decision, `decide` and `check_decision`.
 - `grants`: grant status, creation with its receipt, revocation.
 - `usage`: creators' usage reports and violations.
+- `pause`: pausing and resuming every grant of an artist at once.
 - `sweeps`: what falls due with time, in one sweep shape; `reports`: queueing usage reports.
 - `channel_memory`: where cards were posted, which signed Slack requests were handled.
 """
@@ -43,6 +44,7 @@ from bot.workflow.parties import (
     redeem_invite,
     set_language,
 )
+from bot.workflow.pause import MAX_PAUSE_REASON, PauseChange, pause_artist, resume_artist
 from bot.workflow.reports import LastFire, queue_due_reports, queue_report
 from bot.workflow.requests import NUDGE_INTERVAL, Submitted, nudge_artist, submit_request, withdraw_request
 from bot.workflow.sweeps import (
@@ -58,6 +60,7 @@ from bot.workflow.usage import UsageRecorded, record_usage
 
 __all__ = [
     "INVITE_LIFETIME",
+    "MAX_PAUSE_REASON",
     "NUDGE_INTERVAL",
     "SLACK_REPLAY_MEMORY",
     "SWEEP_BATCH",
@@ -75,6 +78,7 @@ __all__ = [
     "NotAllowed",
     "NotFound",
     "NotOpen",
+    "PauseChange",
     "Refused",
     "Rules",
     "Submitted",
@@ -93,6 +97,7 @@ __all__ = [
     "lapse_overdue_requests",
     "new_id",
     "nudge_artist",
+    "pause_artist",
     "queue_due_reports",
     "queue_report",
     "record_refusal",
@@ -100,6 +105,7 @@ __all__ = [
     "redeem_invite",
     "remember_card",
     "remember_slack_request",
+    "resume_artist",
     "revoke_grant",
     "run_sweeps",
     "send_decision_reminders",

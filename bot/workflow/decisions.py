@@ -13,7 +13,7 @@ from bot.workflow.desk import Desk, announce, audit, load_view, new_id, transiti
 from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotFound, NotOpen, TermsChanged
 from bot.workflow.grants import create_grant
 from storage.queries import RequestView
-from storage.tables import Decision, Request
+from storage.tables import Artist, Decision, Request
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,8 @@ def _check_role(view: RequestView, actor: Actor, outcome: Outcome, ai_training_c
             raise NotAllowed("you are not one of the agency members allowed to act")
         if policy is Policy.artist_only:
             raise NotAllowed("this artist decides alone (policy artist_only)")
+        if outcome is Outcome.approve and view.artist.paused_at is not None:
+            raise NotAllowed("the artist has paused every consent: only the artist can approve now")
         if outcome is Outcome.approve and view.request.ai_training and policy is Policy.agency_may_decide:
             raise NotAllowed("AI training is personal consent: only the artist can approve it")
         return
@@ -104,6 +106,8 @@ async def decide(
         request = await session.get(Request, request_id, with_for_update=True)
         if request is None:
             raise NotFound(f"no request {request_id}")
+        # The artist's row orders this decision against a pause or resume (see pause.py).
+        await session.get(Artist, request.artist_id, with_for_update=True, populate_existing=True)
         view = await load_view(session, request_id)
         check_may_decide(
             view, actor, outcome, now=now, ai_training_confirmed=ai_training_confirmed, terms_hash=terms_hash

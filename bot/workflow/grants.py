@@ -31,6 +31,9 @@ def grant_status_at(grant: Grant, moment: datetime) -> GrantStatus:
         and moment >= grant.revoked_at
     ):
         return GrantStatus.revoked
+    # A paused grant stays paused, even past its window, until it is resumed (see pause.py).
+    if grant.status == GrantStatus.paused.value and grant.paused_at is not None and moment >= grant.paused_at:
+        return GrantStatus.paused
     if moment < grant.starts_at:
         return GrantStatus.scheduled
     if moment >= grant.ends_at:
@@ -39,7 +42,8 @@ def grant_status_at(grant: Grant, moment: datetime) -> GrantStatus:
 
 
 async def create_grant(session: AsyncSession, desk: Desk, view: RequestView, now: datetime) -> Grant:
-    """The grant an approval creates, with its signed receipt of the terms and the decisions."""
+    """The grant an approval creates, with its signed receipt of the terms and the decisions; paused
+    from the start when the artist has paused everything (they approved it while paused)."""
     request = view.request
     terms = request.terms
     starts_at = max(datetime.fromisoformat(terms["starts_at"]), now)  # never before the approval
@@ -76,7 +80,14 @@ async def create_grant(session: AsyncSession, desk: Desk, view: RequestView, now
         request_id=request.id,
         creator_id=request.creator_id,
         artist_id=request.artist_id,
-        status=GrantStatus.active.value if starts_at <= now else GrantStatus.scheduled.value,
+        status=(
+            GrantStatus.paused.value
+            if view.artist.paused_at is not None
+            else GrantStatus.active.value
+            if starts_at <= now
+            else GrantStatus.scheduled.value
+        ),
+        paused_at=now if view.artist.paused_at is not None else None,
         starts_at=starts_at,
         ends_at=ends_at,
         reminders_sent=reminders_already_past(ends_at, desk.rules.grant_reminders, now),

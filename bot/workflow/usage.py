@@ -10,7 +10,7 @@ from bot.workflow.desk import Desk, audit, load_view, new_id, tell_agency, trans
 from bot.workflow.errors import InvalidInput, NotFound
 from bot.workflow.grants import grant_status_at
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
-from storage.tables import Grant, UsageEvent
+from storage.tables import Artist, Grant, UsageEvent
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ async def record_usage(
         grant = await session.get(Grant, grant_id)
         if grant is None or grant.creator_id != creator_id:
             raise NotFound(f"no grant {grant_id}")
+        # The artist's row orders this use against a pause or resume; then the grant as it is now.
+        await session.get(Artist, grant.artist_id, with_for_update=True, populate_existing=True)
+        await session.refresh(grant)
         occurred = usage.occurred_at or now
         if occurred > now + CLOCK_SKEW:
             raise InvalidInput([FieldError("occurred_at", "must not be in the future")])

@@ -86,6 +86,7 @@ const WORDS = {
     grant_active: "active",
     grant_expired: "expired",
     grant_revoked: "revoked",
+    grant_paused: "paused",
     tgTitle: "Artist's Telegram",
     tgBot: "@{username} · bot",
     tgWho: "You are {name} · {policy} · the bot writes in {language}",
@@ -192,6 +193,7 @@ const WORDS = {
     grant_active: "生效中",
     grant_expired: "已到期",
     grant_revoked: "已撤销",
+    grant_paused: "已暂停",
     tgTitle: "艺人的 Telegram",
     tgBot: "@{username} · 机器人",
     tgWho: "你是 {name} · {policy} · 机器人用{language}回复",
@@ -244,10 +246,10 @@ const LIKENESS = ["face", "voice", "body", "name"];
 const SENSITIVE = [
   "sexual_content", "political", "religious", "endorsement", "physical_alteration", "real_time_interactive",
 ];
-const TG_COMMANDS = ["/pending", "/grants", "/report", "/language", "/help"];
+const TG_COMMANDS = ["/pending", "/grants", "/pause", "/resume", "/report", "/language", "/help"];
 const SLACK_COMMANDS = ["/likeness pending", "/likeness report", "/likeness"];
 const EMOJI = {
-  alarm_clock: "⏰", bar_chart: "📊", bell: "🔔", calendar: "📅", grey_question: "❔", hourglass: "⌛",
+  alarm_clock: "⏰", arrow_forward: "▶️", double_vertical_bar: "⏸️", bar_chart: "📊", bell: "🔔", calendar: "📅", grey_question: "❔", hourglass: "⌛",
   hourglass_flowing_sand: "⏳", large_green_circle: "🟢", leftwards_arrow_with_hook: "↩️", lock: "🔒",
   no_entry: "⛔", no_entry_sign: "🚫", robot_face: "🤖", rotating_light: "🚨", sparkles: "✨", warning: "⚠️",
   white_check_mark: "✅", white_circle: "⚪", x: "❌", wave: "👋", memo: "📝", tada: "🎉", email: "📧",

@@ -1,0 +1,214 @@
+"""The artist's pause in Telegram: /pause (or 暂停) and /resume (or 恢复), each confirmed with one
+tap; a reason, when the artist wants to give one, answers a prompt that names the artist.
+
+Like the rest of the bot nothing is kept between updates: the buttons carry the artist's id in
+signed callback data, and the workflow refuses (and audits) anyone who is not that artist.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from telegram import CallbackQuery, ForceReply, Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+
+from bot import workflow
+from bot.clean_text import MAX_REASON, hidden_character
+from bot.handlers.telegram import (
+    Context,
+    Person,
+    _callback,
+    _deps,
+    _linked_artist,
+    _person,
+    _reply,
+    _tapped,
+)
+from bot.render import telegram_pause as texts
+from bot.render.buttons import Action
+from bot.render.telegram import refusal as hidden_reason
+from bot.render.words import esc
+
+if TYPE_CHECKING:
+    from bot.handlers.telegram import TelegramApp
+
+
+async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
+    await query.answer(texts.refusal(person.language, why.code, why.details)[:200], show_alert=True)
+
+
+async def on_pause(update: Update, context: Context) -> None:
+    """Asks the artist to confirm pausing every consent (or says they are paused already)."""
+    linked = await _linked_artist(update, context)
+    if linked is None:
+        return
+    person, artist = linked
+    if artist.paused_at is not None:
+        await _reply(
+            update,
+            texts.already_paused(person.language, person.timezone, artist.paused_by_kind, artist.paused_at),
+        )
+        return
+    text, keyboard = texts.pause_question(person.language, artist.id)
+    await _reply(update, text, _deps(context).signer.markup(keyboard))
+
+
+async def on_resume(update: Update, context: Context) -> None:
+    """Asks the artist to confirm lifting the pause (or says nothing is paused)."""
+    linked = await _linked_artist(update, context)
+    if linked is None:
+        return
+    person, artist = linked
+    if artist.paused_at is None:
+        await _reply(update, texts.not_paused(person.language))
+        return
+    text, keyboard = texts.resume_question(person.language, artist.id)
+    await _reply(update, text, _deps(context).signer.markup(keyboard))
+
+
+async def on_word(update: Update, context: Context) -> None:
+    """The command words typed as text: 暂停 pauses, 恢复 resumes (after the same confirmation)."""
+    message = update.effective_message
+    word = (message.text or "").strip() if message else ""
+    if word in texts.PAUSE_WORDS:
+        await on_pause(update, context)
+    else:
+        await on_resume(update, context)
+
+
+async def _pause(
+    query: CallbackQuery, context: Context, person: Person, artist_id: str, reason: str | None
+) -> bool:
+    """Pauses through the workflow; answers the tap either way; True when it was done."""
+    deps = _deps(context)
+    try:
+        change = await workflow.pause_artist(
+            deps.desk, artist_id=artist_id, actor=person.actor, reason=reason
+        )
+    except workflow.Refused as why:
+        await _refuse(query, why, person)
+        return False
+    await query.answer()
+    text = texts.paused(person.language, person.timezone, len(change.grants), change.at)
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+    return True
+
+
+async def on_pause_confirmed(update: Update, context: Context) -> None:
+    """Pauses every consent of the artist: the one tap."""
+    tapped = await _tapped(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    await _pause(query, context, person, tap.subject, None)
+
+
+async def on_pause_with_reason(update: Update, context: Context) -> None:
+    """Asks for the reason in the artist's own words, as a reply that names the artist."""
+    tapped = await _tapped(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    if person.artist is None or person.artist.id != tap.subject:
+        # Not theirs: the workflow refuses and records the attempt in the audit chain.
+        await _pause(query, context, person, tap.subject, None)
+        return
+    await query.answer()
+    chat = update.effective_chat
+    if chat is not None:
+        await context.bot.send_message(
+            chat.id,
+            texts.reason_prompt(person.language, tap.subject),
+            parse_mode=ParseMode.HTML,
+            reply_markup=ForceReply(input_field_placeholder=texts.reason_placeholder(person.language)),
+        )
+
+
+async def on_resume_confirmed(update: Update, context: Context) -> None:
+    """Lifts the pause: each grant returns to what its window implies."""
+    tapped = await _tapped(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    deps = _deps(context)
+    try:
+        change = await workflow.resume_artist(deps.desk, artist_id=tap.subject, actor=person.actor)
+    except workflow.Refused as why:
+        await _refuse(query, why, person)
+        return
+    await query.answer()
+    text = texts.resumed(person.language, person.timezone, len(change.grants), change.at)
+    await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+
+
+async def on_cancel(update: Update, context: Context) -> None:
+    """Leaves everything as it is."""
+    tapped = await _tapped(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    if person.artist is None or person.artist.id != tap.subject:
+        await _refuse(query, workflow.NotAllowed("not this person's consents"), person)
+        return
+    await query.answer()
+    await query.edit_message_text(texts.kept(person.language), parse_mode=ParseMode.HTML)
+
+
+async def on_reason(update: Update, context: Context) -> None:
+    """Pauses with the artist's own words when they answer the reason prompt."""
+    message, user = update.effective_message, update.effective_user
+    replied = message.reply_to_message if message else None
+    found = texts.PAUSE_PROMPT_MARK.search(replied.text or "") if replied else None
+    if message is None or user is None or found is None:
+        return
+    if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
+        return
+    deps = _deps(context)
+    person = await _person(deps, user)
+    reason = (message.text or "").strip()[:MAX_REASON] or None
+    if reason is not None and hidden_character(reason) is not None:
+        # Nothing is paused: the artist is asked to type the reason again as plain text.
+        await _reply(
+            update, esc(hidden_reason(person.language, person.timezone, "hidden_characters", "", {}))
+        )
+        return
+    try:
+        change = await workflow.pause_artist(
+            deps.desk, artist_id=found.group(1), actor=person.actor, reason=reason
+        )
+    except workflow.Refused as why:
+        await _reply(update, esc(texts.refusal(person.language, why.code, why.details)))
+        return
+    await _reply(update, texts.paused(person.language, person.timezone, len(change.grants), change.at))
+
+
+class _AnswersPausePrompt(filters.MessageFilter):
+    """A reply to the bot's pause-reason prompt."""
+
+    def filter(self, message: Message) -> bool:
+        replied = message.reply_to_message
+        return replied is not None and texts.PAUSE_PROMPT_MARK.search(replied.text or "") is not None
+
+
+def register_pause_handlers(application: TelegramApp) -> None:
+    """The pause commands, words, buttons and reason replies (before the catch-all handlers)."""
+    private = filters.ChatType.PRIVATE
+    application.add_handler(CommandHandler("pause", on_pause, filters=private))
+    application.add_handler(CommandHandler("resume", on_resume, filters=private))
+    for action, handler in [
+        (Action.pause_yes, on_pause_confirmed),
+        (Action.pause_why, on_pause_with_reason),
+        (Action.pause_no, on_cancel),
+        (Action.resume_yes, on_resume_confirmed),
+    ]:
+        application.add_handler(CallbackQueryHandler(handler, pattern=_callback(action)))
+    application.add_handler(
+        MessageHandler(
+            private & filters.REPLY & filters.TEXT & ~filters.COMMAND & _AnswersPausePrompt(), on_reason
+        )
+    )
+    words = "|".join(texts.PAUSE_WORDS + texts.RESUME_WORDS)
+    # Not as a reply: a decline reason that happens to be the word stays a decline reason.
+    word = filters.Regex(rf"^\s*({words})\s*$")
+    application.add_handler(MessageHandler(private & ~filters.REPLY & word, on_word))

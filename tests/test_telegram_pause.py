@@ -1,0 +1,137 @@
+"""The artist's pause over real HTTP: `likeness serve` (a subprocess) ↔ the Bot API simulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from bot import workflow
+from bot.models import Actor, ActorKind, ChannelKind, Language, Policy
+from storage.tables import Artist, AuditEvent, Grant
+from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world, reply
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    built = await make_world(tmp_path_factory.mktemp("telegram_pause"))
+    await built.start()
+    yield built
+    await end_world(built)
+
+
+async def linked_studio(world: World, party: Party) -> int:
+    """The party's creator links a Telegram chat for its status updates; the chat's user id."""
+    studio = world.new_user("Studio")
+    token = await workflow.create_invite(
+        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
+    )
+    await world.sim.send_text(TOKEN, studio, f"/start {token}")
+    await world.wait_text(studio, "Status updates")
+    return studio
+
+
+async def approved_grant(world: World, party: Party, title: str, approve: str = "Approve") -> str:
+    request_id = await world.submit(party, project_title=title)
+    await world.tap(party.user_id, await world.card(party.user_id, request_id), approve)
+    await world.card_where(party.user_id, request_id, lambda c: not buttons(c))
+    async with world.desk.db.read() as session:
+        grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
+    return grant.id
+
+
+async def grant_status(world: World, grant_id: str) -> str:
+    async with world.desk.db.read() as session:
+        grant = await session.get(Grant, grant_id)
+    assert grant is not None
+    return grant.status
+
+
+async def test_pause_asks_once_then_pauses_everything_and_tells_the_studio(world: World) -> None:
+    party = await world.party("Zhou Xun")
+    studio = await linked_studio(world, party)
+    grant_id = await approved_grant(world, party, "Night Market")
+
+    await world.sim.send_text(TOKEN, party.user_id, "/pause")
+    question = await world.wait_text(party.user_id, "Pause every consent?")
+    assert buttons(question) == ["⏸ Pause everything", "⏸ Pause and give a reason", "Cancel"]
+    # A stranger tapping the artist's button is refused and recorded; nothing is paused.
+    stranger = world.new_user("Nosy")
+    refused = await world.tap(party.user_id, question, "⏸ Pause everything", as_user=stranger)
+    assert refused["show_alert"] and refused["text"] == "Only the artist can pause or resume their consents."
+    assert await grant_status(world, grant_id) == "scheduled"
+
+    await world.tap(party.user_id, question, "⏸ Pause everything")
+
+    done = await world.wait_text(party.user_id, "1 consent(s) paused")
+    assert not buttons(done)
+    assert await grant_status(world, grant_id) == "paused"
+    told = await world.wait_text(studio, "is paused")
+    assert "Night Market" in told["text"] and "stop all use now" in told["text"]
+    async with world.desk.db.read() as session:
+        actions = (
+            await session.execute(select(AuditEvent.action).where(AuditEvent.subject_id == party.artist_id))
+        ).scalars()
+        assert {"artist.pause.refused", "artist.paused"} <= set(actions)
+
+    await world.sim.send_text(TOKEN, party.user_id, "/pause")
+    await world.wait_text(party.user_id, "already paused")
+    await world.sim.send_text(TOKEN, party.user_id, "/resume")
+    question = await world.wait_text(party.user_id, "Resume your consents?")
+    await world.tap(party.user_id, question, "▶️ Resume")
+    await world.wait_text(party.user_id, "Resumed")
+    assert await grant_status(world, grant_id) == "scheduled"
+    await world.wait_text(studio, "it starts as scheduled")
+    await world.sim.send_text(TOKEN, party.user_id, "/resume")
+    await world.wait_text(party.user_id, "Nothing is paused")
+
+
+async def test_the_chinese_words_pause_with_a_reason_and_resume(world: World) -> None:
+    party = await world.party("Zhang Yi", language=Language.zh_hans)
+    grant_id = await approved_grant(world, party, "Tea House", approve="同意")
+
+    await world.sim.send_text(TOKEN, party.user_id, "暂停")
+    question = await world.wait_text(party.user_id, "暂停全部授权？")
+    assert all("暂停" in label for label in buttons(question)[:2])
+    await world.tap(party.user_id, question, "⏸ 暂停并说明理由")
+    prompt = await world.wait_text(party.user_id, "暂停的理由")
+    await reply(world.sim, party.user_id, prompt["message_id"], "合同纠纷 <b>未解决</b>")
+
+    await world.wait_text(party.user_id, "已暂停 1 项授权")
+    assert await grant_status(world, grant_id) == "paused"
+    async with world.desk.db.read() as session:
+        artist = await session.get(Artist, party.artist_id)
+    assert artist is not None and artist.pause_reason == "合同纠纷 <b>未解决</b>"
+
+    await world.sim.send_text(TOKEN, party.user_id, "恢复")
+    question = await world.wait_text(party.user_id, "恢复你的授权？")
+    await world.tap(party.user_id, question, "▶️ 恢复")
+    await world.wait_text(party.user_id, "已恢复")
+    assert await grant_status(world, grant_id) == "scheduled"
+
+
+async def test_a_pause_by_the_agency_is_told_to_the_artist_who_cannot_lift_it(world: World) -> None:
+    party = await world.party("Sun Li", policy=Policy.agency_may_decide)
+    async with world.desk.db.read() as session:
+        artist = await session.get(Artist, party.artist_id)
+    assert artist is not None and artist.agency_id is not None
+    agent = Actor(ActorKind.agency, artist.agency_id, ChannelKind.slack)
+    # Paused from another process, as the Slack app would: the service's outbox finds the notice.
+    await workflow.pause_artist(world.desk, artist_id=party.artist_id, actor=agent, reason="press inquiry")
+
+    told = await world.wait_text(party.user_id, "paused every consent", timeout=20)
+    assert "your agency" in told["text"].lower() and "press inquiry" in told["text"]
+    await world.sim.send_text(TOKEN, party.user_id, "/resume")
+    question = await world.wait_text(party.user_id, "Resume your consents?")
+    refused = await world.tap(party.user_id, question, "▶️ Resume")
+    assert refused["show_alert"] and "only your agency" in refused["text"]
+
+    # Approving while paused: the grant is made paused, and the card says so.
+    request_id = await world.submit(party, project_title="Paused Approval")
+    await world.tap(party.user_id, await world.card(party.user_id, request_id), "Approve")
+    card = await world.card_where(party.user_id, request_id, lambda c: "paused" in c["text"])
+    assert "until you /resume" in card["text"]
