@@ -14,7 +14,7 @@ from PIL import Image
 
 from bot import chart, reports, workflow
 from bot.clock import FrozenClock
-from bot.models import Language, UsageIn, UsageKind
+from bot.models import Language, UsageKind
 from bot.render import telegram as texts
 from bot.reports import (
     ChartDrawer,
@@ -28,6 +28,7 @@ from bot.reports import (
 )
 from bot.workflow import Desk
 from sandbox.factories import make_parties, submit
+from sandbox.factories import stated_use as stated
 from tests.test_workflow import approve
 
 
@@ -46,12 +47,12 @@ async def test_report_counts_uses_by_grant_and_kind_and_marks_violations(
     waiting = await submit(desk, parties, project_title="Still Waiting")
     for kind, count in [(UsageKind.render, 3), (UsageKind.render, 2), (UsageKind.publish, 1)]:
         await workflow.record_usage(
-            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=UsageIn(kind=kind, count=count)
+            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=stated(kind, count)
         )
     await workflow.revoke_grant(desk, grant_id=grant.id, actor=parties.artist())
     clock.advance(timedelta(minutes=1))
     await workflow.record_usage(
-        desk, creator_id=parties.creator_id, grant_id=grant.id, usage=UsageIn(kind=UsageKind.train, count=4)
+        desk, creator_id=parties.creator_id, grant_id=grant.id, usage=stated(UsageKind.train, 4)
     )
 
     report = await build_report(desk, artist_id=parties.artist_id)
@@ -167,7 +168,7 @@ async def test_the_usage_csv_of_a_big_week_is_spooled_to_disk_not_held_in_memory
     assert grant is not None
     for _ in range(300):
         await workflow.record_usage(
-            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=UsageIn(kind=UsageKind.render)
+            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=stated(UsageKind.render)
         )
     report = await build_report(desk, artist_id=parties.artist_id)
     with await usage_csv(desk, report) as table:

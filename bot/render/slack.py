@@ -354,11 +354,6 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
             f":no_entry: {artist} revoked consent. {creator} was told to stop use at once and to confirm "
             "deletion of training data and models."
         )
-    if event == "usage.violation":
-        count = escape(str(payload.get("count") or 1))
-        kind = escape(str(payload.get("kind") or "use"))
-        status = escape(str(payload.get("grant_status") or "inactive"))
-        return f":rotating_light: *Violation:* {creator} reported {count}× {kind} against a {status} grant."
     return f"Update: {escape(event)}"
 
 

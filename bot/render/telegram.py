@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.models import ActorKind, Language, Outcome, Report, RequestStatus
 from bot.render.buttons import Action, Button, Keyboard
+from bot.render.violations import creator_line as violation_line
 from bot.render.words import N_, Voice, actor_on_card, esc, parse_time, plain_length
 
 # Telegram refuses texts over 4096 characters; leave room for what Telegram itself counts differently.
@@ -416,6 +417,8 @@ def creator_status(language: Language, timezone: str, title: str, payload: Mappi
                 ),
             ]
         )
+    elif event == "usage.violation":
+        line = violation_line(v, title, payload)
     else:
         line = v._("“%(title)s”: %(event)s", title=title, event=event or "update")
     return "\n".join(part for part in (line, ref) if part)

@@ -103,13 +103,19 @@ async def create_grant(session: AsyncSession, desk: Desk, view: RequestView, now
 
 
 async def revoke_grant(desk: Desk, *, grant_id: str, actor: Actor, reason: str | None = None) -> Grant:
-    """The artist withdraws consent: the grant ends now and the creator must stop and delete."""
+    """The artist (or, where the policy lets it decide, their agency) withdraws consent: the grant
+    ends now and the creator must stop and delete."""
     now = desk.clock.now()
     async with transition(desk, actor, "grant.revoke", "grant", grant_id) as session:
         grant = await session.get(Grant, grant_id, with_for_update=True)
         if grant is None:
             raise NotFound(f"no grant {grant_id}")
-        if actor.kind is not ActorKind.artist or actor.id != grant.artist_id:
+        if actor.kind is ActorKind.agency:
+            # Where the policy lets the agency decide, it may also withdraw consent for the artist.
+            from bot.workflow.decisions import check_agency_may_withdraw  # decisions imports this module
+
+            check_agency_may_withdraw(await load_view(session, grant.request_id), actor)
+        elif actor.kind is not ActorKind.artist or actor.id != grant.artist_id:
             if actor.kind is not ActorKind.admin:
                 raise NotAllowed("only the artist may revoke their consent")
         current = grant_status_at(grant, now)
