@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Policy, Report, RequestStatus
 from bot.render.buttons import DenyForm, button_value
-from bot.render.words import Refusal, channel_on_board, role_on_board, sensitive_on_board
+from bot.render.words import Refusal, channel_on_board, reason_on_board, role_on_board, sensitive_on_board
 
 if TYPE_CHECKING:
     # The rows the board is drawn from; only their attributes are read, so the type stays here.
@@ -471,6 +471,8 @@ def report_comment(report: Report) -> str:
     for grant in report.grants[:15]:
         uses = ", ".join(f"{n}× {escape(k)}" for k, n in grant.uses_by_kind.items()) or "no use"
         flag = f" · *{grant.violations} violation(s)*" if grant.violations else ""
+        if grant.reasons:
+            flag += ": " + "; ".join(f"{reason_on_board(code)} ({n})" for code, n in grant.reasons.items())
         lines.append(
             f"• {escape(grant.artist_name)} — {escape(_cut(grant.project_title, 60))} "
             f"({grant.status}): {uses}{flag}"

@@ -15,7 +15,7 @@ from typing import Any
 from bot.models import ActorKind, Language, Outcome, Report, RequestStatus
 from bot.render.buttons import Action, Button, Keyboard
 from bot.render.violations import creator_line as violation_line
-from bot.render.words import N_, Voice, actor_on_card, esc, parse_time, plain_length
+from bot.render.words import N_, Voice, actor_on_card, esc, parse_time, plain_length, reason_on_card
 
 # Telegram refuses texts over 4096 characters; leave room for what Telegram itself counts differently.
 MAX_TEXT = 4000
@@ -468,6 +468,8 @@ def report_text(language: Language, report: Report) -> str:
         line = f"• <b>{title}</b>: {used}"
         if grant.violations:
             line += " " + v._("⚠️ %(count)s uses outside the consent", count=grant.violations)
+            broken = (f"{v.label(reason_on_card(code))} ({n})" for code, n in grant.reasons.items())
+            line += (": " + esc(v.listing(broken))) if grant.reasons else ""
         budget -= plain_length(line) + 1
         if budget < 0:
             # A long report keeps its totals; the chart and /grants show the rest.
