@@ -465,6 +465,10 @@ async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_membe
 
     await sim.click(PARTNER, BOARD, reply["ts"], "board_revoke")
     await wait_status(sim, BOARD, ts, "Consent revoked")
+    replies = await wait_thread(sim, BOARD, ts, 3)
+    assert replies[2].startswith(
+        f":no_entry: <@{PARTNER}> (for the agency, on behalf of Li Wei) revoked consent."
+    )
     async with world.desk.db.transaction() as session:
         revoked = await session.get(Grant, grant.id)
         assert revoked is not None and revoked.status == "revoked"

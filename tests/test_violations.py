@@ -343,6 +343,10 @@ async def test_revoke_on_behalf_from_the_violation_revokes_and_is_audited_with_t
         )
     assert row is not None and (row.actor_kind, row.actor_id) == ("agency", agent.member)
     assert row.data["on_behalf_of"] == world.parties.agency_id
+    await world.drain()
+    [told] = [r.event["data"] for r in world.hook.received if r.event["type"] == "grant.revoked"]
+    assert told["stop_use"] and (told["revoked_by"], told["by"]) == ("agency", agent.member)
+    assert "(for the agency, on behalf of Li Wei) revoked consent" in world.thread()[-1]["text"]
 
 
 async def test_where_the_artist_decides_alone_the_board_gets_no_revoke_and_the_agency_cannot(

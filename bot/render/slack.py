@@ -163,7 +163,7 @@ def status_line(view: RequestView) -> str:
             "scheduled": f":calendar: Grant starts {window}",
             "active": f":large_green_circle: Grant active {window}",
             "expired": f":white_circle: Grant expired ({window})",
-            "revoked": ":no_entry: *Consent revoked by the artist*"
+            "revoked": ":no_entry: *Consent revoked*"
             + (f" · {slack_date(grant.revoked_at)}" if grant.revoked_at else "")
             + " — the creator must stop use and delete",
         }.get(grant.status, f"Grant {escape(grant.status)}")
@@ -350,8 +350,11 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
     if event == "grant.expired":
         return ":white_circle: The grant expired; any further use is a violation."
     if event == "grant.revoked":
+        who = artist
+        if payload.get("revoked_by") == ActorKind.agency.value:
+            who = f"{_mention(str(payload.get('by') or ''))} (for the agency, on behalf of {artist})"
         return (
-            f":no_entry: {artist} revoked consent. {creator} was told to stop use at once and to confirm "
+            f":no_entry: {who} revoked consent. {creator} was told to stop use at once and to confirm "
             "deletion of training data and models."
         )
     return f"Update: {escape(event)}"

@@ -128,6 +128,8 @@ async def revoke_grant(desk: Desk, *, grant_id: str, actor: Actor, reason: str |
         view = await load_view(session, grant.request_id)
         # PIPL Art. 47: the creator must stop using the likeness and confirm deletion.
         stop = {"stop_use": True, "confirm_deletion": True, "revoked_at": utc_iso(now)}
-        announce_grant(session, now, view, grant, "grant.revoked", creator_data=stop)
+        # Who withdrew it: the artist, or (where the policy lets it) a member for the agency.
+        by = {"revoked_by": actor.kind.value} | ({"by": actor.member} if actor.member else {})
+        announce_grant(session, now, view, grant, "grant.revoked", creator_data=stop | by, board_data=by)
         return grant
     raise AssertionError("unreachable")  # pragma: no cover
