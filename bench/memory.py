@@ -180,7 +180,9 @@ async def _measure() -> _Rss:
                 base_url=service.url, headers={"Authorization": f"Bearer {key}"}
             ) as client:
                 for _ in range(1000):
-                    answer = await client.post(f"/v1/grants/{grant_id}/usage", json={"kind": "render"})
+                    answer = await client.post(
+                        f"/v1/grants/{grant_id}/usage", json={"kind": "render", "likeness": ["face"]}
+                    )
                     assert answer.status_code == 201, answer.text
             rss.after_api = now()
             # One report after the other, so each step's cost shows on its own.

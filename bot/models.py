@@ -477,6 +477,8 @@ class GrantUsage:
     violations: int
     # (week start as YYYY-MM-DD in the recipient's time zone, uses, violations), oldest first.
     weekly: list[tuple[str, int, int]] = field(default_factory=list)
+    # The terms broken in the period: ViolationReason code → uses that broke it.
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,19 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import chart
-from bot.models import OPEN_STATUSES, ExpiringItem, GrantStatus, GrantUsage, PendingItem, Report, utc_iso
+from bot.models import (
+    OPEN_STATUSES,
+    ExpiringItem,
+    GrantStatus,
+    GrantUsage,
+    PendingItem,
+    Report,
+    ViolationReason,
+    utc_iso,
+)
 from bot.workflow import Desk, NotFound, grant_status_at
 from storage.checkpoints import latest_checkpoint
 from storage.tables import Agency, Artist, Grant, Request, UsageEvent
@@ -98,6 +108,7 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
                 violations_in_period[grant_id] += int(total)
             else:
                 by_kind[grant_id][usage_kind] = by_kind[grant_id].get(usage_kind, 0) + int(total)
+        reasons = await _reasons_in_period(session, artist_ids, period_start)
         live = [GrantStatus.active.value, GrantStatus.scheduled.value]
         grants = list(
             (
@@ -135,6 +146,7 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
             status=grant_status_at(grant, now).value,
             uses_by_kind=dict(sorted(by_kind.get(grant.id, {}).items())),
             violations=violations_in_period.get(grant.id, 0),
+            reasons=reasons.get(grant.id, {}),
             weekly=[
                 (start.astimezone(ZoneInfo(timezone)).date().isoformat(), *weekly[grant.id].get(i, (0, 0)))
                 for i, start in enumerate(week_starts)
@@ -149,6 +161,35 @@ async def build_report(desk: Desk, *, artist_id: str | None = None, agency_id: s
     ]
     checkpoint = latest.document if latest is not None else None
     return Report(kind, rid, name, timezone, period_start, now, usages, pending, expiring, checkpoint)
+
+
+async def _reasons_in_period(
+    session: AsyncSession, artist_ids: list[str], since: datetime
+) -> dict[str, dict[str, int]]:
+    """Per grant, the terms its violations broke since `since` (reason code → uses), in the
+    judge's order; a violation stored before uses were judged term by term was about the window."""
+    found: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    rows = await session.stream(
+        select(UsageEvent.grant_id, UsageEvent.reasons, UsageEvent.count)
+        .where(
+            UsageEvent.artist_id.in_(artist_ids),
+            UsageEvent.occurred_at >= since,
+            UsageEvent.violation.is_(True),
+        )
+        .execution_options(yield_per=2000)
+    )
+    async for grant_id, codes, count in rows:
+        for code in codes or [ViolationReason.grant_not_active.value]:
+            found[grant_id][str(code)] += int(count)
+    order = list(ViolationReason)
+    return {
+        grant: dict(sorted(counts.items(), key=lambda item: _rank(order, item[0])))
+        for grant, counts in found.items()
+    }
+
+
+def _rank(order: list[ViolationReason], code: str) -> int:
+    return next((i for i, reason in enumerate(order) if reason.value == code), len(order))
 
 
 def chart_spec(report: Report, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -317,6 +358,11 @@ async def _write_usage_rows(desk: Desk, report: Report, writer: Any) -> None:
             "count",
             "violation",
             "grant_status",
+            "media",
+            "territory",
+            "likeness",
+            "violation_id",
+            "reasons",
         ]
     )
     titles = {g.grant_id: (g.request_id, g.project_title, g.artist_name) for g in report.grants}
@@ -339,6 +385,11 @@ async def _write_usage_rows(desk: Desk, report: Report, writer: Any) -> None:
                 UsageEvent.count,
                 UsageEvent.violation,
                 UsageEvent.grant_status,
+                UsageEvent.media,
+                UsageEvent.territory,
+                UsageEvent.likeness,
+                UsageEvent.violation_id,
+                UsageEvent.reasons,
             )
             .where(
                 UsageEvent.artist_id.in_(artist_ids),
@@ -348,8 +399,12 @@ async def _write_usage_rows(desk: Desk, report: Report, writer: Any) -> None:
             .order_by(UsageEvent.occurred_at, UsageEvent.id)
             .execution_options(yield_per=2000)
         )
-        async for occurred_at, received_at, grant_id, artist_id, kind, count, violation, status in result:
+        async for row in result:
+            occurred_at, received_at, grant_id, artist_id, kind, count, violation, status, *stated = row
+            media, territory, likeness, violation_id, reasons = stated
             request_id, title, artist = titles.get(grant_id, ("", "", artist_id))
+            if violation and not reasons:
+                reasons = [ViolationReason.grant_not_active.value]  # judged on the window alone, then
             writer.writerow(
                 [
                     utc_iso(occurred_at),
@@ -362,5 +417,10 @@ async def _write_usage_rows(desk: Desk, report: Report, writer: Any) -> None:
                     count,
                     "yes" if violation else "no",
                     status,
+                    media or "",
+                    " ".join(territory or []),
+                    " ".join(likeness or []),
+                    violation_id or "",
+                    " ".join(reasons or []),
                 ]
             )

@@ -7,7 +7,21 @@ from datetime import timedelta
 from typing import Any
 
 from bot import workflow
-from bot.models import Actor, ActorKind, ChannelKind, Language, Policy, RedLines, TermsIn
+from bot.models import (
+    USES_NEEDING_LIKENESS,
+    USES_NEEDING_PLACE,
+    Actor,
+    ActorKind,
+    ChannelKind,
+    Language,
+    Likeness,
+    Media,
+    Policy,
+    RedLines,
+    TermsIn,
+    UsageIn,
+    UsageKind,
+)
 from bot.workflow import Desk
 
 
@@ -80,3 +94,14 @@ async def submit(desk: Desk, parties: Parties, **overrides: Any) -> workflow.Sub
     return await workflow.submit_request(
         desk, creator_id=parties.creator_id, terms_in=make_terms(desk, parties.artist_id, **overrides)
     )
+
+
+def stated_use(kind: UsageKind, count: int = 1, **overrides: Any) -> UsageIn:
+    """A use that states what its kind must, inside the factory terms (series, CN, face) unless
+    `overrides` say otherwise."""
+    data: dict[str, Any] = {"kind": kind, "count": count}
+    if kind in USES_NEEDING_PLACE:
+        data |= {"media": Media.series, "territory": ["CN"]}
+    if kind in USES_NEEDING_LIKENESS:
+        data |= {"likeness": [Likeness.face]}
+    return UsageIn.model_validate(data | overrides)

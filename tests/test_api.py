@@ -141,14 +141,21 @@ async def test_grant_receipt_and_usage(
     grant = body["grant"]
     assert grant["status"] == "scheduled"
     early = await api.post(
-        f"/v1/grants/{grant['id']}/usage", json={"kind": "render", "count": 2}, headers=auth(parties)
+        f"/v1/grants/{grant['id']}/usage",
+        json={"kind": "render", "count": 2, "likeness": ["face"]},
+        headers=auth(parties),
     )
     assert early.status_code == 409
-    assert early.json()["violation"] is True
+    violation = early.json()["violation"]
+    assert violation["id"].startswith("vio_") and violation["reasons"] == ["grant_not_active"]
     clock.advance(timedelta(days=2))
     assert (await api.get(f"/v1/grants/{grant['id']}", headers=auth(parties))).json()["status"] == "active"
-    used = await api.post(f"/v1/grants/{grant['id']}/usage", json={"kind": "publish"}, headers=auth(parties))
-    assert used.status_code == 201 and used.json()["violation"] is False
+    used = await api.post(
+        f"/v1/grants/{grant['id']}/usage",
+        json={"kind": "publish", "media": "series", "territory": ["CN"]},
+        headers=auth(parties),
+    )
+    assert used.status_code == 201 and used.json()["violation"] is None
     receipt = (await api.get(f"/v1/grants/{grant['id']}/receipt", headers=auth(parties))).json()
     keys = (await api.get("/.well-known/likeness-keys.json")).json()
     verify_receipt(receipt, parse_keys_document(keys))
@@ -308,6 +315,6 @@ async def test_usage_with_bad_fields_is_refused(api: httpx.AsyncClient, desk: De
     await _refused_without_change(
         api,
         desk,
-        lambda: api.post("/v1/grants/grt_nope/usage", json={"kind": "render"}, headers=auth(parties)),
+        lambda: api.post("/v1/grants/grt_nope/usage", json={"kind": "other"}, headers=auth(parties)),
         404,
     )

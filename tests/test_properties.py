@@ -241,7 +241,7 @@ class Lifecycle(RuleBasedStateMachine):
                         self.desk,
                         creator_id=self.parties.creator_id,
                         grant_id=grant_id,
-                        usage=UsageIn(kind=UsageKind.render),
+                        usage=UsageIn(kind=UsageKind.render, likeness=[Likeness.face]),
                     )
                 )
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 from bot import chart, reports, workflow
 from bot.clock import FrozenClock
-from bot.models import Language, UsageIn, UsageKind
+from bot.models import Language, UsageKind
+from bot.render import slack as board
 from bot.render import telegram as texts
 from bot.reports import (
     ChartDrawer,
@@ -28,6 +29,7 @@ from bot.reports import (
 )
 from bot.workflow import Desk
 from sandbox.factories import make_parties, submit
+from sandbox.factories import stated_use as stated
 from tests.test_workflow import approve
 
 
@@ -46,12 +48,12 @@ async def test_report_counts_uses_by_grant_and_kind_and_marks_violations(
     waiting = await submit(desk, parties, project_title="Still Waiting")
     for kind, count in [(UsageKind.render, 3), (UsageKind.render, 2), (UsageKind.publish, 1)]:
         await workflow.record_usage(
-            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=UsageIn(kind=kind, count=count)
+            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=stated(kind, count)
         )
     await workflow.revoke_grant(desk, grant_id=grant.id, actor=parties.artist())
     clock.advance(timedelta(minutes=1))
     await workflow.record_usage(
-        desk, creator_id=parties.creator_id, grant_id=grant.id, usage=UsageIn(kind=UsageKind.train, count=4)
+        desk, creator_id=parties.creator_id, grant_id=grant.id, usage=stated(UsageKind.train, 4)
     )
 
     report = await build_report(desk, artist_id=parties.artist_id)
@@ -167,7 +169,7 @@ async def test_the_usage_csv_of_a_big_week_is_spooled_to_disk_not_held_in_memory
     assert grant is not None
     for _ in range(300):
         await workflow.record_usage(
-            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=UsageIn(kind=UsageKind.render)
+            desk, creator_id=parties.creator_id, grant_id=grant.id, usage=stated(UsageKind.render)
         )
     report = await build_report(desk, artist_id=parties.artist_id)
     with await usage_csv(desk, report) as table:
@@ -206,3 +208,48 @@ def test_a_chart_process_whose_parent_went_away_exits_quietly() -> None:
     child.stdin.close()
     assert child.wait(timeout=60) == 0
     assert child.stderr.read() == b""  # nothing for the service's log: no traceback, no warning
+
+
+async def test_reports_list_violations_with_the_terms_they_broke(desk: Desk, clock: FrozenClock) -> None:
+    parties = await make_parties(desk)
+    submitted = await submit(desk, parties, starts_at=clock.now().isoformat())
+    grant = (await approve(desk, submitted.view.request.id, parties.artist())).view.grant
+    assert grant is not None
+    clock.advance(timedelta(minutes=1))
+    for use in (
+        stated(UsageKind.train, 2),  # no AI training in the factory terms
+        stated(UsageKind.publish, 1, media="game", territory=["US"]),
+        stated(UsageKind.render, 5),  # inside every term
+        stated(UsageKind.fine_tune, 1),
+    ):
+        await workflow.record_usage(desk, creator_id=parties.creator_id, grant_id=grant.id, usage=use)
+        clock.advance(timedelta(seconds=1))
+
+    report = await build_report(desk, artist_id=parties.artist_id)
+    [usage] = report.grants
+    assert usage.violations == 4 and usage.uses_by_kind == {"render": 5}
+    assert usage.reasons == {"ai_training_not_granted": 3, "media_not_granted": 1, "territory_not_granted": 1}
+
+    english = texts.report_text(Language.en, report)
+    assert "4 uses outside the consent: AI training was not part of your consent (3)" in english
+    assert "this territory is outside the ones you approved (1)" in english
+    chinese = texts.report_text(Language.zh_hans, report)
+    assert "你的授权不包括 AI 训练 (3)" in chinese
+    agency = await build_report(desk, agency_id=parties.agency_id)
+    comment = board.report_comment(agency)
+    assert (
+        "*4 violation(s)*: AI training was not granted (3); the medium is not among those granted (1)"
+        in comment
+    )
+
+    with await usage_csv(desk, report) as table:
+        rows = list(csv.DictReader(io.StringIO(table.read().decode())))
+    flagged = [r for r in rows if r["violation"] == "yes"]
+    assert [r["reasons"] for r in flagged] == [
+        "ai_training_not_granted",
+        "media_not_granted territory_not_granted",
+        "ai_training_not_granted",
+    ]
+    assert all(r["violation_id"].startswith("vio_") for r in flagged)
+    assert flagged[1]["media"] == "game" and flagged[1]["territory"] == "US"
+    assert [r["violation_id"] for r in rows if r["violation"] == "no"] == [""]

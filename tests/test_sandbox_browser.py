@@ -241,6 +241,72 @@ def test_a_listed_member_approves_on_behalf_after_slacks_confirmation(
     expect(page.locator("#slack-feed .slack-msg.ephemeral").last).to_contain_text("Starlight Talent")
 
 
+def test_the_studio_reports_uses_and_sees_each_violation_with_its_reasons(
+    page: Page, config: dict[str, Any]
+) -> None:
+    title = unique("Rooftop chase, season 2")
+    row = send_request(page, config, to="lin", title=title)
+    message = board_message(page, title)
+    message.get_by_role("button", name="Approve on behalf").click()
+    page.locator(".slack-confirm .confirm-go").click()
+    expect(row.locator(".grant-state")).to_have_text("active")
+
+    row.get_by_role("button", name="Report a use").click()
+    form = page.locator("#use-form")
+    expect(form).to_be_visible()
+    answer = page.locator("#use-answer")
+
+    # Publishing must say the medium and where: the API's 422 shows beside the field, nothing is stored.
+    page.select_option("#u-kind", "publish")
+    page.click("#use-send")
+    expect(form.locator(".field[data-field=media] .err")).to_contain_text("required for a publish use")
+    expect(answer).to_be_hidden()
+
+    # Inside every term (series in CN, the face): recorded, no violation.
+    page.select_option("#u-media", "series")
+    page.fill("#u-territory", "CN")
+    page.click("#use-send")
+    expect(answer).to_have_attribute("data-outcome", "inside")
+    expect(answer).to_contain_text("Inside every term")
+
+    # A game published in the US: two terms broken, named in the answer.
+    page.select_option("#u-media", "game")
+    page.fill("#u-territory", "US")
+    page.click("#use-send")
+    expect(answer).to_have_attribute("data-outcome", "violation")
+    expect(answer).to_contain_text("Violation vio_")
+    reasons = answer.locator(".reasons li")
+    expect(reasons).to_have_count(2)
+    expect(reasons.nth(0)).to_contain_text("media_not_granted — the medium is not among those granted")
+    expect(reasons.nth(1)).to_contain_text("territory_not_granted")
+
+    # Training a model was never granted.
+    page.select_option("#u-kind", "train")
+    page.select_option("#u-media", "")
+    page.fill("#u-territory", "")
+    page.click("#use-send")
+    expect(answer.locator(".reasons li")).to_have_count(1)
+    expect(answer.locator(".reasons li")).to_contain_text(
+        "ai_training_not_granted — AI training was not granted"
+    )
+    shoot(page, "violation")
+
+    # The agency reads it in the request's thread, with Revoke on behalf (its policy lets it decide) ...
+    thread = message.locator(".slack-thread")
+    expect(thread).to_contain_text("AI training was not granted")
+    expect(thread).to_contain_text("the territory is outside the one granted")
+    # ... and the artist in Telegram, in Chinese, with one tap to revoke.
+    told = page.locator("#tg-chat .tg-msg.in").filter(has_text="超出你授权范围的使用").filter(has_text=title)
+    page.click("#artist-switch button[data-artist='lin']")
+    expect(told.last).to_contain_text("你的授权不包括 AI 训练")
+    expect(told.last.locator(".tg-btn")).to_have_text("撤回此授权")
+
+    thread.get_by_role("button", name="Revoke on behalf").last.click()
+    page.locator(".slack-confirm .confirm-go").click()
+    expect(message.locator("[data-part=root]")).to_contain_text("Consent revoked")
+    expect(row.locator(".grant-state")).to_have_text("revoked")
+
+
 def test_someone_not_on_the_agencys_list_is_told_why_nothing_happened(
     page: Page, config: dict[str, Any]
 ) -> None:

@@ -94,12 +94,14 @@ async def test_request_life_is_one_root_message_kept_current_with_every_event_in
     async with world.desk.db.transaction() as session:
         grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
     async with world.http() as client:
-        used = await client.post(f"/v1/grants/{grant.id}/usage", json={"kind": "render", "count": 3})
+        used = await client.post(
+            f"/v1/grants/{grant.id}/usage", json={"kind": "render", "count": 3, "likeness": ["face"]}
+        )
     assert used.status_code == 409
     replies = await wait_thread(sim, BOARD, ts, 2)
-    assert (
-        replies[1]
-        == ":rotating_light: *Violation:* Dream Studio reported 3× render against a scheduled grant."
+    assert replies[1] == (
+        ":rotating_light: *Violation:* Dream Studio reported 3× render · face: "
+        "the grant was not active at the time of use."
     )
 
     # The artist withdraws consent in Telegram: the root says so and the thread tells the story.
@@ -424,3 +426,73 @@ async def test_board_posts_queued_before_a_crash_go_out_after_the_restart(world:
     await wait_thread(sim, BOARD, root["ts"], 1)
     assert len(roots_of(sim, BOARD, request_id)) == 1
     assert buttons(sim.message(BOARD, root["ts"])) == []
+
+
+# ---------------------------------------------------------------- violations
+
+
+async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_members_name(
+    world: SlackWorld,
+) -> None:
+    sim = world.sim
+    request_id = await world.submit(world.roster.delegated)
+    ts = (await wait_root(sim, BOARD, request_id))["ts"]
+    await world.artist_decides(request_id, world.roster.delegated)
+    await wait_status(sim, BOARD, ts, "Approved")
+    async with world.desk.db.transaction() as session:
+        grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
+    async with world.http() as client:
+        used = await client.post(
+            f"/v1/grants/{grant.id}/usage",
+            json={"kind": "publish", "media": "game", "territory": ["US"]},
+        )
+    assert used.status_code == 409
+    assert used.json()["violation"]["reasons"] == [
+        "grant_not_active",
+        "media_not_granted",
+        "territory_not_granted",
+    ]
+    await wait_thread(sim, BOARD, ts, 2)
+    reply = sim.thread(BOARD, ts)[-1]
+    assert "the medium is not among those granted" in reply["text"]
+    assert buttons(reply) == ["board_revoke"]
+
+    # A stranger's click changes nothing and is told why.
+    seen = len(sim.ephemerals(user=STRANGER))
+    await sim.click(STRANGER, BOARD, reply["ts"], "board_revoke")
+    [refused] = await wait_new_ephemerals(sim, STRANGER, seen)
+    assert "Not done" in refused["text"]
+
+    await sim.click(PARTNER, BOARD, reply["ts"], "board_revoke")
+    await wait_status(sim, BOARD, ts, "Consent revoked")
+    replies = await wait_thread(sim, BOARD, ts, 3)
+    assert replies[2].startswith(
+        f":no_entry: <@{PARTNER}> (for the agency, on behalf of Li Wei) revoked consent."
+    )
+    async with world.desk.db.transaction() as session:
+        revoked = await session.get(Grant, grant.id)
+        assert revoked is not None and revoked.status == "revoked"
+    audit = await world.audit(grant.id)
+    assert ("grant.revoked", PARTNER) in audit
+    assert ("grant.revoke.refused", STRANGER) in audit
+
+
+async def test_where_the_artist_decides_alone_a_violation_offers_no_revoke_on_behalf(
+    world: SlackWorld,
+) -> None:
+    sim = world.sim
+    request_id = await world.submit(world.roster.solo, ai_training=False)
+    ts = (await wait_root(sim, BOARD, request_id))["ts"]
+    await world.artist_decides(request_id, world.roster.solo)
+    await wait_status(sim, BOARD, ts, "Approved")
+    async with world.desk.db.transaction() as session:
+        grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
+    async with world.http() as client:
+        used = await client.post(
+            f"/v1/grants/{grant.id}/usage", json={"kind": "train", "likeness": ["voice"]}
+        )
+    assert used.json()["violation"]["reasons"] == ["grant_not_active", "ai_training_not_granted"]
+    await wait_thread(sim, BOARD, ts, 2)
+    reply = sim.thread(BOARD, ts)[-1]
+    assert "AI training was not granted" in reply["text"]
+    assert buttons(reply) == []

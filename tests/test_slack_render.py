@@ -155,14 +155,12 @@ async def test_every_board_event_has_its_own_thread_line(desk: Desk) -> None:
         "grant.active": {},
         "grant.expired": {},
         "grant.revoked": {},
-        "usage.violation": {"kind": "train", "count": 2, "grant_status": "revoked"},
     }
     lines = {event: board.thread_reply(view, {"event": event} | extra) for event, extra in events.items()}
     assert len(set(lines.values())) == len(events)
     assert not [line for line in lines.values() if line.startswith("Update:")]
     assert "<!date^1795597200^" in lines["request.approved"] and "in Telegram" in lines["request.approved"]
     assert lines["request.nudged"].startswith(":bell: <@U100> nudged Li Wei")
-    assert "2× train against a revoked grant" in lines["usage.violation"]
     assert board.thread_reply(view, {"event": "something.new"}) == "Update: something.new"
 
 

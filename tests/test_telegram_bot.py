@@ -420,6 +420,40 @@ async def test_revoke_from_grants_asks_first_then_ends_the_consent_and_tells_the
     assert again["show_alert"] and again["text"] == "This consent was already revoked."
 
 
+async def test_a_violation_tells_the_artist_what_and_revoke_this_grant_goes_through_the_confirmation(
+    world: World,
+) -> None:
+    party = await world.party("Zhou Xun", language=Language.zh_hans)
+    now = datetime.now(UTC)
+    request_id = await world.submit(party, project_title="Night Market", starts_at=now.isoformat())
+    await world.tap(party.user_id, await world.card(party.user_id, request_id), "同意")
+    async with world.desk.db.transaction() as session:
+        grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
+    answer = await world.http.post(
+        f"{world.url}/v1/grants/{grant.id}/usage",
+        json={"kind": "publish", "media": "game", "territory": ["US"], "count": 2},
+        headers={"Authorization": f"Bearer {party.api_key}"},
+    )
+    assert answer.status_code == 409, answer.text
+    violation = answer.json()["violation"]
+    assert violation["reasons"] == ["media_not_granted", "territory_not_granted"]
+
+    told = await world.wait_text(party.user_id, "超出你授权范围的使用")
+    text = told["text"]
+    assert "“Night Market” — Dream Studio 报告：2× 发布 · 媒介：游戏 · 地区：美国。" in text
+    assert "该媒介不在你批准的范围内" in text and "该地区超出你批准的地区范围" in text
+    assert violation["id"] in text
+    assert buttons(told) == ["撤回此授权"]
+
+    await world.tap(party.user_id, told, "撤回此授权")
+    question = await world.wait_text(party.user_id, "要撤回你对“Night Market”")
+    await world.tap(party.user_id, question, "确认撤回")
+    await world.wait_text(party.user_id, "授权已撤回")
+    async with world.desk.db.transaction() as session:
+        revoked = await session.get(Grant, grant.id)
+    assert revoked is not None and revoked.status == "revoked"
+
+
 async def test_language_switch_changes_later_cards(world: World) -> None:
     party = await world.party("Lu Han")
     before = await world.submit(party, project_title="Before")

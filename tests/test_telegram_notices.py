@@ -11,8 +11,18 @@ import pytest
 from babel.messages.extract import extract
 from babel.messages.pofile import read_po
 
-from bot.models import ActorKind, Compensation, Language, Media, Outcome, RequestStatus, Sensitive, Terms
-from bot.render import telegram, words
+from bot.models import (
+    ActorKind,
+    Compensation,
+    Language,
+    Media,
+    Outcome,
+    RequestStatus,
+    Sensitive,
+    Terms,
+    ViolationReason,
+)
+from bot.render import telegram, violations, words
 from bot.render import telegram_cards as cards
 from bot.render.buttons import Action, CallbackSigner
 from bot.render.telegram_cards import Card, DecisionLine
@@ -238,6 +248,25 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
         telegram.report_caption(language),
         telegram.language_menu(language).text,
         *(telegram.invite_refused(language, why) for why in ("used", "expired", "unknown")),
+        violations.artist_notice(
+            language,
+            "Asia/Shanghai",
+            title="T<&>",
+            creator_name="Studio <b>",
+            grant_id="grt_1",
+            payload={
+                "violation_id": "vio_1",
+                "usage_id": "use_1",
+                "kind": "publish",
+                "count": 3,
+                "media": "game",
+                "territory": ["US", "CN"],
+                "likeness": ["face"],
+                "reasons": [reason.value for reason in ViolationReason],
+                "grant_status": "active",
+                "occurred_at": "2026-11-25T09:00:00Z",
+            },
+        )[0],
     ]
     for event in [
         "request.submitted",
@@ -250,6 +279,7 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
         "grant.expiring",
         "grant.expired",
         "grant.revoked",
+        "usage.violation",
         "something.new",
     ]:
         payload = {

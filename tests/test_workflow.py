@@ -10,7 +10,19 @@ from sqlalchemy import func, select, text
 
 from bot import workflow
 from bot.clock import FrozenClock
-from bot.models import Actor, ActorKind, ChannelKind, Outcome, Policy, RedLines, Sensitive, UsageIn, UsageKind
+from bot.models import (
+    Actor,
+    ActorKind,
+    ChannelKind,
+    Likeness,
+    Media,
+    Outcome,
+    Policy,
+    RedLines,
+    Sensitive,
+    UsageIn,
+    UsageKind,
+)
 from bot.receipts import parse_keys_document, verify_receipt
 from bot.workflow import Desk
 from sandbox.factories import make_parties, submit
@@ -263,19 +275,29 @@ async def test_usage_outside_an_active_grant_is_stored_as_a_violation(desk: Desk
     assert decided.view.grant is not None
     grant_id = decided.view.grant.id
     early = await workflow.record_usage(
-        desk, creator_id=parties.creator_id, grant_id=grant_id, usage=UsageIn(kind=UsageKind.render)
+        desk,
+        creator_id=parties.creator_id,
+        grant_id=grant_id,
+        usage=UsageIn(kind=UsageKind.render, likeness=[Likeness.face]),
     )
     assert early.event.violation and early.event.grant_status == "scheduled"
     clock.advance(timedelta(days=2))
     fine = await workflow.record_usage(
-        desk, creator_id=parties.creator_id, grant_id=grant_id, usage=UsageIn(kind=UsageKind.publish, count=3)
+        desk,
+        creator_id=parties.creator_id,
+        grant_id=grant_id,
+        usage=UsageIn(kind=UsageKind.publish, count=3, media=Media.series, territory=["CN"]),
     )
     assert not fine.event.violation
     await workflow.revoke_grant(desk, grant_id=grant_id, actor=parties.artist())
     late = await workflow.record_usage(
-        desk, creator_id=parties.creator_id, grant_id=grant_id, usage=UsageIn(kind=UsageKind.train)
+        desk,
+        creator_id=parties.creator_id,
+        grant_id=grant_id,
+        usage=UsageIn(kind=UsageKind.train, likeness=[Likeness.face]),
     )
     assert late.event.violation and late.event.grant_status == "revoked"
+    assert late.event.reasons == ["grant_not_active", "ai_training_not_granted"]
 
 
 async def test_exactly_one_of_many_simultaneous_decisions_wins(desk: Desk) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind
 from bot.render import slack as board
+from bot.render import violations
 from bot.reports import ChartDrawer, build_report, usage_csv
 from bot.workflow import Desk, NotFound
 from storage.queries import RequestView, card_ref, load_request_view
@@ -288,7 +289,11 @@ class SlackSender:
             root = (channel, await self.post(channel, message))
             self._unrecorded_roots[key] = root
         if reply is not None:
-            text = board.thread_reply(state.view, reply)
+            text: board.SlackMessage | str = (
+                violations.board_reply(state.view, reply)
+                if reply.get("event") == "usage.violation"
+                else board.thread_reply(state.view, reply)
+            )
             broadcast = str(reply.get("event")) in _BROADCAST_EVENTS
             try:
                 await self.post(channel, text, thread_ts=root[1], broadcast=broadcast)

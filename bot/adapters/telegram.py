@@ -51,8 +51,8 @@ from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, GrantStatus, Langu
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import telegram_pause as pause_texts
-from bot.render import words
-from bot.render.buttons import CallbackSigner
+from bot.render import violations, words
+from bot.render.buttons import NO_BUTTONS, CallbackSigner
 from bot.reports import ChartDrawer, build_report
 from bot.workflow import Desk
 from storage.queries import RequestView, card_ref, load_request_view
@@ -302,7 +302,7 @@ class TelegramSender:
             return await self._update_card(notice)
         if notice.kind == "decision_reminder":
             return await self._remind_decision(notice)
-        if notice.kind in {"grant_reminder", "grant_expired"}:
+        if notice.kind in {"grant_reminder", "grant_expired", "violation"}:
             return await self._tell_about_grant(notice)
         if notice.kind == "report":
             return await self._send_report(notice)
@@ -439,13 +439,22 @@ class TelegramSender:
 
     async def _tell_about_grant(self, notice: Outgoing) -> Delivered:
         card, _ref, recipient = await self._card(notice.request_id or "", notice.recipient_id)
-        title = card.terms.project_title
+        title, keyboard = card.terms.project_title, NO_BUTTONS
         if notice.kind == "grant_expired":
             text = texts.grant_expired(recipient.language, title)
+        elif notice.kind == "violation":
+            text, keyboard = violations.artist_notice(
+                recipient.language,
+                recipient.timezone,
+                title=title,
+                creator_name=card.creator_name,
+                grant_id=notice.grant_id or "",
+                payload=notice.payload,
+            )
         else:
             ends_at = words.parse_time(notice.payload.get("ends_at")) or card.terms.ends_at
             text = texts.grant_reminder(recipient.language, recipient.timezone, title, ends_at)
-        await self._send_text(recipient.chat_id, texts.Rendered(text))
+        await self._send_text(recipient.chat_id, texts.Rendered(text, keyboard))
         return Delivered()
 
     async def _send_report(self, notice: Outgoing) -> Delivered:

@@ -182,7 +182,12 @@ async def get_receipt(grant_id: GrantId, creator: CreatorDep, desk: DeskDep) -> 
     status_code=201,
     response_model=UsageOut,
     responses=_ERRORS
-    | {409: {"model": UsageOut, "description": "the grant is not active: stored as a violation"}},
+    | {
+        409: {
+            "model": UsageOut,
+            "description": "the use breaks a term (see `violation.reasons`): stored as a violation",
+        }
+    },
 )
 async def report_usage(
     grant_id: GrantId,
@@ -191,7 +196,8 @@ async def report_usage(
     desk: DeskDep,
     idempotency_key: IdempotencyHeader = None,
 ) -> Any:
-    """Reports a use of a grant; outside an active grant it is stored as a violation and answered 409."""
+    """Reports a use of a grant, judged against every approved term: 201 with `violation: null` inside
+    all of them; otherwise stored as a violation and answered 409 with its id and reasons."""
     idem = _idempotency(idempotency_key, f"POST /v1/grants/{grant_id}/usage", usage.model_dump(mode="json"))
     recorded = await workflow.record_usage(
         desk, creator_id=creator.id, grant_id=grant_id, usage=usage, idempotency=idem

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.models import GrantStatus, Terms, UsageKind
+from bot.models import GrantStatus, Likeness, Media, Terms, UsageKind, ViolationReason
 from storage.queries import RequestView
 from storage.tables import Decision, Grant, UsageEvent
 
@@ -98,32 +98,56 @@ class RequestList(BaseModel):
     requests: list[RequestOut]
 
 
-class UsageOut(BaseModel):
-    """A stored usage report."""
+class ViolationOut(BaseModel):
+    """A use outside the consent: its own id and every term it breaks."""
 
     id: str
+    reasons: list[ViolationReason]
+
+
+class UsageOut(BaseModel):
+    """A stored usage report; `violation` is null when the use lies inside every term."""
+
+    id: str
+    violation: ViolationOut | None
     grant_id: str
     kind: UsageKind
     count: int
+    media: Media | None = None
+    territory: list[str] | None = None
+    likeness: list[Likeness] | None = None
     occurred_at: datetime
     received_at: datetime
-    violation: bool
     grant_status: GrantStatus
     detail: str | None = None
 
     @classmethod
     def of(cls, event: UsageEvent) -> UsageOut:
-        """Shapes a stored usage event; a violation carries a sentence saying why."""
+        """Shapes a stored usage event; a violation carries its reasons and a sentence saying why."""
+        violation = (
+            # Violations stored before uses were judged term by term were about the window only.
+            ViolationOut(
+                id=event.violation_id or event.id,
+                reasons=[ViolationReason(r) for r in event.reasons or [ViolationReason.grant_not_active]],
+            )
+            if event.violation
+            else None
+        )
         return cls(
             id=event.id,
+            violation=violation,
             grant_id=event.grant_id,
             kind=UsageKind(event.kind),
             count=event.count,
+            media=Media(event.media) if event.media else None,
+            territory=event.territory,
+            likeness=[Likeness(part) for part in event.likeness] if event.likeness is not None else None,
             occurred_at=event.occurred_at,
             received_at=event.received_at,
-            violation=event.violation,
             grant_status=GrantStatus(event.grant_status),
-            detail=f"the grant was {event.grant_status}; this use is recorded as a violation"
+            detail="this use breaks the consent: "
+            + ", ".join(event.reasons)
+            + "; it is recorded as a violation"
             if event.violation
             else None,
         )

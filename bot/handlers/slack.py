@@ -33,7 +33,7 @@ from bot.api.ratelimit import refuse_unauthenticated, too_many
 from bot.clean_text import MAX_REASON, hidden_character, visible_text
 from bot.handlers.slack_gate import body_problem, signature_problem
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
-from bot.render import buttons
+from bot.render import buttons, violations
 from bot.render import slack as board
 from bot.render import slack_pause as pause_board
 from bot.workflow import Desk
@@ -234,6 +234,32 @@ class BoardListeners:
         except workflow.Refused as why:
             await self._tell(click.channel, click.user, board.refusal_text(why), respond)
 
+    async def revoke(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """Revoke on behalf, from a violation in a request's thread; the workflow checks the policy."""
+        await ack()
+        action = (body.get("actions") or [{}])[0]
+        grant_id = str(action.get("value") or "")
+        user = body.get("user") or {}
+        user_id = str(user.get("id") or "")
+        channel = str(
+            (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+        )
+        if not grant_id.startswith("grt_"):
+            await respond(text="This button is not one of the board's.", response_type="ephemeral")
+            return
+        actor = await slack_actor(
+            self.desk,
+            channel_id=channel,
+            user_id=user_id,
+            user_name=str(user.get("name") or user.get("username") or user_id),
+        )
+        try:
+            await workflow.revoke_grant(
+                self.desk, grant_id=grant_id, actor=actor, reason="revoked on the artist's behalf in Slack"
+            )
+        except workflow.Refused as why:
+            await self._tell(channel, user_id, board.refusal_text(why), respond)
+
     async def command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """`/likeness pending | status <id> | report | pause <artist> [reason] | resume <artist>`;
         anything else gets the help."""
@@ -380,6 +406,7 @@ def build_slack_app(desk: Desk, slack: SlackSender, signing_secret: str) -> Asyn
     app.action(board.ACTION_APPROVE)(listeners.approve)
     app.action(board.ACTION_DENY)(listeners.deny)
     app.action(board.ACTION_NUDGE)(listeners.nudge)
+    app.action(violations.ACTION_REVOKE)(listeners.revoke)
     app.view(board.DENY_FORM)(listeners.deny_submitted)
     app.command("/likeness")(listeners.command)
     return app

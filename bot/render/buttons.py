@@ -54,6 +54,7 @@ class Button:
 
 
 Keyboard = tuple[tuple[Button, ...], ...]
+NO_BUTTONS: Keyboard = ()
 
 MAC_BYTES = 9  # 72 bits: guessing one takes ~10^21 taps, and the answer is always "not valid"
 _CALLBACK = re.compile(r"^([a-z][a-z.]{0,11}):([A-Za-z0-9_-]{1,32}):([A-Za-z0-9_-]{12})$")

@@ -18,7 +18,7 @@ from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Polic
 from bot.render.buttons import DenyForm, button_value
 from bot.render.slack_pause import PAUSE_EVENTS
 from bot.render.slack_pause import thread_line as pause_thread_line
-from bot.render.words import Refusal, channel_on_board, role_on_board, sensitive_on_board
+from bot.render.words import Refusal, channel_on_board, reason_on_board, role_on_board, sensitive_on_board
 
 if TYPE_CHECKING:
     # The rows the board is drawn from; only their attributes are read, so the type stays here.
@@ -167,7 +167,7 @@ def status_line(view: RequestView) -> str:
             "active": f":large_green_circle: Grant active {window}",
             "expired": f":white_circle: Grant expired ({window})",
             "paused": f":double_vertical_bar: *Grant paused* ({window}) — the artist paused everything",
-            "revoked": ":no_entry: *Consent revoked by the artist*"
+            "revoked": ":no_entry: *Consent revoked*"
             + (f" · {slack_date(grant.revoked_at)}" if grant.revoked_at else "")
             + " — the creator must stop use and delete",
         }.get(grant.status, f"Grant {escape(grant.status)}")
@@ -354,17 +354,15 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
     if event == "grant.expired":
         return ":white_circle: The grant expired; any further use is a violation."
     if event == "grant.revoked":
+        who = artist
+        if payload.get("revoked_by") == ActorKind.agency.value:
+            who = f"{_mention(str(payload.get('by') or ''))} (for the agency, on behalf of {artist})"
         return (
-            f":no_entry: {artist} revoked consent. {creator} was told to stop use at once and to confirm "
+            f":no_entry: {who} revoked consent. {creator} was told to stop use at once and to confirm "
             "deletion of training data and models."
         )
     if event in PAUSE_EVENTS:
         return pause_thread_line(view.artist.name, view.creator.name, payload)
-    if event == "usage.violation":
-        count = escape(str(payload.get("count") or 1))
-        kind = escape(str(payload.get("kind") or "use"))
-        status = escape(str(payload.get("grant_status") or "inactive"))
-        return f":rotating_light: *Violation:* {creator} reported {count}× {kind} against a {status} grant."
     return f"Update: {escape(event)}"
 
 
@@ -484,6 +482,8 @@ def report_comment(report: Report) -> str:
     for grant in report.grants[:15]:
         uses = ", ".join(f"{n}× {escape(k)}" for k, n in grant.uses_by_kind.items()) or "no use"
         flag = f" · *{grant.violations} violation(s)*" if grant.violations else ""
+        if grant.reasons:
+            flag += ": " + "; ".join(f"{reason_on_board(code)} ({n})" for code, n in grant.reasons.items())
         lines.append(
             f"• {escape(grant.artist_name)} — {escape(_cut(grant.project_title, 60))} "
             f"({grant.status}): {uses}{flag}"

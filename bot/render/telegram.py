@@ -15,7 +15,8 @@ from typing import Any
 from bot.models import ActorKind, Language, Outcome, Report, RequestStatus
 from bot.render.buttons import Action, Button, Keyboard
 from bot.render.telegram_pause import creator_line
-from bot.render.words import N_, Voice, actor_on_card, esc, parse_time, plain_length
+from bot.render.violations import creator_line as violation_line
+from bot.render.words import N_, Voice, actor_on_card, esc, parse_time, plain_length, reason_on_card
 
 # Telegram refuses texts over 4096 characters; leave room for what Telegram itself counts differently.
 MAX_TEXT = 4000
@@ -424,6 +425,8 @@ def creator_status(language: Language, timezone: str, title: str, payload: Mappi
                 ),
             ]
         )
+    elif event == "usage.violation":
+        line = violation_line(v, title, payload)
     else:
         line = v._("“%(title)s”: %(event)s", title=title, event=event or "update")
     return "\n".join(part for part in (line, ref) if part)
@@ -473,6 +476,8 @@ def report_text(language: Language, report: Report) -> str:
         line = f"• <b>{title}</b>: {used}"
         if grant.violations:
             line += " " + v._("⚠️ %(count)s uses outside the consent", count=grant.violations)
+            broken = (f"{v.label(reason_on_card(code))} ({n})" for code, n in grant.reasons.items())
+            line += (": " + esc(v.listing(broken))) if grant.reasons else ""
         budget -= plain_length(line) + 1
         if budget < 0:
             # A long report keeps its totals; the chart and /grants show the rest.

@@ -32,7 +32,16 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 
-from bot.models import ActorKind, Compensation, Language, Likeness, Media, Sensitive
+from bot.models import (
+    ActorKind,
+    Compensation,
+    Language,
+    Likeness,
+    Media,
+    Sensitive,
+    UsageKind,
+    ViolationReason,
+)
 
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 DOMAIN = "messages"
@@ -210,6 +219,38 @@ LIKENESS = {
     Likeness.body: N_("body"),
     Likeness.name: N_("name"),
 }
+# What a reported use did, as the artist reads it in a violation notice.
+USE_KINDS = {
+    UsageKind.render: N_("rendering"),
+    UsageKind.publish: N_("publication"),
+    UsageKind.train: N_("AI training"),
+    UsageKind.fine_tune: N_("fine-tuning"),
+    UsageKind.distribute: N_("distribution"),
+    UsageKind.other: N_("other use"),
+}
+# The terms a use breaks: said to the artist whose consent it is, and on the agency's board.
+VIOLATION_REASONS: dict[str, Wording] = {
+    ViolationReason.grant_not_active: Wording(
+        N_("the consent was not in force at the time (before its start, after its end, or revoked)"),
+        "the grant was not active at the time of use",
+    ),
+    ViolationReason.grant_paused: Wording(
+        N_("you had paused your consents"), "the artist had paused their consents"
+    ),
+    ViolationReason.ai_training_not_granted: Wording(
+        N_("AI training was not part of your consent"), "AI training was not granted"
+    ),
+    ViolationReason.media_not_granted: Wording(
+        N_("this medium is not one you approved"), "the medium is not among those granted"
+    ),
+    ViolationReason.territory_not_granted: Wording(
+        N_("this territory is outside the ones you approved"), "the territory is outside the one granted"
+    ),
+    ViolationReason.likeness_not_granted: Wording(
+        N_("this part of your likeness was not part of your consent"),
+        "the likeness used goes beyond what was granted",
+    ),
+}
 SENSITIVE: dict[str, Wording] = {
     Sensitive.sexual_content: Wording(N_("sexual content"), "sexual content"),
     Sensitive.political: Wording(N_("political content"), "political"),
@@ -265,3 +306,15 @@ def channel_on_board(channel: str, default: str) -> str:
     """The board's words for how a decision came ('through the API'), or `default`."""
     words = CHANNELS.get(channel)
     return words.board if words and words.board else default
+
+
+def reason_on_card(code: str) -> str:
+    """The artist's words for a broken term (still to be translated); an unknown code as it is."""
+    words = VIOLATION_REASONS.get(code)
+    return words.card if words else code
+
+
+def reason_on_board(code: str) -> str:
+    """The board's words for a broken term; an unknown code as it is."""
+    words = VIOLATION_REASONS.get(code)
+    return words.board if words and words.board else code

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.models import OPEN_STATUSES, Actor, ActorKind, Outcome, Policy, RequestStatus, utc_iso
+from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome, Policy, RequestStatus, utc_iso
 from bot.workflow.desk import Desk, announce, audit, load_view, new_id, transition
 from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotFound, NotOpen, TermsChanged
 from bot.workflow.grants import create_grant
@@ -88,6 +88,26 @@ def _check_role(view: RequestView, actor: Actor, outcome: Outcome, ai_training_c
             raise NotAllowed("AI training is personal consent: only the artist can approve it")
         return
     raise NotAllowed("you may not decide this request")
+
+
+def check_agency_may_withdraw(view: RequestView, actor: Actor) -> None:
+    """Whether an agency (member) may withdraw the artist's consent for them, e.g. revoke a grant:
+    exactly where it may deny on the artist's behalf. Raises NotAllowed otherwise."""
+    if actor.kind is not ActorKind.agency:
+        raise NotAllowed("only the artist's agency may act on the artist's behalf")
+    _check_role(view, actor, Outcome.deny, ai_training_confirmed=False)
+
+
+def agency_may_withdraw(view: RequestView) -> bool:
+    """Whether the artist's policy lets their agency withdraw consent on their behalf (the button
+    shown on the board; the click is checked again by `check_agency_may_withdraw`)."""
+    if view.agency is None:
+        return False
+    try:
+        check_agency_may_withdraw(view, Actor(ActorKind.agency, view.agency.id, ChannelKind.slack))
+    except NotAllowed:
+        return False
+    return True
 
 
 async def decide(

@@ -336,6 +336,7 @@ def announce_grant(
     *,
     artist_kind: str | None = None,
     creator_data: dict[str, Any] | None = None,
+    board_data: dict[str, Any] | None = None,
 ) -> None:
     """Tells the creator and the agency board (and, with `artist_kind`, the artist) that a grant
     changed state; each party once per grant and event, however often a sweep runs."""
@@ -368,6 +369,6 @@ def announce_grant(
         "board_update",
         request_id=grant.request_id,
         grant_id=grant.id,
-        payload={"event": event},
+        payload={"event": event} | (board_data or {}),
         dedupe_key=f"{key}:agency",
     )

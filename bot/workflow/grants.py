@@ -115,13 +115,19 @@ async def create_grant(session: AsyncSession, desk: Desk, view: RequestView, now
 
 
 async def revoke_grant(desk: Desk, *, grant_id: str, actor: Actor, reason: str | None = None) -> Grant:
-    """The artist withdraws consent: the grant ends now and the creator must stop and delete."""
+    """The artist (or, where the policy lets it decide, their agency) withdraws consent: the grant
+    ends now and the creator must stop and delete."""
     now = desk.clock.now()
     async with transition(desk, actor, "grant.revoke", "grant", grant_id) as session:
         grant = await session.get(Grant, grant_id, with_for_update=True)
         if grant is None:
             raise NotFound(f"no grant {grant_id}")
-        if actor.kind is not ActorKind.artist or actor.id != grant.artist_id:
+        if actor.kind is ActorKind.agency:
+            # Where the policy lets the agency decide, it may also withdraw consent for the artist.
+            from bot.workflow.decisions import check_agency_may_withdraw  # decisions imports this module
+
+            check_agency_may_withdraw(await load_view(session, grant.request_id), actor)
+        elif actor.kind is not ActorKind.artist or actor.id != grant.artist_id:
             if actor.kind is not ActorKind.admin:
                 raise NotAllowed("only the artist may revoke their consent")
         current = grant_status_at(grant, now)
@@ -134,6 +140,8 @@ async def revoke_grant(desk: Desk, *, grant_id: str, actor: Actor, reason: str |
         view = await load_view(session, grant.request_id)
         # PIPL Art. 47: the creator must stop using the likeness and confirm deletion.
         stop = {"stop_use": True, "confirm_deletion": True, "revoked_at": utc_iso(now)}
-        announce_grant(session, now, view, grant, "grant.revoked", creator_data=stop)
+        # Who withdrew it: the artist, or (where the policy lets it) a member for the agency.
+        by = {"revoked_by": actor.kind.value} | ({"by": actor.member} if actor.member else {})
+        announce_grant(session, now, view, grant, "grant.revoked", creator_data=stop | by, board_data=by)
         return grant
     raise AssertionError("unreachable")  # pragma: no cover

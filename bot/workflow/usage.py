@@ -1,21 +1,45 @@
-"""Usage reports from creators: stored, and raised to the agency as a violation when the grant
-was not active at the moment of use."""
+"""Usage reports from creators: each use judged against every term the artist approved, stored,
+and, when it breaks one, told at once to the artist, the agency and the creator."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from bot.models import CLOCK_SKEW, Actor, ActorKind, ChannelKind, FieldError, GrantStatus, UsageIn
-from bot.workflow.desk import Desk, audit, load_view, new_id, tell_agency, transition
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import (
+    CLOCK_SKEW,
+    Actor,
+    ActorKind,
+    ChannelKind,
+    FieldError,
+    UsageIn,
+    judge_use,
+    utc_iso,
+)
+from bot.workflow.decisions import agency_may_withdraw
+from bot.workflow.desk import (
+    Desk,
+    audit,
+    load_view,
+    new_id,
+    tell_agency,
+    tell_artist,
+    tell_creator,
+    transition,
+)
 from bot.workflow.errors import InvalidInput, NotFound
 from bot.workflow.grants import grant_status_at
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
-from storage.tables import Artist, Grant, UsageEvent
+from storage.queries import RequestView
+from storage.tables import Artist, Grant, Request, UsageEvent
 
 
 @dataclass(frozen=True)
 class UsageRecorded:
-    """A stored usage event; `violation` when the grant was not active."""
+    """A stored usage event; `event.violation` (with its id and reasons) when it broke a term."""
 
     event: UsageEvent
     replayed: bool = False
@@ -24,7 +48,13 @@ class UsageRecorded:
 async def record_usage(
     desk: Desk, *, creator_id: str, grant_id: str, usage: UsageIn, idempotency: Idempotency | None = None
 ) -> UsageRecorded:
-    """Stores a creator's usage report; outside an active grant it is a violation raised to the agency."""
+    """Stores a creator's usage report, judged against every approved term at the grant's status
+    when it happened; a use that breaks any is a violation told to artist, agency and creator."""
+    missing = usage.missing_fields()
+    if missing:
+        # A body that does not say what the use is: refused before any transaction, so it leaves
+        # no trace at all (no row, no audit event).
+        raise InvalidInput(missing)
     actor = Actor(ActorKind.creator, creator_id, ChannelKind.api)
     now = desk.clock.now()
     async with transition(desk, actor, "usage.record", "grant", grant_id) as session:
@@ -43,7 +73,9 @@ async def record_usage(
         if occurred > now + CLOCK_SKEW:
             raise InvalidInput([FieldError("occurred_at", "must not be in the future")])
         status = grant_status_at(grant, occurred)
-        violation = status is not GrantStatus.active
+        request = await session.get(Request, grant.request_id)
+        assert request is not None  # a grant's request is never deleted
+        reasons = [reason.value for reason in judge_use(request.terms, usage, status)]
         event = UsageEvent(
             id=new_id("use"),
             grant_id=grant.id,
@@ -52,44 +84,60 @@ async def record_usage(
             kind=usage.kind.value,
             count=usage.count,
             note=usage.note,
-            violation=violation,
+            media=usage.media.value if usage.media is not None else None,
+            territory=usage.territory,
+            likeness=[part.value for part in usage.likeness] if usage.likeness is not None else None,
+            violation=bool(reasons),
+            violation_id=new_id("vio") if reasons else None,
+            reasons=reasons,
             grant_status=status.value,
             occurred_at=occurred,
             received_at=now,
         )
         session.add(event)
         await session.flush()
-        if violation:
-            await audit(
-                session,
-                desk,
-                actor,
-                "usage.violation",
-                "grant",
-                grant.id,
-                {
-                    "usage_id": event.id,
-                    "grant_status": status.value,
-                    "kind": usage.kind.value,
-                    "count": usage.count,
-                },
-            )
-            view = await load_view(session, grant.request_id)
-            tell_agency(
-                session,
-                now,
-                view.agency,
-                "board_update",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                payload={
-                    "event": "usage.violation",
-                    "usage_id": event.id,
-                    "kind": usage.kind.value,
-                    "count": usage.count,
-                    "grant_status": status.value,
-                },
-            )
-        remember_answer(session, now, creator_id, idempotency, "usage", event.id, 409 if violation else 201)
+        if reasons:
+            await audit(session, desk, actor, "usage.violation", "grant", grant.id, violation_data(event))
+            tell_violation(session, now, await load_view(session, grant.request_id), event)
+        remember_answer(session, now, creator_id, idempotency, "usage", event.id, 409 if reasons else 201)
         return UsageRecorded(event)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def violation_data(event: UsageEvent) -> dict[str, Any]:
+    """What a violation is, as its audit event, its notices and the creator's webhook carry it."""
+    return {
+        "usage_id": event.id,
+        "violation_id": event.violation_id,
+        "reasons": list(event.reasons),
+        "kind": event.kind,
+        "count": event.count,
+        "media": event.media,
+        "territory": event.territory,
+        "likeness": event.likeness,
+        "grant_status": event.grant_status,
+        "occurred_at": utc_iso(event.occurred_at),
+    }
+
+
+def tell_violation(session: AsyncSession, now: datetime, view: RequestView, event: UsageEvent) -> None:
+    """Tells everyone whose consent a use breaks, in the transaction that stores it: the artist in
+    Telegram (with Revoke), the agency in the request's thread (Revoke on behalf where the policy
+    lets it decide), the creator by webhook `usage.violation`."""
+    data = violation_data(event)
+    request_id, grant_id = view.request.id, event.grant_id
+    tell_artist(
+        session, now, view.artist, "violation", request_id=request_id, grant_id=grant_id, payload=data
+    )
+    tell_agency(
+        session,
+        now,
+        view.agency,
+        "board_update",
+        request_id=request_id,
+        grant_id=grant_id,
+        payload={"event": "usage.violation", "agency_may_revoke": agency_may_withdraw(view)} | data,
+    )
+    tell_creator(
+        session, now, view.creator, "usage.violation", request_id=request_id, grant_id=grant_id, data=data
+    )

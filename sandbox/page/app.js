@@ -65,7 +65,30 @@ const WORDS = {
     receipt: "Download receipt",
     reportUse: "Report a use",
     useRecorded: "Use recorded against the grant.",
-    useViolation: "Recorded as a violation: the grant is {status}. The agency is told.",
+    useViolation: "Recorded as a violation: {reasons}. The artist, the agency and the studio are told.",
+    useTitle: "Report a use of grant",
+    close: "Close",
+    uKind: "What was done",
+    uCount: "How many",
+    uMedia: "Medium",
+    uTerritory: "Where (territory)",
+    uTerritoryHint: "ISO codes such as CN, US — or worldwide",
+    uLikeness: "Likeness used",
+    useSend: "Report this use",
+    noMedia: "— not stated —",
+    needsPlace: "Publishing and distributing must say the medium and where.",
+    needsLikeness: "Rendering and training must say which parts of the likeness.",
+    useInside: "Inside every term: use {id} recorded (201, no violation).",
+    useBroke: "Violation {id} (409): the use is recorded and the artist, the agency and the studio are told. Terms broken:",
+    useFix: "The API refused some fields (422); nothing was recorded.",
+    kind_render: "render", kind_publish: "publish", kind_train: "train a model", kind_fine_tune: "fine-tune a model",
+    kind_distribute: "distribute", kind_other: "other",
+    reason_grant_not_active: "the grant was not active at the time of use",
+    reason_grant_paused: "the artist had paused their consents",
+    reason_ai_training_not_granted: "AI training was not granted",
+    reason_media_not_granted: "the medium is not among those granted",
+    reason_territory_not_granted: "the territory is outside the one granted",
+    reason_likeness_not_granted: "the likeness used goes beyond what was granted",
     withdraw: "Withdraw",
     withdrawn: "Request withdrawn.",
     grantWord: "Grant",
@@ -172,7 +195,30 @@ const WORDS = {
     receipt: "下载凭证",
     reportUse: "报告一次使用",
     useRecorded: "已记录一次使用。",
-    useViolation: "已记为违规：授权状态为 {status}。经纪公司已收到通知。",
+    useViolation: "已记为违规：{reasons}。艺人、经纪公司和制作方均已收到通知。",
+    useTitle: "报告授权的一次使用",
+    close: "关闭",
+    uKind: "做了什么",
+    uCount: "次数",
+    uMedia: "媒介",
+    uTerritory: "地区",
+    uTerritoryHint: "ISO 代码，如 CN、US，或 worldwide",
+    uLikeness: "使用的肖像部分",
+    useSend: "报告这次使用",
+    noMedia: "— 未说明 —",
+    needsPlace: "发布和分发必须说明媒介和地区。",
+    needsLikeness: "生成和训练必须说明使用了肖像的哪些部分。",
+    useInside: "在所有条款之内：已记录使用 {id}（201，无违规）。",
+    useBroke: "违规 {id}（409）：已记录这次使用，并通知了艺人、经纪公司和制作方。违反的条款：",
+    useFix: "API 拒绝了部分字段（422），没有记录任何内容。",
+    kind_render: "生成", kind_publish: "发布", kind_train: "训练模型", kind_fine_tune: "微调模型",
+    kind_distribute: "分发", kind_other: "其他",
+    reason_grant_not_active: "使用时授权并未生效",
+    reason_grant_paused: "艺人当时已暂停所有授权",
+    reason_ai_training_not_granted: "未授权 AI 训练",
+    reason_media_not_granted: "该媒介不在授权范围内",
+    reason_territory_not_granted: "该地区超出授权范围",
+    reason_likeness_not_granted: "使用的肖像部分超出授权范围",
     withdraw: "撤回",
     withdrawn: "请求已撤回。",
     grantWord: "授权",
@@ -243,6 +289,9 @@ const EXAMPLES = {
 
 const MEDIA = ["film", "series", "short_video", "advertising", "game", "music", "social", "other"];
 const LIKENESS = ["face", "voice", "body", "name"];
+const USE_KINDS = ["render", "publish", "train", "fine_tune", "distribute", "other"];
+const NEEDS_PLACE = ["publish", "distribute"];
+const NEEDS_LIKENESS = ["render", "train", "fine_tune"];
 const SENSITIVE = [
   "sexual_content", "political", "religious", "endorsement", "physical_alteration", "real_time_interactive",
 ];
@@ -273,6 +322,7 @@ const S = {
   openView: null,
   lastRender: { telegram: "", slack: "", requests: "" },
   flashRequest: null,
+  useGrant: null,
 };
 
 // ------------------------------------------------------------------ small helpers
@@ -416,6 +466,7 @@ function applyLanguage() {
   for (const node of $$("[data-i18n-placeholder]")) node.placeholder = t(node.dataset.i18nPlaceholder);
   for (const button of $$(".lang button")) button.classList.toggle("on", button.dataset.lang === S.lang);
   buildChips();
+  buildUseForm();
   renderHeaders();
   renderClock();
   S.lastRender = { telegram: "", slack: "", requests: "" };
@@ -744,13 +795,136 @@ async function downloadReceipt(event, grantId) {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
-async function reportUse(grantId) {
-  const answer = await call("POST", `/v1/grants/${grantId}/usage`, { kind: "render", count: 1 },
-    creatorHeaders({ "Idempotency-Key": newKey() }));
-  if (answer.status === 201) toast(t("useRecorded"), "good");
-  else if (answer.status === 409 && answer.data && answer.data.violation) {
-    toast(t("useViolation", { status: t(`grant_${answer.data.grant_status}`) }), "bad");
-  } else toast(t("failed", { why: whyOf(answer) }), "bad");
+// ------------------------------------------------------------------ creator: reporting a use
+
+function buildUseForm() {
+  const kind = $("#u-kind");
+  const chosenKind = kind.value || "render";
+  kind.replaceChildren(
+    ...USE_KINDS.map((k) => el("option", { value: k, selected: k === chosenKind }, t(`kind_${k}`))),
+  );
+  const media = $("#u-media");
+  const chosenMedia = media.value;
+  media.replaceChildren(
+    el("option", { value: "" }, t("noMedia")),
+    ...MEDIA.map((m) => el("option", { value: m, selected: m === chosenMedia }, t(`media_${m}`))),
+  );
+  const box = $("#u-likeness");
+  const first = !box.childElementCount;
+  const checked = first ? new Set(["face"]) : new Set($$("input:checked", box).map((i) => i.value));
+  box.replaceChildren(
+    ...LIKENESS.map((value) =>
+      el(
+        "label",
+        { class: "chip" },
+        el("input", { type: "checkbox", name: "use-likeness", value, checked: checked.has(value) }),
+        el("span", {}, t(`likeness_${value}`)),
+      ),
+    ),
+  );
+  renderUseNeeds();
+}
+
+function renderUseNeeds() {
+  const kind = $("#u-kind").value;
+  const needs = NEEDS_PLACE.includes(kind) ? t("needsPlace") : NEEDS_LIKENESS.includes(kind) ? t("needsLikeness") : "";
+  $("#use-needs").textContent = needs;
+}
+
+function reportUse(grantId) {
+  S.useGrant = grantId;
+  $("#use-grant").textContent = grantId;
+  $("#use-form").hidden = false;
+  $("#use-answer").hidden = true;
+  clearUseErrors();
+  $("#use-form").scrollIntoView({ block: "nearest" });
+  $("#u-kind").focus();
+}
+
+// The use as the API wants it: only what is stated is sent, so a missing field is the API's 422.
+function readUse() {
+  const body = { kind: $("#u-kind").value, count: Number($("#u-count").value || 1) };
+  if ($("#u-media").value) body.media = $("#u-media").value;
+  const territory = $("#u-territory").value.split(/[\s,，;；]+/).filter(Boolean);
+  if (territory.length) body.territory = territory;
+  const likeness = $$("#u-likeness input:checked").map((i) => i.value);
+  if (likeness.length) body.likeness = likeness;
+  return body;
+}
+
+function clearUseErrors() {
+  for (const box of $$("#use-form .field.invalid")) {
+    box.classList.remove("invalid");
+    $(".err", box).textContent = "";
+  }
+  $("#use-error").hidden = true;
+  $("#use-error").textContent = "";
+}
+
+function showUseErrors(detail) {
+  clearUseErrors();
+  const general = [];
+  for (const problem of Array.isArray(detail) ? detail : []) {
+    const loc = (problem.loc || []).filter((part) => part !== "body");
+    const box = loc.length ? $(`#use-form .field[data-field="${CSS.escape(String(loc[0]))}"]`) : null;
+    if (!box) {
+      general.push(loc.length ? `${loc[0]}: ${problem.msg}` : problem.msg);
+      continue;
+    }
+    box.classList.add("invalid");
+    const err = $(".err", box);
+    err.textContent = err.textContent ? `${err.textContent} · ${problem.msg}` : problem.msg;
+  }
+  $("#use-error").textContent = [t("useFix"), ...general].join(" ");
+  $("#use-error").hidden = false;
+}
+
+async function submitUse(event) {
+  event.preventDefault();
+  if (!S.useGrant) return;
+  const button = $("#use-send");
+  const box = $("#use-answer");
+  button.disabled = true;
+  try {
+    const answer = await call("POST", `/v1/grants/${S.useGrant}/usage`, readUse(),
+      creatorHeaders({ "Idempotency-Key": newKey() }));
+    if (answer.status === 422) {
+      box.hidden = true;
+      showUseErrors(answer.data && answer.data.detail);
+      return;
+    }
+    clearUseErrors();
+    if (answer.status === 201) {
+      box.className = "use-answer ok";
+      box.dataset.outcome = "inside";
+      box.replaceChildren(t("useInside", { id: answer.data.id }));
+      toast(t("useRecorded"), "good");
+    } else if (answer.status === 409 && answer.data && answer.data.violation) {
+      const violation = answer.data.violation;
+      box.className = "use-answer violation";
+      box.dataset.outcome = "violation";
+      box.replaceChildren(
+        el("strong", {}, t("useBroke", { id: violation.id })),
+        el(
+          "ul",
+          { class: "reasons" },
+          ...violation.reasons.map((code) =>
+            el("li", { dataset: { reason: code } }, el("code", {}, code), ` — ${t(`reason_${code}`)}`),
+          ),
+        ),
+      );
+      toast(t("useViolation", { reasons: violation.reasons.map((code) => t(`reason_${code}`)).join("; ") }), "bad");
+    } else {
+      box.className = "use-answer violation";
+      box.dataset.outcome = "refused";
+      box.replaceChildren(t("failed", { why: whyOf(answer) }));
+    }
+    box.hidden = false;
+  } catch (error) {
+    toast(t("failed", { why: error.message }), "bad");
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function withdraw(requestId) {
@@ -1433,6 +1607,9 @@ function renderHeaders() {
 
 function wire() {
   $("#request-form").addEventListener("submit", submitRequest);
+  $("#use-form").addEventListener("submit", submitUse);
+  $("#use-close").addEventListener("click", () => ($("#use-form").hidden = true));
+  $("#u-kind").addEventListener("change", renderUseNeeds);
   $("#fill-example").addEventListener("click", () => fillExample());
   $("#f-comp-kind").addEventListener("change", updateCompensation);
   $("#f-artist").addEventListener("change", renderHeaders);
