@@ -50,6 +50,7 @@ from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, Language, RequestStatus, Terms
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
+from bot.render import telegram_deletion as deletion_texts
 from bot.render import words
 from bot.render.buttons import CallbackSigner
 from bot.reports import ChartDrawer, build_report
@@ -300,7 +301,7 @@ class TelegramSender:
             return await self._update_card(notice)
         if notice.kind == "decision_reminder":
             return await self._remind_decision(notice)
-        if notice.kind in {"grant_reminder", "grant_expired"}:
+        if notice.kind in {"grant_reminder", "grant_expired", "deletion_confirmed"}:
             return await self._tell_about_grant(notice)
         if notice.kind == "report":
             return await self._send_report(notice)
@@ -435,6 +436,11 @@ class TelegramSender:
         title = card.terms.project_title
         if notice.kind == "grant_expired":
             text = texts.grant_expired(recipient.language, title)
+        elif notice.kind == "deletion_confirmed":
+            deleted_at = words.parse_time(notice.payload.get("deleted_at"))
+            text = deletion_texts.artist_confirmed(
+                recipient.language, recipient.timezone, title, card.creator_name, deleted_at
+            )
         else:
             ends_at = words.parse_time(notice.payload.get("ends_at")) or card.terms.ends_at
             text = texts.grant_reminder(recipient.language, recipient.timezone, title, ends_at)

@@ -354,6 +354,14 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
             f":no_entry: {artist} revoked consent. {creator} was told to stop use at once and to confirm "
             "deletion of training data and models."
         )
+    if event == "deletion.escalation":
+        due = _iso_date(payload.get("due_at"))
+        return f":rotating_light: {creator} has not confirmed deleting {artist}'s likeness data, due {due}."
+    if event == "deletion.confirmed":
+        done = _iso_date(payload.get("deleted_at"))
+        return (
+            f":wastebasket: {creator} confirmed the deletion (done {done}); the signed confirmation is kept."
+        )
     if event == "usage.violation":
         count = escape(str(payload.get("count") or 1))
         kind = escape(str(payload.get("kind") or "use"))

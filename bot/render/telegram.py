@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.models import ActorKind, Language, Outcome, Report, RequestStatus
+from bot.render import telegram_deletion
 from bot.render.buttons import Action, Button, Keyboard
 from bot.render.words import N_, Voice, actor_on_card, esc, parse_time, plain_length
 
@@ -416,6 +417,8 @@ def creator_status(language: Language, timezone: str, title: str, payload: Mappi
                 ),
             ]
         )
+    elif event.startswith("deletion."):
+        line = telegram_deletion.creator_line(v, event, title, payload)
     else:
         line = v._("“%(title)s”: %(event)s", title=title, event=event or "update")
     return "\n".join(part for part in (line, ref) if part)
