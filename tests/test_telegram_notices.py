@@ -12,7 +12,7 @@ from babel.messages.extract import extract
 from babel.messages.pofile import read_po
 
 from bot.models import ActorKind, Compensation, Language, Media, Outcome, RequestStatus, Sensitive, Terms
-from bot.render import telegram, words
+from bot.render import telegram, telegram_deletion, words
 from bot.render import telegram_cards as cards
 from bot.render.buttons import Action, CallbackSigner
 from bot.render.telegram_cards import Card, DecisionLine
@@ -234,6 +234,7 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
         telegram.decision_reminder(language, "UTC", "T<", NOW + timedelta(hours=2), NOW, escalation=True),
         telegram.grant_reminder(language, "UTC", "T<", NOW + timedelta(days=7)),
         telegram.grant_expired(language, "T<"),
+        telegram_deletion.artist_confirmed(language, "UTC", "T<", "Studio & <Co>", NOW),
         telegram.report_text(language, report),
         telegram.report_caption(language),
         telegram.language_menu(language).text,
@@ -250,6 +251,9 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
         "grant.expiring",
         "grant.expired",
         "grant.revoked",
+        "deletion.due",
+        "deletion.reminder",
+        "deletion.confirmed",
         "something.new",
     ]:
         payload = {
