@@ -45,7 +45,10 @@ class DeletionState(BaseModel):
     cause: Literal["revoked", "expired"]
     due_at: datetime
     confirmed_at: datetime | None
-    reminders_sent: int = Field(description="How many reminders the creator was sent.")
+    reminders_sent: int = Field(
+        description="How many DELETION_REMINDERS moments have passed, each reminded once (after "
+        "downtime only the latest is sent)."
+    )
     escalated_at: datetime | None = Field(description="When it was raised to the agency, overdue.")
 
     @classmethod
