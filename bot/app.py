@@ -74,6 +74,8 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
         default_decision_window=settings.default_decision_window,
         decision_reminders=tuple(settings.decision_reminders),
         grant_reminders=tuple(settings.grant_reminders),
+        deletion_reminders=tuple(sorted(settings.deletion_reminders)),
+        deletion_window=settings.deletion_window,
     )
     return Desk(
         db=Database(settings.database_url),

@@ -26,7 +26,13 @@ from bot.clean_text import MAX_NAME, hidden_character
 from bot.config import ConfigError, Settings, load_settings
 from bot.exposure import startup_refusal
 from bot.models import Actor, ActorKind, ChannelKind, Language, Media, Policy, RedLines, Sensitive
-from bot.receipts import ReceiptError, parse_keys_document, read_json_file, verify_receipt
+from bot.receipts import (
+    DELETION_RECEIPT_TYPE,
+    ReceiptError,
+    parse_keys_document,
+    read_json_file,
+    verify_receipt,
+)
 from bot.webhook_address import (
     WebhookAddressRefused,
     WebhookPolicy,
@@ -49,7 +55,7 @@ agency_app = typer.Typer(help="Agencies and their Slack channels.", no_args_is_h
 artist_app = typer.Typer(help="Artists, their policies and Telegram links.", no_args_is_help=True)
 creator_app = typer.Typer(help="Creators (studios) and their API keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit chain.", no_args_is_help=True)
-receipt_app = typer.Typer(help="Signed grant receipts.", no_args_is_help=True)
+receipt_app = typer.Typer(help="Signed receipts of grants and deletion confirmations.", no_args_is_help=True)
 report_app = typer.Typer(help="Usage reports.", no_args_is_help=True)
 for name, sub in [
     ("report", report_app),
@@ -458,7 +464,8 @@ def receipt_verify(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Exit 0 when the receipt's signature and content hold (with --online: and the grant is active)."""
+    """Exit 0 when the receipt's (a grant's or a deletion confirmation's) signature and content hold
+    (with --online: and the grant is active)."""
     try:
         receipt = read_json_file(file)
         if keys is not None:
@@ -471,6 +478,10 @@ def receipt_verify(
         if as_json:
             sys.stdout.write(json.dumps({"valid": False, "problem": str(error)}) + "\n")
         _fail(f"receipt not valid: {error}")
+    if receipt.get("type") == DELETION_RECEIPT_TYPE:
+        found = {"valid": True, "grant_id": receipt["grant"]["id"], "type": DELETION_RECEIPT_TYPE}
+        _emit(as_json, found, "deletion receipt valid")
+        return
     if online:
         from bot.cli_proof import receipt_online
 

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     grant_reminders: Annotated[list[timedelta], NoDecode] = Field(
         default_factory=lambda: [timedelta(days=7), timedelta(days=1)]
     )
+    # After a grant ends with a deletion owed: remind the creator this long after it fell due,
+    # and raise it to the agency once the window has passed without a confirmation.
+    deletion_reminders: Annotated[list[timedelta], NoDecode] = Field(
+        default_factory=lambda: [timedelta(days=7), timedelta(days=3)]  # as "3d,7d" reads
+    )
+    deletion_window: Annotated[timedelta, NoDecode] = timedelta(days=14)
     default_decision_window: Annotated[timedelta, NoDecode] = timedelta(hours=72)
     max_grant_days: int = Field(default=365, ge=1, le=3650)
     signing_key_file: Path | None = None
@@ -138,7 +144,13 @@ class Settings(BaseSettings):
     address_rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(per_second=10, burst=50)
     refusal_audit_per_hour: int = Field(default=30, ge=0, le=100_000)
 
-    @field_validator("sweep_interval", "default_decision_window", "audit_checkpoint_interval", mode="before")
+    @field_validator(
+        "sweep_interval",
+        "default_decision_window",
+        "audit_checkpoint_interval",
+        "deletion_window",
+        mode="before",
+    )
     @classmethod
     def _read_duration(cls, value: Any) -> timedelta:
         return _duration_field(value)
@@ -155,7 +167,7 @@ class Settings(BaseSettings):
             return timedelta(0)
         return _duration_field(value)
 
-    @field_validator("decision_reminders", "grant_reminders", mode="before")
+    @field_validator("decision_reminders", "grant_reminders", "deletion_reminders", mode="before")
     @classmethod
     def _read_duration_list(cls, value: Any) -> list[timedelta]:
         return _duration_list_field(value)

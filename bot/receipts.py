@@ -1,4 +1,5 @@
-"""Ed25519 receipts: a grant's signed, offline-verifiable proof (DESIGN §7)."""
+"""Ed25519 receipts: a grant's signed, offline-verifiable proof (DESIGN §7), and the same for a
+creator's confirmation that it deleted what it made under an ended grant."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from bot.models import canonical_json, sha256_hex, terms_hash
 
 RECEIPT_VERSION = 1
+# The `type` of each signed document; the signature covers it, so one cannot pass for the other.
+GRANT_RECEIPT_TYPE = "likeness-consent-receipt"
+DELETION_RECEIPT_TYPE = "likeness-deletion-receipt"
 
 
 def _b64(data: bytes) -> str:
@@ -149,9 +153,27 @@ def verify_receipt(receipt: Any, keys: dict[str, Ed25519PublicKey]) -> None:
         key.verify(_unb64(signature), canonical_json(unsigned))
     except (InvalidSignature, ValueError):
         raise ReceiptError("the signature does not match the receipt's content") from None
+    if receipt.get("type") == DELETION_RECEIPT_TYPE:
+        _check_deletion(receipt)
+        return
     terms = receipt.get("terms")
     if not isinstance(terms, dict) or terms_hash(terms) != receipt.get("terms_hash"):
         raise ReceiptError("the terms do not match terms_hash")
+
+
+def _check_deletion(receipt: dict[str, Any]) -> None:
+    """A deletion receipt names its grant and holds a statement, deleted before it was confirmed."""
+    grant = receipt.get("grant")
+    deletion = receipt.get("deletion")
+    if not isinstance(grant, dict) or not isinstance(grant.get("id"), str):
+        raise ReceiptError("the deletion receipt names no grant")
+    if not isinstance(deletion, dict) or not isinstance(deletion.get("statement"), str):
+        raise ReceiptError("the deletion receipt holds no statement")
+    if sha256_hex(deletion["statement"].encode("utf-8")) != deletion.get("statement_sha256"):
+        raise ReceiptError("the statement does not match statement_sha256")
+    deleted_at, confirmed_at = deletion.get("deleted_at"), deletion.get("confirmed_at")
+    if not isinstance(deleted_at, str) or not isinstance(confirmed_at, str):
+        raise ReceiptError("the deletion receipt has no deleted_at or confirmed_at")
 
 
 def read_json_file(path: Path) -> Any:

@@ -13,12 +13,12 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import OPEN_STATUSES, ActorKind, GrantStatus
-from storage.tables import Agency, Artist, Grant, ReportRun, Request
+from storage.tables import Agency, Artist, Deletion, Grant, ReportRun, Request
 
 _OPEN = [s.value for s in OPEN_STATUSES]
 _NOT_ENDED = [GrantStatus.scheduled.value, GrantStatus.active.value]
 
-Row = TypeVar("Row", Request, Grant)
+Row = TypeVar("Row", Request, Grant, Deletion)
 
 
 async def _locked(session: AsyncSession, query: Select[tuple[Row]], limit: int) -> list[Row]:
@@ -82,6 +82,38 @@ async def grants_to_remind(
             Grant.ends_at <= now + within,
         )
         .order_by(Grant.ends_at)
+    )
+    return await _locked(session, query, limit)
+
+
+async def deletions_to_remind(
+    session: AsyncSession, now: datetime, *, index: int, after: timedelta, limit: int
+) -> list[Deletion]:
+    """Unconfirmed deletions due at least `after` ago that have not had reminder `index` yet."""
+    query = (
+        select(Deletion)
+        .where(
+            Deletion.confirmed_at.is_(None),
+            Deletion.reminders_sent <= index,
+            Deletion.due_at <= now - after,
+        )
+        .order_by(Deletion.due_at)
+    )
+    return await _locked(session, query, limit)
+
+
+async def deletions_to_escalate(
+    session: AsyncSession, now: datetime, *, window: timedelta, limit: int
+) -> list[Deletion]:
+    """Unconfirmed deletions due longer than `window` ago that were not raised to the agency yet."""
+    query = (
+        select(Deletion)
+        .where(
+            Deletion.confirmed_at.is_(None),
+            Deletion.escalated_at.is_(None),
+            Deletion.due_at <= now - window,
+        )
+        .order_by(Deletion.due_at)
     )
     return await _locked(session, query, limit)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.tables import Agency, Artist, CardRef, Creator, Decision, Grant, Request
+from storage.tables import Agency, Artist, CardRef, Creator, Decision, Deletion, Grant, Request
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class RequestView:
     artist: Artist
     agency: Agency | None
     creator: Creator
+    deletion: Deletion | None = None  # the deletion confirmation the grant owes, if any
 
 
 async def load_request_view(session: AsyncSession, request_id: str) -> RequestView | None:
@@ -39,7 +40,8 @@ async def load_request_view(session: AsyncSession, request_id: str) -> RequestVi
     creator = await session.get(Creator, request.creator_id)
     assert artist is not None and creator is not None  # foreign keys guarantee both
     agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None
-    return RequestView(request, decisions, grant, artist, agency, creator)
+    deletion = await session.get(Deletion, grant.id) if grant is not None else None
+    return RequestView(request, decisions, grant, artist, agency, creator, deletion)
 
 
 async def creator_by_key_hash(session: AsyncSession, key_hash: str) -> Creator | None:

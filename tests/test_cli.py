@@ -226,3 +226,70 @@ def test_python_dash_m_bot_is_the_same_command(env: dict[str, str], tmp_path: Pa
     assert json.loads(result.stdout)["id"].startswith("agy_")
     bad = run_cli(env, tmp_path, "artist", "add", "--name", "X", "--timezone", "Nowhere")
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
+
+
+def test_receipt_verify_accepts_a_deletion_receipt_and_refuses_any_changed_byte(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    import asyncio
+
+    from bot import workflow
+    from bot.app import build_desk
+    from bot.config import load_settings
+    from bot.models import Outcome
+    from sandbox.factories import make_parties, make_terms
+
+    async def make_receipt() -> dict[str, object]:
+        desk = build_desk(
+            load_settings(**{k.lower(): v for k, v in env.items() if k in {"DATABASE_URL", "DATA_DIR"}})
+        )
+        await desk.db.upgrade()
+        parties = await make_parties(desk)
+        now = desk.clock.now()
+        submitted = await workflow.submit_request(
+            desk,
+            creator_id=parties.creator_id,
+            terms_in=make_terms(desk, parties.artist_id, starts_at=now.isoformat()),
+        )
+        decided = await workflow.decide(
+            desk,
+            request_id=submitted.view.request.id,
+            actor=parties.artist(),
+            outcome=Outcome.approve,
+            terms_hash=submitted.view.request.terms_hash,
+        )
+        assert decided.view.grant is not None
+        grant_id = decided.view.grant.id
+        await workflow.revoke_grant(desk, grant_id=grant_id, actor=parties.artist())
+        confirmed = await workflow.confirm_deletion(
+            desk,
+            creator_id=parties.creator_id,
+            grant_id=grant_id,
+            statement="Training set and fine-tuned weights were erased from every store.",
+            deleted_at=desk.clock.now(),
+        )
+        keys = desk.signer.public_keys_document()
+        await desk.db.dispose()
+        (tmp_path / "keys.json").write_text(json.dumps(keys))
+        assert confirmed.deletion.receipt is not None
+        return confirmed.deletion.receipt
+
+    receipt = asyncio.run(make_receipt())
+    genuine = tmp_path / "deletion.json"
+    genuine.write_text(json.dumps(receipt))
+    keys = str(tmp_path / "keys.json")
+    code, out, _ = likeness(env, "receipt", "verify", str(genuine), "--keys", keys, "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "valid": True,
+        "grant_id": receipt["grant"]["id"],  # type: ignore[index]
+        "type": "likeness-deletion-receipt",
+    }
+    assert likeness(env, "receipt", "verify", str(genuine))[0] == 0  # the service's own key by default
+
+    text = genuine.read_text()
+    for at in (text.index("erased"), text.index("deleted_at") + 20):
+        forged = tmp_path / "forged.json"
+        forged.write_text(text[:at] + ("X" if text[at] != "X" else "Y") + text[at + 1 :])
+        code, _, err = likeness(env, "receipt", "verify", str(forged), "--keys", keys)
+        assert code == 1 and "not valid" in err, text[at - 10 : at + 10]

@@ -414,3 +414,48 @@ def test_skipping_ahead_brings_the_reminder_the_lapse_and_the_expiry(
     expect(chat.locator(".tg-bubble img").last).to_be_visible()
     expect(page.locator("#slack-feed .slack-files img").last).to_be_visible()
     shoot(page, "after-skip-ahead")
+
+
+def test_skipping_ahead_shows_the_deletion_owed_reminded_escalated_and_confirmed(
+    page: Page, config: dict[str, Any], served: ServiceProcess
+) -> None:
+    title = unique("Dubbing voice model")
+    row = send_request(page, config, to="maya", title=title, ai_training=True, window=7)
+    card = telegram_card(page, config, of="maya", title=title)
+    card.get_by_role("button", name="Approve", exact=True).click()
+    card.get_by_role("button", name="Also allow AI training of my likeness").click()
+    expect(row).to_have_attribute("data-status", "approved")
+    deletion = row.locator(".req-deletion")
+    expect(deletion).to_have_count(0)
+
+    page.click("[data-skip='7d']")  # the AI-training grant ends: the studio owes a deletion
+    expect(row.locator(".grant-state")).to_have_text("expired")
+    expect(deletion).to_contain_text("Deletion owed since")
+    expect(deletion).not_to_contain_text("reminder")
+
+    page.click("[data-skip='3d']")
+    expect(deletion).to_contain_text("reminder #1 sent")
+    reminded = page.locator(".toast").filter(has_text="Reminder to the studio").filter(has_text=title)
+    expect(reminded).to_have_count(1)
+    page.click("[data-skip='7d']")
+    expect(deletion).to_contain_text("reminder #2 sent")
+    page.click("[data-skip='7d']")
+    expect(deletion).to_contain_text("raised to the agency")
+    thread = board_message(page, title).locator(".slack-thread")
+    expect(thread).to_contain_text("has not confirmed deleting Maya Brooks's likeness data")
+    shoot(page, "deletion-overdue")
+
+    row.get_by_role("button", name="Confirm deletion").click()
+    expect(deletion).to_contain_text("Deletion confirmed")
+    confirmed = (
+        page.locator("#tg-chat .tg-msg.in").filter(has_text="confirmed deleting").filter(has_text=title)
+    )
+    expect(confirmed).to_have_count(1)
+    expect(thread).to_contain_text("confirmed the deletion")
+    with page.expect_download() as download:
+        row.locator("a.receipt", has_text="Deletion receipt").click()
+    receipt = json.loads(Path(download.value.path()).read_text())
+    keys = parse_keys_document(httpx.get(f"{served.url}/.well-known/likeness-keys.json").json())
+    verify_receipt(receipt, keys)
+    assert receipt["type"] == "likeness-deletion-receipt"
+    shoot(page, "deletion-confirmed")

@@ -454,6 +454,45 @@ async def test_a_violation_tells_the_artist_what_and_revoke_this_grant_goes_thro
     assert revoked is not None and revoked.status == "revoked"
 
 
+async def test_the_studio_is_told_to_delete_and_the_artist_hears_in_chinese_when_it_confirms(
+    world: World,
+) -> None:
+    party = await world.party("Zhou Xun", language=Language.zh_hans)
+    studio_user = world.new_user("Studio")
+    token = await workflow.create_invite(
+        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
+    )
+    await world.sim.send_text(TOKEN, studio_user, f"/start {token}")
+    await world.wait_text(studio_user, "Status updates")
+    request_id = await world.submit(
+        party, project_title="Voice Model", starts_at=datetime.now(UTC).isoformat()
+    )
+    await world.tap(party.user_id, await world.card(party.user_id, request_id), "同意")
+    await world.wait_text(studio_user, "approved")
+    async with world.desk.db.transaction() as session:
+        grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
+    await workflow.revoke_grant(
+        world.desk, grant_id=grant.id, actor=Actor(ActorKind.admin, "ops", ChannelKind.cli)
+    )
+    # Revoked by an operator in another process: the service's outbox finds it on its next poll.
+    owed = await world.wait_text(studio_user, "then confirm it")
+    assert "Voice Model" in owed["text"]
+
+    answer = await world.http.post(
+        f"{world.url}/v1/grants/{grant.id}/deletion",
+        json={
+            "statement": "The voice model and its training set were erased.",
+            "deleted_at": datetime.now(UTC).isoformat(),
+        },
+        headers={"Authorization": f"Bearer {party.api_key}"},
+    )
+
+    assert answer.status_code == 201, answer.text
+    told = await world.wait_text(party.user_id, "已确认删除")
+    assert "Dream Studio" in told["text"] and "Voice Model" in told["text"]
+    await world.wait_text(studio_user, "is recorded and signed")
+
+
 async def test_language_switch_changes_later_cards(world: World) -> None:
     party = await world.party("Lu Han")
     before = await world.submit(party, project_title="Before")

@@ -22,7 +22,7 @@ from bot.models import (
     Terms,
     ViolationReason,
 )
-from bot.render import telegram, violations, words
+from bot.render import telegram, telegram_deletion, violations, words
 from bot.render import telegram_cards as cards
 from bot.render.buttons import Action, CallbackSigner
 from bot.render.telegram_cards import Card, DecisionLine
@@ -244,6 +244,7 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
         telegram.decision_reminder(language, "UTC", "T<", NOW + timedelta(hours=2), NOW, escalation=True),
         telegram.grant_reminder(language, "UTC", "T<", NOW + timedelta(days=7)),
         telegram.grant_expired(language, "T<"),
+        telegram_deletion.artist_confirmed(language, "UTC", "T<", "Studio & <Co>", NOW),
         telegram.report_text(language, report),
         telegram.report_caption(language),
         telegram.language_menu(language).text,
@@ -280,6 +281,9 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
         "grant.expired",
         "grant.revoked",
         "usage.violation",
+        "deletion.due",
+        "deletion.reminder",
+        "deletion.confirmed",
         "something.new",
     ]:
         payload = {

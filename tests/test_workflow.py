@@ -265,7 +265,9 @@ async def test_revocation_ends_the_grant_and_tells_the_creator_to_stop_and_delet
             for n in (await session.execute(select(Notice).where(Notice.grant_id == grant.id))).scalars()
             if n.recipient_kind == "creator"
         ]
-    assert payloads and payloads[-1]["stop_use"] is True and payloads[-1]["confirm_deletion"] is True
+    revoked = [p for p in payloads if p["event"] == "grant.revoked"]
+    assert revoked and revoked[-1]["stop_use"] is True and revoked[-1]["confirm_deletion"] is True
+    assert [p["event"] for p in payloads][-2:] == ["grant.revoked", "deletion.due"]
 
 
 async def test_usage_outside_an_active_grant_is_stored_as_a_violation(desk: Desk, clock: FrozenClock) -> None:

@@ -50,6 +50,7 @@ from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, GrantStatus, Language, RequestStatus, Terms
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
+from bot.render import telegram_deletion as deletion_texts
 from bot.render import telegram_pause as pause_texts
 from bot.render import violations, words
 from bot.render.buttons import NO_BUTTONS, CallbackSigner
@@ -302,7 +303,7 @@ class TelegramSender:
             return await self._update_card(notice)
         if notice.kind == "decision_reminder":
             return await self._remind_decision(notice)
-        if notice.kind in {"grant_reminder", "grant_expired", "violation"}:
+        if notice.kind in {"grant_reminder", "grant_expired", "violation", "deletion_confirmed"}:
             return await self._tell_about_grant(notice)
         if notice.kind == "report":
             return await self._send_report(notice)
@@ -450,6 +451,11 @@ class TelegramSender:
                 creator_name=card.creator_name,
                 grant_id=notice.grant_id or "",
                 payload=notice.payload,
+            )
+        elif notice.kind == "deletion_confirmed":
+            deleted_at = words.parse_time(notice.payload.get("deleted_at"))
+            text = deletion_texts.artist_confirmed(
+                recipient.language, recipient.timezone, title, card.creator_name, deleted_at
             )
         else:
             ends_at = words.parse_time(notice.payload.get("ends_at")) or card.terms.ends_at

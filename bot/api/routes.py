@@ -10,12 +10,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot import workflow
 from bot.api.ratelimit import RateLimited, limits_of, refuse_unauthenticated
-from bot.api.schemas import ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
+from bot.api.schemas import DeletionIn, DeletionOut, ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
 from bot.creator_keys import authenticate
 from bot.models import ID_PATTERN, RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
 from bot.workflow import Desk, Idempotency
 from storage.queries import list_creator_requests, load_request_view
-from storage.tables import Creator, Grant
+from storage.tables import Creator, Deletion, Grant
 
 router = APIRouter(prefix="/v1", tags=["creators"])
 _bearer = HTTPBearer(auto_error=False, description="The API key shown once by `likeness creator add`.")
@@ -165,9 +165,11 @@ async def _own_grant(desk: Desk, creator: Creator, grant_id: str) -> Grant:
 
 @router.get("/grants/{grant_id}", response_model=GrantOut, responses=_ERRORS)
 async def get_grant(grant_id: GrantId, creator: CreatorDep, desk: DeskDep) -> GrantOut:
-    """One of your grants with its status now."""
+    """One of your grants with its status now and the deletion confirmation it owes, if any."""
     grant = await _own_grant(desk, creator, grant_id)
-    return GrantOut.of(grant, workflow.grant_status_at(grant, desk.clock.now()))
+    async with desk.db.read() as session:
+        deletion = await session.get(Deletion, grant_id)
+    return GrantOut.of(grant, workflow.grant_status_at(grant, desk.clock.now()), deletion)
 
 
 @router.get("/grants/{grant_id}/receipt", responses=_ERRORS)
@@ -205,3 +207,46 @@ async def report_usage(
     body = UsageOut.of(recorded.event).model_dump(mode="json")
     headers = {"Idempotent-Replayed": "true"} if recorded.replayed else {}
     return JSONResponse(body, status_code=409 if recorded.event.violation else 201, headers=headers)
+
+
+@router.post(
+    "/grants/{grant_id}/deletion",
+    status_code=201,
+    response_model=DeletionOut,
+    responses=_ERRORS
+    | _BODY_ERRORS
+    | {409: {"model": ErrorOut, "description": "no deletion is owed, or it was confirmed already"}},
+)
+async def confirm_deletion(
+    grant_id: str,
+    confirmation: DeletionIn,
+    creator: CreatorDep,
+    desk: DeskDep,
+    idempotency_key: IdempotencyHeader = None,
+) -> Any:
+    """Confirms that you deleted what you made with the likeness under an ended grant; signed, once."""
+    idem = _idempotency(
+        idempotency_key, f"POST /v1/grants/{grant_id}/deletion", confirmation.model_dump(mode="json")
+    )
+    confirmed = await workflow.confirm_deletion(
+        desk,
+        creator_id=creator.id,
+        grant_id=grant_id,
+        statement=confirmation.statement,
+        deleted_at=confirmation.deleted_at,
+        idempotency=idem,
+    )
+    headers = {"Idempotent-Replayed": "true"} if confirmed.replayed else {}
+    body = DeletionOut.of(confirmed.deletion).model_dump(mode="json")
+    return JSONResponse(body, status_code=201, headers=headers)
+
+
+@router.get("/grants/{grant_id}/deletion/receipt", responses=_ERRORS)
+async def get_deletion_receipt(grant_id: str, creator: CreatorDep, desk: DeskDep) -> dict[str, Any]:
+    """The signed receipt of your deletion confirmation, verifiable offline like a grant receipt."""
+    await _own_grant(desk, creator, grant_id)
+    async with desk.db.read() as session:
+        deletion = await session.get(Deletion, grant_id)
+    if deletion is None or deletion.receipt is None:
+        raise HTTPException(404, f"grant {grant_id} has no confirmed deletion")
+    return deletion.receipt

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.models import GrantStatus, Likeness, Media, Terms, UsageKind, ViolationReason
+from bot.clean_text import CleanText
+from bot.models import GrantStatus, Likeness, Media, Terms, UsageKind, ViolationReason, aware_utc
 from storage.queries import RequestView
-from storage.tables import Decision, Grant, UsageEvent
+from storage.tables import Decision, Deletion, Grant, UsageEvent
 
 
 class DecisionOut(BaseModel):
@@ -37,6 +38,34 @@ class DecisionOut(BaseModel):
         )
 
 
+class DeletionState(BaseModel):
+    """The deletion confirmation a grant owes: `due` until the creator gives it, then `confirmed`."""
+
+    status: Literal["due", "confirmed"]
+    cause: Literal["revoked", "expired"]
+    due_at: datetime
+    confirmed_at: datetime | None
+    reminders_sent: int = Field(
+        description="How many DELETION_REMINDERS moments have passed, each reminded once (after "
+        "downtime only the latest is sent)."
+    )
+    escalated_at: datetime | None = Field(description="When it was raised to the agency, overdue.")
+
+    @classmethod
+    def of(cls, deletion: Deletion | None) -> DeletionState | None:
+        """Shapes a stored deletion; None when the grant owes none."""
+        if deletion is None:
+            return None
+        return cls(
+            status="confirmed" if deletion.confirmed_at is not None else "due",
+            cause=deletion.cause,
+            due_at=deletion.due_at,
+            confirmed_at=deletion.confirmed_at,
+            reminders_sent=deletion.reminders_sent,
+            escalated_at=deletion.escalated_at,
+        )
+
+
 class GrantOut(BaseModel):
     """A grant: the consent an approval created."""
 
@@ -46,10 +75,13 @@ class GrantOut(BaseModel):
     starts_at: datetime
     ends_at: datetime
     revoked_at: datetime | None
+    deletion: DeletionState | None = Field(
+        default=None, description="The deletion confirmation the grant owes; null when none is owed."
+    )
 
     @classmethod
-    def of(cls, grant: Grant, status: GrantStatus) -> GrantOut:
-        """Shapes a stored grant with its status at this moment."""
+    def of(cls, grant: Grant, status: GrantStatus, deletion: Deletion | None = None) -> GrantOut:
+        """Shapes a stored grant with its status at this moment and any deletion it owes."""
         return cls(
             id=grant.id,
             request_id=grant.request_id,
@@ -57,6 +89,60 @@ class GrantOut(BaseModel):
             starts_at=grant.starts_at,
             ends_at=grant.ends_at,
             revoked_at=grant.revoked_at,
+            deletion=DeletionState.of(deletion),
+        )
+
+
+class DeletionIn(BaseModel):
+    """The creator's confirmation that it deleted what it made with the likeness under a grant."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    statement: CleanText = Field(
+        min_length=10,
+        max_length=4000,
+        description="What was deleted (training data, models, outputs) and how, in the creator's words.",
+    )
+    deleted_at: datetime = Field(
+        description="When it was deleted: with a time zone, not in the future, not before the grant began."
+    )
+
+    @field_validator("statement", mode="before")
+    @classmethod
+    def _one_line_break(cls, value: object) -> object:
+        return value.replace("\r\n", "\n") if isinstance(value, str) else value
+
+    @field_validator("deleted_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return aware_utc(value)
+
+
+class DeletionOut(BaseModel):
+    """A confirmed deletion; its signed receipt is at /v1/grants/{id}/deletion/receipt."""
+
+    grant_id: str
+    status: Literal["confirmed"]
+    cause: str
+    due_at: datetime
+    deleted_at: datetime
+    confirmed_at: datetime
+    statement: str
+    receipt_url: str
+
+    @classmethod
+    def of(cls, deletion: Deletion) -> DeletionOut:
+        """Shapes a confirmed deletion."""
+        assert deletion.confirmed_at and deletion.deleted_at and deletion.statement is not None
+        return cls(
+            grant_id=deletion.grant_id,
+            status="confirmed",
+            cause=deletion.cause,
+            due_at=deletion.due_at,
+            deleted_at=deletion.deleted_at,
+            confirmed_at=deletion.confirmed_at,
+            statement=deletion.statement,
+            receipt_url=f"/v1/grants/{deletion.grant_id}/deletion/receipt",
         )
 
 
@@ -88,7 +174,9 @@ class RequestOut(BaseModel):
             updated_at=request.updated_at,
             decision_due_at=request.decision_due_at,
             decisions=[DecisionOut.of(d) for d in view.decisions],
-            grant=GrantOut.of(view.grant, grant_status) if view.grant and grant_status else None,
+            grant=GrantOut.of(view.grant, grant_status, view.deletion)
+            if view.grant and grant_status
+            else None,
         )
 
 

@@ -363,6 +363,14 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
         )
     if event in PAUSE_EVENTS:
         return pause_thread_line(view.artist.name, view.creator.name, payload)
+    if event == "deletion.escalation":
+        due = _iso_date(payload.get("due_at"))
+        return f":rotating_light: {creator} has not confirmed deleting {artist}'s likeness data, due {due}."
+    if event == "deletion.confirmed":
+        done = _iso_date(payload.get("deleted_at"))
+        return (
+            f":wastebasket: {creator} confirmed the deletion (done {done}); the signed confirmation is kept."
+        )
     return f"Update: {escape(event)}"
 
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.models import ActorKind, Language, Outcome, Report, RequestStatus
+from bot.render import telegram_deletion
 from bot.render.buttons import Action, Button, Keyboard
 from bot.render.telegram_pause import creator_line
 from bot.render.violations import creator_line as violation_line
@@ -427,6 +428,8 @@ def creator_status(language: Language, timezone: str, title: str, payload: Mappi
         )
     elif event == "usage.violation":
         line = violation_line(v, title, payload)
+    elif event.startswith("deletion."):
+        line = telegram_deletion.creator_line(v, event, title, payload)
     else:
         line = v._("“%(title)s”: %(event)s", title=title, event=event or "update")
     return "\n".join(part for part in (line, ref) if part)

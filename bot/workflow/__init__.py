@@ -10,6 +10,7 @@ the audit event that records the refusal. One module per part:
 - `requests`: filing, withdrawing and nudging requests; `idempotency`: Idempotency-Key replays.
 - `decisions`: the one guard of a decision, `decide` and `check_decision`.
 - `grants`: grant status, creation with its receipt, revocation.
+- `deletions`: the deletion confirmation a revoked (or ended AI-training) grant owes.
 - `usage`: creators' usage reports and violations.
 - `pause`: pausing and resuming every grant of an artist at once.
 - `sweeps`: what falls due with time, in one sweep shape; `reports`: queueing usage reports.
@@ -18,6 +19,12 @@ the audit event that records the refusal. One module per part:
 
 from bot.workflow.channel_memory import SLACK_REPLAY_MEMORY, remember_card, remember_slack_request
 from bot.workflow.decisions import Decided, check_decision, decide
+from bot.workflow.deletions import (
+    DeletionAlreadyConfirmed,
+    DeletionConfirmed,
+    DeletionNotOwed,
+    confirm_deletion,
+)
 from bot.workflow.desk import Desk, Rules, hash_secret, new_id, record_refusal
 from bot.workflow.errors import (
     AlreadyDecided,
@@ -50,10 +57,12 @@ from bot.workflow.requests import NUDGE_INTERVAL, Submitted, nudge_artist, submi
 from bot.workflow.sweeps import (
     SWEEP_BATCH,
     activate_due_grants,
+    escalate_overdue_deletions,
     expire_due_grants,
     lapse_overdue_requests,
     run_sweeps,
     send_decision_reminders,
+    send_deletion_reminders,
     send_grant_reminders,
 )
 from bot.workflow.usage import UsageRecorded, record_usage
@@ -66,6 +75,9 @@ __all__ = [
     "SWEEP_BATCH",
     "AlreadyDecided",
     "Decided",
+    "DeletionAlreadyConfirmed",
+    "DeletionConfirmed",
+    "DeletionNotOwed",
     "Desk",
     "Idempotency",
     "IdempotencyConflict",
@@ -89,8 +101,10 @@ __all__ = [
     "add_artist",
     "add_creator",
     "check_decision",
+    "confirm_deletion",
     "create_invite",
     "decide",
+    "escalate_overdue_deletions",
     "expire_due_grants",
     "grant_status_at",
     "hash_secret",
@@ -109,6 +123,7 @@ __all__ = [
     "revoke_grant",
     "run_sweeps",
     "send_decision_reminders",
+    "send_deletion_reminders",
     "send_grant_reminders",
     "set_language",
     "submit_request",

@@ -40,6 +40,9 @@ class Rules:
     default_decision_window: timedelta = timedelta(hours=72)
     decision_reminders: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=2))
     grant_reminders: tuple[timedelta, ...] = (timedelta(days=7), timedelta(days=1))
+    # After a deletion fell due, shortest first (unlike the reminders before a deadline).
+    deletion_reminders: tuple[timedelta, ...] = (timedelta(days=3), timedelta(days=7))
+    deletion_window: timedelta = timedelta(days=14)
 
 
 @dataclass

@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Actor, ActorKind, ChannelKind, GrantStatus, canonical_json, sha256_hex, utc_iso
-from bot.receipts import RECEIPT_VERSION
+from bot.receipts import GRANT_RECEIPT_TYPE, RECEIPT_VERSION
+from bot.workflow.deletions import owe_deletion
 from bot.workflow.desk import (
     Desk,
     announce_grant,
@@ -52,7 +53,7 @@ async def create_grant(session: AsyncSession, desk: Desk, view: RequestView, now
     receipt = desk.signer.sign(
         {
             "receipt_version": RECEIPT_VERSION,
-            "type": "likeness-consent-receipt",
+            "type": GRANT_RECEIPT_TYPE,
             "issued_at": utc_iso(now),
             "request_id": request.id,
             "grant": {"id": grant_id, "starts_at": utc_iso(starts_at), "ends_at": utc_iso(ends_at)},
@@ -143,5 +144,6 @@ async def revoke_grant(desk: Desk, *, grant_id: str, actor: Actor, reason: str |
         # Who withdrew it: the artist, or (where the policy lets it) a member for the agency.
         by = {"revoked_by": actor.kind.value} | ({"by": actor.member} if actor.member else {})
         announce_grant(session, now, view, grant, "grant.revoked", creator_data=stop | by, board_data=by)
+        await owe_deletion(session, desk, actor, grant, cause="revoked", due_at=now)
         return grant
     raise AssertionError("unreachable")  # pragma: no cover

@@ -14,6 +14,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Actor, ActorKind, ChannelKind, GrantStatus, RequestStatus, utc_iso
+from bot.workflow.deletions import allowed_ai_training, owe_deletion
 from bot.workflow.desk import (
     Desk,
     announce,
@@ -25,13 +26,13 @@ from bot.workflow.desk import (
     tell_creator,
 )
 from storage import due
-from storage.tables import Grant, Request
+from storage.tables import Deletion, Grant, Request
 
 SWEEP_BATCH = 500
 
 _SYSTEM = Actor(ActorKind.system, "scheduler", ChannelKind.system)
 
-Row = TypeVar("Row", Request, Grant)
+Row = TypeVar("Row", Request, Grant, Deletion)
 DueRows = Callable[[AsyncSession, datetime], Awaitable[list[Row]]]
 Step = Callable[[AsyncSession, datetime, Row], Awaitable[None]]
 
@@ -149,7 +150,14 @@ async def expire_due_grants(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
     async def rows(session: AsyncSession, now: datetime) -> list[Grant]:
         return await due.grants_to_end(session, now, limit)
 
-    expire = _move_grant(desk, GrantStatus.expired, "grant.expired", artist_kind="grant_expired")
+    move = _move_grant(desk, GrantStatus.expired, "grant.expired", artist_kind="grant_expired")
+
+    async def expire(session: AsyncSession, now: datetime, grant: Grant) -> None:
+        await move(session, now, grant)
+        # A likeness that may have trained a model leaves a tail: the creator owes a deletion.
+        if await allowed_ai_training(session, grant):
+            await owe_deletion(session, desk, _SYSTEM, grant, cause="expired", due_at=grant.ends_at)
+
     return await _sweep(desk, (rows, expire))
 
 
@@ -198,6 +206,66 @@ async def send_grant_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
     return await _sweep(desk, *_reminder_passes(desk.rules.grant_reminders, rows, remind))
 
 
+async def send_deletion_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Reminds the creator of an unconfirmed deletion at each offset after it fell due, once each."""
+    offsets = desk.rules.deletion_reminders
+
+    async def rows(session: AsyncSession, now: datetime, index: int, after: timedelta) -> list[Deletion]:
+        return await due.deletions_to_remind(session, now, index=index, after=after, limit=limit)
+
+    async def remind(session: AsyncSession, now: datetime, deletion: Deletion, index: int) -> None:
+        grant = await session.get(Grant, deletion.grant_id)
+        assert grant is not None  # a deletion's grant is never removed
+        view = await load_view(session, grant.request_id)
+        payload = {
+            "cause": deletion.cause,
+            "due_at": utc_iso(deletion.due_at),
+            "index": index,
+            "escalates_at": utc_iso(deletion.due_at + desk.rules.deletion_window),
+            "confirm_at": f"/v1/grants/{grant.id}/deletion",
+        }
+        tell_creator(
+            session,
+            now,
+            view.creator,
+            "deletion.reminder",
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            data=payload,
+            dedupe_key=f"deletion_reminder:{grant.id}:{index}",
+        )
+        await audit(session, desk, _SYSTEM, "reminder.deletion", "grant", grant.id, payload)
+
+    return await _sweep(desk, *_reminder_passes(offsets, rows, remind))
+
+
+async def escalate_overdue_deletions(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Raises a deletion still unconfirmed after DELETION_WINDOW to the agency's thread, once."""
+
+    async def rows(session: AsyncSession, now: datetime) -> list[Deletion]:
+        return await due.deletions_to_escalate(session, now, window=desk.rules.deletion_window, limit=limit)
+
+    async def escalate(session: AsyncSession, now: datetime, deletion: Deletion) -> None:
+        deletion.escalated_at = now
+        grant = await session.get(Grant, deletion.grant_id)
+        assert grant is not None
+        view = await load_view(session, grant.request_id)
+        payload = {"cause": deletion.cause, "due_at": utc_iso(deletion.due_at)}
+        tell_agency(
+            session,
+            now,
+            view.agency,
+            "board_update",
+            request_id=grant.request_id,
+            grant_id=grant.id,
+            payload={"event": "deletion.escalation"} | payload,
+            dedupe_key=f"deletion.escalation:{grant.id}:agency",
+        )
+        await audit(session, desk, _SYSTEM, "deletion.escalated", "grant", grant.id, payload)
+
+    return await _sweep(desk, (rows, escalate))
+
+
 async def run_sweeps(desk: Desk) -> dict[str, int]:
     """One pass of every sweep, in the order that keeps reminders meaningful."""
     done = {
@@ -206,6 +274,8 @@ async def run_sweeps(desk: Desk) -> dict[str, int]:
         "activated": await activate_due_grants(desk),
         "expired": await expire_due_grants(desk),
         "grant_reminders": await send_grant_reminders(desk),
+        "deletion_reminders": await send_deletion_reminders(desk),
+        "deletion_escalations": await escalate_overdue_deletions(desk),
     }
     if any(done.values()):
         desk.committed()

@@ -92,6 +92,15 @@ const WORDS = {
     withdraw: "Withdraw",
     withdrawn: "Request withdrawn.",
     grantWord: "Grant",
+    deletionDue: "Deletion owed since {when}",
+    deletionReminded: "reminder #{count} sent",
+    deletionEscalated: "raised to the agency",
+    deletionConfirmed: "Deletion confirmed {when}",
+    confirmDeletion: "Confirm deletion",
+    deletionReceipt: "Deletion receipt",
+    deletionStatement: "The training data, models and renders made with the likeness were erased from every store.",
+    deletionRecorded: "Deletion confirmed and signed. The artist and the agency are told.",
+    deletionReminder: "Reminder to the studio: confirm the deletion for “{title}”.",
     reasonWord: "Reason",
     aiTag: "AI training",
     redLines: "red lines: {lines}",
@@ -222,6 +231,15 @@ const WORDS = {
     withdraw: "撤回",
     withdrawn: "请求已撤回。",
     grantWord: "授权",
+    deletionDue: "自 {when} 起应确认删除",
+    deletionReminded: "已发送第 {count} 次提醒",
+    deletionEscalated: "已通知经纪公司",
+    deletionConfirmed: "已于 {when} 确认删除",
+    confirmDeletion: "确认删除",
+    deletionReceipt: "删除凭证",
+    deletionStatement: "用该肖像制作的训练数据、模型和渲染结果已从所有存储中删除。",
+    deletionRecorded: "删除已确认并签名，艺人和经纪公司已收到通知。",
+    deletionReminder: "给制作方的提醒：请确认《{title}》的删除。",
     reasonWord: "理由",
     aiTag: "AI 训练",
     redLines: "红线：{lines}",
@@ -323,6 +341,7 @@ const S = {
   lastRender: { telegram: "", slack: "", requests: "" },
   flashRequest: null,
   useGrant: null,
+  remindersSeen: new Map(), // grant id → deletion reminders the page has shown
 };
 
 // ------------------------------------------------------------------ small helpers
@@ -709,6 +728,7 @@ async function refreshRequests() {
   const answer = await call("GET", "/v1/requests?limit=50", undefined, creatorHeaders());
   if (!answer.ok) return;
   const requests = answer.data.requests;
+  announceDeletionReminders(requests);
   const key = JSON.stringify(requests) + S.lang;
   if (key === S.lastRender.requests && !S.flashRequest) return;
   S.lastRender.requests = key;
@@ -762,6 +782,7 @@ function requestItem(request) {
       ),
     );
   }
+  if (grant && grant.deletion) item.append(deletionLine(grant.deletion));
   if (request.reason) item.append(el("div", { class: "req-reason" }, `${t("reasonWord")}: ${request.reason}`));
   const actions = el("div", { class: "req-actions" });
   if (grant) {
@@ -771,6 +792,7 @@ function requestItem(request) {
       el("button", { type: "button", class: "use", onclick: () => reportUse(grant.id) }, t("reportUse")),
     );
   }
+  if (grant && grant.deletion) actions.append(deletionAction(grant));
   if (open) {
     actions.append(el("button", { type: "button", class: "withdraw", onclick: () => withdraw(request.id) }, t("withdraw")));
   }
@@ -778,17 +800,17 @@ function requestItem(request) {
   return item;
 }
 
-async function downloadReceipt(event, grantId) {
+async function downloadReceipt(event, grantId, kind = "receipt") {
   // The receipt needs the API key, which a plain link cannot send: fetch it, then save it.
   event.preventDefault();
-  const answer = await call("GET", `/v1/grants/${grantId}/receipt`, undefined, creatorHeaders());
+  const answer = await call("GET", `/v1/grants/${grantId}/${kind}`, undefined, creatorHeaders());
   if (!answer.ok) {
     toast(t("failed", { why: whyOf(answer) }), "bad");
     return;
   }
   const blob = new Blob([JSON.stringify(answer.data, null, 2) + "\n"], { type: "application/json" });
   const url = URL.createObjectURL(blob);
-  const link = el("a", { href: url, download: `receipt-${grantId}.json` });
+  const link = el("a", { href: url, download: `${kind.replace("/", "-")}-${grantId}.json` });
   document.body.append(link);
   link.click();
   link.remove();
@@ -925,6 +947,48 @@ async function submitUse(event) {
   } finally {
     button.disabled = false;
   }
+}
+
+// A revoked grant, or an ended AI-training one, owes a deletion confirmation: the studio sees it
+// owed, each reminder the schedule sends it (skip ahead +3d, +7d), and confirms it here.
+function deletionLine(deletion) {
+  const parts = [];
+  if (deletion.status === "confirmed") parts.push(t("deletionConfirmed", { when: formatWhen(deletion.confirmed_at) }));
+  else {
+    parts.push(t("deletionDue", { when: formatWhen(deletion.due_at) }));
+    if (deletion.reminders_sent) parts.push(t("deletionReminded", { count: deletion.reminders_sent }));
+    if (deletion.escalated_at) parts.push(t("deletionEscalated"));
+  }
+  return el("div", { class: `req-deletion d-${deletion.status}` }, `🗑 ${parts.join(" · ")}`);
+}
+
+function deletionAction(grant) {
+  if (grant.deletion.status === "confirmed") {
+    return el("a", { class: "receipt", href: `/v1/grants/${grant.id}/deletion/receipt`,
+      onclick: (e) => downloadReceipt(e, grant.id, "deletion/receipt") }, `🧾 ${t("deletionReceipt")}`);
+  }
+  return el("button", { type: "button", class: "confirm-deletion", onclick: () => confirmDeletion(grant.id) },
+    t("confirmDeletion"));
+}
+
+function announceDeletionReminders(requests) {
+  for (const request of requests) {
+    const deletion = request.grant && request.grant.deletion;
+    if (!deletion) continue;
+    const seen = S.remindersSeen.get(request.grant.id);
+    if (seen !== undefined && deletion.reminders_sent > seen && deletion.status === "due") {
+      toast(t("deletionReminder", { title: request.terms.project_title }), "bad");
+    }
+    S.remindersSeen.set(request.grant.id, deletion.reminders_sent);
+  }
+}
+
+async function confirmDeletion(grantId) {
+  const body = { statement: t("deletionStatement"), deleted_at: serviceNow().toISOString() };
+  const answer = await call("POST", `/v1/grants/${grantId}/deletion`, body, creatorHeaders({ "Idempotency-Key": newKey() }));
+  if (answer.status === 201) toast(t("deletionRecorded"), "good");
+  else toast(t("failed", { why: whyOf(answer) }), "bad");
+  refreshRequests();
 }
 
 async function withdraw(requestId) {
