@@ -330,7 +330,7 @@ def test_a_bad_form_shows_the_apis_messages_beside_the_fields(
     page.click("#send-request")
 
     def error_of(field: str) -> Locator:
-        return page.locator(f".field[data-field={field}] .err")
+        return page.locator(f"#request-form .field[data-field={field}] .err")
 
     expect(error_of("use_description")).to_contain_text("at least 20 characters")
     expect(error_of("territory")).to_contain_text("'XX' is not an ISO 3166-1 alpha-2 code")

@@ -31,7 +31,7 @@ from sandbox.slack import SlackSimulator
 from sandbox.telegram import TelegramSimulator
 from storage.tables import AuditEvent, Grant, UsageEvent
 from tests.test_workflow import approve, row_counts
-from tests.webhook_receiver import WebhookReceiver
+from tests.webhook_receiver import LOOPBACK_HOOKS, WebhookReceiver
 
 TOKEN = "7000003:TEST-violations-token"
 SLACK_TOKEN = "xoxb-violations"
@@ -103,7 +103,7 @@ async def make_world(
                 AsyncWebClient(token=SLACK_TOKEN, base_url=slack.api_base_url, retry_handlers=[]),
                 post_interval=0.01,
             ),
-            WebhookSender(desk),
+            WebhookSender(desk, policy=LOOPBACK_HOOKS),
         ]
         transport = httpx.ASGITransport(app=create_api(desk))
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as api:
