@@ -47,7 +47,9 @@ async def test_another_creators_grant_receipt_usage_and_withdrawal_are_not_found
         answers = [
             await http.get(f"/v1/grants/{grant}"),
             await http.get(f"/v1/grants/{grant}/receipt"),
-            await http.post(f"/v1/grants/{grant}/usage", json={"kind": "render", "count": 2, "likeness": ["face"]}),
+            await http.post(
+                f"/v1/grants/{grant}/usage", json={"kind": "render", "count": 2, "likeness": ["face"]}
+            ),
             await http.post(f"/v1/requests/{pending}/withdraw"),
         ]
 
@@ -209,7 +211,9 @@ async def test_no_secret_appears_in_the_fault_burst_log_or_in_any_answer(exposed
             ),
             await http.post(f"/v1/requests/{request_id}/withdraw", headers=studio),
             await http.post(f"/v1/requests/{request_id}/withdraw", headers=studio),
-            await http.post(f"/v1/grants/{grant}/usage", json={"kind": "train", "likeness": ["face"]}, headers=studio),
+            await http.post(
+                f"/v1/grants/{grant}/usage", json={"kind": "train", "likeness": ["face"]}, headers=studio
+            ),
             await http.post(
                 "/telegram/webhook",
                 json={"update_id": 1},
