@@ -259,7 +259,7 @@ def test_the_studio_reports_uses_and_sees_each_violation_with_its_reasons(
     # Publishing must say the medium and where: the API's 422 shows beside the field, nothing is stored.
     page.select_option("#u-kind", "publish")
     page.click("#use-send")
-    expect(form.locator(".field[data-field=media] .err")).to_contain_text("required for a publish use")
+    expect(form.locator(".field[data-use-field=media] .err")).to_contain_text("required for a publish use")
     expect(answer).to_be_hidden()
 
     # Inside every term (series in CN, the face): recorded, no violation.

@@ -888,7 +888,7 @@ function showUseErrors(detail) {
   const general = [];
   for (const problem of Array.isArray(detail) ? detail : []) {
     const loc = (problem.loc || []).filter((part) => part !== "body");
-    const box = loc.length ? $(`#use-form .field[data-field="${CSS.escape(String(loc[0]))}"]`) : null;
+    const box = loc.length ? $(`#use-form .field[data-use-field="${CSS.escape(String(loc[0]))}"]`) : null;
     if (!box) {
       general.push(loc.length ? `${loc[0]}: ${problem.msg}` : problem.msg);
       continue;
