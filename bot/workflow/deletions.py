@@ -21,7 +21,14 @@ from bot.models import (
     utc_iso,
 )
 from bot.receipts import DELETION_RECEIPT_TYPE, RECEIPT_VERSION
-from bot.workflow.desk import Desk, audit, load_view, tell_agency, tell_artist, tell_creator, transition
+from bot.workflow.desk import (
+    Desk,
+    audit,
+    load_view,
+    tell_creator,
+    tell_grant_parties,
+    transition,
+)
 from bot.workflow.errors import InvalidInput, NotFound, NotOpen
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
 from storage.tables import Deletion, Grant, Request
@@ -158,41 +165,20 @@ async def confirm_deletion(
             "receipt_sha256": sha256_hex(canonical_json(receipt)),
         }
         await audit(session, desk, actor, "deletion.confirmed", "grant", grant.id, data)
-        key = f"deletion.confirmed:{grant.id}"
         notice = {
             "event": "deletion.confirmed",
             "deleted_at": data["deleted_at"],
             "confirmed_at": data["confirmed_at"],
         }
-        tell_artist(
+        tell_grant_parties(
             session,
             now,
-            view.artist,
-            "deletion_confirmed",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            payload=notice,
-            dedupe_key=f"{key}:artist",
-        )
-        tell_agency(
-            session,
-            now,
-            view.agency,
-            "board_update",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            payload=notice,
-            dedupe_key=f"{key}:agency",
-        )
-        tell_creator(
-            session,
-            now,
-            view.creator,
-            "deletion.confirmed",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            data={k: v for k, v in notice.items() if k != "event"},
-            dedupe_key=key,
+            view,
+            grant,
+            key=f"deletion.confirmed:{grant.id}",
+            artist=("deletion_confirmed", notice),
+            agency=notice,
+            creator=("deletion.confirmed", {k: v for k, v in notice.items() if k != "event"}),
         )
         remember_answer(session, now, creator_id, idempotency, "deletion", grant.id, 201)
         return DeletionConfirmed(deletion)

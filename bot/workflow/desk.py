@@ -330,6 +330,62 @@ def announce(session: AsyncSession, now: datetime, view: RequestView, event: str
     )
 
 
+def tell_grant_parties(
+    session: AsyncSession,
+    now: datetime,
+    view: RequestView,
+    grant: Grant,
+    *,
+    key: str | None,
+    artist: tuple[str, dict[str, Any] | None] | None = None,
+    agency: dict[str, Any] | None = None,
+    creator: tuple[str, dict[str, Any]] | None = None,
+) -> None:
+    """Tells the parties of a grant about one thing: the artist a notice `(kind, payload)`, the
+    agency board `payload` (with its "event"), the creator `(event, data)`; each party named is
+    told once per `key` however often the cause runs (no key: every time)."""
+
+    def once(suffix: str) -> str | None:
+        return f"{key}{suffix}" if key is not None else None
+
+    request_id, grant_id = grant.request_id, grant.id
+    if artist is not None:
+        kind, payload = artist
+        tell_artist(
+            session,
+            now,
+            view.artist,
+            kind,
+            request_id=request_id,
+            grant_id=grant_id,
+            payload=payload,
+            dedupe_key=once(":artist"),
+        )
+    if creator is not None:
+        event, data = creator
+        tell_creator(
+            session,
+            now,
+            view.creator,
+            event,
+            request_id=request_id,
+            grant_id=grant_id,
+            data=data,
+            dedupe_key=once(""),
+        )
+    if agency is not None:
+        tell_agency(
+            session,
+            now,
+            view.agency,
+            "board_update",
+            request_id=request_id,
+            grant_id=grant_id,
+            payload=agency,
+            dedupe_key=once(":agency"),
+        )
+
+
 def announce_grant(
     session: AsyncSession,
     now: datetime,
@@ -343,35 +399,14 @@ def announce_grant(
 ) -> None:
     """Tells the creator and the agency board (and, with `artist_kind`, the artist) that a grant
     changed state; each party once per grant and event, however often a sweep runs."""
-    key = f"{event}:{grant.id}"
     status = event.removeprefix("grant.")
-    if artist_kind is not None:
-        tell_artist(
-            session,
-            now,
-            view.artist,
-            artist_kind,
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            dedupe_key=f"{key}:artist",
-        )
-    tell_creator(
+    tell_grant_parties(
         session,
         now,
-        view.creator,
-        event,
-        request_id=grant.request_id,
-        grant_id=grant.id,
-        data={"status": status} | (creator_data or {}),
-        dedupe_key=key,
-    )
-    tell_agency(
-        session,
-        now,
-        view.agency,
-        "board_update",
-        request_id=grant.request_id,
-        grant_id=grant.id,
-        payload={"event": event} | (board_data or {}),
-        dedupe_key=f"{key}:agency",
+        view,
+        grant,
+        key=f"{event}:{grant.id}",
+        artist=(artist_kind, None) if artist_kind is not None else None,
+        creator=(event, {"status": status} | (creator_data or {})),
+        agency={"event": event} | (board_data or {}),
     )

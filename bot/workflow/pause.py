@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clean_text import hidden_character
 from bot.models import Actor, ActorKind, FieldError, GrantStatus, Policy, utc_iso
-from bot.workflow.desk import Desk, audit, load_view, tell_agency, tell_artist, tell_creator, transition
+from bot.workflow.desk import (
+    Desk,
+    audit,
+    load_view,
+    tell_artist,
+    tell_grant_parties,
+    transition,
+)
 from bot.workflow.errors import InvalidInput, NotAllowed, NotFound, NotOpen
 from storage.tables import Agency, Artist, Grant
 
@@ -84,23 +91,14 @@ async def _tell_about_grant(
     No dedupe key: a grant may be paused and resumed more than once, each a notice of its own.
     """
     view = await load_view(session, grant.request_id)
-    tell_creator(
+    tell_grant_parties(
         session,
         now,
-        view.creator,
-        event,
-        request_id=grant.request_id,
-        grant_id=grant.id,
-        data={"status": grant.status} | data,
-    )
-    tell_agency(
-        session,
-        now,
-        view.agency,
-        "board_update",
-        request_id=grant.request_id,
-        grant_id=grant.id,
-        payload={"event": event, "status": grant.status} | data,
+        view,
+        grant,
+        key=None,
+        creator=(event, {"status": grant.status} | data),
+        agency={"event": event, "status": grant.status} | data,
     )
 
 

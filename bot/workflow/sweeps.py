@@ -24,6 +24,7 @@ from bot.workflow.desk import (
     tell_agency,
     tell_artist,
     tell_creator,
+    tell_grant_parties,
 )
 from storage import due
 from storage.tables import Deletion, Grant, Request
@@ -170,36 +171,15 @@ async def send_grant_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
     async def remind(session: AsyncSession, now: datetime, grant: Grant, index: int) -> None:
         view = await load_view(session, grant.request_id)
         payload = {"ends_at": utc_iso(grant.ends_at), "index": index}
-        key = f"grant_reminder:{grant.id}:{index}"
-        tell_artist(
+        tell_grant_parties(
             session,
             now,
-            view.artist,
-            "grant_reminder",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            payload=payload,
-            dedupe_key=f"{key}:artist",
-        )
-        tell_agency(
-            session,
-            now,
-            view.agency,
-            "board_update",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            payload={"event": "reminder.grant_expiry"} | payload,
-            dedupe_key=f"{key}:agency",
-        )
-        tell_creator(
-            session,
-            now,
-            view.creator,
-            "grant.expiring",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            data=payload,
-            dedupe_key=key,
+            view,
+            grant,
+            key=f"grant_reminder:{grant.id}:{index}",
+            artist=("grant_reminder", payload),
+            agency={"event": "reminder.grant_expiry"} | payload,
+            creator=("grant.expiring", payload),
         )
         await audit(session, desk, _SYSTEM, "reminder.grant_expiry", "grant", grant.id, payload)
 
