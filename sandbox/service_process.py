@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-import selectors
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ class ServiceProcess:
     url: str
     log_path: Path
     output: list[str] = field(default_factory=list)
+    # Every later stdout line, as a reader thread takes it (None once stdout closed).
+    lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, exactly like a crash."""
@@ -74,20 +77,30 @@ def start_service(
         text=True,
     )
     assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
+    stdout = process.stdout
+    # A thread, not select(): a line may already sit in the text wrapper's buffer when the pipe has
+    # nothing more to say, e.g. a warning and the "listening on" line flushed together.
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in iter(stdout.readline, ""):
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
     deadline = time.monotonic() + timeout
     output: list[str] = []
-    while time.monotonic() < deadline:
-        if not selector.select(timeout=deadline - time.monotonic()):
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
             break
-        line = process.stdout.readline()
-        if not line:
+        if line is None:
             break
         output.append(line)
         if "listening on " in line:
             url = line.strip().rsplit("listening on ", 1)[1]
-            return ServiceProcess(process, url, log_path, output)
+            return ServiceProcess(process, url, log_path, output, lines)
     process.kill()
     process.wait()
     raise RuntimeError(f"likeness serve did not start: {''.join(output)}\n{log_path.read_text()}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import queue
 import sqlite3
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,20 +27,12 @@ def next_line_with(service: ServiceProcess, text: str, timeout: float = 10.0) ->
     for line in service.output:
         if text in line:
             return line
-    stdout = service.process.stdout
-    assert stdout is not None
-    # A thread, not select(): the line may already sit in the text wrapper's buffer.
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        for line in iter(stdout.readline, ""):
-            lines.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
     while True:
         try:
-            line = lines.get(timeout=timeout)
+            line = service.lines.get(timeout=timeout)
         except queue.Empty:
+            break
+        if line is None:
             break
         service.output.append(line)
         if text in line:
