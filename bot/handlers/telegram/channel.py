@@ -140,9 +140,7 @@ class TelegramChannel:
             is_ready=lambda: self.connected,
             charts=service.charts,
         )
-        self.application.bot_data[DEPS_KEY] = Deps(
-            self.desk, self.signer, self.sender, settings.default_timezone
-        )
+        self.application.bot_data[DEPS_KEY] = Deps(self.desk, self.signer, settings.default_timezone)
         register_handlers(self.application)
         self._task: asyncio.Task[None] | None = None
 

@@ -11,7 +11,6 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from bot import workflow
-from bot.adapters.telegram import open_for
 from bot.handlers.telegram.common import (
     Context,
     command_person,
@@ -22,11 +21,9 @@ from bot.handlers.telegram.common import (
     reply,
 )
 from bot.handlers.telegram.consents import grant_line
-from bot.models import OPEN_STATUSES, ActorKind, GrantStatus, Language
+from bot.models import ActorKind, Language
 from bot.render import telegram as texts
 from bot.render import words
-from bot.workflow import grant_status_at
-from storage.queries import artist_grants, artist_requests, load_request_view
 
 log = logging.getLogger("bot.handlers.telegram")
 
@@ -73,9 +70,6 @@ async def on_pending(update: Update, context: Context) -> None:
         return
     person, artist = linked
     deps = deps_of(context)
-    async with deps.desk.db.read() as session:
-        requests = await artist_requests(session, artist.id, {s.value for s in OPEN_STATUSES})
-        views = [await load_request_view(session, request.id) for request in requests]
     items = [
         texts.PendingLine(
             request_id=view.request.id,
@@ -83,8 +77,7 @@ async def on_pending(update: Update, context: Context) -> None:
             due_at=view.request.decision_due_at,
             ai_training=view.request.ai_training,
         )
-        for view in views
-        if view is not None and open_for(view)
+        for view in await workflow.queries.artist_open_requests(deps.desk, artist.id)
     ]
     rendered = texts.pending_list(person.language, person.timezone, items)
     await reply(update, rendered.text, deps.signer.markup(rendered.keyboard))
@@ -97,12 +90,9 @@ async def on_grants(update: Update, context: Context) -> None:
         return
     person, artist = linked
     deps = deps_of(context)
-    now = deps.desk.clock.now()
-    live = {GrantStatus.active.value, GrantStatus.scheduled.value}
-    async with deps.desk.db.read() as session:
-        grants = await artist_grants(session, artist.id, live)
-        grant_ids = [g.id for g in grants if grant_status_at(g, now).value in live]
-    lines = [found[1] for found in [await grant_line(deps, gid) for gid in grant_ids] if found]
+    lines = [
+        grant_line(summary) for summary in await workflow.queries.artist_live_grants(deps.desk, artist.id)
+    ]
     rendered = texts.grants_list(person.language, person.timezone, lines)
     await reply(update, rendered.text, deps.signer.markup(rendered.keyboard))
 

@@ -13,15 +13,12 @@ from telegram.error import BadRequest
 from telegram.ext import Application, ContextTypes, ExtBot
 
 from bot import workflow
-from bot.adapters.telegram import TelegramSender
 from bot.clean_text import visible_text
 from bot.models import Actor, ActorKind, ChannelKind, Language
 from bot.render import telegram as texts
 from bot.render import words
 from bot.render.buttons import CallbackSigner, Tap
-from bot.workflow import Desk
-from storage.queries import artist_by_telegram_user
-from storage.tables import Artist
+from bot.workflow import Artist, Desk, queries
 
 log = logging.getLogger("bot.handlers.telegram")
 
@@ -37,7 +34,6 @@ class Deps:
 
     desk: Desk
     signer: CallbackSigner
-    sender: TelegramSender
     default_timezone: str
 
 
@@ -58,8 +54,7 @@ def deps_of(context: Context) -> Deps:
 
 
 async def person_of(deps: Deps, user: User) -> Person:
-    async with deps.desk.db.read() as session:
-        artist = await artist_by_telegram_user(session, user.id)
+    artist = await queries.artist_of_telegram_user(deps.desk, user.id)
     if artist is None:
         actor = Actor(
             ActorKind.stranger, str(user.id), ChannelKind.telegram, display=visible_text(user.full_name)

@@ -27,13 +27,12 @@ from bot.handlers.telegram.common import (
     reply,
     set_buttons,
 )
-from bot.models import ChannelKind, Outcome
+from bot.models import Outcome
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import words
 from bot.render.buttons import Tap
-from storage.queries import RequestView, load_request_view
-from storage.tables import Request
+from bot.workflow import RequestView, queries
 
 
 async def _may_deny(
@@ -56,15 +55,6 @@ async def _may_deny(
     return query, tap, person, view
 
 
-async def _terms_hash(deps: Deps, request_id: str) -> str:
-    """The terms the card showed: the request's own (terms never change; a change is a new request)."""
-    async with deps.desk.db.read() as session:
-        request = await session.get(Request, request_id)
-    if request is None:
-        raise workflow.NotFound(f"no request {request_id}")
-    return request.terms_hash
-
-
 async def _decide(
     query: CallbackQuery,
     deps: Deps,
@@ -82,7 +72,7 @@ async def _decide(
             request_id=request_id,
             actor=person.actor,
             outcome=outcome,
-            terms_hash=await _terms_hash(deps, request_id),
+            terms_hash=await queries.terms_hash_of(deps.desk, request_id),
             reason=reason,
             ai_training_confirmed=ai_training_confirmed,
         )
@@ -184,22 +174,12 @@ async def on_show_card(update: Update, context: Context) -> None:
     if tapped is None:
         return
     query, tap, person = tapped
-    deps = deps_of(context)
-    async with deps.desk.db.read() as session:
-        view = await load_request_view(session, tap.subject)
-    if view is None or person.artist is None or view.artist.id != person.artist.id:
-        await refuse(query, workflow.NotAllowed("not this person's request"), person)
+    try:
+        await workflow.resend_card(deps_of(context).desk, request_id=tap.subject, actor=person.actor)
+    except workflow.Refused as why:
+        await refuse(query, why, person)
         return
     await query.answer()
-    delivered = await deps.sender.post_card(view.request.id, view.artist.id)
-    await workflow.remember_card(
-        deps.desk,
-        request_id=view.request.id,
-        channel=ChannelKind.telegram,
-        recipient_id=view.artist.id,
-        chat_id=delivered.card_chat_id or "",
-        message_id=delivered.card_message_id or "",
-    )
 
 
 async def on_reply(update: Update, context: Context) -> None:
@@ -226,7 +206,7 @@ async def on_reply(update: Update, context: Context) -> None:
             request_id=found.group(1),
             actor=person.actor,
             outcome=Outcome.deny,
-            terms_hash=await _terms_hash(deps, found.group(1)),
+            terms_hash=await queries.terms_hash_of(deps.desk, found.group(1)),
             reason=reason,
         )
     except workflow.Refused as why:
