@@ -45,7 +45,7 @@ __all__ = [
     "grant_of",
     "grant_summary",
     "request_view",
-    "terms_hash_of",
+    "terms_seen",
     "waits_for_artist",
 ]
 
@@ -153,10 +153,17 @@ async def deletion_of(desk: Desk, grant_id: str) -> Deletion | None:
         return await session.get(Deletion, grant_id)
 
 
-async def terms_hash_of(desk: Desk, request_id: str) -> str:
-    """The hash of the request's terms (terms never change; a change is a new request)."""
+async def terms_seen(desk: Desk, request_id: str, seen: str | None) -> str:
+    """The hash of the terms a button showed, from the start of it the button carried (signed).
+
+    A button that carries none (the request's line in /pending, the reason prompt) stands for the
+    request's own terms, which never change (a change is a new request). A start that is not the
+    request's is returned as it is, so that `decide` refuses it as changed terms.
+    """
     async with desk.db.read() as session:
         request = await session.get(Request, request_id)
     if request is None:
         raise NotFound(f"no request {request_id}")
-    return request.terms_hash
+    if seen is None or request.terms_hash.startswith(seen):
+        return request.terms_hash
+    return seen

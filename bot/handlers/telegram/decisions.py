@@ -31,8 +31,13 @@ from bot.models import Outcome
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import words
-from bot.render.buttons import Tap
+from bot.render.buttons import Tap, read_seen_subject
 from bot.workflow import RequestView, queries
+
+
+def request_of(tap: Tap) -> str:
+    """The request a card's button is about (its subject may also carry the terms it showed)."""
+    return read_seen_subject(tap.subject)[0]
 
 
 async def _may_deny(
@@ -46,7 +51,7 @@ async def _may_deny(
     query, tap, person = tapped
     try:
         view = await workflow.check_decision(
-            deps_of(context).desk, request_id=tap.subject, actor=person.actor, outcome=Outcome.deny
+            deps_of(context).desk, request_id=request_of(tap), actor=person.actor, outcome=Outcome.deny
         )
     except workflow.Refused as why:
         await refuse(query, why, person)
@@ -59,20 +64,22 @@ async def _decide(
     query: CallbackQuery,
     deps: Deps,
     person: Person,
-    request_id: str,
+    subject: str,
     outcome: Outcome,
     *,
     reason: str | None = None,
     ai_training_confirmed: bool = False,
 ) -> bool:
-    """One decision through the workflow; answers the tap either way; True when it was recorded."""
+    """One decision on the terms the button showed, through the workflow; answers the tap either way;
+    True when it was recorded."""
+    request_id, seen = read_seen_subject(subject)
     try:
         await workflow.decide(
             deps.desk,
             request_id=request_id,
             actor=person.actor,
             outcome=outcome,
-            terms_hash=await queries.terms_hash_of(deps.desk, request_id),
+            terms_hash=await queries.terms_seen(deps.desk, request_id, seen),
             reason=reason,
             ai_training_confirmed=ai_training_confirmed,
         )
@@ -146,7 +153,7 @@ async def on_own_words(update: Update, context: Context) -> None:
     card_message = query.message.message_id if query.message else None
     await context.bot.send_message(
         chat.id,
-        cards.deny_prompt(person.language, tap.subject, title),
+        cards.deny_prompt(person.language, request_of(tap), title),
         parse_mode=ParseMode.HTML,
         reply_markup=ForceReply(input_field_placeholder=cards.deny_placeholder(person.language)),
         reply_parameters=(
@@ -175,7 +182,7 @@ async def on_show_card(update: Update, context: Context) -> None:
         return
     query, tap, person = tapped
     try:
-        await workflow.resend_card(deps_of(context).desk, request_id=tap.subject, actor=person.actor)
+        await workflow.resend_card(deps_of(context).desk, request_id=request_of(tap), actor=person.actor)
     except workflow.Refused as why:
         await refuse(query, why, person)
         return
@@ -206,7 +213,7 @@ async def on_reply(update: Update, context: Context) -> None:
             request_id=found.group(1),
             actor=person.actor,
             outcome=Outcome.deny,
-            terms_hash=await queries.terms_hash_of(deps.desk, found.group(1)),
+            terms_hash=await queries.terms_seen(deps.desk, found.group(1), None),
             reason=reason,
         )
     except workflow.Refused as why:
