@@ -41,7 +41,7 @@ from bot.workflow import Agency, Desk, RequestView
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from bot.app import Service
+    from bot.service import Service
 
 log = logging.getLogger(__name__)
 

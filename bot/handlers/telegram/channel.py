@@ -27,7 +27,7 @@ from bot.render import telegram as texts
 from bot.render.buttons import Action, CallbackSigner
 
 if TYPE_CHECKING:
-    from bot.app import Service
+    from bot.service import Service
 
 log = logging.getLogger("bot.handlers.telegram")
 
