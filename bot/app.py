@@ -7,8 +7,8 @@ import contextlib
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from importlib.metadata import entry_points
 
 import uvicorn
 from fastapi import FastAPI
@@ -20,11 +20,11 @@ from bot.api.ratelimit import RateLimits
 from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import ConfigError, Settings
-from bot.delivery import Outbox, Sender
+from bot.delivery import Outbox
 from bot.exposure import startup_refusal
 from bot.file_modes import secure_data_files
 from bot.keys import KeyRing
-from bot.reports import ChartDrawer
+from bot.service import SANDBOX_GROUP, Extension, Service
 from bot.webhook_address import WebhookPolicy
 from bot.workflow import Desk, Rules
 from scheduler import Schedule
@@ -32,27 +32,20 @@ from storage.database import Database
 
 log = logging.getLogger("likeness")
 
-Hook = Callable[[], Awaitable[None]]
+__all__ = ["Service", "build_desk", "build_service", "configure_logging", "serve", "webhook_policy"]
 
 
-@dataclass
-class Service:
-    """Everything `likeness serve` runs, built from settings; parts register start and stop hooks."""
-
-    settings: Settings
-    desk: Desk
-    api: FastAPI
-    on_start: list[Hook] = field(default_factory=list)
-    on_stop: list[Hook] = field(default_factory=list)
-    senders: list[Sender] = field(default_factory=list)
-    outbox: Outbox | None = None
-    schedule: Schedule | None = None
-    charts: ChartDrawer = field(default_factory=ChartDrawer)  # one chart process for all senders
-
-    @property
-    def db(self) -> Database:
-        """The service's database."""
-        return self.desk.db
+def load_sandbox(settings: Settings, group: str = SANDBOX_GROUP) -> Extension:
+    """The browser sandbox, made from settings by the extension installed under the entry point
+    `group`; ConfigError when this copy has none (the sandbox is not part of the production root)."""
+    found = entry_points(group=group, name="sandbox")
+    if not found:
+        raise ConfigError(
+            f"SANDBOX is on but no sandbox is installed (entry point group {group!r}); "
+            "install the project with its sandbox (make install) or set the platform tokens"
+        )
+    prepare: Callable[[Settings], Extension] = next(iter(found)).load()
+    return prepare(settings)
 
 
 def configure_logging(level: str) -> None:
@@ -95,9 +88,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     sandbox = None
     if settings.sandbox_enabled:
         # No platform tokens: point both channels at the in-repo simulators (sandbox/).
-        from sandbox.wiring import prepare_sandbox
-
-        sandbox = prepare_sandbox(settings)
+        sandbox = load_sandbox(settings)
         settings = sandbox.settings
     if clock is None and (settings.clock_control or settings.sandbox_enabled):
         clock = OffsetClock(settings.clock_offset)

@@ -1,6 +1,7 @@
 """The browser sandbox inside `likeness serve`: both simulators, the demo cast, and the page.
 
-With no platform tokens, `bot.app.build_service` asks `prepare_sandbox` for settings that point
+With no platform tokens, `bot.app.build_service` finds `prepare_sandbox` through the entry point
+group `likeness.sandbox` (pyproject.toml) and asks it for settings that point
 the Telegram bot and the Slack app at the in-repo simulators, and later calls `attach`. From then
 on every part of the service runs exactly as in production: the bot long-polls the Telegram
 simulator over HTTP, the Slack app posts to the Slack simulator and receives its signed clicks on
@@ -39,7 +40,7 @@ from storage.queries import artist_by_telegram_user, creator_by_key_hash
 from storage.tables import Agency
 
 if TYPE_CHECKING:
-    from bot.app import Service
+    from bot.service import Service
 
 log = logging.getLogger("likeness.sandbox")
 

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ import pytest_asyncio
 from sqlalchemy import select, update
 
 from bot import workflow
+from bot.keys import KeyRing
 from bot.models import Actor, ActorKind, ChannelKind, Language
+from bot.render.buttons import Action, CallbackSigner, seen_subject
 from storage.tables import Agency, Artist, AuditEvent, Creator, Decision, Grant, Invite, Notice, Request
 from tests.telegram_fixtures import (
     BOT_USERNAME,
@@ -234,6 +237,26 @@ async def test_forged_callback_data_cannot_decide_another_request(world: World) 
     assert all(a["show_alert"] and a["text"] == "This button is not valid." for a in answers)
     assert (await request_row(world, mine)).status == "pending"
     assert (await request_row(world, theirs)).status == "pending"
+
+
+async def test_a_tap_carrying_other_terms_than_the_requests_is_refused_as_changed(world: World) -> None:
+    party = await world.party("Liu Shishi")
+    request_id = await world.submit(party)
+    card = await world.card(party.user_id, request_id)
+    data_dir = Path(world.env["DATA_DIR"])
+    keys = KeyRing(data_dir / "signing_key.pem", data_dir / "button_secrets.json")
+    # Signed like the service's own buttons, but for terms this request never had.
+    stale = CallbackSigner(keys.callback_keys).sign(Action.approve, seen_subject(request_id, "0" * 64))
+
+    answer = await world.answer(
+        await world.sim.tap(TOKEN, party.user_id, party.user_id, card["message_id"], callback_data=stale)
+    )
+
+    assert answer["show_alert"] and answer["text"] == "The terms changed; please look at the newest card."
+    assert await decisions(world, request_id) == []
+    assert (await request_row(world, request_id)).status == "pending"
+    genuine = callback_data(card, "Approve")
+    assert f"{request_id}-{(await request_row(world, request_id)).terms_hash[:8]}" in genuine
 
 
 async def test_approving_ai_training_takes_a_second_explicit_tap(world: World) -> None:

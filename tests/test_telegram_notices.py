@@ -24,7 +24,7 @@ from bot.models import (
 )
 from bot.render import telegram, telegram_deletion, violations, words
 from bot.render import telegram_cards as cards
-from bot.render.buttons import Action, CallbackSigner
+from bot.render.buttons import Action, CallbackSigner, read_seen_subject, seen_subject
 from bot.render.telegram_cards import Card, DecisionLine
 from bot.render.words import LOCALE_DIR
 from bot.reports import ExpiringItem, GrantUsage, PendingItem, Report
@@ -390,6 +390,19 @@ def test_signed_button_data_fits_telegram_and_reads_back() -> None:
     assert len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
     tap = signer.read(data)
     assert tap is not None and (tap.action, tap.subject) == (longest, "req_0123456789abcdef")
+
+
+def test_a_card_button_carries_the_terms_it_showed_and_still_fits_telegram() -> None:
+    signer = CallbackSigner(b"k" * 64)
+    longest = max((a.value for a in Action), key=len) + ".terms"
+    subject = seen_subject("req_0123456789abcdef", "ab" * 32)
+
+    data = signer.sign(longest, subject)
+
+    assert len(data.encode()) <= MAX_CALLBACK_DATA_BYTES
+    tap = signer.read(data)
+    assert tap is not None and read_seen_subject(tap.subject) == ("req_0123456789abcdef", "abababab")
+    assert read_seen_subject("req_0123456789abcdef") == ("req_0123456789abcdef", None)
 
 
 def test_changed_or_foreign_button_data_is_refused() -> None:

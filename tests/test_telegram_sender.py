@@ -17,7 +17,7 @@ from bot.adapters.webhook import WebhookSender
 from bot.clock import FrozenClock
 from bot.delivery import Delivered, Outbox, Outgoing, RetryLater, Undeliverable
 from bot.models import ActorKind, ChannelKind, Language, Outcome
-from bot.render.buttons import CallbackSigner
+from bot.render.buttons import CallbackSigner, read_seen_subject, seen_subject
 from bot.reports import ChartDrawer, ChartError
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
@@ -97,7 +97,8 @@ async def queued(desk: Desk, kind: str, request_id: str | None = None) -> Outgoi
 async def test_a_card_goes_to_the_artists_chat_in_their_language_with_signed_buttons(
     desk: Desk, parties: Parties, sender: TelegramSender, sim: TelegramSimulator
 ) -> None:
-    request_id = (await submit(desk, parties)).view.request.id
+    request = (await submit(desk, parties)).view.request
+    request_id = request.id
 
     delivered = await sender.send(await queued(desk, "card", request_id))
 
@@ -106,7 +107,12 @@ async def test_a_card_goes_to_the_artists_chat_in_their_language_with_signed_but
     assert message["text"].startswith("📝 肖像使用请求：Moonlight Drama S2")
     keyboard = message["reply_markup"]["inline_keyboard"]
     taps = [sender.signer.read(button["callback_data"]) for button in keyboard[0]]
-    assert [(t.action, t.subject) for t in taps if t] == [("ok", request_id), ("no", request_id)]
+    assert [(t.action, read_seen_subject(t.subject)[0]) for t in taps if t] == [
+        ("ok", request_id),
+        ("no", request_id),
+    ]
+    # Each carries the terms the card showed, so a decision is checked against what the artist saw.
+    assert {t.subject for t in taps if t} == {seen_subject(request_id, request.terms_hash)}
     assert sender.lane(await queued(desk, "card", request_id)) == f"artist:{parties.artist_id}"
 
 

@@ -13,9 +13,7 @@ from bot.api.ratelimit import RateLimited, limits_of, refuse_unauthenticated
 from bot.api.schemas import DeletionIn, DeletionOut, ErrorOut, GrantOut, RequestList, RequestOut, UsageOut
 from bot.creator_keys import authenticate
 from bot.models import ID_PATTERN, RequestStatus, TermsIn, UsageIn, canonical_json, sha256_hex
-from bot.workflow import Desk, Idempotency
-from storage.queries import list_creator_requests, load_request_view
-from storage.tables import Creator, Deletion, Grant
+from bot.workflow import Creator, Desk, Grant, Idempotency, queries
 
 router = APIRouter(prefix="/v1", tags=["creators"])
 _bearer = HTTPBearer(auto_error=False, description="The API key shown once by `likeness creator add`.")
@@ -85,8 +83,7 @@ def _idempotency(key: str | None, scope: str, body: Any) -> Idempotency | None:
 
 
 async def _request_out(desk: Desk, request_id: str) -> RequestOut:
-    async with desk.db.read() as session:
-        view = await load_request_view(session, request_id)
+    view = await queries.request_view(desk, request_id)
     if view is None:
         raise HTTPException(404, f"no request {request_id}")
     status = workflow.grant_status_at(view.grant, desk.clock.now()) if view.grant else None
@@ -119,10 +116,9 @@ async def list_requests(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RequestList:
     """Lists your own requests, newest first."""
-    async with desk.db.read() as session:
-        ids = await list_creator_requests(
-            session, creator.id, status=status.value if status else None, limit=limit
-        )
+    ids = await queries.creator_request_ids(
+        desk, creator.id, status=status.value if status else None, limit=limit
+    )
     return RequestList(requests=[await _request_out(desk, rid) for rid in ids])
 
 
@@ -156,8 +152,7 @@ async def withdraw_request(
 
 
 async def _own_grant(desk: Desk, creator: Creator, grant_id: str) -> Grant:
-    async with desk.db.read() as session:
-        grant = await session.get(Grant, grant_id)
+    grant = await queries.grant_of(desk, grant_id)
     if grant is None or grant.creator_id != creator.id:
         raise HTTPException(404, f"no grant {grant_id}")
     return grant
@@ -167,8 +162,7 @@ async def _own_grant(desk: Desk, creator: Creator, grant_id: str) -> Grant:
 async def get_grant(grant_id: GrantId, creator: CreatorDep, desk: DeskDep) -> GrantOut:
     """One of your grants with its status now and the deletion confirmation it owes, if any."""
     grant = await _own_grant(desk, creator, grant_id)
-    async with desk.db.read() as session:
-        deletion = await session.get(Deletion, grant_id)
+    deletion = await queries.deletion_of(desk, grant_id)
     return GrantOut.of(grant, workflow.grant_status_at(grant, desk.clock.now()), deletion)
 
 
@@ -245,8 +239,7 @@ async def confirm_deletion(
 async def get_deletion_receipt(grant_id: str, creator: CreatorDep, desk: DeskDep) -> dict[str, Any]:
     """The signed receipt of your deletion confirmation, verifiable offline like a grant receipt."""
     await _own_grant(desk, creator, grant_id)
-    async with desk.db.read() as session:
-        deletion = await session.get(Deletion, grant_id)
+    deletion = await queries.deletion_of(desk, grant_id)
     if deletion is None or deletion.receipt is None:
         raise HTTPException(404, f"grant {grant_id} has no confirmed deletion")
     return deletion.receipt

@@ -9,8 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.clean_text import CleanText
 from bot.models import GrantStatus, Likeness, Media, Terms, UsageKind, ViolationReason, aware_utc
-from storage.queries import RequestView
-from storage.tables import Decision, Deletion, Grant, UsageEvent
+from bot.workflow import Decision, Deletion, Grant, RequestView, UsageEvent
 
 
 class DecisionOut(BaseModel):

@@ -36,14 +36,12 @@ from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
 from bot.render import buttons, violations
 from bot.render import slack as board
 from bot.render import slack_pause as pause_board
-from bot.workflow import Desk
-from storage.queries import RequestView, agency_by_slack_channel, agency_requests, load_request_view
-from storage.tables import Agency
+from bot.workflow import Agency, Desk, RequestView
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from bot.app import Service
+    from bot.service import Service
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +84,7 @@ class Click:
 
 async def board_agency(desk: Desk, channel_id: str) -> Agency | None:
     """The agency whose board is this channel, if any."""
-    async with desk.db.transaction() as session:
-        return await agency_by_slack_channel(session, channel_id)
+    return await workflow.queries.agency_of_slack_channel(desk, channel_id)
 
 
 async def slack_actor(desk: Desk, *, channel_id: str, user_id: str, user_name: str) -> Actor:
@@ -347,18 +344,11 @@ class BoardListeners:
         return pause_board.command_answer(verb, change.artist_name, change.grants)
 
     async def _open_requests(self, agency: Agency) -> tuple[list[RequestView], int]:
-        async with self.desk.db.transaction() as session:
-            requests = await agency_requests(session, agency.id, _OPEN)
-            shown = [await load_request_view(session, r.id) for r in requests[: board.PENDING_SHOWN]]
-        return [v for v in shown if v is not None], len(requests)
+        return await workflow.queries.agency_open_requests(self.desk, agency.id, _OPEN, board.PENDING_SHOWN)
 
     async def _request_of(self, agency: Agency, request_id: str) -> RequestView | None:
-        async with self.desk.db.transaction() as session:
-            view = await load_request_view(session, request_id)
         # Another agency's request is "not found": its existence is not this channel's business.
-        if view is None or view.agency is None or view.agency.id != agency.id:
-            return None
-        return view
+        return await workflow.queries.agency_request(self.desk, agency.id, request_id)
 
     async def refuse_replays(
         self, req: AsyncBoltRequest, next: Callable[[], Awaitable[None]]

@@ -115,6 +115,20 @@ class CallbackSigner:
         )
 
 
+SEEN_TERMS = 8  # hex characters of the terms hash that a card's buttons carry
+
+
+def seen_subject(request_id: str, terms_hash: str) -> str:
+    """A card button's subject: the request and the start of the hash of the terms the card showed."""
+    return f"{request_id}-{terms_hash[:SEEN_TERMS]}"
+
+
+def read_seen_subject(subject: str) -> tuple[str, str | None]:
+    """(request id, start of the terms hash seen) from a button's subject; None when it carries none."""
+    request_id, dash, seen = subject.rpartition("-")
+    return (request_id, seen) if dash and request_id and seen else (subject, None)
+
+
 # ---------------------------------------------------------------- the Slack board
 
 

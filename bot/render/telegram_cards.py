@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.models import OPEN_STATUSES, ActorKind, Compensation, Language, Outcome, RequestStatus, Terms
-from bot.render.buttons import Action, Button, Keyboard
+from bot.render.buttons import Action, Button, Keyboard, seen_subject
 from bot.render.telegram import MAX_TEXT, Rendered
 from bot.render.words import (
     LIKENESS,
@@ -223,10 +223,11 @@ def card_keyboard(c: Card) -> Keyboard:
     if not c.open_for_artist:
         return ()
     v = Voice(c.language)
+    seen = seen_subject(c.request_id, c.terms.terms_hash)  # decisions are checked against these terms
     return (
         (
-            Button(v.label(N_("Approve")), Action.approve, c.request_id),
-            Button(v.label(N_("Deny")), Action.deny, c.request_id),
+            Button(v.label(N_("Approve")), Action.approve, seen),
+            Button(v.label(N_("Deny")), Action.deny, seen),
         ),
     )
 

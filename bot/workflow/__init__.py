@@ -15,8 +15,11 @@ the audit event that records the refusal. One module per part:
 - `pause`: pausing and resuming every grant of an artist at once.
 - `sweeps`: what falls due with time, in one sweep shape; `reports`: queueing usage reports.
 - `channel_memory`: where cards were posted, which signed Slack requests were handled.
+- `queries`: what the channel edges read (handlers and API routes never open a session).
 """
 
+from bot.workflow import queries
+from bot.workflow.artist_steps import check_revoke, own_grant, resend_card
 from bot.workflow.channel_memory import SLACK_REPLAY_MEMORY, remember_card, remember_slack_request
 from bot.workflow.decisions import Decided, check_decision, decide
 from bot.workflow.deletions import (
@@ -52,6 +55,17 @@ from bot.workflow.parties import (
     set_language,
 )
 from bot.workflow.pause import MAX_PAUSE_REASON, PauseChange, pause_artist, resume_artist
+from bot.workflow.queries import (
+    Agency,
+    Artist,
+    Creator,
+    Decision,
+    Deletion,
+    Grant,
+    GrantSummary,
+    RequestView,
+    UsageEvent,
+)
 from bot.workflow.reports import LastFire, queue_due_reports, queue_report
 from bot.workflow.requests import NUDGE_INTERVAL, Submitted, nudge_artist, submit_request, withdraw_request
 from bot.workflow.sweeps import (
@@ -73,12 +87,19 @@ __all__ = [
     "NUDGE_INTERVAL",
     "SLACK_REPLAY_MEMORY",
     "SWEEP_BATCH",
+    "Agency",
     "AlreadyDecided",
+    "Artist",
+    "Creator",
     "Decided",
+    "Decision",
+    "Deletion",
     "DeletionAlreadyConfirmed",
     "DeletionConfirmed",
     "DeletionNotOwed",
     "Desk",
+    "Grant",
+    "GrantSummary",
     "Idempotency",
     "IdempotencyConflict",
     "InvalidInput",
@@ -92,15 +113,18 @@ __all__ = [
     "NotOpen",
     "PauseChange",
     "Refused",
+    "RequestView",
     "Rules",
     "Submitted",
     "TermsChanged",
+    "UsageEvent",
     "UsageRecorded",
     "activate_due_grants",
     "add_agency",
     "add_artist",
     "add_creator",
     "check_decision",
+    "check_revoke",
     "confirm_deletion",
     "create_invite",
     "decide",
@@ -111,7 +135,9 @@ __all__ = [
     "lapse_overdue_requests",
     "new_id",
     "nudge_artist",
+    "own_grant",
     "pause_artist",
+    "queries",
     "queue_due_reports",
     "queue_report",
     "record_refusal",
@@ -119,6 +145,7 @@ __all__ = [
     "redeem_invite",
     "remember_card",
     "remember_slack_request",
+    "resend_card",
     "resume_artist",
     "revoke_grant",
     "run_sweeps",

@@ -7,31 +7,27 @@ signed callback data, and the workflow refuses (and audits) anyone who is not th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from telegram import CallbackQuery, ForceReply, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot import workflow
 from bot.clean_text import MAX_REASON, hidden_character
-from bot.handlers.telegram import (
+from bot.handlers.telegram.common import (
     Context,
     Person,
-    _callback,
-    _deps,
-    _linked_artist,
-    _person,
-    _reply,
-    _tapped,
+    TelegramApp,
+    callback_pattern,
+    deps_of,
+    linked_artist,
+    person_of,
+    read_tap,
+    reply,
 )
 from bot.render import telegram_pause as texts
 from bot.render.buttons import Action
 from bot.render.telegram import refusal as hidden_reason
 from bot.render.words import esc
-
-if TYPE_CHECKING:
-    from bot.handlers.telegram import TelegramApp
 
 
 async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
@@ -40,31 +36,31 @@ async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -
 
 async def on_pause(update: Update, context: Context) -> None:
     """Asks the artist to confirm pausing every consent (or says they are paused already)."""
-    linked = await _linked_artist(update, context)
+    linked = await linked_artist(update, context)
     if linked is None:
         return
     person, artist = linked
     if artist.paused_at is not None:
-        await _reply(
+        await reply(
             update,
             texts.already_paused(person.language, person.timezone, artist.paused_by_kind, artist.paused_at),
         )
         return
     text, keyboard = texts.pause_question(person.language, artist.id)
-    await _reply(update, text, _deps(context).signer.markup(keyboard))
+    await reply(update, text, deps_of(context).signer.markup(keyboard))
 
 
 async def on_resume(update: Update, context: Context) -> None:
     """Asks the artist to confirm lifting the pause (or says nothing is paused)."""
-    linked = await _linked_artist(update, context)
+    linked = await linked_artist(update, context)
     if linked is None:
         return
     person, artist = linked
     if artist.paused_at is None:
-        await _reply(update, texts.not_paused(person.language))
+        await reply(update, texts.not_paused(person.language))
         return
     text, keyboard = texts.resume_question(person.language, artist.id)
-    await _reply(update, text, _deps(context).signer.markup(keyboard))
+    await reply(update, text, deps_of(context).signer.markup(keyboard))
 
 
 async def on_word(update: Update, context: Context) -> None:
@@ -81,7 +77,7 @@ async def _pause(
     query: CallbackQuery, context: Context, person: Person, artist_id: str, reason: str | None
 ) -> bool:
     """Pauses through the workflow; answers the tap either way; True when it was done."""
-    deps = _deps(context)
+    deps = deps_of(context)
     try:
         change = await workflow.pause_artist(
             deps.desk, artist_id=artist_id, actor=person.actor, reason=reason
@@ -97,7 +93,7 @@ async def _pause(
 
 async def on_pause_confirmed(update: Update, context: Context) -> None:
     """Pauses every consent of the artist: the one tap."""
-    tapped = await _tapped(update, context)
+    tapped = await read_tap(update, context)
     if tapped is None:
         return
     query, tap, person = tapped
@@ -106,7 +102,7 @@ async def on_pause_confirmed(update: Update, context: Context) -> None:
 
 async def on_pause_with_reason(update: Update, context: Context) -> None:
     """Asks for the reason in the artist's own words, as a reply that names the artist."""
-    tapped = await _tapped(update, context)
+    tapped = await read_tap(update, context)
     if tapped is None:
         return
     query, tap, person = tapped
@@ -127,11 +123,11 @@ async def on_pause_with_reason(update: Update, context: Context) -> None:
 
 async def on_resume_confirmed(update: Update, context: Context) -> None:
     """Lifts the pause: each grant returns to what its window implies."""
-    tapped = await _tapped(update, context)
+    tapped = await read_tap(update, context)
     if tapped is None:
         return
     query, tap, person = tapped
-    deps = _deps(context)
+    deps = deps_of(context)
     try:
         change = await workflow.resume_artist(deps.desk, artist_id=tap.subject, actor=person.actor)
     except workflow.Refused as why:
@@ -144,7 +140,7 @@ async def on_resume_confirmed(update: Update, context: Context) -> None:
 
 async def on_cancel(update: Update, context: Context) -> None:
     """Leaves everything as it is."""
-    tapped = await _tapped(update, context)
+    tapped = await read_tap(update, context)
     if tapped is None:
         return
     query, tap, person = tapped
@@ -164,23 +160,21 @@ async def on_reason(update: Update, context: Context) -> None:
         return
     if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
         return
-    deps = _deps(context)
-    person = await _person(deps, user)
+    deps = deps_of(context)
+    person = await person_of(deps, user)
     reason = (message.text or "").strip()[:MAX_REASON] or None
     if reason is not None and hidden_character(reason) is not None:
         # Nothing is paused: the artist is asked to type the reason again as plain text.
-        await _reply(
-            update, esc(hidden_reason(person.language, person.timezone, "hidden_characters", "", {}))
-        )
+        await reply(update, esc(hidden_reason(person.language, person.timezone, "hidden_characters", "", {})))
         return
     try:
         change = await workflow.pause_artist(
             deps.desk, artist_id=found.group(1), actor=person.actor, reason=reason
         )
     except workflow.Refused as why:
-        await _reply(update, esc(texts.refusal(person.language, why.code, why.details)))
+        await reply(update, esc(texts.refusal(person.language, why.code, why.details)))
         return
-    await _reply(update, texts.paused(person.language, person.timezone, len(change.grants), change.at))
+    await reply(update, texts.paused(person.language, person.timezone, len(change.grants), change.at))
 
 
 class _AnswersPausePrompt(filters.MessageFilter):
@@ -202,7 +196,7 @@ def register_pause_handlers(application: TelegramApp) -> None:
         (Action.pause_no, on_cancel),
         (Action.resume_yes, on_resume_confirmed),
     ]:
-        application.add_handler(CallbackQueryHandler(handler, pattern=_callback(action)))
+        application.add_handler(CallbackQueryHandler(handler, pattern=callback_pattern(action)))
     application.add_handler(
         MessageHandler(
             private & filters.REPLY & filters.TEXT & ~filters.COMMAND & _AnswersPausePrompt(), on_reason

@@ -1,0 +1,126 @@
+"""What every Telegram handler shares: who is tapping, the signed tap, and how to answer."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import CallbackQuery, InlineKeyboardMarkup, Update, User
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import Application, ContextTypes, ExtBot
+
+from bot import workflow
+from bot.clean_text import visible_text
+from bot.models import Actor, ActorKind, ChannelKind, Language
+from bot.render import telegram as texts
+from bot.render import words
+from bot.render.buttons import CallbackSigner, Tap
+from bot.workflow import Artist, Desk, queries
+
+log = logging.getLogger("bot.handlers.telegram")
+
+Context = ContextTypes.DEFAULT_TYPE
+TelegramApp = Application[ExtBot[int], Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], None]
+
+DEPS_KEY = "likeness"
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the handlers need, kept in the Application's bot_data."""
+
+    desk: Desk
+    signer: CallbackSigner
+    default_timezone: str
+
+
+@dataclass(frozen=True)
+class Person:
+    """The Telegram user behind an update: the linked artist, or a stranger."""
+
+    actor: Actor
+    artist: Artist | None
+    language: Language
+    timezone: str
+
+
+def deps_of(context: Context) -> Deps:
+    deps = context.bot_data[DEPS_KEY]
+    assert isinstance(deps, Deps)
+    return deps
+
+
+async def person_of(deps: Deps, user: User) -> Person:
+    artist = await queries.artist_of_telegram_user(deps.desk, user.id)
+    if artist is None:
+        actor = Actor(
+            ActorKind.stranger, str(user.id), ChannelKind.telegram, display=visible_text(user.full_name)
+        )
+        return Person(actor, None, words.language_of(user.language_code), deps.default_timezone)
+    actor = Actor(ActorKind.artist, artist.id, ChannelKind.telegram, display=artist.name)
+    return Person(actor, artist, words.language_of(artist.language), artist.timezone)
+
+
+async def read_tap(update: Update, context: Context) -> tuple[CallbackQuery, Tap, Person] | None:
+    """The tap and the tapper, or None after refusing a button whose data we did not sign."""
+    query = update.callback_query
+    if query is None:
+        return None
+    deps = deps_of(context)
+    person = await person_of(deps, query.from_user)
+    tap = deps.signer.read(query.data)
+    if tap is None:
+        log.warning("refused a button with unsigned data from Telegram user %s", query.from_user.id)
+        await workflow.record_refusal(
+            deps.desk,
+            actor=person.actor,
+            action="button",
+            subject_kind="telegram_callback",
+            subject_id=str(query.id),
+            reason="the button's data does not carry our signature",
+        )
+        await query.answer(texts.forged_button(person.language), show_alert=True)
+        return None
+    return query, tap, person
+
+
+async def refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
+    """Answers the tap with why nothing changed (who decided and when, lapsed, withdrawn, ...)."""
+    text = texts.refusal(person.language, person.timezone, why.code, why.message, why.details)
+    await query.answer(text, show_alert=True)
+
+
+async def set_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
+    try:
+        await query.edit_message_reply_markup(reply_markup=markup)
+    except BadRequest as error:
+        if "not modified" not in error.message:  # a second tap on the same step shows the same buttons
+            raise
+
+
+async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup, do_quote=False)
+
+
+async def command_person(update: Update, context: Context) -> Person | None:
+    user = update.effective_user
+    return None if user is None else await person_of(deps_of(context), user)
+
+
+async def linked_artist(update: Update, context: Context) -> tuple[Person, Artist] | None:
+    """The artist behind a command; None, after telling the user how to link, when there is none."""
+    person = await command_person(update, context)
+    if person is None or person.artist is None:
+        await reply(update, texts.not_linked(person.language if person else Language.en))
+        return None
+    return person, person.artist
+
+
+def callback_pattern(action: str) -> str:
+    # The separator after the action keeps 'rv' from matching 'rvy:...'.
+    return "^" + re.escape(action) + "[:.]"
