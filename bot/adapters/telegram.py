@@ -3,10 +3,8 @@
 Two parts, each about talking to the Bot API and nothing else (the signed button data they send
 is `bot.render.buttons.CallbackSigner`):
 
-- `ChatRateLimiter` keeps every call under Telegram's limits before Telegram has to say so:
-  PTB's `AIORateLimiter` for the whole bot and for groups, plus an aiolimiter bucket per private
-  chat, which `AIORateLimiter` does not have. Answers to button taps carry no chat id, so they
-  never wait behind a busy chat.
+- `ChatRateLimiter` (in `telegram_limits.py`, importable from here) keeps every call under
+  Telegram's limits before Telegram has to say so.
 - `TelegramSender` turns one outbox notice into Bot API calls (send, edit in place, upload) and
   maps Telegram's answers onto the drainer's vocabulary: `RetryLater` for 429, 5xx and network
   trouble, `Undeliverable` for what can never succeed (e.g. the user blocked the bot).
@@ -18,14 +16,11 @@ every write goes through the workflow or the drainer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
-from aiolimiter import AsyncLimiter
 from sqlalchemy import select
 from telegram import (
     Bot,
@@ -44,14 +39,15 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import AIORateLimiter, BaseRateLimiter
 
+from bot.adapters.telegram_limits import ChatRateLimiter as ChatRateLimiter
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, GrantStatus, Language, RequestStatus, Terms
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import telegram_deletion as deletion_texts
 from bot.render import telegram_pause as pause_texts
+from bot.render import telegram_reports as report_texts
 from bot.render import violations, words
 from bot.render.buttons import NO_BUTTONS, CallbackSigner
 from bot.reports import ChartDrawer, build_report
@@ -60,117 +56,6 @@ from storage.queries import RequestView, card_ref, load_request_view
 from storage.tables import Artist, CardRef, Creator, Notice
 
 log = logging.getLogger(__name__)
-
-JSONResult = bool | dict[str, Any] | list[dict[str, Any]]
-
-# ---------------------------------------------------------------- flood limits
-
-# Telegram allows about 30 messages a second per bot; staying a little below keeps network jitter
-# (two calls arriving closer together than they left) from ever making us the 31st.
-BOT_MESSAGES_PER_SECOND = 28
-GROUP_MESSAGES_PER_MINUTE = 20
-# About one message a second per private chat, with short bursts allowed. Our burst (2) is
-# smaller than what Telegram tolerates, for the same reason as above.
-PRIVATE_CHAT_RATE = 1.0
-PRIVATE_CHAT_BURST = 2
-_IDLE_LIMITERS = 1024
-
-
-def _counts_against_chat(endpoint: str) -> bool:
-    """Calls that put something into a chat (messages and edits); typing indicators do not."""
-    return endpoint.startswith(("send", "edit", "copyMessage", "forwardMessage")) and endpoint != (
-        "sendChatAction"
-    )
-
-
-class _ExpectedFloodControl(logging.Filter):
-    """Drops AIORateLimiter's traceback for a 429 it was told not to retry: the outbox retries it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Rate limit hit after maximum of")
-
-
-def _quiet_expected_429s() -> None:
-    logger = logging.getLogger("telegram.ext.AIORateLimiter")
-    if not any(isinstance(f, _ExpectedFloodControl) for f in logger.filters):
-        logger.addFilter(_ExpectedFloodControl())
-
-
-class ChatRateLimiter(BaseRateLimiter[int]):
-    """PTB's AIORateLimiter (per bot, per group) plus one aiolimiter bucket per private chat.
-
-    A 429 is not retried here (``max_retries=0``): it goes back to the outbox as RetryLater, which
-    keeps the notice and tries again after `retry_after` without holding other chats up.
-    """
-
-    def __init__(
-        self,
-        *,
-        per_bot: float = BOT_MESSAGES_PER_SECOND,
-        group_per_minute: float = GROUP_MESSAGES_PER_MINUTE,
-        private_rate: float = PRIVATE_CHAT_RATE,
-        private_burst: int = PRIVATE_CHAT_BURST,
-    ) -> None:
-        """Prepares the limits.
-
-        Parameters:
-            per_bot: calls with a chat id per second, for the whole bot.
-            group_per_minute: messages per minute into one group.
-            private_rate: messages per second into one private chat, on average.
-            private_burst: how many may go at once into a private chat that was quiet.
-        """
-        self._inner = AIORateLimiter(
-            overall_max_rate=per_bot,
-            overall_time_period=1,
-            group_max_rate=group_per_minute,
-            group_time_period=60,
-            max_retries=0,
-        )
-        self._private_rate = private_rate
-        self._private_burst = private_burst
-        self._chats: dict[int, AsyncLimiter] = {}
-        _quiet_expected_429s()
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-        await self._inner.initialize()
-
-    async def shutdown(self) -> None:
-        """Nothing to release."""
-        await self._inner.shutdown()
-
-    def _chat(self, chat_id: int) -> AsyncLimiter:
-        limiter = self._chats.get(chat_id)
-        if limiter is None:
-            if len(self._chats) > _IDLE_LIMITERS:
-                # Forget buckets that are full again: they hold no information any more.
-                for key, idle in list(self._chats.items()):
-                    if idle.has_capacity(idle.max_rate):
-                        del self._chats[key]
-            limiter = AsyncLimiter(self._private_burst, self._private_burst / self._private_rate)
-            self._chats[chat_id] = limiter
-        return limiter
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, JSONResult]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> JSONResult:
-        """Waits for the private chat's bucket (if any), then for the bot's and group's."""
-        chat_id = data.get("chat_id")
-        with contextlib.suppress(TypeError, ValueError):
-            chat_id = int(chat_id)  # type: ignore[arg-type]
-        if isinstance(chat_id, int) and chat_id > 0 and _counts_against_chat(endpoint):
-            async with self._chat(chat_id):
-                return await self._inner.process_request(
-                    callback, args, kwargs, endpoint, data, rate_limit_args
-                )
-        return await self._inner.process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-
 
 # ---------------------------------------------------------------- reading what to render
 
@@ -468,11 +353,11 @@ class TelegramSender:
         report = await build_report(self.desk, artist_id=notice.recipient_id)
         # Drawn in a child process: matplotlib never enters (or holds up) this one. Drawn before
         # the text goes out, so a chart that fails is retried without sending the text twice.
-        chart = await self.charts.draw(report, texts.chart_labels(recipient.language, report))
+        chart = await self.charts.draw(report, report_texts.chart_labels(recipient.language, report))
         await self._send_text(
-            recipient.chat_id, texts.Rendered(texts.report_text(recipient.language, report))
+            recipient.chat_id, texts.Rendered(report_texts.report_text(recipient.language, report))
         )
-        caption = texts.report_caption(recipient.language)
+        caption = report_texts.report_caption(recipient.language)
         for attempt in range(3):
             try:
                 await self.bot.send_photo(
