@@ -18,11 +18,11 @@ from typing import IO
 from sqlalchemy import func, select
 
 from bot.delivery import Outgoing, RetryLater, Undeliverable
-from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, Language, RequestStatus
+from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, Language, Outcome, RequestStatus
 from bot.render.words import language_of
 from bot.report_types import Report
 from bot.reports import build_report, usage_csv
-from bot.workflow import Desk, NotFound
+from bot.workflow import Desk, NotFound, agency_outcomes
 from storage.queries import RequestView, card_ref, load_request_view
 from storage.tables import Agency, Artist, Creator, Notice
 
@@ -147,11 +147,13 @@ async def artist_report(desk: Desk, artist_id: str) -> Report:
 
 @dataclass(frozen=True)
 class Board:
-    """What one board notice needs: the request, where the board is, where its root message is."""
+    """What one board notice needs: the request, where the board is, where its root message is,
+    and which decisions the agency may make on it (the workflow's answer, shown as buttons)."""
 
     view: RequestView
     channel: str
     root: tuple[str, str] | None
+    agency_may: tuple[Outcome, ...]
 
 
 async def slack_board(desk: Desk, notice: Outgoing) -> Board:
@@ -188,7 +190,7 @@ async def slack_board(desk: Desk, notice: Outgoing) -> Board:
             "an earlier board notice of this request is not out yet", after=max(EARLIER_NOTICE_WAIT, wait)
         )
     root = (ref.chat_id, ref.message_id) if ref is not None else None
-    return Board(view, agency.slack_channel_id, root)
+    return Board(view, agency.slack_channel_id, root, agency_outcomes(view))
 
 
 @dataclass(frozen=True)

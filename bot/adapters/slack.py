@@ -220,7 +220,7 @@ class SlackSender:
         if root is None:
             remembered = self._unrecorded_roots.get(key)
             root = remembered if remembered and remembered[0] == channel else None
-        message = board.root_message(state.view)
+        message = board.root_message(state.view, agency_may=state.agency_may)
         if root is not None:
             try:
                 await self.update(channel, root[1], message)

@@ -2,14 +2,15 @@
 
 Pure rendering: every function takes what the workflow stored and returns Slack payloads, in
 English; the words it shares with the Telegram card are in `bot.render.words`.
-Which buttons appear follows the artist's decision policy (DESIGN §4); the workflow checks
-the same rules again when a button is pressed, so a button shown here is a convenience,
-never a permission.
+Which decision buttons appear is the workflow's answer (`workflow.agency_outcomes`: what the
+artist's policy leaves to the agency, DESIGN §4), handed in by the caller; the workflow checks
+again when a button is pressed, so a button shown here is a convenience, never a permission.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Policy, RequestStatus
@@ -120,22 +121,30 @@ def status_line(view: RequestView) -> str:
 # ---------------------------------------------------------------- the root message
 
 
-def decision_buttons(view: RequestView) -> list[Block]:
-    """The buttons the artist's policy allows the agency, for an open request; none once it is closed.
+def decision_buttons(view: RequestView, agency_may: Collection[Outcome]) -> list[Block]:
+    """The buttons for an open request: Approve / Deny for the decisions the agency may make
+    (`agency_may`, the workflow's answer), Nudge while the artist has not decided; none once closed.
 
-    `artist_only`: only Nudge. `agency_may_decide`: Approve / Deny on behalf, except that AI
-    training is never approved on the artist's behalf. `both_required`: Approve (co-sign) / Deny.
+    Under `agency_may_decide` they decide on the artist's behalf; under `both_required` the
+    agency's approval is a co-signature.
     """
     request = view.request
     if RequestStatus(request.status) not in OPEN_STATUSES:
         return []
-    policy = Policy(view.artist.policy)
+    both = Policy(view.artist.policy) is Policy.both_required
     value = button_value(request.id, request.terms_hash)
-    decided = {d.actor_kind for d in view.decisions}
     artist = escape(view.artist.name)
     buttons: list[Block] = []
-    if policy is Policy.agency_may_decide:
-        if not request.ai_training:
+    if Outcome.approve in agency_may:
+        if both:
+            approve = button(ACTION_APPROVE, "Approve (co-sign)", value, "primary")
+            approve["confirm"] = {
+                "title": {"type": "plain_text", "text": "Co-sign?"},
+                "text": mrkdwn(f"The agency's approval; *{artist}* must approve too before it counts."),
+                "confirm": {"type": "plain_text", "text": "Co-sign"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            }
+        else:
             approve = button(ACTION_APPROVE, "Approve on behalf", value, "primary")
             approve["confirm"] = {
                 "title": {"type": "plain_text", "text": "Approve on behalf?"},
@@ -145,19 +154,10 @@ def decision_buttons(view: RequestView) -> list[Block]:
                 "confirm": {"type": "plain_text", "text": "Approve"},
                 "deny": {"type": "plain_text", "text": "Cancel"},
             }
-            buttons.append(approve)
-        buttons.append(button(ACTION_DENY, "Deny on behalf", value, "danger"))
-    elif policy is Policy.both_required and ActorKind.agency.value not in decided:
-        approve = button(ACTION_APPROVE, "Approve (co-sign)", value, "primary")
-        approve["confirm"] = {
-            "title": {"type": "plain_text", "text": "Co-sign?"},
-            "text": mrkdwn(f"The agency's approval; *{artist}* must approve too before it counts."),
-            "confirm": {"type": "plain_text", "text": "Co-sign"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-        }
         buttons.append(approve)
-        buttons.append(button(ACTION_DENY, "Deny", value, "danger"))
-    if ActorKind.artist.value not in decided:
+    if Outcome.deny in agency_may:
+        buttons.append(button(ACTION_DENY, "Deny" if both else "Deny on behalf", value, "danger"))
+    if ActorKind.artist.value not in {d.actor_kind for d in view.decisions}:
         buttons.append(button(ACTION_NUDGE, "Nudge artist", value))
     return buttons
 
@@ -209,7 +209,9 @@ def _fields(view: RequestView) -> list[Block]:
     return [mrkdwn(cut(f"*{name}*\n{value or '—'}", _FIELD_MAX)) for name, value in pairs]
 
 
-def request_blocks(view: RequestView, *, with_buttons: bool = True) -> list[Block]:
+def request_blocks(
+    view: RequestView, *, agency_may: Collection[Outcome] = (), with_buttons: bool = True
+) -> list[Block]:
     """The board's picture of one request: flags first, then the terms in short, then its status."""
     request = view.request
     terms = request.terms
@@ -225,7 +227,7 @@ def request_blocks(view: RequestView, *, with_buttons: bool = True) -> list[Bloc
     blocks.append({"type": "section", "fields": _fields(view)})
     blocks.append({"type": "divider"})
     blocks.append({"type": "section", "block_id": "status", "text": mrkdwn(status_line(view))})
-    buttons = decision_buttons(view) if with_buttons else []
+    buttons = decision_buttons(view, agency_may) if with_buttons else []
     if buttons:
         blocks.append({"type": "actions", "block_id": f"board:{request.id}", "elements": buttons})
     blocks.append(
@@ -242,8 +244,9 @@ def request_blocks(view: RequestView, *, with_buttons: bool = True) -> list[Bloc
     return blocks
 
 
-def root_message(view: RequestView) -> SlackMessage:
-    """The request's root message on the board, as it stands now."""
+def root_message(view: RequestView, *, agency_may: Collection[Outcome] = ()) -> SlackMessage:
+    """The request's root message on the board, as it stands now; `agency_may` is
+    `workflow.agency_outcomes(view)`, the decisions offered as buttons."""
     request = view.request
     title = escape(str(request.terms.get("project_title") or request.id))
     text = f"Likeness request for {escape(view.artist.name)}: {title} — {request.status.replace('_', ' ')}"
@@ -253,7 +256,7 @@ def root_message(view: RequestView) -> SlackMessage:
         "event_type": METADATA_EVENT,
         "event_payload": {"request_id": request.id, "status": request.status},
     }
-    return SlackMessage(text=text, blocks=request_blocks(view), metadata=metadata)
+    return SlackMessage(text=text, blocks=request_blocks(view, agency_may=agency_may), metadata=metadata)
 
 
 # ---------------------------------------------------------------- thread replies

@@ -18,7 +18,7 @@ the audit event that records the refusal. One module per part:
 """
 
 from bot.workflow.channel_memory import SLACK_REPLAY_MEMORY, remember_card, remember_slack_request
-from bot.workflow.decisions import Decided, check_decision, decide
+from bot.workflow.decisions import Decided, agency_outcomes, check_decision, decide
 from bot.workflow.deletions import (
     DeletionAlreadyConfirmed,
     DeletionConfirmed,
@@ -100,6 +100,7 @@ __all__ = [
     "add_agency",
     "add_artist",
     "add_creator",
+    "agency_outcomes",
     "check_decision",
     "confirm_deletion",
     "create_invite",
