@@ -1,10 +1,14 @@
 """Drains the outbox through the channel senders: at least once, in order per lane, never dropped.
 
-A notice leaves only from here. Rows are claimed with a lease (FOR UPDATE SKIP LOCKED on
-PostgreSQL, so several instances share the work), sent, and marked sent in one step with
-whatever the platform gave back (e.g. a card's message id). A crash between the send and
-the mark leaves the notice claimed; when the lease runs out it is sent again: the only way a
-duplicate can happen is a send in flight at the crash.
+A notice leaves only from here. The senders (`bot/adapters/`) only translate and send; what
+each notice is rendered from, and the rules that hold one back, skip it or give it up, are in
+`bot/handover.py`, which the senders call before they translate.
+
+Rows are claimed with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so several instances
+share the work), sent, and marked sent in one step with whatever the platform gave back (e.g.
+a card's message id). A crash between the send and the mark leaves the notice claimed; when
+the lease runs out it is sent again: the only way a duplicate can happen is a send in flight
+at the crash.
 """
 
 from __future__ import annotations
@@ -86,9 +90,20 @@ class Undeliverable(Exception):
 
 
 class Sender(Protocol):
-    """One channel's way out: which lane a notice belongs to, and how to send it."""
+    """One channel's way out: its lane rules (which lane a notice belongs to, how many of one
+    lane a claim takes), and how to send a notice."""
 
-    channel: ChannelKind
+    @property
+    def channel(self) -> ChannelKind:
+        """The channel this sender delivers."""
+        ...
+
+    @property
+    def lane_slice(self) -> int | None:
+        """How many notices of one recipient one claim takes at most, oldest first, and none
+        while an older one waits for a retry or is held elsewhere (its lanes must then be its
+        recipients); None takes every due notice. See `Outbox._claim`."""
+        ...
 
     def lane(self, notice: Outgoing) -> str:
         """Notices of one lane (e.g. one chat) are sent one after another, in order."""
@@ -132,8 +147,7 @@ class Outbox:
             poll_interval: how often to look for work that another process queued.
             concurrency: how many lanes send at the same time.
 
-        A sender may set `lane_slice` (its lanes must then be its recipients): how many notices of
-        one recipient one claim takes at most; see `_claim`.
+        Each sender declares its lane rules (`Sender.lane`, `Sender.lane_slice`).
         """
         self.desk = desk
         self.senders = {sender.channel: sender for sender in senders}
@@ -231,15 +245,13 @@ class Outbox:
         async with self.desk.db.read() as session:
             if (await session.execute(select(Notice.id).where(*due).limit(1))).first() is None:
                 return []
-        # Senders with a `lane_slice` (Telegram: a chat takes about a message a second) have each
+        # Senders whose `lane_slice` is set (Telegram: a chat takes about a message a second) have each
         # recipient's pending notices ranked in queue order, and only the oldest few are taken, and
         # only while none of that recipient's notices waits for a retry (it goes first) or is held
         # by another instance (the lane is busy there): a recipient's notices leave in order, from
         # one place, and one busy chat cannot make a whole pass wait on it.
         sliced = {
-            c.value: int(s.lane_slice)
-            for c, s in self.senders.items()
-            if c in of and hasattr(s, "lane_slice")
+            c.value: s.lane_slice for c, s in self.senders.items() if c in of and s.lane_slice is not None
         }
         fair: ColumnElement[bool] = Notice.channel.in_(channels)
         if sliced:

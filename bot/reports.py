@@ -1,7 +1,7 @@
 """Usage reports: what each artist and agency is told weekly (data, chart PNG, CSV).
 
 The text around a report is rendered by the channel's renderer (bot/render/telegram.py for
-Telegram, bot/render/slack.py for Slack) from the `Report` (bot/models.py) built here.
+Telegram, bot/render/slack.py for Slack) from the `Report` (bot/report_types.py) built here.
 """
 
 from __future__ import annotations
@@ -24,16 +24,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import chart
-from bot.models import (
-    OPEN_STATUSES,
-    ExpiringItem,
-    GrantStatus,
-    GrantUsage,
-    PendingItem,
-    Report,
-    ViolationReason,
-    utc_iso,
-)
+from bot.models import OPEN_STATUSES, GrantStatus, ViolationReason, utc_iso
+from bot.report_types import ExpiringItem, GrantUsage, PendingItem, Report
 from bot.workflow import Desk, NotFound, grant_status_at
 from storage.checkpoints import latest_checkpoint
 from storage.tables import Agency, Artist, Grant, Request, UsageEvent

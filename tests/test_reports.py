@@ -16,7 +16,7 @@ from bot import chart, reports, workflow
 from bot.clock import FrozenClock
 from bot.models import Language, UsageKind
 from bot.render import slack as board
-from bot.render import telegram as texts
+from bot.render import telegram_reports as texts
 from bot.reports import (
     ChartDrawer,
     ChartError,

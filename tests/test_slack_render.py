@@ -33,7 +33,7 @@ async def view_of(desk: Desk, request_id: str) -> RequestView:
 
 def action_ids(view: RequestView) -> list[str]:
     """The buttons on the root message."""
-    return [b["action_id"] for b in board.decision_buttons(view)]
+    return [b["action_id"] for b in board.decision_buttons(view, workflow.agency_outcomes(view))]
 
 
 async def decide(desk: Desk, parties: Parties, request_id: str, who: str, outcome: Outcome) -> None:

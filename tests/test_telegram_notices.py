@@ -22,7 +22,7 @@ from bot.models import (
     Terms,
     ViolationReason,
 )
-from bot.render import telegram, telegram_deletion, violations, words
+from bot.render import telegram, telegram_deletion, telegram_reports, violations, words
 from bot.render import telegram_cards as cards
 from bot.render.buttons import Action, CallbackSigner, read_seen_subject, seen_subject
 from bot.render.telegram_cards import Card, DecisionLine
@@ -245,8 +245,8 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
         telegram.grant_reminder(language, "UTC", "T<", NOW + timedelta(days=7)),
         telegram.grant_expired(language, "T<"),
         telegram_deletion.artist_confirmed(language, "UTC", "T<", "Studio & <Co>", NOW),
-        telegram.report_text(language, report),
-        telegram.report_caption(language),
+        telegram_reports.report_text(language, report),
+        telegram_reports.report_caption(language),
         telegram.language_menu(language).text,
         *(telegram.invite_refused(language, why) for why in ("used", "expired", "unknown")),
         violations.artist_notice(
@@ -298,7 +298,7 @@ def test_every_answer_and_notice_is_valid_telegram_html(language: Language) -> N
     for text in texts:
         shown, _ = parse_html(text)  # raises when Telegram would refuse the markup
         assert 0 < len(shown) <= MAX_MESSAGE_LENGTH
-    assert "Drama & <Co>" in plain(telegram.report_text(language, report))
+    assert "Drama & <Co>" in plain(telegram_reports.report_text(language, report))
 
 
 @pytest.mark.parametrize("language", BOTH)

@@ -4,8 +4,9 @@
 message per second per channel, chat.update at tier 3) instead of finding them by 429, and
 maps every Slack answer onto the drainer's vocabulary: `RetryLater` for 429 (after its
 Retry-After), 5xx, network trouble and fixable set-up problems; `Undeliverable` only for
-what can never succeed. It decides nothing about requests: what to show comes from
-`bot.render.slack`, what happened comes from the notice.
+what can never succeed. It decides nothing about requests and reads nothing: what to show
+comes from `bot.render.slack`, what happened from the notice, and the request and the board's
+place from `bot.handover`, which also holds back, skips and gives up notices.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import IO, Any
 
 import aiohttp
@@ -23,16 +22,14 @@ from aiolimiter import AsyncLimiter
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
-from sqlalchemy import func, select
 
+from bot import handover
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind
 from bot.render import slack as board
 from bot.render import violations
-from bot.reports import ChartDrawer, build_report, usage_csv
-from bot.workflow import Desk, NotFound
-from storage.queries import RequestView, card_ref, load_request_view
-from storage.tables import Agency, Notice
+from bot.reports import ChartDrawer
+from bot.workflow import Desk
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +41,6 @@ UPDATE_BURST, UPDATE_PERIOD = 10, 12.0
 # back-off, about half an hour in all) before the notice is given up: time for someone to
 # invite the bot, without retrying a deleted channel for a day.
 CHANNEL_PATIENCE = 10
-# When a board notice finds an earlier one of its request still waiting, look again this soon.
-EARLIER_NOTICE_WAIT = 1.0
 
 _RETRY_ERRORS = frozenset(
     {
@@ -121,16 +116,6 @@ class ChannelPace:
     def hold(self, seconds: float) -> None:
         """Nothing goes to this channel for `seconds` (Slack said so)."""
         self._free_at = max(self._free_at, asyncio.get_running_loop().time() + seconds)
-
-
-@dataclass(frozen=True)
-class _Board:
-    """What one board notice needs: the request, where the board is, where its root message is."""
-
-    view: RequestView
-    channel: str
-    root: tuple[str, str] | None
-    earlier_due: datetime | None
 
 
 def _slack_failure(method: str, error: SlackApiError) -> Exception:
@@ -223,62 +208,19 @@ class SlackSender:
                 # board_update, and any later kind about a request: the root edited, a line in its thread.
                 return await self._publish(notice, reply={"event": notice.kind} | notice.payload)
         except ChannelUnreachable as why:
-            if notice.attempts + 1 >= CHANNEL_PATIENCE:
-                raise Undeliverable(f"Slack channel unreachable: {why}") from why
-            log.warning(
-                "Slack channel of agency %s unreachable (%s): invite the bot to the channel, or fix "
-                "`likeness agency add --slack-channel`; retrying",
-                notice.recipient_id,
-                why,
-            )
-            raise RetryLater(f"channel unreachable: {why}") from why
+            raise handover.channel_unreachable(notice, str(why), CHANNEL_PATIENCE) from why
         raise Undeliverable(f"the Slack board has no use for a {notice.kind!r} notice")
-
-    async def _board(self, notice: Outgoing) -> _Board:
-        if notice.request_id is None:
-            raise Undeliverable("a board notice without a request")
-        async with self.desk.db.transaction() as session:
-            view = await load_request_view(session, notice.request_id)
-            agency = await session.get(Agency, notice.recipient_id)
-            ref = await card_ref(session, notice.request_id, ChannelKind.slack.value, notice.recipient_id)
-            # An earlier board notice of this request still waiting (e.g. behind a 429, or its
-            # first post): the drainer keeps a lane in order only within one claimed batch.
-            earlier_due = (
-                await session.execute(
-                    select(func.min(Notice.next_attempt_at)).where(
-                        Notice.request_id == notice.request_id,
-                        Notice.recipient_id == notice.recipient_id,
-                        Notice.channel == ChannelKind.slack.value,
-                        Notice.kind.in_(["board_post", "board_update"]),
-                        Notice.status == "pending",
-                        Notice.created_at < notice.created_at,
-                    )
-                )
-            ).scalar_one_or_none()
-        if view is None:
-            raise Undeliverable(f"no request {notice.request_id}")
-        if agency is None or not agency.slack_channel_id:
-            raise Undeliverable(f"agency {notice.recipient_id} has no Slack channel")
-        root = (ref.chat_id, ref.message_id) if ref is not None else None
-        return _Board(view, agency.slack_channel_id, root, earlier_due)
 
     async def _publish(self, notice: Outgoing, *, reply: dict[str, Any] | None) -> Delivered:
         """Brings the root message to the request's current state; adds the event to its thread."""
-        state = await self._board(notice)
-        if state.earlier_due is not None:
-            # Never overtake: the first post shows the request and the thread keeps the order of
-            # events. (Without any post at all, e.g. a channel set later, the root is posted below.)
-            wait = (state.earlier_due - self.desk.clock.now()).total_seconds()
-            raise RetryLater(
-                "an earlier board notice of this request is not out yet", after=max(EARLIER_NOTICE_WAIT, wait)
-            )
+        state = await handover.slack_board(self.desk, notice)
         key = (state.view.request.id, notice.recipient_id)
         channel = state.channel
         root = state.root if state.root and state.root[0] == channel else None
         if root is None:
             remembered = self._unrecorded_roots.get(key)
             root = remembered if remembered and remembered[0] == channel else None
-        message = board.root_message(state.view)
+        message = board.root_message(state.view, agency_may=state.agency_may)
         if root is not None:
             try:
                 await self.update(channel, root[1], message)
@@ -308,20 +250,14 @@ class SlackSender:
 
     async def _report(self, notice: Outgoing) -> Delivered:
         """The usage report: a summary with the chart PNG and the CSV, in one upload message."""
-        async with self.desk.db.transaction() as session:
-            agency = await session.get(Agency, notice.recipient_id)
-        if agency is None or not agency.slack_channel_id:
-            raise Undeliverable(f"agency {notice.recipient_id} has no Slack channel")
-        try:
-            report = await build_report(self.desk, agency_id=agency.id)
-        except NotFound as why:
-            raise Undeliverable(why.message) from why
+        found = await handover.agency_report(self.desk, notice.recipient_id)
+        report = found.report
         # Drawn in a child process: matplotlib never enters (or holds up) this one.
         chart = await self.charts.draw(report)
         stamp = report.period_end.strftime("%Y-%m-%d")
-        with await usage_csv(self.desk, report) as table:
+        with await handover.usage_table(self.desk, report) as table:
             await self.upload(
-                agency.slack_channel_id,
+                found.channel,
                 comment=board.report_comment(report),
                 files=[
                     (f"likeness-usage-{stamp}.png", chart, "Uses per week"),

@@ -16,6 +16,7 @@ from datetime import datetime
 
 import httpx
 
+from bot import handover
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind, utc_iso
 from bot.webhook_address import (
@@ -28,7 +29,6 @@ from bot.webhook_address import (
     system_resolver,
 )
 from bot.workflow import Desk
-from storage.tables import Creator
 
 SIGNATURE_HEADER = "Likeness-Signature"
 TIMESTAMP_HEADER = "Likeness-Timestamp"
@@ -63,9 +63,8 @@ def verify_webhook(
     return any(hmac.compare_digest(expected, part) for part in parts)
 
 
-def _signatures(creator: Creator, timestamp: int, body: bytes, now: datetime) -> str:
+def _signatures(creator: handover.WebhookTarget, timestamp: int, body: bytes, now: datetime) -> str:
     """The header value: the old secret's signature too while a rotation's overlap lasts."""
-    assert creator.webhook_secret is not None
     current = sign_webhook(creator.webhook_secret, timestamp, body)
     until = creator.webhook_secret_previous_until
     if creator.webhook_secret_previous and until is not None and now < until:
@@ -84,7 +83,7 @@ class WebhookSender:
         self, desk: Desk, *, policy: WebhookPolicy | None = None, resolve: Resolver = system_resolver
     ) -> None:
         """Parameters:
-        desk: for the creator's URL and secret.
+        desk: for the creator's URL and secret (read by `bot.handover`) and the time.
         policy: which URLs and addresses webhooks may go to (default: public https only).
         resolve: the name resolver whose checked answer each connection is pinned to.
         """
@@ -104,10 +103,7 @@ class WebhookSender:
 
     async def send(self, notice: Outgoing) -> Delivered:
         """POSTs the signed event; anything but 2xx is retried with backoff for up to 24 h."""
-        async with self.desk.db.read() as session:
-            creator = await session.get(Creator, notice.recipient_id)
-        if creator is None or not creator.webhook_url or not creator.webhook_secret:
-            raise Undeliverable("the creator has no webhook URL any more")
+        creator = await handover.webhook_target(self.desk, notice.recipient_id)
         try:
             url = check_url(creator.webhook_url, self.policy)
         except WebhookAddressRefused as bad_url:

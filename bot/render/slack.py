@@ -2,30 +2,34 @@
 
 Pure rendering: every function takes what the workflow stored and returns Slack payloads, in
 English; the words it shares with the Telegram card are in `bot.render.words`.
-Which buttons appear follows the artist's decision policy (DESIGN §4); the workflow checks
-the same rules again when a button is pressed, so a button shown here is a convenience,
-never a permission.
+Which decision buttons appear is the workflow's answer (`workflow.agency_outcomes`: what the
+artist's policy leaves to the agency, DESIGN §4), handed in by the caller; the workflow checks
+again when a button is pressed, so a button shown here is a convenience, never a permission.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
-from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Policy, Report, RequestStatus
+from bot.models import OPEN_STATUSES, RED_LINE_REASON, ActorKind, Outcome, Policy, RequestStatus
 from bot.render.buttons import DenyForm, button_value
+from bot.render.slack_blocks import Block as Block
+from bot.render.slack_blocks import SlackMessage as SlackMessage
+from bot.render.slack_blocks import button, cut, iso_date, mention, mrkdwn, section
+from bot.render.slack_blocks import escape as escape
+from bot.render.slack_blocks import slack_date as slack_date
 from bot.render.slack_pause import PAUSE_EVENTS
 from bot.render.slack_pause import thread_line as pause_thread_line
 from bot.render.words import Refusal, channel_on_board, reason_on_board, role_on_board, sensitive_on_board
+from bot.report_types import Report
 
 if TYPE_CHECKING:
     # The rows the board is drawn from; only their attributes are read, so the type stays here.
     from storage.queries import RequestView
     from storage.tables import Decision
 
-Block = dict[str, Any]
 
 ACTION_APPROVE = "board_approve"
 ACTION_DENY = "board_deny"
@@ -37,7 +41,6 @@ METADATA_EVENT = "likeness_request"
 
 # Slack's own limits (Block Kit reference); longer texts are cut with an ellipsis.
 _HEADER_MAX = 150
-_SECTION_MAX = 3000
 _FIELD_MAX = 2000
 _DESCRIPTION_SHOWN = 700
 _REASON_MAX = 500
@@ -48,66 +51,6 @@ _POLICY_WORDS = {
     Policy.agency_may_decide: "the agency may decide",
     Policy.both_required: "artist and agency must both approve",
 }
-
-
-@dataclass(frozen=True)
-class SlackMessage:
-    """A message as chat.postMessage / chat.update take it: fallback text, blocks, metadata."""
-
-    text: str
-    blocks: list[Block]
-    metadata: dict[str, Any] | None = None
-
-
-# ---------------------------------------------------------------- small pieces
-
-
-def escape(text: str) -> str:
-    """Escapes &, < and > so that text from creators can never ping @channel or forge a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def slack_date(moment: datetime, style: str = "{date_short_pretty} {time}") -> str:
-    """A date every reader sees in their own time zone, with UTC as the fallback text."""
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{style}|{fallback}>"
-
-
-def _iso_date(value: Any) -> str:
-    """A stored ISO timestamp as a Slack date; anything unreadable as it is."""
-    try:
-        return slack_date(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-    except ValueError:
-        return escape(str(value))
-
-
-def _mention(member: str | None) -> str:
-    # Slack member ids are upper-case alphanumerics; anything else is shown, not linked.
-    return f"<@{member}>" if member and member.isalnum() else escape(member or "someone")
-
-
-def _mrkdwn(text: str) -> Block:
-    return {"type": "mrkdwn", "text": text}
-
-
-def _section(text: str) -> Block:
-    return {"type": "section", "text": _mrkdwn(_cut(text, _SECTION_MAX))}
-
-
-def _button(action_id: str, label: str, value: str, style: str | None = None) -> Block:
-    button: Block = {
-        "type": "button",
-        "action_id": action_id,
-        "text": {"type": "plain_text", "text": label, "emoji": True},
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
 
 
 # ---------------------------------------------------------------- who decided, in words
@@ -152,7 +95,7 @@ def status_line(view: RequestView) -> str:
             if request.decided_at:
                 line += f" · {slack_date(request.decided_at)}"
             if request.reason:
-                line += f"\n>Reason: {escape(_cut(request.reason, _REASON_MAX))}"
+                line += f"\n>Reason: {escape(cut(request.reason, _REASON_MAX))}"
     elif status is RequestStatus.lapsed:
         line = ":alarm_clock: *Lapsed* — nobody decided before the deadline"
     else:
@@ -178,45 +121,44 @@ def status_line(view: RequestView) -> str:
 # ---------------------------------------------------------------- the root message
 
 
-def decision_buttons(view: RequestView) -> list[Block]:
-    """The buttons the artist's policy allows the agency, for an open request; none once it is closed.
+def decision_buttons(view: RequestView, agency_may: Collection[Outcome]) -> list[Block]:
+    """The buttons for an open request: Approve / Deny for the decisions the agency may make
+    (`agency_may`, the workflow's answer), Nudge while the artist has not decided; none once closed.
 
-    `artist_only`: only Nudge. `agency_may_decide`: Approve / Deny on behalf, except that AI
-    training is never approved on the artist's behalf. `both_required`: Approve (co-sign) / Deny.
+    Under `agency_may_decide` they decide on the artist's behalf; under `both_required` the
+    agency's approval is a co-signature.
     """
     request = view.request
     if RequestStatus(request.status) not in OPEN_STATUSES:
         return []
-    policy = Policy(view.artist.policy)
+    both = Policy(view.artist.policy) is Policy.both_required
     value = button_value(request.id, request.terms_hash)
-    decided = {d.actor_kind for d in view.decisions}
     artist = escape(view.artist.name)
     buttons: list[Block] = []
-    if policy is Policy.agency_may_decide:
-        if not request.ai_training:
-            approve = _button(ACTION_APPROVE, "Approve on behalf", value, "primary")
+    if Outcome.approve in agency_may:
+        if both:
+            approve = button(ACTION_APPROVE, "Approve (co-sign)", value, "primary")
+            approve["confirm"] = {
+                "title": {"type": "plain_text", "text": "Co-sign?"},
+                "text": mrkdwn(f"The agency's approval; *{artist}* must approve too before it counts."),
+                "confirm": {"type": "plain_text", "text": "Co-sign"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            }
+        else:
+            approve = button(ACTION_APPROVE, "Approve on behalf", value, "primary")
             approve["confirm"] = {
                 "title": {"type": "plain_text", "text": "Approve on behalf?"},
-                "text": _mrkdwn(
+                "text": mrkdwn(
                     f"This grants *{artist}*'s consent to these exact terms, recorded in your name."
                 ),
                 "confirm": {"type": "plain_text", "text": "Approve"},
                 "deny": {"type": "plain_text", "text": "Cancel"},
             }
-            buttons.append(approve)
-        buttons.append(_button(ACTION_DENY, "Deny on behalf", value, "danger"))
-    elif policy is Policy.both_required and ActorKind.agency.value not in decided:
-        approve = _button(ACTION_APPROVE, "Approve (co-sign)", value, "primary")
-        approve["confirm"] = {
-            "title": {"type": "plain_text", "text": "Co-sign?"},
-            "text": _mrkdwn(f"The agency's approval; *{artist}* must approve too before it counts."),
-            "confirm": {"type": "plain_text", "text": "Co-sign"},
-            "deny": {"type": "plain_text", "text": "Cancel"},
-        }
         buttons.append(approve)
-        buttons.append(_button(ACTION_DENY, "Deny", value, "danger"))
-    if ActorKind.artist.value not in decided:
-        buttons.append(_button(ACTION_NUDGE, "Nudge artist", value))
+    if Outcome.deny in agency_may:
+        buttons.append(button(ACTION_DENY, "Deny" if both else "Deny on behalf", value, "danger"))
+    if ActorKind.artist.value not in {d.actor_kind for d in view.decisions}:
+        buttons.append(button(ACTION_NUDGE, "Nudge artist", value))
     return buttons
 
 
@@ -224,14 +166,14 @@ def _sensitive_block(terms: dict[str, Any]) -> Block | None:
     flags = [sensitive_on_board(str(s)) for s in terms.get("sensitive") or []]
     if not flags:
         return None
-    return _section(":warning: *Sensitive:* " + ", ".join(f"*{escape(f)}*" for f in flags))
+    return section(":warning: *Sensitive:* " + ", ".join(f"*{escape(f)}*" for f in flags))
 
 
 def _ai_training_block(view: RequestView) -> Block | None:
     if not view.request.ai_training:
         return None
     who = escape(view.artist.name)
-    return _section(
+    return section(
         ":robot_face: *AI training requested* — the likeness may train or fine-tune a model. "
         f"This is separate, personal consent: only *{who}* can approve it, with a second confirmation."
     )
@@ -249,7 +191,7 @@ def _compensation(terms: dict[str, Any]) -> str:
 def _fields(view: RequestView) -> list[Block]:
     terms = view.request.terms
     policy = _POLICY_WORDS.get(Policy(view.artist.policy), view.artist.policy)
-    window = f"{_iso_date(terms.get('starts_at'))} →\n{_iso_date(terms.get('ends_at'))}"
+    window = f"{iso_date(terms.get('starts_at'))} →\n{iso_date(terms.get('ends_at'))}"
     territory = ", ".join(escape(str(t)) for t in terms.get("territory") or [])
     sublicensing = "*yes* — may pass it on to third parties" if terms.get("sublicensing") else "no"
     pairs = [
@@ -262,35 +204,37 @@ def _fields(view: RequestView) -> list[Block]:
         ("Compensation", _compensation(terms)),
         ("Sublicensing", sublicensing),
         ("Decide by", slack_date(view.request.decision_due_at)),
-        ("AI labelling", escape(_cut(str(terms.get("labeling") or "not stated"), 300))),
+        ("AI labelling", escape(cut(str(terms.get("labeling") or "not stated"), 300))),
     ]
-    return [_mrkdwn(_cut(f"*{name}*\n{value or '—'}", _FIELD_MAX)) for name, value in pairs]
+    return [mrkdwn(cut(f"*{name}*\n{value or '—'}", _FIELD_MAX)) for name, value in pairs]
 
 
-def request_blocks(view: RequestView, *, with_buttons: bool = True) -> list[Block]:
+def request_blocks(
+    view: RequestView, *, agency_may: Collection[Outcome] = (), with_buttons: bool = True
+) -> list[Block]:
     """The board's picture of one request: flags first, then the terms in short, then its status."""
     request = view.request
     terms = request.terms
     title = str(terms.get("project_title") or request.id)
     blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(f"🎭 {title}", _HEADER_MAX)}}
+        {"type": "header", "text": {"type": "plain_text", "text": cut(f"🎭 {title}", _HEADER_MAX)}}
     ]
     for flag in (_sensitive_block(terms), _ai_training_block(view)):
         if flag is not None:
             blocks.append(flag)
-    description = escape(_cut(str(terms.get("use_description") or ""), _DESCRIPTION_SHOWN))
-    blocks.append(_section(f"*Use:* {description}"))
+    description = escape(cut(str(terms.get("use_description") or ""), _DESCRIPTION_SHOWN))
+    blocks.append(section(f"*Use:* {description}"))
     blocks.append({"type": "section", "fields": _fields(view)})
     blocks.append({"type": "divider"})
-    blocks.append({"type": "section", "block_id": "status", "text": _mrkdwn(status_line(view))})
-    buttons = decision_buttons(view) if with_buttons else []
+    blocks.append({"type": "section", "block_id": "status", "text": mrkdwn(status_line(view))})
+    buttons = decision_buttons(view, agency_may) if with_buttons else []
     if buttons:
         blocks.append({"type": "actions", "block_id": f"board:{request.id}", "elements": buttons})
     blocks.append(
         {
             "type": "context",
             "elements": [
-                _mrkdwn(
+                mrkdwn(
                     f"Request `{request.id}` · terms `{request.terms_hash[:12]}` · "
                     f"`/likeness status {request.id}`"
                 )
@@ -300,8 +244,9 @@ def request_blocks(view: RequestView, *, with_buttons: bool = True) -> list[Bloc
     return blocks
 
 
-def root_message(view: RequestView) -> SlackMessage:
-    """The request's root message on the board, as it stands now."""
+def root_message(view: RequestView, *, agency_may: Collection[Outcome] = ()) -> SlackMessage:
+    """The request's root message on the board, as it stands now; `agency_may` is
+    `workflow.agency_outcomes(view)`, the decisions offered as buttons."""
     request = view.request
     title = escape(str(request.terms.get("project_title") or request.id))
     text = f"Likeness request for {escape(view.artist.name)}: {title} — {request.status.replace('_', ' ')}"
@@ -311,7 +256,7 @@ def root_message(view: RequestView) -> SlackMessage:
         "event_type": METADATA_EVENT,
         "event_payload": {"request_id": request.id, "status": request.status},
     }
-    return SlackMessage(text=text, blocks=request_blocks(view), metadata=metadata)
+    return SlackMessage(text=text, blocks=request_blocks(view, agency_may=agency_may), metadata=metadata)
 
 
 # ---------------------------------------------------------------- thread replies
@@ -324,7 +269,7 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
     creator = escape(view.creator.name)
     by = escape(str(payload.get("decided_by_name") or payload.get("decided_by") or "someone"))
     where = channel_on_board(str(payload.get("channel")), "")
-    when = f" · {_iso_date(payload['decided_at'])}" if payload.get("decided_at") else ""
+    when = f" · {iso_date(payload['decided_at'])}" if payload.get("decided_at") else ""
     if event == "request.approved":
         return (
             f":white_check_mark: Approved by *{by}* {where}{when}. The grant and its signed receipt are made."
@@ -334,20 +279,20 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
     if event == "request.denied":
         reason = view.request.reason
         text = f":x: Denied by *{by}* {where}{when}."
-        return text + (f"\n>Reason: {escape(_cut(reason, _REASON_MAX))}" if reason else "")
+        return text + (f"\n>Reason: {escape(cut(reason, _REASON_MAX))}" if reason else "")
     if event == "request.lapsed":
         return ":alarm_clock: The deadline passed without a decision; the request lapsed."
     if event == "request.withdrawn":
         return f":leftwards_arrow_with_hook: {creator} withdrew the request."
     if event == "request.nudged":
-        who = _mention(str(payload.get("by") or ""))
+        who = mention(str(payload.get("by") or ""))
         return f":bell: {who} nudged {artist}; the card was sent to them again in Telegram."
     if event == "reminder.escalation":
-        due = _iso_date(payload.get("due_at") or view.request.decision_due_at.isoformat())
+        due = iso_date(payload.get("due_at") or view.request.decision_due_at.isoformat())
         return f":rotating_light: Still no decision from {artist}; it lapses {due}. Time to call them?"
     if event == "reminder.grant_expiry":
         return (
-            f":calendar: The grant ends {_iso_date(payload.get('ends_at'))}. Renewal is always a new request."
+            f":calendar: The grant ends {iso_date(payload.get('ends_at'))}. Renewal is always a new request."
         )
     if event == "grant.active":
         return ":large_green_circle: The grant is now active."
@@ -356,7 +301,7 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
     if event == "grant.revoked":
         who = artist
         if payload.get("revoked_by") == ActorKind.agency.value:
-            who = f"{_mention(str(payload.get('by') or ''))} (for the agency, on behalf of {artist})"
+            who = f"{mention(str(payload.get('by') or ''))} (for the agency, on behalf of {artist})"
         return (
             f":no_entry: {who} revoked consent. {creator} was told to stop use at once and to confirm "
             "deletion of training data and models."
@@ -364,10 +309,10 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
     if event in PAUSE_EVENTS:
         return pause_thread_line(view.artist.name, view.creator.name, payload)
     if event == "deletion.escalation":
-        due = _iso_date(payload.get("due_at"))
+        due = iso_date(payload.get("due_at"))
         return f":rotating_light: {creator} has not confirmed deleting {artist}'s likeness data, due {due}."
     if event == "deletion.confirmed":
-        done = _iso_date(payload.get("deleted_at"))
+        done = iso_date(payload.get("deleted_at"))
         return (
             f":wastebasket: {creator} confirmed the deletion (done {done}); the signed confirmation is kept."
         )
@@ -396,7 +341,7 @@ def deny_form(view: RequestView, *, channel_id: str, message_ts: str, terms_hash
         "submit": {"type": "plain_text", "text": "Deny"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
-            _section(intro + " The creator and the artist are told; this cannot be undone."),
+            section(intro + " The creator and the artist are told; this cannot be undone."),
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,
@@ -425,7 +370,7 @@ def refusal_text(why: Refusal) -> str:
         kind = str(details.get("decided_by") or "")
         role = role_on_board(kind)
         where = channel_on_board(str(details.get("channel")), "")
-        when = _iso_date(details["decided_at"]) if details.get("decided_at") else "earlier"
+        when = iso_date(details["decided_at"]) if details.get("decided_at") else "earlier"
         lead = "You already approved this one" if "co-signature" in why.message else "Too late"
         return f":lock: {lead}: it is *{status}* — decided by *{name}* ({role}, {where}) at {when}."
     if why.code == "not_open":
@@ -434,7 +379,7 @@ def refusal_text(why: Refusal) -> str:
         return ":grey_question: That request does not exist (any more)."
     text = f":no_entry: Not done: {escape(why.message)}."
     if why.details.get("next_at"):
-        text += f" Again from {_iso_date(why.details['next_at'])}."
+        text += f" Again from {iso_date(why.details['next_at'])}."
     return text
 
 
@@ -458,7 +403,7 @@ def pending_text(agency_name: str, views: list[RequestView], total: int) -> str:
     lines = [f"*{total} waiting for a decision at {escape(agency_name)}:*"]
     for view in views:
         request = view.request
-        title = escape(_cut(str(request.terms.get("project_title") or ""), 80))
+        title = escape(cut(str(request.terms.get("project_title") or ""), 80))
         status = " (awaiting co-sign)" if request.status == RequestStatus.awaiting_cosign.value else ""
         training = " :robot_face: AI training" if request.ai_training else ""
         lines.append(
@@ -493,14 +438,14 @@ def report_comment(report: Report) -> str:
         if grant.reasons:
             flag += ": " + "; ".join(f"{reason_on_board(code)} ({n})" for code, n in grant.reasons.items())
         lines.append(
-            f"• {escape(grant.artist_name)} — {escape(_cut(grant.project_title, 60))} "
+            f"• {escape(grant.artist_name)} — {escape(cut(grant.project_title, 60))} "
             f"({grant.status}): {uses}{flag}"
         )
     if report.pending:
         lines.append(f"Waiting for a decision: {len(report.pending)}")
     for item in report.expiring_soon[:10]:
         lines.append(
-            f":calendar: {escape(item.artist_name)} — {escape(_cut(item.project_title, 60))} ends "
+            f":calendar: {escape(item.artist_name)} — {escape(cut(item.project_title, 60))} ends "
             f"{slack_date(item.ends_at)}"
         )
     if report.checkpoint is not None:

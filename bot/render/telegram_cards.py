@@ -10,8 +10,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from bot.models import OPEN_STATUSES, ActorKind, Compensation, Language, Outcome, RequestStatus, Terms
+from bot.models import (
+    OPEN_STATUSES,
+    ActorKind,
+    Compensation,
+    GrantStatus,
+    Language,
+    Outcome,
+    RequestStatus,
+    Terms,
+)
 from bot.render.buttons import Action, Button, Keyboard, seen_subject
 from bot.render.telegram import MAX_TEXT, Rendered
 from bot.render.words import (
@@ -24,8 +34,13 @@ from bot.render.words import (
     actor_on_card,
     channel_on_card,
     esc,
+    language_of,
     plain_length,
 )
+
+if TYPE_CHECKING:
+    # The rows a card is drawn from; only their attributes are read, so the type stays here.
+    from storage.queries import RequestView
 
 # Reasons offered when denying: code → (button label, the reason recorded for studio and agency).
 DENY_REASONS: dict[str, tuple[str, str]] = {
@@ -77,6 +92,34 @@ class Card:
     def open_for_artist(self) -> bool:
         """Whether the card still asks the artist to decide (and so shows buttons)."""
         return self.status in OPEN_STATUSES and not self.artist_has_decided
+
+
+def card_from_view(view: RequestView, *, timezone: str, nudge: bool = False) -> Card:
+    """The request card's content for the request's artist."""
+    request = view.request
+    return Card(
+        request_id=request.id,
+        terms=Terms.model_validate(request.terms),
+        creator_name=view.creator.name,
+        status=RequestStatus(request.status),
+        decisions=tuple(
+            DecisionLine(
+                outcome=d.outcome,
+                actor_kind=d.actor_kind,
+                name=d.actor_display,
+                channel=d.channel,
+                at=d.created_at,
+                reason=d.reason,
+            )
+            for d in view.decisions
+        ),
+        updated_at=request.updated_at,
+        language=language_of(view.artist.language),
+        timezone=view.artist.timezone or timezone,
+        reason=request.reason,
+        nudge=nudge,
+        grant_paused=view.grant is not None and view.grant.status == GrantStatus.paused.value,
+    )
 
 
 def card(c: Card) -> Rendered:

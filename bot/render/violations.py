@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.models import GrantStatus, Language
 from bot.render.buttons import Action, Button, Keyboard
-from bot.render.slack import SlackMessage, escape, slack_date
+from bot.render.slack_blocks import SlackMessage, escape, slack_date
 from bot.render.words import (
     LIKENESS,
     MEDIA,

@@ -21,7 +21,7 @@ the audit event that records the refusal. One module per part:
 from bot.workflow import queries
 from bot.workflow.artist_steps import check_revoke, own_grant, resend_card
 from bot.workflow.channel_memory import SLACK_REPLAY_MEMORY, remember_card, remember_slack_request
-from bot.workflow.decisions import Decided, check_decision, decide
+from bot.workflow.decisions import Decided, agency_outcomes, check_decision, decide
 from bot.workflow.deletions import (
     DeletionAlreadyConfirmed,
     DeletionConfirmed,
@@ -123,6 +123,7 @@ __all__ = [
     "add_agency",
     "add_artist",
     "add_creator",
+    "agency_outcomes",
     "check_decision",
     "check_revoke",
     "confirm_deletion",

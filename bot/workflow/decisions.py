@@ -80,14 +80,41 @@ def _check_role(view: RequestView, actor: Actor, outcome: Outcome, ai_training_c
             raise NotAllowed("this artist is not on your agency's roster")
         if actor.member is not None and actor.member not in agency.slack_member_ids:
             raise NotAllowed("you are not one of the agency members allowed to act")
-        if policy is Policy.artist_only:
-            raise NotAllowed("this artist decides alone (policy artist_only)")
+        refusal = _policy_refusal(policy, outcome, ai_training=view.request.ai_training)
+        if refusal is not None and policy is Policy.artist_only:
+            raise NotAllowed(refusal)
         if outcome is Outcome.approve and view.artist.paused_at is not None:
             raise NotAllowed("the artist has paused every consent: only the artist can approve now")
-        if outcome is Outcome.approve and view.request.ai_training and policy is Policy.agency_may_decide:
-            raise NotAllowed("AI training is personal consent: only the artist can approve it")
+        if refusal is not None:
+            raise NotAllowed(refusal)
         return
     raise NotAllowed("you may not decide this request")
+
+
+def _policy_refusal(policy: Policy, outcome: Outcome, *, ai_training: bool) -> str | None:
+    """What the artist's policy says to their agency making `outcome`: None when it may."""
+    if policy is Policy.artist_only:
+        return "this artist decides alone (policy artist_only)"
+    if outcome is Outcome.approve and ai_training and policy is Policy.agency_may_decide:
+        return "AI training is personal consent: only the artist can approve it"
+    return None
+
+
+def agency_outcomes(view: RequestView) -> tuple[Outcome, ...]:
+    """The decisions the artist's policy leaves to their agency on this request now (approve,
+    deny, in that order): none once it is closed or the agency has decided. The board shows
+    these as buttons; a click is checked again by `check_may_decide` (which also refuses an
+    approval while the artist has paused every consent)."""
+    if RequestStatus(view.request.status) not in OPEN_STATUSES:
+        return ()
+    if ActorKind.agency.value in {d.actor_kind for d in view.decisions}:
+        return ()
+    policy = Policy(view.artist.policy)
+    return tuple(
+        outcome
+        for outcome in (Outcome.approve, Outcome.deny)
+        if _policy_refusal(policy, outcome, ai_training=view.request.ai_training) is None
+    )
 
 
 def check_agency_may_withdraw(view: RequestView, actor: Actor) -> None:
