@@ -108,6 +108,8 @@ class WebhookSender:
             creator = await session.get(Creator, notice.recipient_id)
         if creator is None or not creator.webhook_url or not creator.webhook_secret:
             raise Undeliverable("the creator has no webhook URL any more")
+        if creator.deactivated_at is not None:
+            raise Undeliverable("the creator is deactivated: its webhooks stopped")
         try:
             url = check_url(creator.webhook_url, self.policy)
         except WebhookAddressRefused as bad_url:

@@ -12,6 +12,7 @@ the audit event that records the refusal. One module per part:
 - `grants`: grant status, creation with its receipt, revocation.
 - `deletions`: the deletion confirmation a revoked (or ended AI-training) grant owes.
 - `usage`: creators' usage reports and violations.
+- `records`: operators list, show, change and deactivate agencies, artists and creators.
 - `pause`: pausing and resuming every grant of an artist at once.
 - `sweeps`: what falls due with time, in one sweep shape; `reports`: queueing usage reports.
 - `channel_memory`: where cards were posted, which signed Slack requests were handled.
@@ -28,6 +29,7 @@ from bot.workflow.deletions import (
 from bot.workflow.desk import Desk, Rules, hash_secret, new_id, record_refusal
 from bot.workflow.errors import (
     AlreadyDecided,
+    Deactivated,
     IdempotencyConflict,
     InvalidInput,
     InviteInvalid,
@@ -52,6 +54,20 @@ from bot.workflow.parties import (
     set_language,
 )
 from bot.workflow.pause import MAX_PAUSE_REASON, PauseChange, pause_artist, resume_artist
+from bot.workflow.records import (
+    change_agency_member,
+    deactivate_artist,
+    deactivate_creator,
+    list_agencies,
+    list_artists,
+    list_creators,
+    show_agency,
+    show_artist,
+    show_creator,
+    update_agency,
+    update_artist,
+    update_creator,
+)
 from bot.workflow.reports import LastFire, queue_due_reports, queue_report
 from bot.workflow.requests import NUDGE_INTERVAL, Submitted, nudge_artist, submit_request, withdraw_request
 from bot.workflow.sweeps import (
@@ -74,6 +90,7 @@ __all__ = [
     "SLACK_REPLAY_MEMORY",
     "SWEEP_BATCH",
     "AlreadyDecided",
+    "Deactivated",
     "Decided",
     "DeletionAlreadyConfirmed",
     "DeletionConfirmed",
@@ -100,15 +117,21 @@ __all__ = [
     "add_agency",
     "add_artist",
     "add_creator",
+    "change_agency_member",
     "check_decision",
     "confirm_deletion",
     "create_invite",
+    "deactivate_artist",
+    "deactivate_creator",
     "decide",
     "escalate_overdue_deletions",
     "expire_due_grants",
     "grant_status_at",
     "hash_secret",
     "lapse_overdue_requests",
+    "list_agencies",
+    "list_artists",
+    "list_creators",
     "new_id",
     "nudge_artist",
     "pause_artist",
@@ -126,6 +149,12 @@ __all__ = [
     "send_deletion_reminders",
     "send_grant_reminders",
     "set_language",
+    "show_agency",
+    "show_artist",
+    "show_creator",
     "submit_request",
+    "update_agency",
+    "update_artist",
+    "update_creator",
     "withdraw_request",
 ]
