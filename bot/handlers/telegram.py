@@ -56,6 +56,7 @@ from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import words
 from bot.render.buttons import Action, CallbackSigner, Tap
+from bot.setup_calls import try_now_or_keep_trying
 from bot.workflow import Desk, grant_status_at
 from storage.queries import (
     RequestView,
@@ -791,6 +792,7 @@ class TelegramChannel:
                 delay = min(delay * 2, 60.0)
                 continue
             self.connected = True
+            await try_now_or_keep_trying("setMyCommands", self._set_commands, alive=lambda: self.connected)
             mode = f"webhook at {self.webhook_url}" if self.webhook_url else "long polling"
             log.info("Telegram bot @%s connected (%s)", self.application.bot.username, mode)
             return
@@ -799,10 +801,6 @@ class TelegramChannel:
         application = self.application
         await application.initialize()
         bot = application.bot
-        await bot.set_my_commands([BotCommand(c, d) for c, d in texts.commands(Language.en)])
-        await bot.set_my_commands(
-            [BotCommand(c, d) for c, d in texts.commands(Language.zh_hans)], language_code="zh"
-        )
         if self.webhook_url:
             await bot.set_webhook(
                 self.webhook_url, secret_token=self.webhook_secret, allowed_updates=ALLOWED_UPDATES
@@ -815,6 +813,13 @@ class TelegramChannel:
                 )
         if not application.running:
             await application.start()
+
+    async def _set_commands(self) -> None:
+        bot = self.application.bot
+        await bot.set_my_commands([BotCommand(c, d) for c, d in texts.commands(Language.en)])
+        await bot.set_my_commands(
+            [BotCommand(c, d) for c, d in texts.commands(Language.zh_hans)], language_code="zh"
+        )
 
     @staticmethod
     def _polling_error(error: TelegramError) -> None:
