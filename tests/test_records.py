@@ -68,6 +68,7 @@ async def test_an_artist_update_is_audited_with_who_and_told_to_the_artist(
     desk: Desk, parties: Parties
 ) -> None:
     await link_artist(desk, parties.artist_id)
+    waiting = (await submit(desk, parties)).view.request
     record = await workflow.update_artist(
         desk,
         parties.artist_id,
@@ -84,6 +85,13 @@ async def test_an_artist_update_is_audited_with_who_and_told_to_the_artist(
         parties.artist_id,
         {"changes": ["policy", "red_lines"]},
     )
+    async with desk.db.read() as session:
+        board = (
+            await session.execute(
+                select(Notice).where(Notice.kind == "board_update", Notice.request_id == waiting.id)
+            )
+        ).scalar_one()
+    assert board.payload == {"event": "artist.updated", "policy": "agency_may_decide"}
     # The same values again change nothing and tell no one.
     again = await workflow.update_artist(
         desk, parties.artist_id, by="ops-anna", policy=Policy.agency_may_decide
