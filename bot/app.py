@@ -24,6 +24,8 @@ from bot.delivery import Outbox
 from bot.exposure import startup_refusal
 from bot.file_modes import secure_data_files
 from bot.keys import KeyRing
+from bot.log_format import JsonFormatter
+from bot.readiness import add_readiness
 from bot.service import SANDBOX_GROUP, Extension, Service
 from bot.webhook_address import WebhookPolicy
 from bot.workflow import Desk, Rules
@@ -48,11 +50,15 @@ def load_sandbox(settings: Settings, group: str = SANDBOX_GROUP) -> Extension:
     return prepare(settings)
 
 
-def configure_logging(level: str) -> None:
-    """Plain one-line logs; libraries that would print URLs holding tokens are kept quiet."""
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """One-line logs, plain or JSON (LOG_FORMAT); libraries that would print URLs holding tokens
+    are kept quiet."""
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
     for noisy in ("httpx", "httpcore", "telegram.ext", "apscheduler", "aiosqlite", "slack_bolt", "slack_sdk"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
@@ -100,6 +106,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
         # Before the channels, so the simulators are up when the bot and the Slack app start.
         sandbox.attach(service)
     attach_channels(service)
+    add_readiness(service)
     webhooks = WebhookSender(desk, policy=webhook_policy(settings))
     service.senders.append(webhooks)
     service.on_stop.append(webhooks.close)
@@ -202,7 +209,7 @@ async def run_service(service: Service) -> None:
 
 def serve(settings: Settings, clock: Clock | None = None) -> None:
     """Runs `likeness serve` in a fresh event loop."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         import uvloop
 

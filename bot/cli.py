@@ -10,7 +10,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,24 +20,17 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bot import workflow
-from bot.app import build_desk, configure_logging, serve, webhook_policy
+from bot.app import build_desk, configure_logging, serve
 from bot.clean_text import MAX_NAME, hidden_character
 from bot.config import ConfigError, Settings, load_settings
 from bot.exposure import startup_refusal
-from bot.models import Actor, ActorKind, ChannelKind, Language, Media, Policy, RedLines, Sensitive
+from bot.models import Actor, ActorKind, ChannelKind
 from bot.receipts import (
     DELETION_RECEIPT_TYPE,
     ReceiptError,
     parse_keys_document,
     read_json_file,
     verify_receipt,
-)
-from bot.webhook_address import (
-    WebhookAddressRefused,
-    WebhookPolicy,
-    check_url,
-    checked_address,
-    system_resolver,
 )
 from bot.workflow import Desk
 from storage.audit import verify_chain
@@ -181,98 +173,6 @@ def db_upgrade(as_json: JsonFlag = False) -> None:
 # ---------------------------------------------------------------- agencies, artists, creators
 
 
-@agency_app.command("add")
-def agency_add(
-    name: Annotated[str, typer.Option("--name", help="The agency's name.")],
-    slack_channel: Annotated[
-        str | None, typer.Option("--slack-channel", help="Slack channel id, e.g. C0123.")
-    ] = None,
-    slack_member: Annotated[
-        list[str] | None, typer.Option("--slack-member", help="Slack member id allowed to act (repeatable).")
-    ] = None,
-    timezone: Annotated[str, typer.Option("--timezone", help="IANA time zone for reports.")] = "UTC",
-    as_json: JsonFlag = False,
-) -> None:
-    """Registers an agency."""
-
-    async def work(desk: Desk) -> str:
-        members = [_check_slack_id("--slack-member", m, "U0123ABC") for m in slack_member or []]
-        agency = await workflow.add_agency(
-            desk,
-            name=_check_name(name),
-            slack_channel_id=_check_slack_id("--slack-channel", slack_channel, "C0123ABC")
-            if slack_channel
-            else None,
-            slack_member_ids=members,
-            timezone=_check_timezone(timezone),
-        )
-        return agency.id
-
-    agency_id = _run(work)
-    _emit(as_json, {"id": agency_id}, f"agency {agency_id}")
-
-
-def _red_lines(values: list[str]) -> RedLines:
-    media: list[Media] = []
-    sensitive: list[Sensitive] = []
-    for value in values:
-        kind, _, item = value.partition(":")
-        try:
-            if kind == "media":
-                media.append(Media(item))
-            elif kind == "sensitive":
-                sensitive.append(Sensitive(item))
-            else:
-                raise ValueError
-        except ValueError:
-            raise BadInput(
-                f"--red-line {value!r} must be media:<{'|'.join(Media)}> or sensitive:<{'|'.join(Sensitive)}>"
-            ) from None
-    return RedLines(media=media, sensitive=sensitive)
-
-
-class LanguageChoice(StrEnum):
-    """Languages as the command line spells them."""
-
-    zh_hans = "zh-Hans"
-    en = "en"
-
-
-@artist_app.command("add")
-def artist_add(
-    name: Annotated[str, typer.Option("--name", help="The artist's name.")],
-    agency: Annotated[str | None, typer.Option("--agency", help="The agency's id.")] = None,
-    policy: Annotated[Policy, typer.Option("--policy", help="Who may decide.")] = Policy.artist_only,
-    language: Annotated[
-        LanguageChoice, typer.Option("--language", help="Card language.")
-    ] = LanguageChoice.en,
-    timezone: Annotated[str, typer.Option("--timezone", help="IANA time zone.")] = "UTC",
-    red_line: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--red-line", help="Never accepted, e.g. sensitive:political or media:game (repeatable)."
-        ),
-    ] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Registers an artist."""
-
-    async def work(desk: Desk) -> str:
-        artist = await workflow.add_artist(
-            desk,
-            name=_check_name(name),
-            agency_id=agency,
-            policy=policy,
-            language=Language(language.value),
-            timezone=_check_timezone(timezone),
-            red_lines=_red_lines(red_line or []),
-        )
-        return artist.id
-
-    artist_id = _run(work)
-    _emit(as_json, {"id": artist_id}, f"artist {artist_id}")
-
-
 async def _bot_username(settings: Settings) -> str:
     """The bot's username from getMe, so invite links point at the right bot."""
     if settings.telegram_bot_token is None:
@@ -306,22 +206,6 @@ def artist_invite(
 ) -> None:
     """Makes a one-time Telegram link that connects the artist's chat."""
     _invite(ActorKind.artist, artist_id, as_json)
-
-
-async def _check_webhook_url(url: str, policy: WebhookPolicy) -> None:
-    """Refuses a webhook URL that is not https or whose host resolves to an inside address."""
-    try:
-        parsed = check_url(url, policy)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        await checked_address(parsed.host, port, policy, system_resolver)
-    except WebhookAddressRefused as refused:
-        raise BadInput(f"--webhook-url: {refused}") from None
-    except OSError:
-        # Not an error: the name may be set up later, and every send checks the address again.
-        _err.print(
-            f"warning: --webhook-url host {parsed.host} does not resolve yet; each send checks it again",
-            markup=False,
-        )
 
 
 def _pause_summary(change: workflow.PauseChange, verb: str) -> tuple[dict[str, Any], str]:
@@ -361,33 +245,6 @@ def artist_resume(
 
     data, human = _pause_summary(_run(work), "resumed")
     _emit(as_json, data, human)
-
-
-@creator_app.command("add")
-def creator_add(
-    name: Annotated[str, typer.Option("--name", help="The studio's name.")],
-    webhook_url: Annotated[
-        str | None, typer.Option("--webhook-url", help="Where signed status updates are POSTed.")
-    ] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Registers a creator; prints its API key (and webhook secret) once."""
-
-    policy = webhook_policy(_settings())
-
-    async def work(desk: Desk) -> dict[str, Any]:
-        if webhook_url is not None:
-            await _check_webhook_url(webhook_url, policy)
-        new = await workflow.add_creator(desk, name=_check_name(name), webhook_url=webhook_url)
-        data: dict[str, Any] = {"id": new.creator.id, "api_key": new.api_key}
-        if new.webhook_secret:
-            data["webhook_secret"] = new.webhook_secret
-        return data
-
-    data = _run(work)
-    _emit(
-        as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()) + "\n(the key is shown only this once)"
-    )
 
 
 @creator_app.command("invite")
@@ -529,6 +386,7 @@ def main() -> None:
         _fail(str(error).splitlines()[0])
 
 
-# The proof commands (grant check, audit checkpoint, keys rotate) and the creators' key commands
-# register on the apps above.
-from bot import cli_creators, cli_proof  # noqa: E402, F401
+# The proof commands (grant check, audit checkpoint, keys rotate), the records commands (agencies,
+# artists, creators: add, list, show, update, deactivate) and the creators' keys register on the
+# apps above.
+from bot import cli_creators, cli_proof, cli_records  # noqa: E402, F401

@@ -1,4 +1,5 @@
-"""The `likeness creator key ...` and `creator webhook-secret rotate` commands (registered by bot.cli)."""
+"""The `likeness creator ...` commands: add, list, show, update, deactivate, `key ...` and
+`webhook-secret rotate` (registered by bot.cli)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from bot import creator_keys
-from bot.cli import JsonFlag, _emit, _run, creator_app
+from bot import creator_keys, workflow
+from bot.app import webhook_policy
+from bot.cli import BadInput, JsonFlag, _check_name, _emit, _err, _run, _settings, creator_app
+from bot.cli_records import ByOption, by_of, show_list, show_record
+from bot.webhook_address import (
+    WebhookAddressRefused,
+    WebhookPolicy,
+    check_url,
+    checked_address,
+    system_resolver,
+)
 from bot.workflow import Desk
 
 key_app = typer.Typer(help="A creator's API keys: several, named, revocable.", no_args_is_help=True)
@@ -17,6 +27,107 @@ creator_app.add_typer(key_app, name="key")
 creator_app.add_typer(secret_app, name="webhook-secret")
 
 CreatorArg = Annotated[str, typer.Argument(metavar="CRT", help="The creator's id.")]
+WebhookOption = Annotated[
+    str | None, typer.Option("--webhook-url", help="Where signed status updates are POSTed.")
+]
+
+
+async def _check_webhook_url(url: str, policy: WebhookPolicy) -> None:
+    """Refuses a webhook URL that is not https or whose host resolves to an inside address."""
+    try:
+        parsed = check_url(url, policy)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        await checked_address(parsed.host, port, policy, system_resolver)
+    except WebhookAddressRefused as refused:
+        raise BadInput(f"--webhook-url: {refused}") from None
+    except OSError:
+        # Not an error: the name may be set up later, and every send checks the address again.
+        _err.print(
+            f"warning: --webhook-url host {parsed.host} does not resolve yet; each send checks it again",
+            markup=False,
+        )
+
+
+@creator_app.command("add")
+def creator_add(
+    name: Annotated[str, typer.Option("--name", help="The studio's name.")],
+    webhook_url: WebhookOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Registers a creator; prints its API key (and webhook secret) once."""
+
+    policy = webhook_policy(_settings())
+
+    async def work(desk: Desk) -> dict[str, Any]:
+        if webhook_url is not None:
+            await _check_webhook_url(webhook_url, policy)
+        new = await workflow.add_creator(desk, name=_check_name(name), webhook_url=webhook_url)
+        data: dict[str, Any] = {"id": new.creator.id, "api_key": new.api_key}
+        if new.webhook_secret:
+            data["webhook_secret"] = new.webhook_secret
+        return data
+
+    data = _run(work)
+    _emit(
+        as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()) + "\n(the key is shown only this once)"
+    )
+
+
+@creator_app.command("list")
+def creator_list(as_json: JsonFlag = False) -> None:
+    """Lists the creators (never a key or a secret)."""
+    records = _run(workflow.list_creators)
+    _emit(as_json, {"creators": records}, show_list(records, "id", "name", "webhook_url", "deactivated_at"))
+
+
+@creator_app.command("show")
+def creator_show(creator_id: CreatorArg, as_json: JsonFlag = False) -> None:
+    """Shows one creator: name, webhook URL, live keys, requests filed."""
+
+    async def work(desk: Desk) -> dict[str, Any]:
+        return await workflow.show_creator(desk, creator_id)
+
+    record = _run(work)
+    _emit(as_json, record, show_record(record))
+
+
+@creator_app.command("update")
+def creator_update(
+    creator_id: CreatorArg,
+    name: Annotated[str | None, typer.Option("--name", help="The studio's name.")] = None,
+    webhook_url: WebhookOption = None,
+    by: ByOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Changes a creator's name or webhook URL; the creator is told by a signed webhook. A first
+    webhook URL prints its new signing secret once."""
+
+    policy = webhook_policy(_settings())
+
+    async def work(desk: Desk) -> dict[str, Any]:
+        who = by_of(by)
+        checked = _check_name(name) if name is not None else None
+        if webhook_url is not None:
+            await _check_webhook_url(webhook_url, policy)
+        return await workflow.update_creator(desk, creator_id, by=who, name=checked, webhook_url=webhook_url)
+
+    record = _run(work)
+    changed = record.get("changed") or []
+    human = f"creator {creator_id}: " + (f"changed {', '.join(changed)}" if changed else "nothing changed")
+    if record.get("webhook_secret"):
+        human += f"\nwebhook_secret: {record['webhook_secret']}\n(the secret is shown only this once)"
+    _emit(as_json, record, human)
+
+
+@creator_app.command("deactivate")
+def creator_deactivate(creator_id: CreatorArg, by: ByOption = None, as_json: JsonFlag = False) -> None:
+    """Refuses the creator's API keys from the next call and stops its webhooks."""
+
+    async def work(desk: Desk) -> dict[str, Any]:
+        return await workflow.deactivate_creator(desk, creator_id, by=by_of(by))
+
+    record = _run(work)
+    _emit(as_json, record, f"creator {creator_id} deactivated at {record['deactivated_at']}")
 
 
 @key_app.command("add")

@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     # The sandbox on a non-loopback HTTP_HOST, behind a random token printed at start.
     sandbox_public: bool = False
     log_level: str = "INFO"
+    # text: one plain line per record; json: one JSON object per line.
+    log_format: str = "text"
     # Per instance: each process keeps its own buckets (README, Security).
     api_rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(per_second=20, burst=40)
     address_rate_limit: Annotated[RateLimit, NoDecode] = RateLimit(per_second=10, burst=50)
@@ -208,6 +210,13 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", value):
             raise ValueError(f"{value!r} is not an http(s) base URL such as https://consent.example.com")
         return value
+
+    @field_validator("log_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value.strip().lower() not in {"text", "json"}:
+            raise ValueError("must be text or json")
+        return value.strip().lower()
 
     @field_validator("log_level")
     @classmethod

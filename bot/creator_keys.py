@@ -163,7 +163,7 @@ async def authenticate(desk: Desk, api_key: str) -> Creator | None:
             creator = (
                 await session.execute(select(Creator).where(Creator.api_key_hash == key_hash))
             ).scalar_one_or_none()
-    if creator is None:
+    if creator is None or creator.deactivated_at is not None:
         return None
     last = row.last_used_at if row is not None else creator.api_key_last_used_at
     if last is None or now - last >= LAST_USED_RESOLUTION:

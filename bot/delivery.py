@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 
+from bot import metrics
 from bot.models import ChannelKind
 from bot.workflow import Desk
 from storage.tables import CardRef, Notice
@@ -303,6 +304,7 @@ class Outbox:
                 try:
                     delivered = await sender.send(notice)
                 except RetryLater as wait:
+                    metrics.delivery_retried(notice.channel.value, wait.reason)
                     retry_at = await self._retry(notice, wait.reason, wait.after)
                     # Keep the lane in order: what follows waits for the one that could not go.
                     await self._release(notices[position + 1 :], retry_at)
@@ -368,6 +370,7 @@ class Outbox:
             )
         if dead:
             log.error("notice %s given up after 24 h: %s", notice.id, reason)
+            metrics.delivery_failed(notice.channel.value)
             self.stats.failed += 1
         else:
             self.stats.retried += 1
@@ -385,6 +388,7 @@ class Outbox:
 
     async def _fail(self, notice: Outgoing, reason: str) -> None:
         log.warning("notice %s cannot be delivered: %s", notice.id, reason)
+        metrics.delivery_failed(notice.channel.value)
         async with self.desk.db.transaction() as session:
             await session.execute(
                 update(Notice)

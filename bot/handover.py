@@ -251,6 +251,8 @@ async def webhook_target(desk: Desk, creator_id: str) -> WebhookTarget:
         creator = await session.get(Creator, creator_id)
     if creator is None or not creator.webhook_url or not creator.webhook_secret:
         raise Undeliverable("the creator has no webhook URL any more")
+    if creator.deactivated_at is not None:
+        raise Undeliverable("the creator is deactivated: its webhooks stopped")
     return WebhookTarget(
         creator.webhook_url,
         creator.webhook_secret,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import proof, workflow
+from bot import metrics, proof, workflow
 from bot.workflow import Desk
 from scheduler.cron import queue_due_reports
 
@@ -58,8 +58,9 @@ class Schedule:
 
     async def sweep(self) -> dict[str, int]:
         """One pass: lapses, reminders, activations, expiries, then reports that fell due."""
-        done = await workflow.run_sweeps(self.desk)
-        done["reports"] = await queue_due_reports(self.desk, cron=self.report_cron)
+        with metrics.SWEEP_SECONDS.time():
+            done = await workflow.run_sweeps(self.desk)
+            done["reports"] = await queue_due_reports(self.desk, cron=self.report_cron)
         self.passes += 1
         if any(done.values()):
             log.info("sweep: %s", ", ".join(f"{k}={v}" for k, v in done.items() if v))

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from storage.migrations import run_upgrade
+from storage.migrations import at_head, run_upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -106,6 +106,14 @@ class Database:
         except (OSError, DBAPIError, OperationalError):
             return False
         return True
+
+    async def migrated(self) -> bool:
+        """True when every migration is applied; False when some are missing or it cannot tell."""
+        try:
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(at_head)
+        except (OSError, DBAPIError, OperationalError):
+            return False
 
     async def upgrade(self) -> None:
         """Applies every Alembic migration not yet applied."""

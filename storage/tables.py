@@ -82,6 +82,8 @@ class Artist(Base):
     paused_by_kind: Mapped[str | None] = mapped_column(String(16))
     paused_by_id: Mapped[str | None] = mapped_column(String(64))
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    # Set when an operator deactivated the artist: no new requests; existing grants stand.
+    deactivated_at: Mapped[datetime | None]
 
 
 class Creator(Base):
@@ -104,6 +106,8 @@ class Creator(Base):
     telegram_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     language: Mapped[str] = mapped_column(String(16), default="en")
     created_at: Mapped[datetime]
+    # Set when an operator deactivated the creator: its keys are refused and its webhooks stop.
+    deactivated_at: Mapped[datetime | None]
 
 
 class Invite(Base):

@@ -48,6 +48,7 @@ from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import telegram_deletion as deletion_texts
 from bot.render import telegram_pause as pause_texts
+from bot.render import telegram_records as record_texts
 from bot.render import telegram_reports as report_texts
 from bot.render import violations, words
 from bot.render.buttons import NO_BUTTONS, CallbackSigner
@@ -152,9 +153,12 @@ class TelegramSender:
             return await self._tell_about_grant(notice)
         if notice.kind == "report":
             return await self._send_report(notice)
-        if notice.kind == "pause_update":  # the agency or an operator paused or resumed for the artist
+        if notice.kind in {"pause_update", "record_update"}:  # someone else paused, or changed the record
             artist = await self._artist(notice.recipient_id)
-            text = pause_texts.artist_notice(artist.language, artist.timezone, notice.payload)
+            if notice.kind == "pause_update":
+                text = pause_texts.artist_notice(artist.language, artist.timezone, notice.payload)
+            else:
+                text = record_texts.artist_notice(artist.language, notice.payload)
             await self._send_text(artist.chat_id, texts.Rendered(text))
             return Delivered()
         raise Undeliverable(f"unknown Telegram notice kind {notice.kind!r}")

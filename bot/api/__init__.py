@@ -98,7 +98,8 @@ def create_api(desk: Desk, limits: RateLimits | None = None) -> FastAPI:
     api.add_middleware(BodyGuard)
     # Added last, so it runs first: a limited caller's body is never read.
     api.add_middleware(PublicRouteLimit, limits=limits)
-    api.add_route("/metrics", metrics.metrics, methods=["GET"], include_in_schema=False)
+    api.add_middleware(metrics.CountResponses)  # outermost: counts every answer, 429s included
+    api.add_route("/metrics", metrics.metrics_route(desk), methods=["GET"], include_in_schema=False)
 
     @api.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:

@@ -316,6 +316,8 @@ def thread_reply(view: RequestView, payload: dict[str, Any]) -> str:
         return (
             f":wastebasket: {creator} confirmed the deletion (done {done}); the signed confirmation is kept."
         )
+    if event == "artist.updated":  # an operator changed who may decide: the buttons above follow it
+        return "The artist's decision policy changed; the buttons follow it."
     return f"Update: {escape(event)}"
 
 

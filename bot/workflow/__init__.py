@@ -12,6 +12,7 @@ the audit event that records the refusal. One module per part:
 - `grants`: grant status, creation with its receipt, revocation.
 - `deletions`: the deletion confirmation a revoked (or ended AI-training) grant owes.
 - `usage`: creators' usage reports and violations.
+- `records`: operators list, show, change and deactivate agencies, artists and creators.
 - `pause`: pausing and resuming every grant of an artist at once.
 - `sweeps`: what falls due with time, in one sweep shape; `reports`: queueing usage reports.
 - `channel_memory`: where cards were posted, which signed Slack requests were handled.
@@ -31,6 +32,7 @@ from bot.workflow.deletions import (
 from bot.workflow.desk import Desk, Rules, hash_secret, new_id, record_refusal
 from bot.workflow.errors import (
     AlreadyDecided,
+    Deactivated,
     IdempotencyConflict,
     InvalidInput,
     InviteInvalid,
@@ -66,6 +68,20 @@ from bot.workflow.queries import (
     RequestView,
     UsageEvent,
 )
+from bot.workflow.records import (
+    change_agency_member,
+    deactivate_artist,
+    deactivate_creator,
+    list_agencies,
+    list_artists,
+    list_creators,
+    show_agency,
+    show_artist,
+    show_creator,
+    update_agency,
+    update_artist,
+    update_creator,
+)
 from bot.workflow.reports import LastFire, queue_due_reports, queue_report
 from bot.workflow.requests import NUDGE_INTERVAL, Submitted, nudge_artist, submit_request, withdraw_request
 from bot.workflow.sweeps import (
@@ -91,6 +107,7 @@ __all__ = [
     "AlreadyDecided",
     "Artist",
     "Creator",
+    "Deactivated",
     "Decided",
     "Decision",
     "Deletion",
@@ -124,16 +141,22 @@ __all__ = [
     "add_artist",
     "add_creator",
     "agency_outcomes",
+    "change_agency_member",
     "check_decision",
     "check_revoke",
     "confirm_deletion",
     "create_invite",
+    "deactivate_artist",
+    "deactivate_creator",
     "decide",
     "escalate_overdue_deletions",
     "expire_due_grants",
     "grant_status_at",
     "hash_secret",
     "lapse_overdue_requests",
+    "list_agencies",
+    "list_artists",
+    "list_creators",
     "new_id",
     "nudge_artist",
     "own_grant",
@@ -154,6 +177,12 @@ __all__ = [
     "send_deletion_reminders",
     "send_grant_reminders",
     "set_language",
+    "show_agency",
+    "show_artist",
+    "show_creator",
     "submit_request",
+    "update_agency",
+    "update_artist",
+    "update_creator",
     "withdraw_request",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot import metrics
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome, Policy, RequestStatus, utc_iso
 from bot.workflow.desk import Desk, announce, audit, load_view, new_id, transition
 from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotFound, NotOpen, TermsChanged
@@ -207,8 +208,9 @@ async def decide(
         if request.status == RequestStatus.approved.value:
             view = dataclasses.replace(view, grant=await create_grant(session, desk, view, now))
         announce(session, now, view, f"request.{request.status}", **who_decided(view))
-        return Decided(view, decision)
-    raise AssertionError("unreachable")  # pragma: no cover
+        decided = Decided(view, decision)
+    metrics.DECISIONS.labels(channel=actor.channel.value, outcome=outcome.value).inc()
+    return decided
 
 
 async def check_decision(desk: Desk, *, request_id: str, actor: Actor, outcome: Outcome) -> RequestView:

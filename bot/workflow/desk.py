@@ -256,7 +256,7 @@ def tell_creator(
     """A status update for the creator on each channel it has (signed webhook, Telegram)."""
     payload = {"event": event, "request_id": request_id, "grant_id": grant_id} | (data or {})
     for channel, reachable in (
-        (ChannelKind.webhook, bool(creator.webhook_url)),
+        (ChannelKind.webhook, bool(creator.webhook_url) and creator.deactivated_at is None),
         (ChannelKind.telegram, creator.telegram_chat_id is not None),
     ):
         if reachable:

@@ -43,6 +43,12 @@ class NotOpen(Refused):
     code = "not_open"
 
 
+class Deactivated(NotOpen):
+    """The artist (or creator) was deactivated by an operator: nothing new is accepted for them."""
+
+    code = "deactivated"
+
+
 class NeedsConfirmation(Refused):
     """Approving AI training takes a second, explicit confirmation."""
 

@@ -33,7 +33,7 @@ from bot.workflow.desk import (
     tell_creator,
     transition,
 )
-from bot.workflow.errors import InvalidInput, NotAllowed, NotFound, NotOpen
+from bot.workflow.errors import Deactivated, InvalidInput, NotAllowed, NotFound, NotOpen
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
 from storage.queries import RequestView
 from storage.tables import Agency, Artist, Creator, Request
@@ -64,6 +64,8 @@ async def submit_request(
             artist = await session.get(Artist, terms_in.artist_id)
             if artist is None:
                 raise InvalidInput([FieldError("artist_id", f"no artist {terms_in.artist_id}")])
+            if artist.deactivated_at is not None:
+                raise Deactivated(f"artist {artist.id} is deactivated and accepts no new requests")
             due = terms_in.decision_due_at or min(
                 now + desk.rules.default_decision_window, terms_in.ends_at - timedelta(seconds=1)
             )

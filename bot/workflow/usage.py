@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import metrics
 from bot.models import (
     CLOCK_SKEW,
     Actor,
@@ -100,8 +101,9 @@ async def record_usage(
             await audit(session, desk, actor, "usage.violation", "grant", grant.id, violation_data(event))
             tell_violation(session, now, await load_view(session, grant.request_id), event)
         remember_answer(session, now, creator_id, idempotency, "usage", event.id, 409 if reasons else 201)
-        return UsageRecorded(event)
-    raise AssertionError("unreachable")  # pragma: no cover
+    if reasons:
+        metrics.VIOLATIONS.inc()
+    return UsageRecorded(event)
 
 
 def violation_data(event: UsageEvent) -> dict[str, Any]:

@@ -89,6 +89,8 @@ class BotApi(Updates):
                     raise ApiError(500, "Internal Server Error")
                 elif fault.kind == "502":
                     raise ApiError(502, "Bad Gateway")
+                elif fault.kind == "404":  # a Bot API server that lacks the method
+                    raise ApiError(404, "Not Found: method not found")
             try:
                 chat_id: int | None = params.chat_id()
             except ApiError:

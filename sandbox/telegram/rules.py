@@ -19,7 +19,7 @@ SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 COUNTED_METHODS = frozenset(
     {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageReplyMarkup"}
 )
-FAULT_KINDS = frozenset({"500", "502", "429", "drop", "latency"})
+FAULT_KINDS = frozenset({"500", "502", "429", "404", "drop", "latency"})
 
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are "

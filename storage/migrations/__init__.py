@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
 HERE = Path(__file__).resolve().parent
@@ -23,3 +25,9 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def run_upgrade(connection: Connection) -> None:
     """Upgrades the database behind `connection` to the newest revision."""
     command.upgrade(alembic_config(connection), "head")
+
+
+def at_head(connection: Connection) -> bool:
+    """Whether the database behind `connection` has every migration applied (and no other)."""
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return set(MigrationContext.configure(connection).get_current_heads()) == heads

@@ -25,6 +25,7 @@ from bot.handlers.telegram.webhook import WEBHOOK_PATH, receive_update
 from bot.models import Language
 from bot.render import telegram as texts
 from bot.render.buttons import Action, CallbackSigner
+from bot.setup_calls import try_now_or_keep_trying
 
 if TYPE_CHECKING:
     from bot.service import Service
@@ -164,6 +165,7 @@ class TelegramChannel:
                 delay = min(delay * 2, 60.0)
                 continue
             self.connected = True
+            await try_now_or_keep_trying("setMyCommands", self._set_commands, alive=lambda: self.connected)
             mode = f"webhook at {self.webhook_url}" if self.webhook_url else "long polling"
             log.info("Telegram bot @%s connected (%s)", self.application.bot.username, mode)
             return
@@ -172,10 +174,6 @@ class TelegramChannel:
         application = self.application
         await application.initialize()
         bot = application.bot
-        await bot.set_my_commands([BotCommand(c, d) for c, d in texts.commands(Language.en)])
-        await bot.set_my_commands(
-            [BotCommand(c, d) for c, d in texts.commands(Language.zh_hans)], language_code="zh"
-        )
         if self.webhook_url:
             await bot.set_webhook(
                 self.webhook_url, secret_token=self.webhook_secret, allowed_updates=ALLOWED_UPDATES
@@ -188,6 +186,13 @@ class TelegramChannel:
                 )
         if not application.running:
             await application.start()
+
+    async def _set_commands(self) -> None:
+        bot = self.application.bot
+        await bot.set_my_commands([BotCommand(c, d) for c, d in texts.commands(Language.en)])
+        await bot.set_my_commands(
+            [BotCommand(c, d) for c, d in texts.commands(Language.zh_hans)], language_code="zh"
+        )
 
     @staticmethod
     def _polling_error(error: TelegramError) -> None:
