@@ -531,4 +531,4 @@ def main() -> None:
 
 # The proof commands (grant check, audit checkpoint, keys rotate) and the creators' key commands
 # register on the apps above.
-from bot import cli_creators, cli_proof  # noqa: E402, F401
+from bot import cli_bundle, cli_creators, cli_proof  # noqa: E402, F401

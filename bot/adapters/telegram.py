@@ -46,16 +46,19 @@ from telegram.error import (
 )
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 
+from bot.bundle import build_bundle, bundle_name
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, GrantStatus, Language, RequestStatus, Terms
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import telegram_deletion as deletion_texts
+from bot.render import telegram_history as history_texts
 from bot.render import telegram_pause as pause_texts
 from bot.render import violations, words
 from bot.render.buttons import NO_BUTTONS, CallbackSigner
 from bot.reports import ChartDrawer, build_report
 from bot.workflow import Desk
+from bot.workflow.history import HISTORY_NOTICE
 from storage.queries import RequestView, card_ref, load_request_view
 from storage.tables import Artist, CardRef, Creator, Notice
 
@@ -307,6 +310,14 @@ class TelegramSender:
             return await self._tell_about_grant(notice)
         if notice.kind == "report":
             return await self._send_report(notice)
+        if notice.kind == HISTORY_NOTICE:  # the artist's signed history bundle, built as it is sent
+            artist = await self._artist(notice.recipient_id)
+            bundle = await build_bundle(self.desk, artist_id=notice.recipient_id)
+            caption = history_texts.caption(artist.language)
+            await self.bot.send_document(
+                artist.chat_id, bundle, filename=bundle_name(notice.recipient_id), caption=caption
+            )
+            return Delivered()
         if notice.kind == "pause_update":  # the agency or an operator paused or resumed for the artist
             artist = await self._artist(notice.recipient_id)
             text = pause_texts.artist_notice(artist.language, artist.timezone, notice.payload)

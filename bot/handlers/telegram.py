@@ -685,9 +685,11 @@ def register_handlers(application: TelegramApp) -> None:
     ]:
         application.add_handler(CallbackQueryHandler(tap_handler, pattern=_callback(action)))
     # The pause has its own module, which uses this one's helpers: imported here, not at the top.
+    from bot.handlers.telegram_history import register_history_handler
     from bot.handlers.telegram_pause import register_pause_handlers
 
     register_pause_handlers(application)
+    register_history_handler(application)
     application.add_handler(CallbackQueryHandler(on_unknown_button))
     application.add_handler(
         MessageHandler(private & filters.REPLY & filters.TEXT & ~filters.COMMAND, on_reply)
