@@ -256,8 +256,8 @@ def verify_bundle(data: bytes, keys_document: Any) -> BundleChecked:
     receipts = 0
     for request in requests:
         grant = request.get("grant") if isinstance(request, dict) else None
-        if not grant:
-            continue
+        if not grant or (grant.get("receipt") is None and grant.get("erased_receipt_sha256")):
+            continue  # no grant, or its stored receipt was redacted by erasure
         where = f"grant {str(grant.get('id'))[:40]}"
         _receipt(f"{where} receipt", grant.get("receipt"), GRANT_RECEIPT_TYPE, grant.get("id"), keys, plain)
         receipts += 1

@@ -1,5 +1,6 @@
-"""`likeness artist export` and `likeness bundle verify` (registered by bot.cli): an artist's signed
-history bundle, and the offline check of one (see bot/bundle.py for the format)."""
+"""`likeness artist export`, `likeness bundle verify` and `likeness artist erase` (registered by
+bot.cli): an artist's signed history bundle, the offline check of one (see bot/bundle.py for the
+format), and erasure of the artist's personal data (see bot/workflow/erasure.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import typer
 from bot.app import build_desk
 from bot.bundle import BundleError, build_bundle, verify_bundle
 from bot.cli import BadInput, JsonFlag, _emit, _fail, _load_keys, _run, _settings, app, artist_app
+from bot.models import Actor, ActorKind, ChannelKind
 from bot.receipts import ReceiptError
 from bot.workflow import Desk
+from bot.workflow.erasure import Erased, erase_artist
 
 bundle_app = typer.Typer(help="Artists' signed history bundles.", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
@@ -87,3 +90,23 @@ def bundle_verify(
     human = f"bundle valid: artist {checked.artist_id}, {checked.requests} requests"
     human += f", {checked.receipts} receipts"
     _emit(as_json, found, human)
+
+
+@artist_app.command("erase")
+def artist_erase(
+    artist_id: Annotated[str, typer.Argument(metavar="ART", help="The artist's id.")],
+    confirm: Annotated[bool, typer.Option("--confirm", help="Erasure cannot be undone: say so.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Removes the artist's personal data (name, Telegram ids, texts they wrote); the records and the
+    audit chain stay verifiable. Export the history first if the artist wants it."""
+    if not confirm:
+        _fail("erasure cannot be undone; run again with --confirm", 2)
+
+    async def work(desk: Desk) -> Erased:
+        actor = Actor(ActorKind.admin, "admin", ChannelKind.cli)
+        return await erase_artist(desk, artist_id=artist_id, actor=actor)
+
+    done = _run(work)
+    found = {"artist_id": done.artist_id, "erased": True, "requests": done.requests}
+    _emit(as_json, found, f"erased the personal data of {done.artist_id} ({done.requests} requests kept)")

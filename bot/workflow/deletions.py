@@ -22,6 +22,7 @@ from bot.models import (
 )
 from bot.receipts import DELETION_RECEIPT_TYPE, RECEIPT_VERSION
 from bot.workflow.desk import Desk, audit, load_view, tell_agency, tell_artist, tell_creator, transition
+from bot.workflow.erasure import issued_receipt_sha256
 from bot.workflow.errors import InvalidInput, NotFound, NotOpen
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
 from storage.tables import Deletion, Grant, Request
@@ -134,7 +135,7 @@ async def confirm_deletion(
                     "id": grant.id,
                     "starts_at": utc_iso(grant.starts_at),
                     "ends_at": utc_iso(grant.ends_at),
-                    "receipt_sha256": sha256_hex(canonical_json(grant.receipt)),
+                    "receipt_sha256": issued_receipt_sha256(grant.receipt),
                 },
                 "artist": {"id": view.artist.id, "name": view.artist.name},
                 "creator": {"id": view.creator.id, "name": view.creator.name},

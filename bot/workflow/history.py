@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.models import ActorKind, ChannelKind, utc_iso
 from bot.workflow.desk import Desk, Recipient, queue_notice
+from bot.workflow.erasure import ISSUED_SHA256
 from bot.workflow.errors import NotFound
 from storage.tables import Artist, Creator, Decision, Deletion, Grant, Request, UsageEvent
 
@@ -55,6 +56,13 @@ def _usage(event: UsageEvent) -> dict[str, Any]:
     }
 
 
+def _receipt(receipt: dict[str, Any] | None) -> dict[str, Any]:
+    """A stored receipt; once erasure redacted it, only the SHA-256 of the receipt as issued."""
+    if receipt is not None and ISSUED_SHA256 in receipt:
+        return {"receipt": None, "erased_receipt_sha256": receipt[ISSUED_SHA256]}
+    return {"receipt": receipt}
+
+
 def _deletion(deletion: Deletion | None) -> dict[str, Any] | None:
     if deletion is None:
         return None
@@ -65,7 +73,7 @@ def _deletion(deletion: Deletion | None) -> dict[str, Any] | None:
         "confirmed_at": _at(deletion.confirmed_at),
         "deleted_at": _at(deletion.deleted_at),
         "statement": deletion.statement,
-        "receipt": deletion.receipt,
+        **_receipt(deletion.receipt),
     }
 
 
@@ -80,7 +88,7 @@ def _grant(grant: Grant | None, deletion: Deletion | None) -> dict[str, Any] | N
         "revoked_at": _at(grant.revoked_at),
         "paused_at": _at(grant.paused_at),
         "created_at": _at(grant.created_at),
-        "receipt": grant.receipt,
+        **_receipt(grant.receipt),
         "deletion": _deletion(deletion),
     }
 
