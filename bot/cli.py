@@ -387,6 +387,6 @@ def main() -> None:
 
 
 # The proof commands (grant check, audit checkpoint, keys rotate), the records commands (agencies,
-# artists, creators: add, list, show, update, deactivate) and the creators' keys register on the
-# apps above.
-from bot import cli_creators, cli_proof, cli_records  # noqa: E402, F401
+# artists, creators: add, list, show, update, deactivate), the creators' keys and the history
+# bundle (export, verify, erase) register on the apps above.
+from bot import cli_bundle, cli_creators, cli_proof, cli_records  # noqa: E402, F401

@@ -387,3 +387,16 @@ class CreatorKey(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class PersonKey(Base):
+    """The key that seals one person's values in the audit chain (see storage/personal.py).
+
+    Erasure deletes the row: the sealed values stay in the chain, hashed as they were, unreadable.
+    """
+
+    __tablename__ = "person_keys"
+
+    subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]

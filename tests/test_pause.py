@@ -33,6 +33,7 @@ from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
 from sandbox.service_process import service_env
 from storage.audit import verify_chain
+from storage.personal import open_sealed
 from storage.tables import Artist, AuditEvent, Grant, Notice, Request, UsageEvent
 from tests.test_cli import likeness
 from tests.test_workflow import approve, link_artist, row_counts
@@ -117,9 +118,9 @@ async def test_pause_stops_scheduled_and_active_grants_only(desk: Desk, clock: F
         "contract dispute",
     )
     (paused,) = await audit_rows(desk, "artist.paused")
-    assert (
-        paused.data["grants"] == sorted([active, scheduled]) and paused.data["reason"] == "contract dispute"
-    )
+    async with desk.db.read() as session:
+        reason = await open_sealed(session, paused.data["reason"])  # sealed under the artist's key
+    assert paused.data["grants"] == sorted([active, scheduled]) and reason == "contract dispute"
     assert {e.subject_id for e in await audit_rows(desk, "grant.paused")} == {active, scheduled}
     for grant_id in (active, scheduled):
         assert await notices_about(desk, grant_id, "grant.paused") == [

@@ -41,12 +41,14 @@ from telegram.error import (
 
 from bot import handover
 from bot.adapters.telegram_limits import ChatRateLimiter as ChatRateLimiter
+from bot.bundle import build_bundle, bundle_name
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.handover import open_for as open_for
 from bot.models import ActorKind, ChannelKind
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import telegram_deletion as deletion_texts
+from bot.render import telegram_history as history_texts
 from bot.render import telegram_pause as pause_texts
 from bot.render import telegram_records as record_texts
 from bot.render import telegram_reports as report_texts
@@ -55,6 +57,7 @@ from bot.render.buttons import NO_BUTTONS, CallbackSigner
 from bot.render.telegram_cards import card_from_view as card_from_view
 from bot.reports import ChartDrawer
 from bot.workflow import Desk
+from bot.workflow.history import HISTORY_NOTICE
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +156,14 @@ class TelegramSender:
             return await self._tell_about_grant(notice)
         if notice.kind == "report":
             return await self._send_report(notice)
+        if notice.kind == HISTORY_NOTICE:  # the artist's signed history bundle, built as it is sent
+            artist = await self._artist(notice.recipient_id)
+            bundle = await build_bundle(self.desk, artist_id=notice.recipient_id)
+            caption = history_texts.caption(artist.language)
+            await self.bot.send_document(
+                artist.chat_id, bundle, filename=bundle_name(notice.recipient_id), caption=caption
+            )
+            return Delivered()
         if notice.kind in {"pause_update", "record_update"}:  # someone else paused, or changed the record
             artist = await self._artist(notice.recipient_id)
             if notice.kind == "pause_update":

@@ -29,6 +29,7 @@ from bot.workflow.desk import (
     tell_grant_parties,
     transition,
 )
+from bot.workflow.erasure import issued_receipt_sha256
 from bot.workflow.errors import InvalidInput, NotFound, NotOpen
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
 from storage.tables import Deletion, Grant, Request
@@ -141,7 +142,7 @@ async def confirm_deletion(
                     "id": grant.id,
                     "starts_at": utc_iso(grant.starts_at),
                     "ends_at": utc_iso(grant.ends_at),
-                    "receipt_sha256": sha256_hex(canonical_json(grant.receipt)),
+                    "receipt_sha256": issued_receipt_sha256(grant.receipt),
                 },
                 "artist": {"id": view.artist.id, "name": view.artist.name},
                 "creator": {"id": view.creator.id, "name": view.creator.name},

@@ -26,8 +26,9 @@ from bot.receipts import SigningKeys
 from bot.workflow.errors import NotFound, Refused
 from storage.audit import append_audit
 from storage.database import Database
+from storage.personal import PERSONAL_FIELDS, seal_personal
 from storage.queries import RequestView, load_request_view
-from storage.tables import Agency, Artist, Creator, Grant, Notice
+from storage.tables import Agency, Artist, Creator, Grant, Notice, Request
 
 # ---------------------------------------------------------------- the desk
 
@@ -142,18 +143,41 @@ async def audit(
     subject_id: str,
     data: dict[str, Any] | None = None,
 ) -> None:
-    """Appends one event to the audit chain; a member acting for an agency is named with it."""
+    """Appends one event to the audit chain; a member acting for an agency is named with it.
+
+    Personal values (names, free texts, Telegram ids) in an event about an artist are sealed
+    under that artist's key (storage/personal.py), so erasing the artist leaves the chain intact.
+    """
+    now = desk.clock.now()
+    data = (data or {}) | ({"on_behalf_of": actor.id} if actor.member else {})
     await append_audit(
         session,
-        at=desk.clock.now(),
+        at=now,
         actor_kind=actor.kind.value,
         actor_id=actor.member or actor.id,
         channel=actor.channel.value,
         action=action,
         subject_kind=subject_kind,
         subject_id=subject_id,
-        data=(data or {}) | ({"on_behalf_of": actor.id} if actor.member else {}),
+        data=await seal_personal(session, await _owner(session, subject_kind, subject_id, data), data, now),
     )
+
+
+async def _owner(
+    session: AsyncSession, subject_kind: str, subject_id: str, data: dict[str, Any]
+) -> str | None:
+    """The artist whose personal values an event holds, if any: the subject itself, or the artist
+    of the request or grant it is about."""
+    if not any(data.get(field) is not None for field in PERSONAL_FIELDS):
+        return None
+    if subject_kind == ActorKind.artist.value:
+        return subject_id
+    row: Request | Grant | None = None
+    if subject_kind == "request":
+        row = await session.get(Request, subject_id)
+    elif subject_kind == "grant":
+        row = await session.get(Grant, subject_id)
+    return None if row is None else row.artist_id
 
 
 async def record_refusal(

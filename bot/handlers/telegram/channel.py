@@ -20,6 +20,7 @@ from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandle
 from bot.adapters.telegram import ChatRateLimiter, TelegramSender
 from bot.handlers.telegram import commands, consents, decisions
 from bot.handlers.telegram.common import DEPS_KEY, Deps, TelegramApp, callback_pattern
+from bot.handlers.telegram.history import register_history_handler
 from bot.handlers.telegram.pause import register_pause_handlers
 from bot.handlers.telegram.webhook import WEBHOOK_PATH, receive_update
 from bot.models import Language
@@ -64,6 +65,7 @@ def register_handlers(application: TelegramApp) -> None:
     ]:
         application.add_handler(CallbackQueryHandler(tap_handler, pattern=callback_pattern(action)))
     register_pause_handlers(application)
+    register_history_handler(application)
     application.add_handler(CallbackQueryHandler(decisions.on_unknown_button))
     application.add_handler(
         MessageHandler(private & filters.REPLY & filters.TEXT & ~filters.COMMAND, decisions.on_reply)
