@@ -14,7 +14,7 @@ import typer
 
 from bot.app import build_desk
 from bot.bundle import BundleError, build_bundle, verify_bundle
-from bot.cli import BadInput, JsonFlag, _emit, _fail, _load_keys, _run, _settings, app, artist_app
+from bot.cli_base import BadInput, JsonFlag, _emit, _fail, _load_keys, _run, _settings, app, artist_app
 from bot.models import Actor, ActorKind, ChannelKind
 from bot.receipts import ReceiptError
 from bot.workflow import Desk

@@ -10,7 +10,7 @@ import typer
 
 from bot import creator_keys, workflow
 from bot.app import webhook_policy
-from bot.cli import BadInput, JsonFlag, _check_name, _emit, _err, _run, _settings, creator_app
+from bot.cli_base import BadInput, JsonFlag, _check_name, _emit, _err, _run, _settings, creator_app
 from bot.cli_records import ByOption, by_of, show_list, show_record
 from bot.webhook_address import (
     WebhookAddressRefused,

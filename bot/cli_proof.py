@@ -17,7 +17,7 @@ import httpx
 import typer
 
 from bot import proof
-from bot.cli import JsonFlag, _emit, _fail, _run, _settings, app, audit_app
+from bot.cli_base import JsonFlag, _emit, _fail, _run, _settings, app, audit_app
 from bot.keys import KeyRing, KeySet, ProofError, parse_key_set
 from bot.models import GrantStatus
 from bot.receipts import ReceiptError, read_json_file

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from bot import workflow
-from bot.cli import (
+from bot.cli_base import (
     BadInput,
     JsonFlag,
     _check_name,
