@@ -26,6 +26,23 @@ class ServiceProcess:
     # Every later stdout line, as a reader thread takes it (None once stdout closed).
     lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
+    def line_with(self, text: str, timeout: float = 10.0) -> str:
+        """The first stdout line holding `text`, read so far or arriving within `timeout` seconds."""
+        for seen in self.output:
+            if text in seen:
+                return seen
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.output.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} in: {''.join(self.output)}")
+
     def kill(self) -> None:
         """SIGKILL: no clean-up, exactly like a crash."""
         self.process.send_signal(signal.SIGKILL)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import queue
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -24,20 +23,7 @@ def make_run_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def next_line_with(service: ServiceProcess, text: str, timeout: float = 10.0) -> str:
     """Reads the service's stdout until a line containing `text` (once per process: it keeps reading)."""
-    for line in service.output:
-        if text in line:
-            return line
-    while True:
-        try:
-            line = service.lines.get(timeout=timeout)
-        except queue.Empty:
-            break
-        if line is None:
-            break
-        service.output.append(line)
-        if text in line:
-            return line
-    raise AssertionError(f"no line with {text!r} in: {''.join(service.output)}")
+    return service.line_with(text, timeout)
 
 
 def wait_until(client: httpx.Client, check: Callable[[], Any], rounds: int = 20) -> Any:

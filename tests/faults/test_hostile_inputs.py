@@ -375,7 +375,7 @@ def test_the_loopback_sandbox_takes_json_only_and_keeps_paths_inside(tmp_path: P
 def test_a_public_sandbox_needs_the_token_printed_once(tmp_path: Path) -> None:
     service = start_service(sandbox_env(tmp_path, HTTP_HOST="0.0.0.0", SANDBOX_PUBLIC="true"), tmp_path)
     try:
-        line = next_stdout_line(service, "sandbox: open")
+        line = service.line_with("sandbox: open")
         entry = line.split("open ", 1)[1].split(" in your browser")[0]
         token = parse_qs(urlsplit(entry).query)["token"][0]
         assert len(token) >= 32
@@ -398,16 +398,3 @@ def test_a_public_sandbox_needs_the_token_printed_once(tmp_path: Path) -> None:
         service.stop()
     assert token not in service.log()  # printed once on stdout, never in the log
     assert "Traceback" not in service.log()
-
-
-def next_stdout_line(service: ServiceProcess, text: str) -> str:
-    """The first stdout line holding `text` (printed while starting, after where it listens)."""
-    for line in service.output:
-        if text in line:
-            return line
-    assert service.process.stdout is not None
-    for line in iter(service.process.stdout.readline, ""):
-        service.output.append(line)
-        if text in line:
-            return line
-    raise AssertionError(f"no line with {text!r}")
