@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +33,23 @@ class KeyInfo:
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+
+
+async def _audit(
+    session: AsyncSession, now: datetime, action: str, creator_id: str, data: dict[str, Any]
+) -> None:
+    """An operator's change to a creator's keys or secret, on the audit chain."""
+    await append_audit(
+        session,
+        at=now,
+        actor_kind="admin",
+        actor_id="admin",
+        channel="cli",
+        action=action,
+        subject_kind="creator",
+        subject_id=creator_id,
+        data=data,
+    )
 
 
 async def _creator(session: AsyncSession, creator_id: str) -> Creator:
@@ -59,17 +77,7 @@ async def add_key(desk: Desk, *, creator_id: str, name: str) -> tuple[str, str]:
             id=new_id("key"), creator_id=creator_id, name=name, key_hash=hash_secret(api_key), created_at=now
         )
         session.add(key)
-        await append_audit(
-            session,
-            at=now,
-            actor_kind="admin",
-            actor_id="admin",
-            channel="cli",
-            action="creator.key_added",
-            subject_kind="creator",
-            subject_id=creator_id,
-            data={"key_id": key.id, "name": name},
-        )
+        await _audit(session, now, "creator.key_added", creator_id, {"key_id": key.id, "name": name})
     return key.id, api_key
 
 
@@ -131,16 +139,8 @@ async def revoke_key(desk: Desk, *, creator_id: str, key: str) -> KeyInfo:
             raise NotFound(f"creator {creator_id} has no key {key[:100]!r}")
         if row.revoked_at is None:
             row.revoked_at = now
-            await append_audit(
-                session,
-                at=now,
-                actor_kind="admin",
-                actor_id="admin",
-                channel="cli",
-                action="creator.key_revoked",
-                subject_kind="creator",
-                subject_id=creator_id,
-                data={"key_id": row.id, "name": row.name},
+            await _audit(
+                session, now, "creator.key_revoked", creator_id, {"key_id": row.id, "name": row.name}
             )
         await session.flush()
         return _info(row)
@@ -197,15 +197,11 @@ async def rotate_webhook_secret(desk: Desk, *, creator_id: str) -> tuple[str, st
         creator.webhook_secret_previous = creator.webhook_secret
         creator.webhook_secret_previous_until = now + WEBHOOK_OVERLAP
         creator.webhook_secret = fresh
-        await append_audit(
+        await _audit(
             session,
-            at=now,
-            actor_kind="admin",
-            actor_id="admin",
-            channel="cli",
-            action="creator.webhook_secret_rotated",
-            subject_kind="creator",
-            subject_id=creator_id,
-            data={"previous_until": utc_iso(now + WEBHOOK_OVERLAP)},
+            now,
+            "creator.webhook_secret_rotated",
+            creator_id,
+            {"previous_until": utc_iso(now + WEBHOOK_OVERLAP)},
         )
     return fresh, utc_iso(now + WEBHOOK_OVERLAP)
