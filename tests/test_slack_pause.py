@@ -18,6 +18,7 @@ from tests.slack_fixtures import (
     PARTNER,
     STRANGER,
     SlackWorld,
+    buttons,
     start_world,
     status_text,
     stop_world,
@@ -64,7 +65,16 @@ async def test_a_deciding_agency_pauses_and_resumes_from_the_board(world: SlackW
     await world.artist_decides(approved, delegated)
     await wait_thread(sim, BOARD, ts, 1)
     pending = await world.submit(delegated, project_title="Second Season")
-    pending_ts = (await wait_root(sim, BOARD, pending))["ts"]
+    pending_root = await wait_root(sim, BOARD, pending)
+    pending_ts = pending_root["ts"]
+    assert "board_approve" in buttons(pending_root)
+    approve_value = next(
+        e["value"]
+        for b in pending_root["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "board_approve"
+    )
 
     answer = await command(world, f"pause {delegated} press   inquiry <!channel>")
 
@@ -77,8 +87,13 @@ async def test_a_deciding_agency_pauses_and_resumes_from_the_board(world: SlackW
     assert "Reason: press   inquiry &lt;!channel&gt;" in replies[-1]
     root = await wait_status(sim, BOARD, ts, "Grant paused")
     assert "the artist paused everything" in status_text(root)
-    # While paused, the agency cannot approve on the artist's behalf.
-    await sim.click(PARTNER, BOARD, pending_ts, "board_approve")
+    # While paused, the open request's post offers no approval on the artist's behalf, and says why.
+    pending_replies = await wait_thread(sim, BOARD, pending_ts, 1)
+    assert "only the artist can approve this request" in pending_replies[-1]
+    assert "board_approve" not in buttons(sim.message(BOARD, pending_ts))
+    assert "board_deny" in buttons(sim.message(BOARD, pending_ts))
+    # A click from a board that still shows the old button is refused all the same.
+    await sim.click(PARTNER, BOARD, pending_ts, "board_approve", value=approve_value)
     refused = await wait_ephemeral(sim, PARTNER, "paused every consent")
     assert refused["text"].startswith(":no_entry: Not done:")
     assert await world.status(pending) == "pending"
@@ -87,6 +102,8 @@ async def test_a_deciding_agency_pauses_and_resumes_from_the_board(world: SlackW
     answer = await command(world, f"resume {delegated}", user=PARTNER)  # any listed member of the agency
 
     assert answer.startswith(":arrow_forward: Resumed 1 grant(s) of *Li Wei*")
+    await wait_thread(sim, BOARD, pending_ts, 2)
+    assert "board_approve" in buttons(sim.message(BOARD, pending_ts))
     assert await grant_status(world, approved) == "scheduled"
     replies = await wait_thread(sim, BOARD, ts, 3)
     assert replies[-1] == (

@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.models import ActorKind
 
-PAUSE_EVENTS = frozenset({"grant.paused", "grant.resumed"})
+PAUSE_EVENTS = frozenset({"grant.paused", "grant.resumed", "artist.paused", "artist.resumed"})
 
 _BY = {
     ActorKind.artist.value: "the artist",
@@ -27,8 +27,17 @@ def escape(text: str) -> str:
 
 
 def thread_line(artist: str, creator: str, payload: dict[str, Any]) -> str:
-    """The thread line of one request for `grant.paused` / `grant.resumed`."""
+    """The thread line of one request for a pause or resume: of its grant, or of the artist (open)."""
     artist, creator = escape(artist), escape(creator)
+    if payload.get("event") == "artist.paused":  # a request still open: no approval on the artist's behalf
+        by = _BY.get(str(payload.get("paused_by")), "someone")
+        return (
+            f":double_vertical_bar: *All of {artist}'s consents are paused* (by {by}); "
+            "until the pause is lifted only the artist can approve this request."
+        )
+    if payload.get("event") == "artist.resumed":
+        by = _BY.get(str(payload.get("resumed_by")), "someone")
+        return f":arrow_forward: The pause was lifted by {by}; this request can be decided as before."
     if payload.get("event") == "grant.resumed":
         by = _BY.get(str(payload.get("resumed_by")), "someone")
         status = _RESUMED_AS.get(str(payload.get("status")), "the grant is back to its window")

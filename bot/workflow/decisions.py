@@ -104,17 +104,19 @@ def _policy_refusal(policy: Policy, outcome: Outcome, *, ai_training: bool) -> s
 def agency_outcomes(view: RequestView) -> tuple[Outcome, ...]:
     """The decisions the artist's policy leaves to their agency on this request now (approve,
     deny, in that order): none once it is closed or the agency has decided. The board shows
-    these as buttons; a click is checked again by `check_may_decide` (which also refuses an
-    approval while the artist has paused every consent)."""
+    these as buttons (no approval while the artist has paused every consent); a click is checked again
+    by `check_may_decide`."""
     if RequestStatus(view.request.status) not in OPEN_STATUSES:
         return ()
     if ActorKind.agency.value in {d.actor_kind for d in view.decisions}:
         return ()
     policy = Policy(view.artist.policy)
+    paused = view.artist.paused_at is not None  # only the artist approves while everything is paused
     return tuple(
         outcome
         for outcome in (Outcome.approve, Outcome.deny)
         if _policy_refusal(policy, outcome, ai_training=view.request.ai_training) is None
+        and not (paused and outcome is Outcome.approve)
     )
 
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypedDict, Unpack
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock
-from bot.models import Actor, ActorKind, ChannelKind, utc_iso
+from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, utc_iso
 from bot.receipts import SigningKeys
 from bot.workflow.errors import NotFound, Refused
 from storage.audit import append_audit
@@ -434,3 +435,20 @@ def announce_grant(
         creator=(event, {"status": status} | (creator_data or {})),
         agency={"event": event} | (board_data or {}),
     )
+
+
+async def tell_board_of_open_requests(
+    session: AsyncSession, now: datetime, artist: Artist, payload: dict[str, Any]
+) -> None:
+    """Re-renders the board post of each open request of the artist (its buttons follow what
+    changed) with `payload`'s event in its thread."""
+    agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None
+    if agency is None:
+        return
+    open_requests = await session.execute(
+        select(Request.id).where(
+            Request.artist_id == artist.id, Request.status.in_([s.value for s in OPEN_STATUSES])
+        )
+    )
+    for request_id in open_requests.scalars():
+        tell_agency(session, now, agency, "board_update", request_id=request_id, payload=payload)

@@ -23,6 +23,7 @@ from bot.workflow.desk import (
     audit,
     load_view,
     tell_artist,
+    tell_board_of_open_requests,
     tell_grant_parties,
     transition,
 )
@@ -158,6 +159,8 @@ async def pause_artist(desk: Desk, *, artist_id: str, actor: Actor, reason: str 
         _tell_artist_unless_actor(
             session, now, artist, actor, {"event": "artist.paused", "by": actor.kind.value} | data
         )
+        # Open requests' posts lose their Approve on behalf while paused.
+        await tell_board_of_open_requests(session, now, artist, {"event": "artist.paused"} | data)
         return PauseChange(artist.id, artist.name, now, actor.kind.value, reason, paused)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -204,5 +207,6 @@ async def resume_artist(desk: Desk, *, artist_id: str, actor: Actor) -> PauseCha
         _tell_artist_unless_actor(
             session, now, artist, actor, {"event": "artist.resumed", "by": actor.kind.value} | data
         )
+        await tell_board_of_open_requests(session, now, artist, {"event": "artist.resumed"} | data)
         return PauseChange(artist.id, artist.name, now, actor.kind.value, reason, resumed)
     raise AssertionError("unreachable")  # pragma: no cover

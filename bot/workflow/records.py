@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import (
-    OPEN_STATUSES,
     Actor,
     ActorKind,
     ChannelKind,
@@ -30,7 +29,15 @@ from bot.models import (
     RedLines,
     utc_iso,
 )
-from bot.workflow.desk import Desk, Recipient, audit, queue_notice, tell_agency, tell_artist, transition
+from bot.workflow.desk import (
+    Desk,
+    Recipient,
+    audit,
+    queue_notice,
+    tell_artist,
+    tell_board_of_open_requests,
+    transition,
+)
 from bot.workflow.errors import InvalidInput, NotFound
 from storage.tables import Agency, Artist, Creator, CreatorKey, Grant, Request
 
@@ -249,7 +256,9 @@ async def update_artist(
                 session, desk.clock.now(), artist, "record_update", payload={"changes": sorted(changes)}
             )
             if "policy" in changes:
-                await _refresh_board(session, desk, artist)
+                await tell_board_of_open_requests(
+                    session, desk.clock.now(), artist, {"event": "artist.updated", "policy": artist.policy}
+                )
         return artist_record(artist) | {"changed": sorted(changes)}
 
 
@@ -326,22 +335,6 @@ async def deactivate_creator(desk: Desk, creator_id: str, *, by: str) -> dict[st
 
 
 # ---------------------------------------------------------------- changes
-
-
-async def _refresh_board(session: AsyncSession, desk: Desk, artist: Artist) -> None:
-    """Re-renders the board post of each open request of the artist, so its buttons follow the
-    policy at once."""
-    agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None
-    if agency is None:
-        return
-    open_requests = await session.execute(
-        select(Request.id).where(
-            Request.artist_id == artist.id, Request.status.in_([s.value for s in OPEN_STATUSES])
-        )
-    )
-    for request_id in open_requests.scalars():
-        payload = {"event": "artist.updated", "policy": artist.policy}
-        tell_agency(session, desk.clock.now(), agency, "board_update", request_id=request_id, payload=payload)
 
 
 def _apply(row: Any, wanted: dict[str, Any]) -> dict[str, Any]:
