@@ -24,13 +24,14 @@ from bot.receipts import DELETION_RECEIPT_TYPE, RECEIPT_VERSION
 from bot.workflow.desk import (
     Desk,
     audit,
+    load_creators_grant,
     load_view,
     tell_creator,
     tell_grant_parties,
     transition,
 )
 from bot.workflow.erasure import issued_receipt_sha256
-from bot.workflow.errors import InvalidInput, NotFound, NotOpen
+from bot.workflow.errors import InvalidInput, NotOpen
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
 from storage.tables import Deletion, Grant, Request
 
@@ -120,9 +121,7 @@ async def confirm_deletion(
             found = await session.get(Deletion, replay.resource_id)
             assert found is not None
             return DeletionConfirmed(found, replayed=True)
-        grant = await session.get(Grant, grant_id)
-        if grant is None or grant.creator_id != creator_id:
-            raise NotFound(f"no grant {grant_id}")
+        grant = await load_creators_grant(session, grant_id, creator_id)
         deletion = await session.get(Deletion, grant_id, with_for_update=True)
         if deletion is None:
             raise DeletionNotOwed(f"grant {grant_id} owes no deletion confirmation")

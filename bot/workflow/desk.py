@@ -207,6 +207,15 @@ async def record_refusal(
         )
 
 
+async def load_creators_grant(session: AsyncSession, grant_id: str, creator_id: str) -> Grant:
+    """The creator's own grant; NotFound both when there is none and when it is another creator's,
+    so a studio learns nothing of grants that are not theirs."""
+    grant = await session.get(Grant, grant_id)
+    if grant is None or grant.creator_id != creator_id:
+        raise NotFound(f"no grant {grant_id}")
+    return grant
+
+
 async def load_view(session: AsyncSession, request_id: str) -> RequestView:
     """The request and its surroundings; NotFound when there is no such request."""
     view = await load_request_view(session, request_id)

@@ -24,6 +24,7 @@ from bot.workflow.decisions import agency_may_withdraw
 from bot.workflow.desk import (
     Desk,
     audit,
+    load_creators_grant,
     load_view,
     new_id,
     tell_agency,
@@ -31,11 +32,11 @@ from bot.workflow.desk import (
     tell_creator,
     transition,
 )
-from bot.workflow.errors import InvalidInput, NotFound
+from bot.workflow.errors import InvalidInput
 from bot.workflow.grants import grant_status_at
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
 from storage.queries import RequestView
-from storage.tables import Artist, Grant, Request, UsageEvent
+from storage.tables import Artist, Request, UsageEvent
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,7 @@ async def record_usage(
             event = await session.get(UsageEvent, replay.resource_id)
             assert event is not None
             return UsageRecorded(event, replayed=True)
-        grant = await session.get(Grant, grant_id)
-        if grant is None or grant.creator_id != creator_id:
-            raise NotFound(f"no grant {grant_id}")
+        grant = await load_creators_grant(session, grant_id, creator_id)
         # The artist's row orders this use against a pause or resume; then the grant as it is now.
         await session.get(Artist, grant.artist_id, with_for_update=True, populate_existing=True)
         await session.refresh(grant)
