@@ -22,7 +22,7 @@ from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, Language, Outcome,
 from bot.render.words import language_of
 from bot.report_types import Report
 from bot.reports import build_report, usage_csv
-from bot.workflow import Desk, NotFound, agency_outcomes
+from bot.workflow import Desk, GrantSummary, NotFound, agency_outcomes, queries
 from storage.queries import RequestView, card_ref, load_request_view
 from storage.tables import Agency, Artist, Creator, Notice
 
@@ -86,6 +86,14 @@ async def telegram_card(desk: Desk, request_id: str, artist_id: str, default_tim
         raise Undeliverable(f"no request {request_id}")
     posted = (int(ref.chat_id), int(ref.message_id)) if ref is not None else None
     return CardPlace(view, posted, recipient)
+
+
+async def grant_asked_about(desk: Desk, grant_id: str) -> GrantSummary:
+    """The grant a question to the artist is about; a grant that is gone is given up."""
+    summary = await queries.grant_summary(desk, grant_id)
+    if summary is None:
+        raise Undeliverable(f"no grant {grant_id}")
+    return summary
 
 
 async def card_to_edit(desk: Desk, notice: Outgoing, place: CardPlace) -> tuple[int, int] | None:

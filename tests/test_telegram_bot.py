@@ -311,6 +311,10 @@ async def test_deny_in_own_words_answers_a_prompt_that_survives_a_restart(world:
     await world.tap(party.user_id, reasons, "Write my own reason…")
     prompt = await world.wait_text(party.user_id, "Reply to this message")
     assert prompt["reply_markup"]["force_reply"] is True
+    assert prompt["reply_to_message_id"] == card["message_id"]  # under the card it is about
+    async with world.desk.db.read() as session:
+        asked = (await session.execute(select(Notice.kind).where(Notice.request_id == request_id))).scalars()
+        assert "deny_prompt" in set(asked)  # the prompt left through the outbox
 
     # Nothing about the prompt is kept in memory: a restarted service understands the reply.
     await world.stop()
@@ -424,6 +428,11 @@ async def test_revoke_from_grants_asks_first_then_ends_the_consent_and_tells_the
     assert "Voice for Ads — Dream Studio" in listing["text"]
     await world.tap(party.user_id, listing, "Revoke 1")
     question = await world.wait_text(party.user_id, "Revoke your consent")
+    async with world.desk.db.read() as session:
+        asked = (
+            await session.execute(select(Notice.kind).where(Notice.recipient_id == party.artist_id))
+        ).scalars()
+        assert "revoke_question" in set(asked)  # the question left through the outbox
     kept = await world.tap(party.user_id, question, "Keep it")
     assert kept["text"] is None
     await world.wait_text(party.user_id, "Nothing changed")

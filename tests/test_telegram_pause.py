@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot import workflow
 from bot.models import Actor, ActorKind, ChannelKind, Language, Policy
-from storage.tables import Artist, AuditEvent, Grant
+from storage.tables import Artist, AuditEvent, Grant, Notice
 from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world, reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -135,3 +135,30 @@ async def test_a_pause_by_the_agency_is_told_to_the_artist_who_cannot_lift_it(wo
     await world.tap(party.user_id, await world.card(party.user_id, request_id), "Approve")
     card = await world.card_where(party.user_id, request_id, lambda c: "paused" in c["text"])
     assert "until you /resume" in card["text"]
+
+
+async def test_the_reason_prompt_leaves_through_the_outbox_and_only_for_the_artist(world: World) -> None:
+    party = await world.party("Gao Yuanyuan")
+    await world.sim.send_text(TOKEN, party.user_id, "/pause")
+    question = await world.wait_text(party.user_id, "Pause every consent?")
+
+    stranger = world.new_user("Nosy")
+    refused = await world.tap(party.user_id, question, "⏸ Pause and give a reason", as_user=stranger)
+    assert refused["show_alert"] and refused["text"] == "Only the artist can pause or resume their consents."
+    await world.tap(party.user_id, question, "⏸ Pause and give a reason")
+    prompt = await world.wait_text(party.user_id, "reason for pausing")
+    assert prompt["reply_markup"]["force_reply"] is True
+
+    async with world.desk.db.read() as session:
+        queued = (
+            await session.execute(
+                select(Notice.kind).where(
+                    Notice.recipient_id == party.artist_id, Notice.kind.in_(workflow.QUESTIONS)
+                )
+            )
+        ).scalars()
+        assert list(queued) == ["pause_prompt"]  # one question, the artist's; none for the stranger
+        actions = (
+            await session.execute(select(AuditEvent.action).where(AuditEvent.subject_id == party.artist_id))
+        ).scalars()
+        assert "artist.pause.refused" in set(actions)

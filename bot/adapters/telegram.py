@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from telegram import (
     Bot,
+    ForceReply,
     LinkPreviewOptions,
     Message,
     ReplyParameters,
@@ -56,7 +57,7 @@ from bot.render import violations, words
 from bot.render.buttons import NO_BUTTONS, CallbackSigner
 from bot.render.telegram_cards import card_from_view as card_from_view
 from bot.reports import ChartDrawer
-from bot.workflow import Desk
+from bot.workflow import QUESTIONS, Desk
 from bot.workflow.history import HISTORY_NOTICE
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ class TelegramSender:
             return await self._tell_about_grant(notice)
         if notice.kind == "report":
             return await self._send_report(notice)
+        if notice.kind in QUESTIONS:
+            return await self._ask(notice)
         if notice.kind == HISTORY_NOTICE:  # the artist's signed history bundle, built as it is sent
             artist = await self._artist(notice.recipient_id)
             bundle = await build_bundle(self.desk, artist_id=notice.recipient_id)
@@ -246,6 +249,40 @@ class TelegramSender:
                 ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
             ),
         )
+
+    # ------------------------------------------------------------ questions to the artist
+
+    async def _ask(self, notice: Outgoing) -> Delivered:
+        """A question the artist answers: confirm a revocation (buttons), or a reason (a reply)."""
+        if notice.kind == "revoke_question":
+            artist = await self._artist(notice.recipient_id)
+            summary = await handover.grant_asked_about(self.desk, notice.grant_id or "")
+            await self._send_text(
+                artist.chat_id, texts.revoke_question(artist.language, texts.grant_line(summary))
+            )
+            return Delivered()
+        if notice.kind == "deny_prompt":
+            card, place = await self._card(notice.request_id or "", notice.recipient_id)
+            artist = place.recipient
+            text = cards.deny_prompt(artist.language, notice.request_id or "", card.terms.project_title)
+            placeholder = cards.deny_placeholder(artist.language)
+            reply_to = notice.payload.get("reply_to")
+        else:
+            artist = await self._artist(notice.recipient_id)
+            text = pause_texts.reason_prompt(artist.language, notice.recipient_id)
+            placeholder, reply_to = pause_texts.reason_placeholder(artist.language), None
+        await self.bot.send_message(
+            artist.chat_id,
+            text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=ForceReply(input_field_placeholder=placeholder),
+            reply_parameters=(
+                ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True)
+                if isinstance(reply_to, int)
+                else None
+            ),
+        )
+        return Delivered()
 
     # ------------------------------------------------------------ reminders and reports
 

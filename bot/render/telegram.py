@@ -10,7 +10,7 @@ import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.models import ActorKind, Language, Outcome, RequestStatus
 from bot.render import telegram_deletion
@@ -18,6 +18,10 @@ from bot.render.buttons import Action, Button, Keyboard
 from bot.render.telegram_pause import creator_line
 from bot.render.violations import creator_line as violation_line
 from bot.render.words import N_, Voice, actor_on_card, esc, parse_time
+
+if TYPE_CHECKING:
+    # A consent as the workflow reads it; only its attributes are read, so the type stays here.
+    from bot.workflow.queries import GrantSummary
 
 # Telegram refuses texts over 4096 characters; leave room for what Telegram itself counts differently.
 MAX_TEXT = 4000
@@ -242,6 +246,20 @@ class GrantLine:
     ends_at: datetime
     status: str
     ai_training: bool
+
+
+def grant_line(summary: GrantSummary) -> GrantLine:
+    """How a line about the grant reads in a list or a question."""
+    grant = summary.grant
+    return GrantLine(
+        grant_id=grant.id,
+        title=summary.title,
+        creator_name=summary.creator_name,
+        starts_at=grant.starts_at,
+        ends_at=grant.ends_at,
+        status=grant.status,
+        ai_training=summary.ai_training,
+    )
 
 
 def grants_list(language: Language, timezone: str, items: Sequence[GrantLine]) -> Rendered:

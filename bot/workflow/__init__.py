@@ -20,7 +20,15 @@ the audit event that records the refusal. One module per part:
 """
 
 from bot.workflow import queries
-from bot.workflow.artist_steps import check_revoke, own_grant, resend_card
+from bot.workflow.artist_steps import (
+    QUESTIONS,
+    ask_deny_reason,
+    ask_pause_reason,
+    ask_to_revoke,
+    check_revoke,
+    own_grant,
+    resend_card,
+)
 from bot.workflow.channel_memory import SLACK_REPLAY_MEMORY, remember_card, remember_slack_request
 from bot.workflow.decisions import Decided, agency_outcomes, check_decision, decide
 from bot.workflow.deletions import (
@@ -56,7 +64,14 @@ from bot.workflow.parties import (
     redeem_invite,
     set_language,
 )
-from bot.workflow.pause import MAX_PAUSE_REASON, PauseChange, pause_artist, resume_artist
+from bot.workflow.pause import (
+    MAX_PAUSE_REASON,
+    PauseChange,
+    check_may_ask_pause,
+    check_may_ask_resume,
+    pause_artist,
+    resume_artist,
+)
 from bot.workflow.queries import (
     Agency,
     Artist,
@@ -101,6 +116,7 @@ __all__ = [
     "INVITE_LIFETIME",
     "MAX_PAUSE_REASON",
     "NUDGE_INTERVAL",
+    "QUESTIONS",
     "SLACK_REPLAY_MEMORY",
     "SWEEP_BATCH",
     "Agency",
@@ -141,8 +157,13 @@ __all__ = [
     "add_artist",
     "add_creator",
     "agency_outcomes",
+    "ask_deny_reason",
+    "ask_pause_reason",
+    "ask_to_revoke",
     "change_agency_member",
     "check_decision",
+    "check_may_ask_pause",
+    "check_may_ask_resume",
     "check_revoke",
     "confirm_deletion",
     "create_invite",

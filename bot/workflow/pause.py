@@ -111,6 +111,24 @@ def _tell_artist_unless_actor(
         tell_artist(session, now, artist, "pause_update", payload=payload)
 
 
+def check_may_ask_pause(artist: Artist) -> None:
+    """`NotOpen` (status `paused`, with who paused and when) when every consent is paused already:
+    the rule before a pause is offered, and again inside the pause's transaction."""
+    if artist.paused_at is not None:
+        raise NotOpen(
+            "every consent of this artist is already paused",
+            status="paused",
+            paused_by=artist.paused_by_kind,
+            paused_at=utc_iso(artist.paused_at),
+        )
+
+
+def check_may_ask_resume(artist: Artist) -> None:
+    """`NotOpen` (status `not_paused`) when nothing is paused: there is nothing to resume."""
+    if artist.paused_at is None:
+        raise NotOpen("this artist's consents are not paused", status="not_paused")
+
+
 async def pause_artist(desk: Desk, *, artist_id: str, actor: Actor, reason: str | None = None) -> PauseChange:
     """Pauses every scheduled and active grant of the artist in one transaction; tells every party."""
     now = desk.clock.now()
@@ -118,13 +136,7 @@ async def pause_artist(desk: Desk, *, artist_id: str, actor: Actor, reason: str 
     async with transition(desk, actor, "artist.pause", "artist", artist_id) as session:
         artist = await _locked_artist(session, artist_id)
         await _check_may_pause(session, artist, actor)
-        if artist.paused_at is not None:
-            raise NotOpen(
-                "every consent of this artist is already paused",
-                status="paused",
-                paused_by=artist.paused_by_kind,
-                paused_at=utc_iso(artist.paused_at),
-            )
+        check_may_ask_pause(artist)
         artist.paused_at = now
         artist.paused_by_kind = actor.kind.value
         artist.paused_by_id = actor.id
@@ -180,8 +192,7 @@ async def resume_artist(desk: Desk, *, artist_id: str, actor: Actor) -> PauseCha
     async with transition(desk, actor, "artist.resume", "artist", artist_id) as session:
         artist = await _locked_artist(session, artist_id)
         await _check_may_pause(session, artist, actor)
-        if artist.paused_at is None:
-            raise NotOpen("this artist's consents are not paused", status="not_paused")
+        check_may_ask_resume(artist)
         by = artist.paused_by_kind
         if actor.kind is not ActorKind.admin and (by != actor.kind.value or artist.paused_by_id != actor.id):
             who = "the artist" if by == ActorKind.artist.value else "the agency" if by else "an operator"

@@ -40,6 +40,7 @@ __all__ = [
     "artist_live_grants",
     "artist_of_telegram_user",
     "artist_open_requests",
+    "artist_row",
     "creator_request_ids",
     "deletion_of",
     "grant_of",
@@ -70,6 +71,12 @@ async def request_view(desk: Desk, request_id: str) -> RequestView | None:
     """The request with its decisions, grant, artist, agency and creator; None when there is none."""
     async with desk.db.read() as session:
         return await load_request_view(session, request_id)
+
+
+async def artist_row(desk: Desk, artist_id: str) -> Artist | None:
+    """The artist's row; None when there is no such artist."""
+    async with desk.db.read() as session:
+        return await session.get(Artist, artist_id)
 
 
 async def artist_of_telegram_user(desk: Desk, telegram_user_id: int) -> Artist | None:

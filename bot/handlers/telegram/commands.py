@@ -20,7 +20,6 @@ from bot.handlers.telegram.common import (
     read_tap,
     reply,
 )
-from bot.handlers.telegram.consents import grant_line
 from bot.models import ActorKind, Language
 from bot.render import telegram as texts
 from bot.render import words
@@ -91,7 +90,8 @@ async def on_grants(update: Update, context: Context) -> None:
     person, artist = linked
     deps = deps_of(context)
     lines = [
-        grant_line(summary) for summary in await workflow.queries.artist_live_grants(deps.desk, artist.id)
+        texts.grant_line(summary)
+        for summary in await workflow.queries.artist_live_grants(deps.desk, artist.id)
     ]
     rendered = texts.grants_list(person.language, person.timezone, lines)
     await reply(update, rendered.text, deps.signer.markup(rendered.keyboard))

@@ -1,4 +1,4 @@
-"""The artist's consents in Telegram: revoking one (asked, then confirmed or kept)."""
+"""The artist's consents in Telegram: revoking one (asked through the outbox, then confirmed or kept)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,6 @@ from telegram.constants import ParseMode
 from bot import workflow
 from bot.handlers.telegram.common import Context, deps_of, read_tap, refuse
 from bot.render import telegram as texts
-from bot.workflow import GrantSummary
-
-
-def grant_line(summary: GrantSummary) -> texts.GrantLine:
-    """How a line about the grant reads in a list or a question."""
-    grant = summary.grant
-    return texts.GrantLine(
-        grant_id=grant.id,
-        title=summary.title,
-        creator_name=summary.creator_name,
-        starts_at=grant.starts_at,
-        ends_at=grant.ends_at,
-        status=grant.status,
-        ai_training=summary.ai_training,
-    )
 
 
 async def on_revoke(update: Update, context: Context) -> None:
@@ -31,21 +16,12 @@ async def on_revoke(update: Update, context: Context) -> None:
     if tapped is None:
         return
     query, tap, person = tapped
-    deps = deps_of(context)
     try:
-        summary = await workflow.check_revoke(deps.desk, grant_id=tap.subject, actor=person.actor)
+        await workflow.ask_to_revoke(deps_of(context).desk, grant_id=tap.subject, actor=person.actor)
     except workflow.Refused as why:
         await refuse(query, why, person)
         return
     await query.answer()
-    question = texts.revoke_question(person.language, grant_line(summary))
-    if update.effective_chat is not None:
-        await context.bot.send_message(
-            update.effective_chat.id,
-            question.text,
-            parse_mode=ParseMode.HTML,
-            reply_markup=deps.signer.markup(question.keyboard),
-        )
 
 
 async def on_revoke_confirmed(update: Update, context: Context) -> None:

@@ -8,8 +8,7 @@ edit cannot leave a card showing buttons for a decided request.
 
 from __future__ import annotations
 
-from telegram import CallbackQuery, ForceReply, ReplyParameters, Update
-from telegram.constants import ParseMode
+from telegram import CallbackQuery, Update
 
 from bot import workflow
 from bot.adapters.telegram import card_from_view
@@ -141,27 +140,21 @@ async def on_deny_reason(update: Update, context: Context) -> None:
 
 
 async def on_own_words(update: Update, context: Context) -> None:
-    """Asks for a reason in the artist's own words, as a reply that names the request."""
-    denying = await _may_deny(update, context)
-    if denying is None:
+    """Asks, through the outbox, for a reason in the artist's own words, as a reply to the card that
+    names the request, once the workflow agrees they may deny it now."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
         return
-    query, tap, person, view = denying
-    chat = update.effective_chat
-    if chat is None:
-        return
-    title = str(view.request.terms.get("project_title", ""))
+    query, tap, person = tapped
     card_message = query.message.message_id if query.message else None
-    await context.bot.send_message(
-        chat.id,
-        cards.deny_prompt(person.language, request_of(tap), title),
-        parse_mode=ParseMode.HTML,
-        reply_markup=ForceReply(input_field_placeholder=cards.deny_placeholder(person.language)),
-        reply_parameters=(
-            ReplyParameters(message_id=card_message, allow_sending_without_reply=True)
-            if card_message
-            else None
-        ),
-    )
+    try:
+        await workflow.ask_deny_reason(
+            deps_of(context).desk, request_id=request_of(tap), actor=person.actor, reply_to=card_message
+        )
+    except workflow.Refused as why:
+        await refuse(query, why, person)
+        return
+    await query.answer()
 
 
 async def on_back(update: Update, context: Context) -> None:

@@ -7,7 +7,7 @@ signed callback data, and the workflow refuses (and audits) anyone who is not th
 
 from __future__ import annotations
 
-from telegram import CallbackQuery, ForceReply, Message, Update
+from telegram import CallbackQuery, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
@@ -27,7 +27,7 @@ from bot.handlers.telegram.common import (
 from bot.render import telegram_pause as texts
 from bot.render.buttons import Action
 from bot.render.telegram import refusal as hidden_reason
-from bot.render.words import esc
+from bot.render.words import esc, parse_time
 
 
 async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
@@ -40,11 +40,11 @@ async def on_pause(update: Update, context: Context) -> None:
     if linked is None:
         return
     person, artist = linked
-    if artist.paused_at is not None:
-        await reply(
-            update,
-            texts.already_paused(person.language, person.timezone, artist.paused_by_kind, artist.paused_at),
-        )
+    try:
+        workflow.check_may_ask_pause(artist)
+    except workflow.NotOpen as why:
+        by, at = why.details.get("paused_by"), parse_time(why.details.get("paused_at"))
+        await reply(update, texts.already_paused(person.language, person.timezone, by, at))
         return
     text, keyboard = texts.pause_question(person.language, artist.id)
     await reply(update, text, deps_of(context).signer.markup(keyboard))
@@ -56,7 +56,9 @@ async def on_resume(update: Update, context: Context) -> None:
     if linked is None:
         return
     person, artist = linked
-    if artist.paused_at is None:
+    try:
+        workflow.check_may_ask_resume(artist)
+    except workflow.NotOpen:
         await reply(update, texts.not_paused(person.language))
         return
     text, keyboard = texts.resume_question(person.language, artist.id)
@@ -101,24 +103,18 @@ async def on_pause_confirmed(update: Update, context: Context) -> None:
 
 
 async def on_pause_with_reason(update: Update, context: Context) -> None:
-    """Asks for the reason in the artist's own words, as a reply that names the artist."""
+    """Asks, through the outbox, for the reason in the artist's own words, as a reply that names
+    the artist; someone else's tap is refused and recorded by the workflow."""
     tapped = await read_tap(update, context)
     if tapped is None:
         return
     query, tap, person = tapped
-    if person.artist is None or person.artist.id != tap.subject:
-        # Not theirs: the workflow refuses and records the attempt in the audit chain.
-        await _pause(query, context, person, tap.subject, None)
+    try:
+        await workflow.ask_pause_reason(deps_of(context).desk, artist_id=tap.subject, actor=person.actor)
+    except workflow.Refused as why:
+        await _refuse(query, why, person)
         return
     await query.answer()
-    chat = update.effective_chat
-    if chat is not None:
-        await context.bot.send_message(
-            chat.id,
-            texts.reason_prompt(person.language, tap.subject),
-            parse_mode=ParseMode.HTML,
-            reply_markup=ForceReply(input_field_placeholder=texts.reason_placeholder(person.language)),
-        )
 
 
 async def on_resume_confirmed(update: Update, context: Context) -> None:
