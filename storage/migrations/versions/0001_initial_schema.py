@@ -1,9 +1,4 @@
-"""initial schema
-
-Revision ID: 0001
-Revises: 
-Create Date: 2026-11-25 17:58:24.255502
-"""
+"""initial schema"""
 
 from alembic import op
 import sqlalchemy as sa
@@ -12,8 +7,6 @@ import sqlalchemy as sa
 
 revision = '0001'
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

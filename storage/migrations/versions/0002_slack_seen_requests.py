@@ -1,9 +1,4 @@
-"""slack seen requests: signatures of handled Slack requests, to refuse replays
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-25 18:30:00.000000
-"""
+"""slack seen requests: signatures of handled Slack requests, to refuse replays"""
 
 from alembic import op
 import sqlalchemy as sa
@@ -11,8 +6,6 @@ import sqlalchemy as sa
 
 revision = '0002'
 down_revision = '0001'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""consent at use time: what a use states, violations with reasons, pause, deletion owed
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-26 21:00:00.000000
-"""
+"""consent at use time: what a use states, violations with reasons, pause, deletion owed"""
 
 from alembic import op
 import sqlalchemy as sa
@@ -12,8 +7,6 @@ import sqlalchemy as sa
 
 revision = '0003'
 down_revision = '0002'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""audit checkpoints: signed heads of the audit chain, for witnesses outside the database
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-27 10:00:00.000000
-"""
+"""audit checkpoints: signed heads of the audit chain, for witnesses outside the database"""
 
 from alembic import op
 import sqlalchemy as sa
@@ -11,8 +6,6 @@ import sqlalchemy as sa
 
 revision = '0004'
 down_revision = '0003'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""creator keys: several named, revocable API keys per creator; webhook secret overlap
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27 11:00:00.000000
-"""
+"""creator keys: several named, revocable API keys per creator; webhook secret overlap"""
 
 from alembic import op
 import sqlalchemy as sa
@@ -11,8 +6,6 @@ import sqlalchemy as sa
 
 revision = '0005'
 down_revision = '0004'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,9 +1,4 @@
-"""records: artists and creators can be deactivated
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-27 22:00:00.000000
-"""
+"""records: artists and creators can be deactivated"""
 
 from alembic import op
 import sqlalchemy as sa
@@ -11,8 +6,6 @@ import sqlalchemy as sa
 
 revision = '0006'
 down_revision = '0005'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

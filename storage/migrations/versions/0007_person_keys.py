@@ -1,9 +1,4 @@
-"""person keys: one key per person sealing their values in the audit chain; erasure deletes it
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-27 12:00:00.000000
-"""
+"""person keys: one key per person sealing their values in the audit chain; erasure deletes it"""
 
 from alembic import op
 import sqlalchemy as sa
@@ -11,8 +6,6 @@ import sqlalchemy as sa
 
 revision = '0007'
 down_revision = '0006'
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
