@@ -25,6 +25,12 @@ def _owns(actor: Actor, artist_id: str) -> bool:
     return actor.kind is ActorKind.artist and actor.id == artist_id
 
 
+def check_own_question(actor: Actor, artist_id: str) -> None:
+    """`NotAllowed` unless the actor is the artist a question was put to (only they may cancel it)."""
+    if not _owns(actor, artist_id):
+        raise NotAllowed("not this person's consents")
+
+
 async def check_revoke(desk: Desk, *, grant_id: str, actor: Actor) -> GrantSummary:
     """The grant this artist may revoke now, before they are asked to confirm; `Refused` otherwise
     (someone else's grant is refused by `revoke_grant` itself, which records the attempt)."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Update, User
 from telegram.constants import ParseMode
@@ -91,6 +92,30 @@ async def refuse(query: CallbackQuery, why: workflow.Refused, person: Person) ->
     """Answers the tap with why nothing changed (who decided and when, lapsed, withdrawn, ...)."""
     text = texts.refusal(person.language, person.timezone, why.code, why.message, why.details)
     await query.answer(text, show_alert=True)
+
+
+T = TypeVar("T")
+# One workflow step for a tap: what the tapper may do, given who they are and what the button says.
+Step = Callable[["Deps", Tap, "Person"], Awaitable[T]]
+Refusal = Callable[[CallbackQuery, workflow.Refused, "Person"], Awaitable[None]]
+
+
+async def take_tap(
+    update: Update, context: Context, step: Step[T], *, refusal: Refusal = refuse
+) -> tuple[CallbackQuery, Tap, Person, T] | None:
+    """Reads the signed tap, runs its one workflow step and answers the tap; None after answering
+    why not (a forged button, or the workflow's refusal, worded by `refusal`)."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return None
+    query, tap, person = tapped
+    try:
+        result = await step(deps_of(context), tap, person)
+    except workflow.Refused as why:
+        await refusal(query, why, person)
+        return None
+    await query.answer()
+    return query, tap, person, result
 
 
 async def set_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:

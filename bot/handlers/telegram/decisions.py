@@ -25,6 +25,7 @@ from bot.handlers.telegram.common import (
     refuse,
     reply,
     set_buttons,
+    take_tap,
 )
 from bot.models import Outcome
 from bot.render import telegram as texts
@@ -39,24 +40,14 @@ def request_of(tap: Tap) -> str:
     return read_seen_subject(tap.subject)[0]
 
 
-async def _may_deny(
-    update: Update, context: Context
-) -> tuple[CallbackQuery, Tap, Person, RequestView] | None:
-    """The tap, the tapper and the request once the workflow agrees they may deny it now (the tap
-    answered); None after answering why not."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return None
-    query, tap, person = tapped
-    try:
-        view = await workflow.check_decision(
-            deps_of(context).desk, request_id=request_of(tap), actor=person.actor, outcome=Outcome.deny
-        )
-    except workflow.Refused as why:
-        await refuse(query, why, person)
-        return None
-    await query.answer()
-    return query, tap, person, view
+async def _check_deny(deps: Deps, tap: Tap, person: Person) -> RequestView:
+    return await workflow.check_decision(
+        deps.desk, request_id=request_of(tap), actor=person.actor, outcome=Outcome.deny
+    )
+
+
+async def _resend(deps: Deps, tap: Tap, person: Person) -> RequestView:
+    return await workflow.resend_card(deps.desk, request_id=request_of(tap), actor=person.actor)
 
 
 async def _decide(
@@ -117,13 +108,12 @@ async def on_confirm_ai(update: Update, context: Context) -> None:
 
 async def on_deny(update: Update, context: Context) -> None:
     """Offers the reasons to deny with, once it is sure this person may deny this request now."""
-    denying = await _may_deny(update, context)
+    denying = await take_tap(update, context, _check_deny)
     if denying is None:
         return
     query, tap, person, view = denying
-    deps = deps_of(context)
     keyboard = cards.deny_reasons_keyboard(person.language, tap.subject, ai_training=view.request.ai_training)
-    await set_buttons(query, deps.signer.markup(keyboard))
+    await set_buttons(query, deps_of(context).signer.markup(keyboard))
 
 
 async def on_deny_reason(update: Update, context: Context) -> None:
@@ -142,44 +132,31 @@ async def on_deny_reason(update: Update, context: Context) -> None:
 async def on_own_words(update: Update, context: Context) -> None:
     """Asks, through the outbox, for a reason in the artist's own words, as a reply to the card that
     names the request, once the workflow agrees they may deny it now."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    card_message = query.message.message_id if query.message else None
-    try:
-        await workflow.ask_deny_reason(
-            deps_of(context).desk, request_id=request_of(tap), actor=person.actor, reply_to=card_message
+    tapped = update.callback_query
+    card_message = tapped.message.message_id if tapped and tapped.message else None
+
+    async def ask(deps: Deps, tap: Tap, person: Person) -> RequestView:
+        desk, request_id = deps.desk, request_of(tap)
+        return await workflow.ask_deny_reason(
+            desk, request_id=request_id, actor=person.actor, reply_to=card_message
         )
-    except workflow.Refused as why:
-        await refuse(query, why, person)
-        return
-    await query.answer()
+
+    await take_tap(update, context, ask)
 
 
 async def on_back(update: Update, context: Context) -> None:
     """Puts Approve and Deny back on the card (from the AI confirmation or the reasons)."""
-    denying = await _may_deny(update, context)
+    denying = await take_tap(update, context, _check_deny)
     if denying is None:
         return
     query, _tap, person, view = denying
-    deps = deps_of(context)
     card = card_from_view(view, timezone=person.timezone)
-    await set_buttons(query, deps.signer.markup(cards.card_keyboard(card)))
+    await set_buttons(query, deps_of(context).signer.markup(cards.card_keyboard(card)))
 
 
 async def on_show_card(update: Update, context: Context) -> None:
     """Sends a pending request's card again (from /pending); the older card loses its buttons."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    try:
-        await workflow.resend_card(deps_of(context).desk, request_id=request_of(tap), actor=person.actor)
-    except workflow.Refused as why:
-        await refuse(query, why, person)
-        return
-    await query.answer()
+    await take_tap(update, context, _resend)
 
 
 async def on_reply(update: Update, context: Context) -> None:

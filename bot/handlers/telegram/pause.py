@@ -15,17 +15,18 @@ from bot import workflow
 from bot.clean_text import MAX_REASON, hidden_character
 from bot.handlers.telegram.common import (
     Context,
+    Deps,
     Person,
     TelegramApp,
     callback_pattern,
     deps_of,
     linked_artist,
     person_of,
-    read_tap,
     reply,
+    take_tap,
 )
 from bot.render import telegram_pause as texts
-from bot.render.buttons import Action
+from bot.render.buttons import Action, Tap
 from bot.render.telegram import refusal as hidden_reason
 from bot.render.words import esc, parse_time
 
@@ -75,76 +76,52 @@ async def on_word(update: Update, context: Context) -> None:
         await on_resume(update, context)
 
 
-async def _pause(
-    query: CallbackQuery, context: Context, person: Person, artist_id: str, reason: str | None
-) -> bool:
-    """Pauses through the workflow; answers the tap either way; True when it was done."""
-    deps = deps_of(context)
-    try:
-        change = await workflow.pause_artist(
-            deps.desk, artist_id=artist_id, actor=person.actor, reason=reason
-        )
-    except workflow.Refused as why:
-        await _refuse(query, why, person)
-        return False
-    await query.answer()
-    text = texts.paused(person.language, person.timezone, len(change.grants), change.at)
-    await query.edit_message_text(text, parse_mode=ParseMode.HTML)
-    return True
+async def _pause_now(deps: Deps, tap: Tap, person: Person) -> workflow.PauseChange:
+    return await workflow.pause_artist(deps.desk, artist_id=tap.subject, actor=person.actor)
+
+
+async def _ask_reason(deps: Deps, tap: Tap, person: Person) -> None:
+    await workflow.ask_pause_reason(deps.desk, artist_id=tap.subject, actor=person.actor)
+
+
+async def _resume(deps: Deps, tap: Tap, person: Person) -> workflow.PauseChange:
+    return await workflow.resume_artist(deps.desk, artist_id=tap.subject, actor=person.actor)
 
 
 async def on_pause_confirmed(update: Update, context: Context) -> None:
     """Pauses every consent of the artist: the one tap."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    await _pause(query, context, person, tap.subject, None)
+    taken = await take_tap(update, context, _pause_now, refusal=_refuse)
+    if taken is not None:
+        query, _, person, change = taken
+        text = texts.paused(person.language, person.timezone, len(change.grants), change.at)
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML)
 
 
 async def on_pause_with_reason(update: Update, context: Context) -> None:
     """Asks, through the outbox, for the reason in the artist's own words, as a reply that names
     the artist; someone else's tap is refused and recorded by the workflow."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    try:
-        await workflow.ask_pause_reason(deps_of(context).desk, artist_id=tap.subject, actor=person.actor)
-    except workflow.Refused as why:
-        await _refuse(query, why, person)
-        return
-    await query.answer()
+    await take_tap(update, context, _ask_reason, refusal=_refuse)
 
 
 async def on_resume_confirmed(update: Update, context: Context) -> None:
     """Lifts the pause: each grant returns to what its window implies."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    deps = deps_of(context)
-    try:
-        change = await workflow.resume_artist(deps.desk, artist_id=tap.subject, actor=person.actor)
-    except workflow.Refused as why:
-        await _refuse(query, why, person)
-        return
-    await query.answer()
-    text = texts.resumed(person.language, person.timezone, len(change.grants), change.at)
-    await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+    taken = await take_tap(update, context, _resume, refusal=_refuse)
+    if taken is not None:
+        query, _, person, change = taken
+        text = texts.resumed(person.language, person.timezone, len(change.grants), change.at)
+        await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+
+
+async def _own_question(deps: Deps, tap: Tap, person: Person) -> None:
+    workflow.check_own_question(person.actor, tap.subject)
 
 
 async def on_cancel(update: Update, context: Context) -> None:
     """Leaves everything as it is."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    if person.artist is None or person.artist.id != tap.subject:
-        await _refuse(query, workflow.NotAllowed("not this person's consents"), person)
-        return
-    await query.answer()
-    await query.edit_message_text(texts.kept(person.language), parse_mode=ParseMode.HTML)
+    taken = await take_tap(update, context, _own_question, refusal=_refuse)
+    if taken is not None:
+        query, _, person, _ = taken
+        await query.edit_message_text(texts.kept(person.language), parse_mode=ParseMode.HTML)
 
 
 async def on_reason(update: Update, context: Context) -> None:
