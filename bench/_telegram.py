@@ -14,7 +14,6 @@ import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from bot.app import build_desk
 from bot.config import load_settings
 from bot.models import ActorKind, TermsIn
 from bot.workflow import Desk
+from sandbox.factories import terms_data
 from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.telegram import TelegramSimulator
 
@@ -106,22 +106,7 @@ def free_port() -> int:
 
 
 def _terms(desk: Desk, artist_id: str, number: int) -> TermsIn:
-    now = desk.clock.now()
-    return TermsIn.model_validate(
-        {
-            "artist_id": artist_id,
-            "project_title": f"Moonlight Drama S{number}",
-            "use_description": "A digital double of the actor in three dialogue scenes of episode 4.",
-            "media": ["series"],
-            "likeness": ["face", "voice"],
-            "territory": ["CN", "SG"],
-            "starts_at": (now + timedelta(days=1)).isoformat(),
-            "ends_at": (now + timedelta(days=90)).isoformat(),
-            "ai_training": False,
-            "compensation": {"amount": "5000", "currency": "CNY"},
-            "labeling": "Visible 'AI-generated' label and C2PA manifest",
-        }
-    )
+    return TermsIn.model_validate(terms_data(desk, artist_id, project_title=f"Moonlight Drama S{number}"))
 
 
 async def make_crowd(size: int, *, prefix: str, **extra: str) -> Crowd:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import workflow
@@ -65,9 +65,8 @@ async def make_parties(
     return Parties(agency.id, artist.id, creator.creator.id, creator.api_key)
 
 
-def terms_data(desk: Desk, artist_id: str, **overrides: Any) -> dict[str, Any]:
-    """Valid terms as JSON, relative to the desk's clock."""
-    now = desk.clock.now()
+def terms_at(now: datetime, artist_id: str, **overrides: Any) -> dict[str, Any]:
+    """Valid terms as JSON for a request made at `now`: starting the next day, for 90 days."""
     data: dict[str, Any] = {
         "artist_id": artist_id,
         "project_title": "Moonlight Drama S2",
@@ -82,6 +81,11 @@ def terms_data(desk: Desk, artist_id: str, **overrides: Any) -> dict[str, Any]:
         "labeling": "Visible 'AI-generated' label and C2PA manifest",
     }
     return data | overrides
+
+
+def terms_data(desk: Desk, artist_id: str, **overrides: Any) -> dict[str, Any]:
+    """Valid terms as JSON, relative to the desk's clock."""
+    return terms_at(desk.clock.now(), artist_id, **overrides)
 
 
 def make_terms(desk: Desk, artist_id: str, **overrides: Any) -> TermsIn:

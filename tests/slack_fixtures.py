@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from bot.clock import SystemClock
 from bot.models import Actor, ActorKind, ChannelKind, Outcome
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, decide
+from sandbox.factories import terms_at
 from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.slack import SlackSimulator
 from storage.database import Database
@@ -119,19 +120,7 @@ class SlackWorld:
 
     async def submit(self, artist_id: str, **overrides: Any) -> str:
         """Submits a request through the HTTP API; returns its id."""
-        now = datetime.now(UTC)
-        body: dict[str, Any] = {
-            "artist_id": artist_id,
-            "project_title": "Moonlight Drama S2",
-            "use_description": "A digital double of the actor in three dialogue scenes of episode 4.",
-            "media": ["series"],
-            "likeness": ["face", "voice"],
-            "territory": ["CN", "SG"],
-            "starts_at": (now + timedelta(days=1)).isoformat(),
-            "ends_at": (now + timedelta(days=90)).isoformat(),
-            "ai_training": False,
-            "compensation": {"amount": "5000", "currency": "CNY"},
-        } | overrides
+        body = terms_at(datetime.now(UTC), artist_id, labeling=None) | overrides
         async with self.http() as client:
             answer = await client.post("/v1/requests", json=body)
         assert answer.status_code == 201, answer.text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from bot.clock import SystemClock
 from bot.models import ActorKind, Language, Policy
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
+from sandbox.factories import terms_at
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from sandbox.telegram import TelegramSimulator
 from storage.database import Database
@@ -144,21 +145,7 @@ class World:
 
     def terms(self, party: Party, **overrides: Any) -> dict[str, Any]:
         """Valid terms for the party's artist, relative to now."""
-        now = datetime.now(UTC)
-        data: dict[str, Any] = {
-            "artist_id": party.artist_id,
-            "project_title": "Moonlight Drama S2",
-            "use_description": "A digital double of the actor in three dialogue scenes of episode 4.",
-            "media": ["series"],
-            "likeness": ["face", "voice"],
-            "territory": ["CN", "SG"],
-            "starts_at": (now + timedelta(days=1)).isoformat(),
-            "ends_at": (now + timedelta(days=90)).isoformat(),
-            "ai_training": False,
-            "compensation": {"amount": "5000", "currency": "CNY"},
-            "labeling": "Visible 'AI-generated' label and C2PA manifest",
-        }
-        return data | overrides
+        return terms_at(datetime.now(UTC), party.artist_id, **overrides)
 
     async def submit(self, party: Party, **overrides: Any) -> str:
         """Files a request through the service's API (which wakes its outbox at once); its id."""
