@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import settings
 
+from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
@@ -74,3 +76,11 @@ async def desk(db_url: str, clock: FrozenClock, tmp_path: Path) -> AsyncIterator
         yield desk
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
+    """The creators' REST API on the desk, called in-process over ASGI."""
+    transport = httpx.ASGITransport(app=create_api(desk))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client

@@ -10,19 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.receipts import parse_keys_document, verify_receipt
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, terms_data
 from tests.test_workflow import approve, row_counts
-
-
-@pytest.fixture
-async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_api(desk))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from bot import workflow
-from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.config import ConfigError, load_settings
 from bot.receipts import ReceiptError, parse_keys_document, verify_receipt
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
 from storage.tables import AuditEvent, Deletion, Notice
+from tests.test_api import auth
 from tests.test_workflow import approve, link_artist, row_counts
 
 STATEMENT = "All training data, LoRA weights and cached renders of the likeness were erased."
@@ -29,21 +28,10 @@ HOOK = "http://127.0.0.1:9/hook"
 
 
 @pytest.fixture
-async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_api(desk))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
-
-
-@pytest.fixture
 async def parties(desk: Desk) -> Parties:
     parties = await make_parties(desk, webhook_url=HOOK)
     await link_artist(desk, parties.artist_id)
     return parties
-
-
-def auth(parties: Parties) -> dict[str, str]:
-    return {"Authorization": f"Bearer {parties.api_key}"}
 
 
 async def granted(desk: Desk, parties: Parties, *, ai_training: bool = False, days: int = 30) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot import workflow
-from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.models import Actor, ActorKind, ChannelKind, Outcome
 from bot.workflow import Desk
@@ -34,13 +32,6 @@ NEW_SERIES = {
     "likeness_violations",
     "likeness_auth_failures",
 }
-
-
-@pytest.fixture
-async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_api(desk))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
 
 
 async def scrape(api: httpx.AsyncClient) -> dict[str, list[tuple[dict[str, str], float]]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ import pytest
 from sqlalchemy import select
 
 from bot import workflow
-from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.models import (
     Actor,
@@ -314,13 +312,6 @@ async def test_a_revoked_paused_grant_stays_revoked_on_resume(desk: Desk) -> Non
 
 
 # ---------------------------------------------------------------- usage while paused
-
-
-@pytest.fixture
-async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_api(desk))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
 
 
 async def test_usage_while_paused_is_a_grant_paused_violation(

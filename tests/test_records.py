@@ -4,14 +4,12 @@ deactivated artist or creator, and a policy change racing a decision."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from bot import workflow
-from bot.api import create_api
 from bot.models import Actor, ActorKind, ChannelKind, Media, Policy, RedLines
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit, terms_data
@@ -36,13 +34,6 @@ async def audit_actions(desk: Desk) -> list[tuple[str, str, str]]:
 @pytest.fixture
 async def parties(desk: Desk) -> Parties:
     return await make_parties(desk)
-
-
-@pytest.fixture
-async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_api(desk))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
 
 
 async def test_records_list_and_show(desk: Desk, parties: Parties) -> None:

@@ -9,7 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from bot.api import create_api
 from bot.clean_text import check_clean_line, check_clean_text, hidden_character, visible_text
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, terms_data
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
+from tests.test_api import auth
 from tests.test_workflow import row_counts
 
 HIDDEN = {
@@ -39,19 +39,8 @@ HIDDEN = {
 
 
 @pytest.fixture
-async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_api(desk))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield client
-
-
-@pytest.fixture
 async def parties(desk: Desk) -> Parties:
     return await make_parties(desk)
-
-
-def auth(parties: Parties) -> dict[str, str]:
-    return {"Authorization": f"Bearer {parties.api_key}"}
 
 
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
