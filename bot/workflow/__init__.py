@@ -69,6 +69,7 @@ from bot.workflow.queries import (
     UsageEvent,
 )
 from bot.workflow.records import (
+    MEMBER_NOTICE,
     change_agency_member,
     deactivate_artist,
     deactivate_creator,
