@@ -101,6 +101,7 @@ from bot.workflow.usage import UsageRecorded, record_usage
 __all__ = [
     "INVITE_LIFETIME",
     "MAX_PAUSE_REASON",
+    "MEMBER_NOTICE",
     "NUDGE_INTERVAL",
     "SLACK_REPLAY_MEMORY",
     "SWEEP_BATCH",

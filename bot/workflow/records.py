@@ -41,7 +41,6 @@ from bot.workflow.desk import (
 from bot.workflow.errors import InvalidInput, NotFound
 from storage.tables import Agency, Artist, Creator, CreatorKey, Grant, Request
 
-
 MEMBER_NOTICE = "agency_member"  # the notice kind that tells a board its members changed
 
 
