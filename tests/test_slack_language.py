@@ -176,6 +176,7 @@ async def test_likeness_answers_speak_the_agencys_language(world: SlackWorld, zh
         nothing := await command(world, AGENT, ZH_BOARD, "status req_x")
     )
     assert nothing == "星光经纪 的艺人没有请求 `req_x`。"
+    assert await command(world, AGENT, ZH_BOARD, f"status {request_id}") == f"{request_id}: 待决定"
     assert (await command(world, STRANGER, ZH_BOARD, "pending")).startswith(
         ":no_entry: 只有 星光经纪 登记的成员"
     )

@@ -5,6 +5,7 @@ report in Chinese while an en agency reads English (rendered from requests the w
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from bot.render import slack as board
 from bot.render import slack_answers as answers
 from bot.render import slack_pause, violations
 from bot.render.words import LOCALE_DIR, Voice
+from bot.report_types import ExpiringItem, GrantUsage, Report
 from bot.workflow import Desk
 from sandbox.factories import make_parties, submit
 from storage.queries import RequestView, load_request_view
@@ -152,6 +154,64 @@ async def test_a_chinese_agencys_board_dates_read_as_the_telegram_side_writes_th
 
 
 # ---------------------------------------------------------------- the catalogs
+
+
+async def test_a_chinese_board_escapes_what_creators_and_operators_typed(desk: Desk) -> None:
+    parties = await make_parties(desk, agency_language=Language.zh_hans)
+    hostile = "<!channel> *bold* & <https://evil.example|点我>"
+    request_id = (
+        await submit(desk, parties, project_title=hostile, use_description=hostile * 2)
+    ).view.request.id
+    async with desk.db.transaction() as session:
+        view = await load_request_view(session, request_id)
+    assert view is not None
+    message = board.root_message(view, agency_may=workflow.agency_outcomes(view))
+    shown = message.text + " ".join(texts_of(message.blocks[1:]))
+    assert "<!channel>" not in shown and "<https://evil" not in shown
+    assert "&lt;!channel&gt;" in message.text and "&amp;" in message.text
+    form = answers.deny_form(view, channel_id="C100", message_ts="1.2", terms_hash=view.request.terms_hash)
+    assert "<!channel>" not in str(form["blocks"])
+    notice = answers.member_notice(view.agency, {"event": "agency.member_added", "member": "<!here>"})
+    assert "<!here>" not in notice and "&lt;!here&gt;" in notice
+
+
+def test_a_chinese_agencys_report_comment_is_chinese() -> None:
+    class Agency:
+        language = "zh-Hans"
+        timezone = "Asia/Shanghai"
+
+    start = datetime(2026, 11, 16, tzinfo=UTC)
+    report = Report(
+        recipient_kind="agency",
+        recipient_id="agy_1",
+        recipient_name="星光经纪",
+        timezone="Asia/Shanghai",
+        period_start=start,
+        period_end=start + timedelta(days=7),
+        grants=[
+            GrantUsage(
+                grant_id="grt_1",
+                request_id="req_1",
+                project_title="夜色",
+                artist_name="王芳",
+                status="active",
+                uses_by_kind={"render": 3},
+                violations=1,
+                reasons={"media_not_granted": 1},
+            )
+        ],
+        pending=[],
+        expiring_soon=[ExpiringItem("grt_1", "夜色", "王芳", start + timedelta(days=9))],
+    )
+    comment = answers.report_comment(report, Agency())
+    assert comment.startswith(":bar_chart: *肖像使用报告 — 星光经纪*（<!date^")
+    assert "使用：*3* · 违规：*1*" in comment
+    assert "• 王芳 — 夜色 (生效中)：" in comment or "• 王芳 — 夜色 (生效中): " in comment
+    assert "3× 生成" in comment and "该媒介不在授权范围内 (1)" in comment
+    assert not english_words(comment), comment
+    assert answers.report_comment(report).startswith(
+        ":bar_chart: *Likeness usage report — 星光经纪* (<!date^"
+    )
 
 
 def _slack_texts() -> set[str]:

@@ -355,9 +355,9 @@ def root_message(view: RequestView, *, agency_may: Collection[Outcome] = ()) -> 
 
 def status_message(view: RequestView) -> SlackMessage:
     """One request's current picture for `/likeness status`, without buttons."""
-    return SlackMessage(
-        text=f"{view.request.id}: {view.request.status}", blocks=request_blocks(view, with_buttons=False)
-    )
+    status = STATUS_WORDS.get(view.request.status)
+    said = board_voice(view.agency).label(status) if status else view.request.status
+    return SlackMessage(text=f"{view.request.id}: {said}", blocks=request_blocks(view, with_buttons=False))
 
 
 # ---------------------------------------------------------------- thread replies
