@@ -131,6 +131,12 @@ async def test_a_chinese_agencys_deny_form_and_thread_reply_are_chinese(
     assert view["blocks"][0]["text"]["text"].startswith("代 *王芳* 拒绝 *夜色*。")
     assert view["blocks"][1]["label"]["text"] == "原因"
 
+    # A reason with a hidden text-direction character is sent back to the form, in Chinese.
+    await sim.submit_view(AGENT, form["id"], {"reason": "报酬\u202e太低"})
+    [shown] = [v for v in sim.views() if v["id"] == form["id"]]
+    assert shown["open"] and shown["errors"]["reason"] == "原因的第 3 个字符是隐藏字符（U+202E）；请以纯文本重新输入。"
+    assert await world.status(request_id) == "pending"
+
     await sim.submit_view(AGENT, form["id"], {"reason": "报酬太低"})
     denied = await wait_status(sim, ZH_BOARD, ts, "已拒绝")
     assert "理由：报酬太低" in status_text(denied)

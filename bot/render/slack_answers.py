@@ -8,6 +8,7 @@ agency (or None in a channel that is no board) and what happened, and gets text 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -128,6 +129,13 @@ def deny_form(view: RequestView, *, channel_id: str, message_ts: str, terms_hash
 def reason_problem(agency: Audience | None, hidden: str | None, longest: int) -> str:
     """The form's error under the reason: it holds a hidden character, or is too long."""
     v = board_voice(agency)
+    found = re.search(r"(U\+[0-9A-F]+)\) at position (\d+)", hidden or "")
+    if found and v.language.value != "en":  # the description is English: said again from its parts
+        text = N_(
+            "The reason holds a hidden character (%(code)s) at position %(position)s; "
+            "please type it as plain text."
+        )
+        return v.label(text) % {"code": found.group(1), "position": found.group(2)}
     if hidden:
         return v.label(N_("The reason holds %(character)s; please type it as plain text.")) % {
             "character": hidden
