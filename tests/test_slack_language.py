@@ -134,7 +134,8 @@ async def test_a_chinese_agencys_deny_form_and_thread_reply_are_chinese(
     # A reason with a hidden text-direction character is sent back to the form, in Chinese.
     await sim.submit_view(AGENT, form["id"], {"reason": "报酬\u202e太低"})
     [shown] = [v for v in sim.views() if v["id"] == form["id"]]
-    assert shown["open"] and shown["errors"]["reason"] == "原因的第 3 个字符是隐藏字符（U+202E）；请以纯文本重新输入。"
+    assert shown["open"]
+    assert shown["errors"]["reason"] == "原因的第 3 个字符是隐藏字符（U+202E）；请以纯文本重新输入。"
     assert await world.status(request_id) == "pending"
 
     await sim.submit_view(AGENT, form["id"], {"reason": "报酬太低"})
