@@ -55,6 +55,14 @@ def by_of(value: str | None) -> str:
         raise BadInput("--by must be a name of 1 to 200 plain characters") from None
 
 
+def _check_language(value: str) -> Language:
+    """An agency's language as the command line spells it; anything else is refused in one line."""
+    for language in Language:
+        if value.strip() == language.value:
+            return language
+    raise BadInput(f"--language {value!r} must be one of: {', '.join(Language)}")
+
+
 def show_record(record: dict[str, Any]) -> str:
     """A record as `key: value` lines for people."""
     return "\n".join(f"{key}: {value}" for key, value in record.items())
@@ -89,6 +97,9 @@ def agency_add(
         list[str] | None, typer.Option("--slack-member", help="Slack member id allowed to act (repeatable).")
     ] = None,
     timezone: Annotated[str, typer.Option("--timezone", help="IANA time zone for reports.")] = "UTC",
+    language: Annotated[
+        str, typer.Option("--language", help="What its Slack board speaks: zh-Hans or en.")
+    ] = "en",
     as_json: JsonFlag = False,
 ) -> None:
     """Registers an agency."""
@@ -103,6 +114,7 @@ def agency_add(
             else None,
             slack_member_ids=members,
             timezone=_check_timezone(timezone),
+            language=_check_language(language),
         )
         return agency.id
 
@@ -136,10 +148,13 @@ def agency_update(
         str | None, typer.Option("--slack-channel", help="Slack channel id, e.g. C0123.")
     ] = None,
     timezone: Annotated[str | None, typer.Option("--timezone", help="IANA time zone for reports.")] = None,
+    language: Annotated[
+        str | None, typer.Option("--language", help="What its Slack board speaks: zh-Hans or en.")
+    ] = None,
     by: ByOption = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Changes an agency's name, Slack channel or time zone."""
+    """Changes an agency's name, Slack channel, time zone or language."""
 
     async def work(desk: Desk) -> dict[str, Any]:
         return await workflow.update_agency(
@@ -151,6 +166,7 @@ def agency_update(
             if slack_channel is not None
             else None,
             timezone=_check_timezone(timezone) if timezone is not None else None,
+            language=_check_language(language) if language is not None else None,
         )
 
     record = _run(work)

@@ -203,23 +203,38 @@ async def slack_board(desk: Desk, notice: Outgoing) -> Board:
 
 @dataclass(frozen=True)
 class AgencyReport:
-    """An agency's usage report and the channel it goes to."""
+    """An agency's usage report and the channel it goes to; `agency` says the board's language."""
 
     channel: str
     report: Report
+    agency: Agency | None = None
 
 
-async def agency_report(desk: Desk, agency_id: str) -> AgencyReport:
-    """The agency's usage report; an agency without a board channel (or gone) is given up."""
+@dataclass(frozen=True)
+class AgencyBoard:
+    """An agency and its board channel, for a notice about the agency itself (not a request)."""
+
+    channel: str
+    agency: Agency
+
+
+async def agency_board(desk: Desk, agency_id: str) -> AgencyBoard:
+    """The agency and its board channel; an agency without one (or gone) is given up."""
     async with desk.db.transaction() as session:
         agency = await session.get(Agency, agency_id)
     if agency is None or not agency.slack_channel_id:
         raise Undeliverable(f"agency {agency_id} has no Slack channel")
+    return AgencyBoard(agency.slack_channel_id, agency)
+
+
+async def agency_report(desk: Desk, agency_id: str) -> AgencyReport:
+    """The agency's usage report; an agency without a board channel (or gone) is given up."""
+    board = await agency_board(desk, agency_id)
     try:
-        report = await build_report(desk, agency_id=agency.id)
+        report = await build_report(desk, agency_id=board.agency.id)
     except NotFound as why:
         raise Undeliverable(why.message) from why
-    return AgencyReport(agency.slack_channel_id, report)
+    return AgencyReport(board.channel, report, board.agency)
 
 
 async def usage_table(desk: Desk, report: Report) -> IO[bytes]:

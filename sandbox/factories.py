@@ -53,10 +53,15 @@ async def make_parties(
     red_lines: RedLines | None = None,
     language: Language = Language.en,
     webhook_url: str | None = None,
+    agency_language: Language = Language.en,
 ) -> Parties:
     """Registers an agency with a Slack channel, an artist on its roster and a creator."""
     agency = await workflow.add_agency(
-        desk, name="Star Agency", slack_channel_id="C100", slack_member_ids=["U100"]
+        desk,
+        name="Star Agency",
+        slack_channel_id="C100",
+        slack_member_ids=["U100"],
+        language=agency_language,
     )
     artist = await workflow.add_artist(
         desk, name="Li Wei", agency_id=agency.id, policy=policy, language=language, red_lines=red_lines

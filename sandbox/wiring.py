@@ -83,6 +83,7 @@ class DemoMember:
 
 AGENCY_NAME = "Starlight Talent 星光经纪"
 AGENCY_TIMEZONE = "Asia/Shanghai"
+AGENCY_LANGUAGE = Language.zh_hans  # a Chinese agency: its board speaks Chinese
 CHANNEL_ID = "C0STARLIGHT"
 CHANNEL_NAME = "starlight-board"
 CREATOR_NAME = "Aurora Pictures AI Lab"
@@ -275,6 +276,7 @@ class Sandbox:
             slack_channel_id=CHANNEL_ID,
             slack_member_ids=[m.id for m in MEMBERS if m.listed],
             timezone=AGENCY_TIMEZONE,
+            language=AGENCY_LANGUAGE,
             actor=SEEDER,
         )
         artists = []

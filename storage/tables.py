@@ -59,6 +59,8 @@ class Agency(Base):
     slack_channel_id: Mapped[str | None] = mapped_column(String(64))
     slack_member_ids: Mapped[list[Any]] = mapped_column(default=list)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # The language its board, thread replies, forms and /likeness answers speak ('en' or 'zh-Hans').
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     created_at: Mapped[datetime]
 
 

@@ -436,7 +436,7 @@ def test_the_agency_thread_says_who_owes_what() -> None:
     from bot.render.slack import thread_reply
 
     view: Any = SimpleNamespace(
-        artist=SimpleNamespace(name="Li <Wei>"), creator=SimpleNamespace(name="Dream & Co")
+        artist=SimpleNamespace(name="Li <Wei>"), creator=SimpleNamespace(name="Dream & Co"), agency=None
     )
     overdue = thread_reply(view, {"event": "deletion.escalation", "due_at": "2026-12-01T08:30:00Z"})
     done = thread_reply(view, {"event": "deletion.confirmed", "deleted_at": "2026-12-02T08:30:00Z"})

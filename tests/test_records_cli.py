@@ -110,6 +110,9 @@ def test_list_show_update_and_deactivate_print_json(env: dict[str, str], ids: di
         (["agency", "update", "{agency}", "--timezone", "Mars/Olympus"], "--timezone"),
         (["agency", "update", "{agency}", "--name", "a\u202eb"], "--name"),
         (["agency", "update", "{agency}", "--slack-channel", "C 1"], "--slack-channel"),
+        (["agency", "update", "{agency}", "--language", "fr"], "--language 'fr' must be one of: zh-Hans, en"),
+        (["agency", "update", "{agency}", "--language", ""], "--language"),
+        (["agency", "add", "--name", "Moon", "--language", "zh-Hant"], "--language"),
         (["agency", "member", "add", "{agency}", "U-1"], "Slack id"),
         (["agency", "member", "add", "agy_0000000000000000", "U2"], "no agency"),
         (["agency", "member", "remove", "{agency}", "U9"], "not a member"),
@@ -138,6 +141,28 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert code == 1 and out == "" and len(lines) == 1, err
     assert lines[0].startswith("error: ") and words in lines[0], lines
     assert dump(env) == before
+
+
+def test_an_agency_speaks_the_language_it_is_given_and_the_change_is_audited(
+    env: dict[str, str], ids: dict[str, str]
+) -> None:
+    code, out, _ = likeness(env, "agency", "show", ids["agency"], "--json")
+    assert code == 0 and json.loads(out)["language"] == "en"  # the default
+    code, out, err = likeness(
+        env, "agency", "update", ids["agency"], "--language", "zh-Hans", "--by", "ops-anna", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["language"] == "zh-Hans" and json.loads(out)["changed"] == ["language"]
+    code, out, _ = likeness(env, "agency", "list", "--json")
+    assert [a["language"] for a in json.loads(out)["agencies"]] == ["zh-Hans"]
+    code, out, _ = likeness(env, "agency", "add", "--name", "Moon", "--language", "zh-Hans", "--json")
+    code, out, _ = likeness(env, "agency", "show", json.loads(out)["id"], "--json")
+    assert json.loads(out)["language"] == "zh-Hans"
+    with sqlite3.connect(env["DATABASE_URL"].removeprefix("sqlite+aiosqlite:///")) as db:
+        [(actor, details)] = db.execute(
+            "SELECT actor_id, data FROM audit_events WHERE action = 'agency.updated'"
+        ).fetchall()
+    assert actor == "ops-anna" and "zh-Hans" in details
 
 
 def test_a_language_not_offered_is_a_usage_error(env: dict[str, str], ids: dict[str, str]) -> None:

@@ -146,7 +146,7 @@ def test_a_request_approved_in_telegram_shows_as_approved_everywhere(
 
     card = telegram_card(page, config, of="maya", title=title)
     expect(card).to_contain_text("Likeness request")
-    expect(board_message(page, title)).to_contain_text("Waiting for Maya Brooks")
+    expect(board_message(page, title)).to_contain_text("等待 Maya Brooks 决定")  # the agency is Chinese
     card.get_by_role("button", name="Approve", exact=True).click()
 
     expect(page.locator("#tg-toast")).to_have_text("Approved. Thank you.")
@@ -155,8 +155,8 @@ def test_a_request_approved_in_telegram_shows_as_approved_everywhere(
     expect(row).to_have_attribute("data-status", "approved")
     expect(row.locator(".grant-state")).to_have_text("active")
     root = board_message(page, title).locator("[data-part=root]")
-    expect(root).to_contain_text("Approved by Maya Brooks (the artist, in Telegram)")
-    expect(root.get_by_role("button", name="Nudge artist")).to_have_count(0)
+    expect(root).to_contain_text("已同意，由 Maya Brooks（艺人本人，在 Telegram 中）")
+    expect(root.get_by_role("button", name="提醒艺人")).to_have_count(0)
 
     with page.expect_download() as download:
         row.locator("a.receipt").click()
@@ -171,7 +171,7 @@ def test_ai_training_needs_the_artists_second_tap(page: Page, config: dict[str, 
     title = unique("Voice model for dubbing")
     row = send_request(page, config, to="maya", title=title, ai_training=True)
     expect(row.locator(".tag.ai")).to_be_visible()
-    expect(board_message(page, title)).to_contain_text("AI training requested")
+    expect(board_message(page, title)).to_contain_text("请求用于 AI 训练")
 
     card = telegram_card(page, config, of="maya", title=title)
     expect(card).to_contain_text("AI training")
@@ -184,7 +184,7 @@ def test_ai_training_needs_the_artists_second_tap(page: Page, config: dict[str, 
     confirm.click()
     expect(card.locator(".tg-btn")).to_have_count(0)
     expect(row).to_have_attribute("data-status", "approved")
-    expect(board_message(page, title).locator("[data-part=root]")).to_contain_text("Approved by Maya Brooks")
+    expect(board_message(page, title).locator("[data-part=root]")).to_contain_text("由 Maya Brooks")
 
     # The artist's own commands, typed in the chat: the consent is listed with a Revoke button.
     page.fill("#tg-input", "/grants")
@@ -200,19 +200,19 @@ def test_the_agency_denies_on_the_artists_behalf_with_a_reason_in_slack(
     title = unique("Night market commercial")
     row = send_request(page, config, to="lin", title=title)
     message = board_message(page, title)
-    expect(message).to_contain_text("the agency may decide")
+    expect(message).to_contain_text("经纪公司可代为决定")
 
-    message.get_by_role("button", name="Deny on behalf").click()
+    message.get_by_role("button", name="代为拒绝").click()
     modal = page.locator("#slack-modal")
-    expect(modal).to_contain_text("Deny request")
+    expect(modal).to_contain_text("拒绝请求")
     modal.locator("textarea").fill("The fee is below the agreed rate for advertising.")
     modal.locator(".modal-submit").click()
     expect(modal).to_have_count(0)
 
     root = message.locator("[data-part=root]")
-    expect(root).to_contain_text("Denied by Mei Chen (for the agency, in Slack)")
-    expect(root).to_contain_text("Reason: The fee is below the agreed rate for advertising.")
-    expect(message.locator(".slack-thread")).to_contain_text("Denied by")
+    expect(root).to_contain_text("已拒绝，由 Mei Chen（代表经纪公司，在 Slack 中）")
+    expect(root).to_contain_text("理由：The fee is below the agreed rate for advertising.")
+    expect(message.locator(".slack-thread")).to_contain_text("在 Slack 中拒绝")
     expect(row).to_have_attribute("data-status", "denied")
     expect(row.locator(".req-reason")).to_contain_text("The fee is below the agreed rate")
     # The artist's card (in Chinese) loses its buttons: the decision was made for them.
@@ -227,11 +227,11 @@ def test_a_listed_member_approves_on_behalf_after_slacks_confirmation(
     title = unique("Lantern festival poster")
     row = send_request(page, config, to="lin", title=title)
     message = board_message(page, title)
-    message.get_by_role("button", name="Approve on behalf").click()
+    message.get_by_role("button", name="代为同意").click()
     page.locator(".slack-confirm .confirm-go").click()
 
     expect(message.locator("[data-part=root]")).to_contain_text(
-        "Approved by Mei Chen (for the agency, in Slack)"
+        "已同意，由 Mei Chen（代表经纪公司，在 Slack 中）"
     )
     expect(row).to_have_attribute("data-status", "approved")
     expect(telegram_card(page, config, of="lin", title=title).locator(".tg-btn")).to_have_count(0)
@@ -247,7 +247,7 @@ def test_the_studio_reports_uses_and_sees_each_violation_with_its_reasons(
     title = unique("Rooftop chase, season 2")
     row = send_request(page, config, to="lin", title=title)
     message = board_message(page, title)
-    message.get_by_role("button", name="Approve on behalf").click()
+    message.get_by_role("button", name="代为同意").click()
     page.locator(".slack-confirm .confirm-go").click()
     expect(row.locator(".grant-state")).to_have_text("active")
 
@@ -293,17 +293,17 @@ def test_the_studio_reports_uses_and_sees_each_violation_with_its_reasons(
 
     # The agency reads it in the request's thread, with Revoke on behalf (its policy lets it decide) ...
     thread = message.locator(".slack-thread")
-    expect(thread).to_contain_text("AI training was not granted")
-    expect(thread).to_contain_text("the territory is outside the one granted")
+    expect(thread).to_contain_text("未授权 AI 训练")
+    expect(thread).to_contain_text("该地区超出授权范围")
     # ... and the artist in Telegram, in Chinese, with one tap to revoke.
     told = page.locator("#tg-chat .tg-msg.in").filter(has_text="超出你授权范围的使用").filter(has_text=title)
     page.click("#artist-switch button[data-artist='lin']")
     expect(told.last).to_contain_text("你的授权不包括 AI 训练")
     expect(told.last.locator(".tg-btn")).to_have_text("撤回此授权")
 
-    thread.get_by_role("button", name="Revoke on behalf").last.click()
+    thread.get_by_role("button", name="代为撤销").last.click()
     page.locator(".slack-confirm .confirm-go").click()
-    expect(message.locator("[data-part=root]")).to_contain_text("Consent revoked")
+    expect(message.locator("[data-part=root]")).to_contain_text("授权已撤销")
     expect(row.locator(".grant-state")).to_have_text("revoked")
 
 
@@ -313,8 +313,8 @@ def test_someone_not_on_the_agencys_list_is_told_why_nothing_happened(
     title = unique("Festival teaser")
     send_request(page, config, to="lin", title=title)
     page.select_option("#slack-user", "U0SAMGUEST")
-    board_message(page, title).get_by_role("button", name="Deny on behalf").click()
-    expect(page.locator("#slack-feed .slack-msg.ephemeral").last).to_contain_text("Not done")
+    board_message(page, title).get_by_role("button", name="代为拒绝").click()
+    expect(page.locator("#slack-feed .slack-msg.ephemeral").last).to_contain_text("未完成")
     expect(page.locator("#slack-modal")).to_have_count(0)
 
 
@@ -408,8 +408,8 @@ def test_skipping_ahead_brings_the_reminder_the_lapse_and_the_expiry(
     expect(telegram_card(page, config, of="maya", title=waiting)).to_contain_text("Lapsed")
     ended = re.compile(f"consent for .{re.escape(short)}. has ended")
     expect(chat.locator(".tg-msg.in").filter(has_text=ended)).to_have_count(1)
-    expect(board_message(page, waiting).locator(".slack-thread")).to_contain_text("the request lapsed")
-    expect(board_message(page, short).locator(".slack-thread")).to_contain_text("The grant expired")
+    expect(board_message(page, waiting).locator(".slack-thread")).to_contain_text("请求已失效")
+    expect(board_message(page, short).locator(".slack-thread")).to_contain_text("授权已到期")
     # A week passed, so the weekly usage report arrived with its chart, in Telegram and in Slack.
     expect(chat.locator(".tg-bubble img").last).to_be_visible()
     expect(page.locator("#slack-feed .slack-files img").last).to_be_visible()
@@ -442,7 +442,7 @@ def test_skipping_ahead_shows_the_deletion_owed_reminded_escalated_and_confirmed
     page.click("[data-skip='7d']")
     expect(deletion).to_contain_text("raised to the agency")
     thread = board_message(page, title).locator(".slack-thread")
-    expect(thread).to_contain_text("has not confirmed deleting Maya Brooks's likeness data")
+    expect(thread).to_contain_text("尚未确认删除 Maya Brooks 的肖像数据")
     shoot(page, "deletion-overdue")
 
     row.get_by_role("button", name="Confirm deletion").click()
@@ -451,7 +451,7 @@ def test_skipping_ahead_shows_the_deletion_owed_reminded_escalated_and_confirmed
         page.locator("#tg-chat .tg-msg.in").filter(has_text="confirmed deleting").filter(has_text=title)
     )
     expect(confirmed).to_have_count(1)
-    expect(thread).to_contain_text("confirmed the deletion")
+    expect(thread).to_contain_text("已确认删除")
     with page.expect_download() as download:
         row.locator("a.receipt", has_text="Deletion receipt").click()
     receipt = json.loads(Path(download.value.path()).read_text())

@@ -27,9 +27,10 @@ from bot import handover
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind
 from bot.render import slack as board
+from bot.render import slack_answers as answers
 from bot.render import violations
 from bot.reports import ChartDrawer
-from bot.workflow import Desk
+from bot.workflow import MEMBER_NOTICE, Desk
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,10 @@ class SlackSender:
                 return await self._publish(notice, reply=None)
             if notice.kind == "report":
                 return await self._report(notice)
+            if notice.kind == MEMBER_NOTICE:
+                found = await handover.agency_board(self.desk, notice.recipient_id)
+                await self.post(found.channel, answers.member_notice(found.agency, notice.payload))
+                return Delivered()
             if notice.request_id is not None:
                 # board_update, and any later kind about a request: the root edited, a line in its thread.
                 return await self._publish(notice, reply={"event": notice.kind} | notice.payload)
@@ -258,7 +263,7 @@ class SlackSender:
         with await handover.usage_table(self.desk, report) as table:
             await self.upload(
                 found.channel,
-                comment=board.report_comment(report),
+                comment=board.report_comment(report, found.agency),
                 files=[
                     (f"likeness-usage-{stamp}.png", chart, "Uses per week"),
                     (f"likeness-usage-{stamp}.csv", table, "Usage events"),

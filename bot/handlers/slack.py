@@ -35,6 +35,7 @@ from bot.handlers.slack_gate import body_problem, signature_problem
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
 from bot.render import buttons, violations
 from bot.render import slack as board
+from bot.render import slack_answers as answers
 from bot.render import slack_pause as pause_board
 from bot.workflow import Agency, Desk, RequestView
 
@@ -122,12 +123,20 @@ class BoardListeners:
             except Exception as error:
                 log.warning("answering %s through the response_url failed: %s", user, error)
 
+    async def _refusal(self, channel: str, why: workflow.Refused) -> str:
+        """Why nothing happened, in the language of the agency whose board this channel is."""
+        return board.refusal_text(why, await board_agency(self.desk, channel))
+
+    async def _foreign(self, channel: str, respond: AsyncRespond) -> None:
+        log.warning("a board button with an unreadable value was pressed")
+        text = answers.foreign_button(await board_agency(self.desk, channel))
+        await respond(text=text, response_type="ephemeral")
+
     async def _click(self, body: dict[str, Any], respond: AsyncRespond) -> tuple[Click, Actor] | None:
         try:
             click = Click.of(body)
         except ValueError:
-            log.warning("a board button with an unreadable value was pressed")
-            await respond(text="This button is not one of the board's.", response_type="ephemeral")
+            await self._foreign(str((body.get("channel") or {}).get("id") or ""), respond)
             return None
         actor = await slack_actor(
             self.desk, channel_id=click.channel, user_id=click.user, user_name=click.user_name
@@ -150,7 +159,7 @@ class BoardListeners:
                 terms_hash=click.terms_hash,
             )
         except workflow.Refused as why:
-            await self._tell(click.channel, click.user, board.refusal_text(why), respond)
+            await self._tell(click.channel, click.user, await self._refusal(click.channel, why), respond)
 
     async def deny(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """Opens the form that asks why, once the workflow agrees this member may deny now."""
@@ -164,7 +173,7 @@ class BoardListeners:
                 self.desk, request_id=click.request_id, actor=actor, outcome=Outcome.deny
             )
         except workflow.Refused as why:
-            await self._tell(click.channel, click.user, board.refusal_text(why), respond)
+            await self._tell(click.channel, click.user, await self._refusal(click.channel, why), respond)
             return
         form = board.deny_form(
             view, channel_id=click.channel, message_ts=click.message_ts, terms_hash=click.terms_hash
@@ -174,9 +183,7 @@ class BoardListeners:
         except Exception as error:
             # The trigger lives 3 seconds; past that Slack refuses to open the form.
             log.warning("views.open failed: %s", error)
-            await self._tell(
-                click.channel, click.user, "Slack could not open the form in time; press Deny again.", respond
-            )
+            await self._tell(click.channel, click.user, answers.form_not_opened(view.agency), respond)
 
     async def deny_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Records the denial with the reason typed into the form; a reason with hidden characters
@@ -187,11 +194,13 @@ class BoardListeners:
         )
         hidden = hidden_character(reason)
         if hidden is not None or len(reason) > MAX_REASON:
-            problem = f"holds {hidden}" if hidden else f"is longer than {MAX_REASON} characters"
-            await ack(
-                response_action="errors",
-                errors={board.REASON_BLOCK: f"The reason {problem}; please type it as plain text."},
-            )
+            try:
+                meta = buttons.parse_deny_form(str(view.get("private_metadata") or ""))
+                agency = await board_agency(self.desk, meta.channel_id)
+            except ValueError:
+                agency = None
+            problem = answers.reason_problem(agency, hidden, MAX_REASON)
+            await ack(response_action="errors", errors={board.REASON_BLOCK: problem})
             return
         await ack()
         try:
@@ -217,7 +226,7 @@ class BoardListeners:
                 reason=reason.strip() or None,
             )
         except workflow.Refused as why:
-            await self._tell(form.channel_id, user_id, board.refusal_text(why))
+            await self._tell(form.channel_id, user_id, await self._refusal(form.channel_id, why))
 
     async def nudge(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """Sends the artist's card again (at most once an hour); the thread says who nudged."""
@@ -229,7 +238,7 @@ class BoardListeners:
         try:
             await workflow.nudge_artist(self.desk, request_id=click.request_id, actor=actor)
         except workflow.Refused as why:
-            await self._tell(click.channel, click.user, board.refusal_text(why), respond)
+            await self._tell(click.channel, click.user, await self._refusal(click.channel, why), respond)
 
     async def revoke(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """Revoke on behalf, from a violation in a request's thread; the workflow checks the policy."""
@@ -242,7 +251,7 @@ class BoardListeners:
             (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
         )
         if not grant_id.startswith("grt_"):
-            await respond(text="This button is not one of the board's.", response_type="ephemeral")
+            await self._foreign(channel, respond)
             return
         actor = await slack_actor(
             self.desk,
@@ -255,7 +264,7 @@ class BoardListeners:
                 self.desk, grant_id=grant_id, actor=actor, reason="revoked on the artist's behalf in Slack"
             )
         except workflow.Refused as why:
-            await self._tell(channel, user_id, board.refusal_text(why), respond)
+            await self._tell(channel, user_id, await self._refusal(channel, why), respond)
 
     async def command(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """`/likeness pending | status <id> | report | pause <artist> [reason] | resume <artist>`;
@@ -265,15 +274,12 @@ class BoardListeners:
         verb = words[0].lower() if words else ""
         arity = {"pending": 1, "status": 2, "report": 1, "resume": 2}
         fits = len(words) >= 2 if verb == "pause" else arity.get(verb) == len(words)  # pause: reason optional
-        if not fits:
-            await respond(text=board.help_text(), response_type="ephemeral")
-            return
         agency = await board_agency(self.desk, str(command.get("channel_id") or ""))
+        if not fits:
+            await respond(text=board.help_text(agency), response_type="ephemeral")
+            return
         if agency is None:
-            await respond(
-                text="This channel is no agency's board; use `/likeness` in your agency's channel.",
-                response_type="ephemeral",
-            )
+            await respond(text=answers.not_a_board(), response_type="ephemeral")
             return
         user_id = str(command.get("user_id") or "")
         if user_id not in agency.slack_member_ids:
@@ -291,9 +297,7 @@ class BoardListeners:
                 reason="only the agency's listed members may use /likeness on its board",
                 code="not_a_member",
             )
-            who = board.escape(agency.name)
-            text = f":no_entry: Only the members listed for {who} can use `/likeness` here."
-            await respond(text=text, response_type="ephemeral")
+            await respond(text=answers.members_only(agency, agency.name), response_type="ephemeral")
             return
         if verb in {"pause", "resume"}:
             parts = str(command.get("text") or "").strip().split(maxsplit=2)  # the reason keeps its spaces
@@ -305,14 +309,16 @@ class BoardListeners:
                 member=user_id,
             )
             reason = parts[2] if len(parts) > 2 else None
-            await respond(text=await self._pause(verb, words[1], actor, reason), response_type="ephemeral")
+            answer = await self._pause(verb, words[1], actor, reason, agency)
+            await respond(text=answer, response_type="ephemeral")
         elif verb == "pending":
             views, total = await self._open_requests(agency)
-            await respond(text=board.pending_text(agency.name, views, total), response_type="ephemeral")
+            text = board.pending_text(agency.name, views, total, agency)
+            await respond(text=text, response_type="ephemeral")
         elif verb == "status":
             shown = await self._request_of(agency, words[1])
             if shown is None:
-                text = f"No request `{board.escape(words[1])}` for an artist of {board.escape(agency.name)}."
+                text = answers.no_such_request(agency, agency.name, words[1])
                 await respond(text=text, response_type="ephemeral")
             else:
                 message = board.status_message(shown)
@@ -321,14 +327,11 @@ class BoardListeners:
             queued = await workflow.queue_report(
                 self.desk, recipient_kind=ActorKind.agency, recipient_id=agency.id
             )
-            text = (
-                ":bar_chart: The usage report is on its way to this channel."
-                if queued
-                else "No report: this agency has no Slack channel on record."
-            )
-            await respond(text=text, response_type="ephemeral")
+            await respond(text=answers.report_queued(agency, queued), response_type="ephemeral")
 
-    async def _pause(self, verb: str, artist_id: str, actor: Actor, reason: str | None) -> str:
+    async def _pause(
+        self, verb: str, artist_id: str, actor: Actor, reason: str | None, agency: Agency
+    ) -> str:
         """Pauses or resumes for the artist; the answer, or why not (the workflow audits refusals)."""
         try:
             if verb == "pause":
@@ -338,10 +341,10 @@ class BoardListeners:
             else:
                 change = await workflow.resume_artist(self.desk, artist_id=artist_id, actor=actor)
         except workflow.NotFound:
-            return f":grey_question: No artist `{board.escape(artist_id[:64])}` on your agency's roster."
+            return answers.no_such_artist(agency, artist_id)
         except workflow.Refused as why:
-            return board.refusal_text(why)
-        return pause_board.command_answer(verb, change.artist_name, change.grants)
+            return board.refusal_text(why, agency)
+        return pause_board.command_answer(verb, change.artist_name, change.grants, agency)
 
     async def _open_requests(self, agency: Agency) -> tuple[list[RequestView], int]:
         return await workflow.queries.agency_open_requests(self.desk, agency.id, _OPEN, board.PENDING_SHOWN)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.models import GrantStatus, Language
 from bot.render.buttons import Action, Button, Keyboard
-from bot.render.slack_blocks import SlackMessage, escape, slack_date
+from bot.render.slack_blocks import SlackMessage
+from bot.render.slack_words import BoardVoice, Mrkdwn, board_voice, escape
 from bot.render.words import (
     LIKENESS,
     MEDIA,
@@ -143,42 +144,63 @@ def creator_line(v: Voice, title: str, payload: Mapping[str, Any]) -> Html:
 # ---------------------------------------------------------------- the agency, in Slack
 
 
-def _board_what(violation: Violation) -> str:
-    parts = [f"{violation.count}× {escape(violation.kind)}"]
+def _board_what(v: BoardVoice, violation: Violation) -> str:
+    english = v.language is Language.en  # English boards name the values as reported
+    kind = USE_KINDS.get(violation.kind)  # type: ignore[call-overload]
+    parts = [f"{violation.count}× {escape(violation.kind if english or kind is None else v.label(kind))}"]
     if violation.media:
-        parts.append(escape(violation.media.replace("_", " ")))
+        media = MEDIA.get(violation.media)  # type: ignore[call-overload]
+        parts.append(escape(violation.media.replace("_", " ") if english or not media else v.label(media)))
     if violation.territory:
-        parts.append(escape(", ".join(violation.territory)))
+        places = violation.territory if english else [v.voice.territory(t) for t in violation.territory]
+        parts.append(escape(v.join(list(places))))
     if violation.likeness:
-        parts.append(escape(", ".join(violation.likeness)))
+        names = violation.likeness if english else [v.label(LIKENESS.get(p, p)) for p in violation.likeness]  # type: ignore[call-overload]
+        parts.append(escape(v.join(list(names))))
     return " · ".join(parts)
 
 
 def board_reply(view: RequestView, payload: Mapping[str, Any]) -> SlackMessage:
-    """The violation in the request's thread: what, which terms, and Revoke on behalf where the
-    artist's policy lets the agency decide (the workflow checks it again on the click)."""
+    """The violation in the request's thread, in the agency's language: what, which terms, and
+    Revoke on behalf where the artist's policy lets the agency decide (the workflow checks it
+    again on the click)."""
+    v = board_voice(view.agency)
     violation = Violation.of(payload)
-    creator = escape(view.creator.name)
-    reasons = [reason_on_board(code) for code in violation.reasons]
-    text = (
-        f":rotating_light: *Violation:* {creator} reported {_board_what(violation)}: "
-        + "; ".join(reasons)
-        + "."
+    creator = view.creator.name
+    what = Mrkdwn(_board_what(v, violation))
+    reasons = [v.label(reason_on_board(code)) for code in violation.reasons]
+    text = ":rotating_light: " + v._(
+        "*Violation:* %(creator)s reported %(what)s: %(reasons)s.",
+        creator=creator,
+        what=what,
+        reasons="; ".join(reasons),
     )
-    when = f" on {slack_date(violation.occurred_at)}" if violation.occurred_at else ""
+    if violation.occurred_at:
+        said = v._(
+            "*Violation:* %(creator)s reported %(what)s on %(when)s.",
+            creator=creator,
+            what=what,
+            when=v.date(violation.occurred_at),
+        )
+    else:
+        said = v._("*Violation:* %(creator)s reported %(what)s.", creator=creator, what=what)
+    broken = "\n".join(f"• {escape(reason)}" for reason in reasons)
     blocks: list[dict[str, Any]] = [
         {
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": f":rotating_light: *Violation:* {creator} reported {_board_what(violation)}{when}.\n"
-                + "*Terms broken:*\n"
-                + "\n".join(f"• {escape(reason)}" for reason in reasons),
+                "text": ":rotating_light: " + said + "\n" + v._("*Terms broken:*") + "\n" + broken,
             },
         }
     ]
     if payload.get("agency_may_revoke") and violation.revocable and view.grant is not None:
-        artist = escape(view.artist.name)
+        confirm = v._(
+            "This withdraws *%(artist)s*'s consent at once, recorded in your name; %(creator)s must stop "
+            "and delete.",
+            artist=view.artist.name,
+            creator=creator,
+        )
         blocks.append(
             {
                 "type": "actions",
@@ -187,32 +209,25 @@ def board_reply(view: RequestView, payload: Mapping[str, Any]) -> SlackMessage:
                     {
                         "type": "button",
                         "action_id": ACTION_REVOKE,
-                        "text": {"type": "plain_text", "text": "Revoke on behalf", "emoji": True},
+                        "text": {
+                            "type": "plain_text",
+                            "text": v.label(N_("Revoke on behalf")),
+                            "emoji": True,
+                        },
                         "value": view.grant.id,
                         "style": "danger",
                         "confirm": {
-                            "title": {"type": "plain_text", "text": "Revoke on behalf?"},
-                            "text": {
-                                "type": "mrkdwn",
-                                "text": f"This withdraws *{artist}*'s consent at once, recorded in your "
-                                f"name; {creator} must stop and delete.",
-                            },
-                            "confirm": {"type": "plain_text", "text": "Revoke"},
-                            "deny": {"type": "plain_text", "text": "Cancel"},
+                            "title": {"type": "plain_text", "text": v.label(N_("Revoke on behalf?"))},
+                            "text": {"type": "mrkdwn", "text": confirm},
+                            "confirm": {"type": "plain_text", "text": v.label(N_("Revoke"))},
+                            "deny": {"type": "plain_text", "text": v.label(N_("Cancel"))},
                         },
                     }
                 ],
             }
         )
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": f"Violation `{escape(violation.id)}` · use `{escape(violation.usage_id)}`",
-                }
-            ],
-        }
+    reference = v._(
+        "Violation `%(violation)s` · use `%(usage)s`", violation=violation.id, usage=violation.usage_id
     )
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": reference}]})
     return SlackMessage(text=text, blocks=blocks)

@@ -8,7 +8,7 @@ text in `bot/render/` changes: `pybabel extract --no-location -o bot/locale/mess
 bot/render`, then `pybabel update --no-location -i bot/locale/messages.pot -d bot/locale`.
 
 The word tables name the models' values once for every audience: the artist's Telegram card
-(translated) and, where it says them differently, the agency's Slack board (English).
+and, where it says them differently, the agency's Slack board (both translated where shown).
 """
 
 from __future__ import annotations
@@ -197,7 +197,7 @@ class Refusal(Protocol):
 
 
 class Wording(NamedTuple):
-    """One value's words: `card` on the artist's card (marked for translation), `board` on Slack."""
+    """One value's words: `card` on the artist's card, `board` on Slack (both marked for translation)."""
 
     card: str
     board: str | None = None
@@ -232,48 +232,49 @@ USE_KINDS = {
 VIOLATION_REASONS: dict[str, Wording] = {
     ViolationReason.grant_not_active: Wording(
         N_("the consent was not in force at the time (before its start, after its end, or revoked)"),
-        "the grant was not active at the time of use",
+        N_("the grant was not active at the time of use"),
     ),
     ViolationReason.grant_paused: Wording(
-        N_("you had paused your consents"), "the artist had paused their consents"
+        N_("you had paused your consents"), N_("the artist had paused their consents")
     ),
     ViolationReason.ai_training_not_granted: Wording(
-        N_("AI training was not part of your consent"), "AI training was not granted"
+        N_("AI training was not part of your consent"), N_("AI training was not granted")
     ),
     ViolationReason.media_not_granted: Wording(
-        N_("this medium is not one you approved"), "the medium is not among those granted"
+        N_("this medium is not one you approved"), N_("the medium is not among those granted")
     ),
     ViolationReason.territory_not_granted: Wording(
-        N_("this territory is outside the ones you approved"), "the territory is outside the one granted"
+        N_("this territory is outside the ones you approved"),
+        N_("the territory is outside the one granted"),
     ),
     ViolationReason.likeness_not_granted: Wording(
         N_("this part of your likeness was not part of your consent"),
-        "the likeness used goes beyond what was granted",
+        N_("the likeness used goes beyond what was granted"),
     ),
 }
 SENSITIVE: dict[str, Wording] = {
-    Sensitive.sexual_content: Wording(N_("sexual content"), "sexual content"),
-    Sensitive.political: Wording(N_("political content"), "political"),
-    Sensitive.religious: Wording(N_("religious content"), "religious"),
-    Sensitive.endorsement: Wording(N_("endorsement of a product or cause"), "endorsement"),
-    Sensitive.physical_alteration: Wording(N_("altering your body or face"), "physical alteration"),
+    Sensitive.sexual_content: Wording(N_("sexual content"), N_("sexual content")),
+    Sensitive.political: Wording(N_("political content"), N_("political")),
+    Sensitive.religious: Wording(N_("religious content"), N_("religious")),
+    Sensitive.endorsement: Wording(N_("endorsement of a product or cause"), N_("endorsement")),
+    Sensitive.physical_alteration: Wording(N_("altering your body or face"), N_("physical alteration")),
     Sensitive.real_time_interactive: Wording(
-        N_("real-time interactive use (chatbot, live avatar)"), "real-time interaction"
+        N_("real-time interactive use (chatbot, live avatar)"), N_("real-time interaction")
     ),
 }
 # Who decided: the card names the kind; the board says the role it was decided in.
 ACTOR_KINDS = {
-    ActorKind.artist.value: Wording(N_("artist"), "the artist"),
-    ActorKind.agency.value: Wording(N_("agency"), "for the agency"),
+    ActorKind.artist.value: Wording(N_("artist"), N_("the artist")),
+    ActorKind.agency.value: Wording(N_("agency"), N_("for the agency")),
     ActorKind.system.value: Wording(N_("automatic")),
     ActorKind.admin.value: Wording(N_("administrator")),
 }
 # Where it was decided: the card names the channel; the board says how it came.
 CHANNELS = {
-    "telegram": Wording("Telegram", "in Telegram"),
-    "slack": Wording("Slack", "in Slack"),
-    "api": Wording("API", "through the API"),
-    "cli": Wording("CLI", "by admin"),
+    "telegram": Wording("Telegram", N_("in Telegram")),
+    "slack": Wording("Slack", N_("in Slack")),
+    "api": Wording("API", N_("through the API")),
+    "cli": Wording("CLI", N_("by admin")),
     "system": Wording("system"),
 }
 

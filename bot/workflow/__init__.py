@@ -85,6 +85,7 @@ from bot.workflow.queries import (
     UsageEvent,
 )
 from bot.workflow.records import (
+    MEMBER_NOTICE,
     change_agency_member,
     deactivate_artist,
     deactivate_creator,
@@ -116,6 +117,7 @@ from bot.workflow.usage import UsageRecorded, record_usage
 __all__ = [
     "INVITE_LIFETIME",
     "MAX_PAUSE_REASON",
+    "MEMBER_NOTICE",
     "NUDGE_INTERVAL",
     "QUESTIONS",
     "SLACK_REPLAY_MEMORY",

@@ -33,9 +33,10 @@ async def add_agency(
     slack_channel_id: str | None = None,
     slack_member_ids: list[str] | None = None,
     timezone: str = "UTC",
+    language: Language = Language.en,
     actor: Actor | None = None,
 ) -> Agency:
-    """Registers an agency with its Slack channel and the members allowed to act."""
+    """Registers an agency with its Slack channel, the members allowed to act and its language."""
     actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
     now = desk.clock.now()
     agency = Agency(
@@ -44,6 +45,7 @@ async def add_agency(
         slack_channel_id=slack_channel_id,
         slack_member_ids=sorted(set(slack_member_ids or [])),
         timezone=timezone,
+        language=language.value,
         created_at=now,
     )
     async with transition(desk, actor, "agency.add", "agency", agency.id) as session:

@@ -41,6 +41,8 @@ from bot.workflow.desk import (
 from bot.workflow.errors import InvalidInput, NotFound
 from storage.tables import Agency, Artist, Creator, CreatorKey, Grant, Request
 
+MEMBER_NOTICE = "agency_member"  # the notice kind that tells a board its members changed
+
 
 def operator(by: str) -> Actor:
     """The actor an operator's command acts as, named by who ran it."""
@@ -62,6 +64,7 @@ def agency_record(agency: Agency, artists: int = 0) -> dict[str, Any]:
         "slack_channel_id": agency.slack_channel_id,
         "slack_member_ids": list(agency.slack_member_ids or []),
         "timezone": agency.timezone,
+        "language": agency.language,
         "artists": artists,
         "created_at": _when(agency.created_at),
     }
@@ -161,12 +164,19 @@ async def update_agency(
     name: str | None = None,
     slack_channel_id: str | None = None,
     timezone: str | None = None,
+    language: Language | None = None,
 ) -> dict[str, Any]:
-    """Changes an agency's name, Slack channel or time zone; audited with the changes."""
+    """Changes an agency's name, Slack channel, time zone or language; audited with the changes."""
     actor = operator(by)
     async with transition(desk, actor, "agency.update", "agency", agency_id) as session:
         agency = await _agency(session, agency_id, lock=True)
-        changes = _apply(agency, {"name": name, "slack_channel_id": slack_channel_id, "timezone": timezone})
+        wanted = {
+            "name": name,
+            "slack_channel_id": slack_channel_id,
+            "timezone": timezone,
+            "language": language.value if language else None,
+        }
+        changes = _apply(agency, wanted)
         if changes:
             await audit(session, desk, actor, "agency.updated", "agency", agency.id, {"changes": changes})
         return agency_record(agency) | {"changed": sorted(changes)}
@@ -175,7 +185,9 @@ async def update_agency(
 async def change_agency_member(
     desk: Desk, agency_id: str, member_id: str, *, by: str, add: bool
 ) -> dict[str, Any]:
-    """Adds (or removes) a Slack member allowed to act for the agency; audited when it changes."""
+    """Adds (or removes) a Slack member allowed to act for the agency; audited when it changes, and
+    said on the agency's board channel (`agency_member` notice), where the member and their
+    colleagues read it."""
     actor = operator(by)
     action = "agency.member_added" if add else "agency.member_removed"
     async with transition(desk, actor, action.replace("_", "."), "agency", agency_id) as session:
@@ -191,6 +203,14 @@ async def change_agency_member(
         if members != before:
             agency.slack_member_ids = sorted(members)
             await audit(session, desk, actor, action, "agency", agency.id, {"member": member_id})
+            if agency.slack_channel_id:
+                queue_notice(
+                    session,
+                    desk.clock.now(),
+                    Recipient(ChannelKind.slack, ActorKind.agency, agency.id),
+                    MEMBER_NOTICE,
+                    payload={"event": action, "member": member_id},
+                )
         return agency_record(agency) | {"changed": members != before}
 
 
