@@ -246,7 +246,8 @@ class Settings(BaseSettings):
         """The sandbox runs unless a real platform token is set, or it is switched off explicitly."""
         if self.sandbox is not None:
             return self.sandbox
-        return self.telegram_bot_token is None and self.slack_bot_token is None and self.slack_client_id is None
+        tokens = (self.telegram_bot_token, self.slack_bot_token, self.slack_client_id)
+        return all(token is None for token in tokens)
 
     @property
     def slack_oauth_authorize_url(self) -> str:

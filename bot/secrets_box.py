@@ -13,7 +13,10 @@ import hmac
 from cryptography.fernet import Fernet, InvalidToken
 
 SEALED_PREFIX = "fernet:"
-KEY_HINT = "generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+KEY_HINT = (
+    "generate one with: "
+    "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
 
 
 class SecretsKeyError(ValueError):

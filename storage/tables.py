@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
+from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -18,8 +20,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -427,12 +427,20 @@ class SlackInstallLink(Base):
 
 # slack_sdk's installation and OAuth state tables, declared here so that the migrations build them
 # (0010). The token columns are Text: they hold Fernet-sealed tokens (bot/secrets_box.py).
-SEALED_COLUMNS = ("bot_token", "bot_refresh_token", "user_token", "user_refresh_token", "incoming_webhook_url")
+SEALED_COLUMNS = (
+    "bot_token",
+    "bot_refresh_token",
+    "user_token",
+    "user_refresh_token",
+    "incoming_webhook_url",
+)
 slack_installations = AsyncSQLAlchemyInstallationStore.build_installations_table(
     Base.metadata, "slack_installations"
 )
 slack_bots = AsyncSQLAlchemyInstallationStore.build_bots_table(Base.metadata, "slack_bots")
-slack_oauth_states = AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(Base.metadata, "slack_oauth_states")
+slack_oauth_states = AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(
+    Base.metadata, "slack_oauth_states"
+)
 for _table in (slack_installations, slack_bots):
     for _name in SEALED_COLUMNS:
         if _name in _table.c:
