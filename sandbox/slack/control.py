@@ -8,11 +8,12 @@ import json
 from aiohttp import web
 
 from sandbox.sim.control import NotAnObject, Route, fault_request, json_object
-from sandbox.slack.interactions import AppRequests, AppResponse
+from sandbox.slack.interactions import AppResponse
+from sandbox.slack.oauth import SlackOAuth
 from sandbox.slack.rules import JSON
 
 
-class ControlRoutes(AppRequests):
+class ControlRoutes(SlackOAuth):
     """The control API's handlers."""
 
     def _control_routes(self) -> list[Route]:

@@ -140,3 +140,18 @@ class Hook:
     user_id: str
     message_ts: str | None
     uses: int = 0
+
+
+@dataclass
+class Team:
+    """A workspace: its bot's identity there and the bot tokens an install gave it."""
+
+    id: str
+    domain: str
+    bot_user_id: str
+    bot_id: str
+    tokens: set[str] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.domain.replace("-", " ").title()
