@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 SCOPES = ("chat:write", "chat:write.public", "commands", "files:write", "incoming-webhook")
 REDIRECT_PATH = "/slack/oauth_redirect"
 STATE_SECONDS = 10 * 60  # from the click on the link to Slack's redirect back
+Authorize = Callable[[str | None, str | None, str | None], Awaitable[AuthorizeResult | None]]
 
 
 class SealedInstallationStore(AsyncSQLAlchemyInstallationStore):
@@ -159,11 +161,22 @@ class SlackInstalls:
             ),
         )
 
-    async def authorize(
+    @property
+    def authorize(self) -> Authorize:
+        """Bolt's authorize, as a plain function: Bolt hands over the arguments by their names."""
+
+        async def authorize(
+            enterprise_id: str | None, team_id: str | None, user_id: str | None
+        ) -> AuthorizeResult | None:
+            return await self.workspace_bot(enterprise_id, team_id, user_id)
+
+        return authorize
+
+    async def workspace_bot(
         self, enterprise_id: str | None, team_id: str | None, user_id: str | None
     ) -> AuthorizeResult | None:
-        """Bolt's authorize: the bot of the request's workspace from the installation store; the
-        SLACK_BOT_TOKEN workspace's token for a team never installed; None (refused) otherwise."""
+        """The bot of the request's workspace from the installation store; the SLACK_BOT_TOKEN
+        workspace's token for a team never installed; None (Bolt refuses the request) otherwise."""
         bot = await self.store.async_find_bot(enterprise_id=enterprise_id, team_id=team_id)
         if bot is not None and bot.bot_token:
             return AuthorizeResult(

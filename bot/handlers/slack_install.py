@@ -55,10 +55,9 @@ class SlackInstallsPort(Protocol):
     def flow(self, callbacks: AsyncCallbackOptions) -> AsyncOAuthFlow:
         """Bolt's OAuth flow on our stores."""
 
-    async def authorize(
-        self, enterprise_id: str | None, team_id: str | None, user_id: str | None
-    ) -> AuthorizeResult | None:
-        """The token that answers a request from this workspace."""
+    @property
+    def authorize(self) -> Callable[[str | None, str | None, str | None], Awaitable[AuthorizeResult | None]]:
+        """Bolt's authorize: the token that answers a request from its workspace."""
 
     async def forget_team(self, team_id: str) -> None:
         """Deletes the workspace's installation."""
