@@ -179,13 +179,17 @@ class AppRequests(SlackFiles):
         text: str = "",
         *,
         tamper: Tamper | None = None,
+        team_id: str | None = None,
     ) -> AppResponse:
-        """Type a slash command in a channel; a non-empty answer is shown as Slack shows it."""
+        """Type a slash command in a channel; a non-empty answer is shown as Slack shows it.
+
+        ``team_id`` claims another workspace than the channel's (what no real Slack would send).
+        """
         channel_id = self._resolve_channel(channel)
         if channel_id is None:
             raise KeyError(f"unknown channel {channel!r}")
         user = self._user_json(user_id)
-        team = self.team_of_channel(channel_id)
+        team = self.team(team_id) if team_id else self.team_of_channel(channel_id)
         fields = {
             "token": self.verification_token,
             "team_id": team.id,
