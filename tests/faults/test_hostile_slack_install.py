@@ -107,16 +107,19 @@ async def test_a_request_claiming_another_workspace_finds_no_board(hostile: Host
     authorize, cookie = await _to_slack(hostile, await _link(hostile))
     back = await _back_from_slack(hostile, authorize)
     assert (await hostile.http.get(back, headers={"Cookie": cookie})).status_code == 200
-    await hostile.slack.slash_command(INSTALLER, CHANNEL, text="pending")
-    own = hostile.slack.ephemerals(channel=CHANNEL, user=INSTALLER)
-    assert own and "no agency's board" not in own[-1]["text"]  # from its own workspace: the board
+    sim = hostile.slack
+
+    def answers() -> list[str]:
+        return [e["text"] for e in sim.ephemerals(channel=CHANNEL, user=INSTALLER)]
+
+    await sim.slash_command(INSTALLER, CHANNEL, text="pending")
+    own = await sim.wait_for(answers)  # answered through the response_url, after the ack
+    assert "no agency's board" not in own[-1]  # from its own workspace: the agency's board
 
     # Signed as Slack, from the SLACK_BOT_TOKEN workspace, naming the installed agency's channel.
-    answer = await hostile.slack.slash_command(
-        INSTALLER, CHANNEL, text="pending", team_id=hostile.slack.team_id
-    )
+    answer = await sim.slash_command(INSTALLER, CHANNEL, text="pending", team_id=sim.team_id)
 
     assert answer.status == 200
-    said = hostile.slack.ephemerals(channel=CHANNEL, user=INSTALLER)[-1]["text"]
-    assert "no agency's board" in said
+    said = await sim.wait_for(lambda: answers()[len(own) :])
+    assert "no agency's board" in said[0]
     assert hostile.lines("named the board of agency")
