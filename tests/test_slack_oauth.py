@@ -79,6 +79,9 @@ async def test_two_agencies_install_and_each_board_posts_with_its_own_workspace_
     assert roots_of(world.sim, BOARD_A, second) == [] and roots_of(world.sim, BOARD_B, first) == []
     posts = world.sim.calls("chat.postMessage")
     assert posts and all(call["answer"]["ok"] for call in posts)
+    async with httpx.AsyncClient(base_url=world.service.url) as client:
+        ready = await client.get("/readyz")
+    assert ready.status_code == 200, ready.text
 
 
 async def test_a_click_from_workspace_b_is_routed_to_agency_b(world: OAuthWorld) -> None:
