@@ -68,4 +68,4 @@ class SecretsBox:
 
     def signed(self, message: str, signature: str) -> bool:
         """Whether `signature` is this box's signature of `message` (constant time)."""
-        return hmac.compare_digest(self.sign(message), signature)
+        return hmac.compare_digest(self.sign(message).encode(), signature.encode("utf-8", "replace"))
