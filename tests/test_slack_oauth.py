@@ -198,3 +198,22 @@ def test_oauth_mode_without_secrets_key_refuses_to_start(tmp_path: Path) -> None
     bad = run_cli(env | {"SECRETS_KEY": "not-a-fernet-key"}, tmp_path, "serve")
     assert bad.returncode == 1 and "SECRETS_KEY" in bad.stderr and "Traceback" not in bad.stderr
     assert "not-a-fernet-key" not in bad.stderr
+
+
+def test_connect_slack_needs_oauth_mode_a_public_url_and_a_clean_name(tmp_path: Path) -> None:
+    key = "0" * 43 + "="  # a well-formed Fernet key (32 zero bytes)
+    oauth = {"SLACK_CLIENT_ID": "1.2", "SECRETS_KEY": key, "PUBLIC_URL": "https://consent.example.com"}
+    cases = {
+        "SLACK_CLIENT_ID is not set": {k: v for k, v in oauth.items() if k != "SLACK_CLIENT_ID"},
+        "SECRETS_KEY is not set": {k: v for k, v in oauth.items() if k != "SECRETS_KEY"},
+        "PUBLIC_URL is not set": {k: v for k, v in oauth.items() if k != "PUBLIC_URL"},
+    }
+    for expected, extra in cases.items():
+        done = run_cli(service_env(tmp_path, **extra), tmp_path, "agency", "connect-slack", "agy_x", "--json")
+        said = [line for line in done.stderr.splitlines() if " WARNING " not in line]
+        assert (done.returncode, done.stdout) == (1, ""), done.stderr
+        assert len(said) == 1 and expected in said[0]
+    hidden = run_cli(
+        service_env(tmp_path, **oauth), tmp_path, "agency", "connect-slack", "agy_x", "--by", "a\u202eb"
+    )
+    assert hidden.returncode == 1 and "--by" in hidden.stderr and "Traceback" not in hidden.stderr
