@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from bot.render.slack import ACTION_APPROVE
 from sandbox.service_process import run_cli, service_env
-from storage.tables import Notice, Request, slack_bots, slack_installations
+from storage.tables import Agency, Notice, Request, slack_bots, slack_installations
 from tests.slack_fixtures import request_of, roots_of, wait_root
 from tests.slack_oauth_fixtures import (
     AGENT_A,
@@ -115,7 +115,14 @@ async def test_tokens_at_rest_are_sealed_not_plaintext(world: OAuthWorld) -> Non
 async def test_an_uninstall_marks_the_agency_disconnected_and_stops_its_board(world: OAuthWorld) -> None:
     await _connect_both(world)
     answer = await world.sim.uninstall(TEAM_A)
-    assert answer.status == 200
+    assert answer.status == 200  # acknowledged at once; the listener runs after the ack
+
+    async def disconnected() -> bool:
+        async with world.desk.db.read() as session:
+            agency = await session.get(Agency, world.agencies[TEAM_A])
+            return agency is not None and agency.slack_disconnected_at is not None
+
+    await poll(disconnected)
 
     _, shown, _ = await cli(world.env, world.cwd, "agency", "show", world.agencies[TEAM_A])
     assert shown["slack_status"] == "disconnected" and shown["slack_disconnected_at"]

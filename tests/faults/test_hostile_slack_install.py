@@ -4,14 +4,18 @@ refused with a page (4xx, never 5xx) and writes nothing. In-process, on SQLite a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import func, select
 
+from bot import workflow
 from bot.secrets_box import SecretsBox
 from bot.workflow import slack_links
+from storage.tables import AuditEvent, slack_bots
 from tests.faults.hostile_world import Hostile, open_world
 
 KEY = Fernet.generate_key().decode()
@@ -124,3 +128,32 @@ async def test_a_request_claiming_another_workspace_finds_no_board(hostile: Host
     said = await sim.wait_for(lambda: answers()[len(own) :])
     assert "no agency's board" in said[0]
     assert hostile.lines("named the board of agency")
+
+
+async def test_a_revoked_bot_token_disconnects_the_agency_on_the_record(hostile: Hostile) -> None:
+    authorize, cookie = await _to_slack(hostile, await _link(hostile))
+    back = await _back_from_slack(hostile, authorize)
+    assert (await hostile.http.get(back, headers={"Cookie": cookie})).status_code == 200
+
+    answer = await hostile.slack.revoke_tokens(TEAM)
+
+    assert answer.status == 200  # acknowledged at once; the listener runs after the ack
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await workflow.show_agency(hostile.service.desk, hostile.agency_id))[
+        "slack_status"
+    ] != "disconnected":
+        assert asyncio.get_running_loop().time() < deadline, "the agency was not disconnected"
+        await asyncio.sleep(0.05)
+    async with hostile.service.desk.db.read() as session:
+        actions = list(
+            (
+                await session.execute(
+                    select(AuditEvent.action)
+                    .where(AuditEvent.subject_id == hostile.agency_id)
+                    .order_by(AuditEvent.seq)
+                )
+            ).scalars()
+        )
+        bots = await session.scalar(select(func.count()).select_from(slack_bots))
+    assert actions[-2:] == ["agency.slack_connected", "agency.slack_disconnected"]
+    assert bots == 0
