@@ -33,7 +33,7 @@ from bot.render.slack_install import install_page
 from bot.workflow import Agency, Desk, slack_links
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from bot.service import Service
 
@@ -133,7 +133,8 @@ def attach_slack_install(service: Service, installs: SlackInstallsPort) -> None:
             return _bolt(_refusal(why))
         log.info("agency %s connected Slack workspace %s", connected.agency_id, connected.team_id)
         outcome = "connected" if connected.channel_id else "no_channel"
-        return _bolt(_page(outcome, 200, agency=connected.agency_id))
+        spent = args.settings.state_utils.build_set_cookie_for_deletion()
+        return _bolt(_page(outcome, 200, agency=connected.agency_id), cookie=spent)
 
     async def failed(args: AsyncFailureArgs) -> BoltResponse:
         log.warning("a Slack install did not complete: %s", args.reason)
@@ -143,13 +144,13 @@ def attach_slack_install(service: Service, installs: SlackInstallsPort) -> None:
 
     async def install(token: str, request: Request) -> Response:
         """An agency's install link: on to Slack's authorize page, or a page saying why not."""
+        bolt_request = to_async_bolt_request(request, b"")
         try:
             link = await slack_links.install_link(desk, token, signer=installs.box)
+            state = await flow.issue_new_state(bolt_request)
+            await slack_links.begin_install(desk, link, state)
         except slack_links.LinkInvalid as why:
             return _refusal(why)
-        bolt_request = to_async_bolt_request(request, b"")
-        state = await flow.issue_new_state(bolt_request)
-        await slack_links.begin_install(desk, link, state)
         response = RedirectResponse(await flow.build_authorize_url(state, bolt_request), status_code=302)
         cookie = flow.settings.state_utils.build_set_cookie_for_new_state(state)
         response.headers.append("Set-Cookie", cookie)
@@ -169,9 +170,11 @@ def attach_slack_install(service: Service, installs: SlackInstallsPort) -> None:
     service.api.add_api_route(REDIRECT_ROUTE, redirect, methods=["GET"], include_in_schema=False)
 
 
-def _bolt(response: HTMLResponse) -> BoltResponse:
-    return BoltResponse(
-        status=response.status_code,
-        body=bytes(response.body).decode(),
-        headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
-    )
+def _bolt(response: HTMLResponse, cookie: str | None = None) -> BoltResponse:
+    headers: dict[str, str | Sequence[str]] = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Cache-Control": "no-store",
+    }
+    if cookie is not None:
+        headers["Set-Cookie"] = [cookie]  # the state cookie is spent
+    return BoltResponse(status=response.status_code, body=bytes(response.body).decode(), headers=headers)
