@@ -17,6 +17,7 @@ from aiohttp import web
 
 from sandbox.slack.interactions import AppRequests, AppResponse
 from sandbox.slack.rules import JSON
+from sandbox.slack.state import Grant
 
 
 @dataclass
@@ -27,18 +28,6 @@ class Installer:
     user_id: str
     channel_id: str | None
     deny: bool = False
-
-
-@dataclass
-class Grant:
-    """A code handed to the app's redirect URL, waiting to be exchanged."""
-
-    team_id: str
-    user_id: str
-    channel_id: str | None
-    scope: str
-    redirect_uri: str | None
-    used: bool = False
 
 
 class SlackOAuth(AppRequests):
@@ -54,11 +43,6 @@ class SlackOAuth(AppRequests):
         self.team(team_id)  # KeyError for an unknown workspace
         self._installer = Installer(team_id, user_id, channel_id, deny)
 
-    def _grants(self) -> dict[str, Grant]:
-        if not hasattr(self, "_codes"):
-            self._codes: dict[str, Grant] = {}
-        return self._codes
-
     async def _handle_authorize(self, request: web.Request) -> web.StreamResponse:
         """``GET /oauth/v2/authorize``: approves as the signed-in user and redirects with a code."""
         query = request.query
@@ -73,7 +57,7 @@ class SlackOAuth(AppRequests):
             params = {"error": "access_denied", "state": state}
         else:
             code = f"{int(time.time())}.{secrets.token_hex(12)}"
-            self._grants()[code] = Grant(
+            self._codes[code] = Grant(
                 installer.team_id,
                 installer.user_id,
                 installer.channel_id,
@@ -89,7 +73,7 @@ class SlackOAuth(AppRequests):
         client_id, client_secret = _basic(request.headers.get("Authorization", ""))
         client_id = client_id or str(params.pop("client_id", "") or "")
         client_secret = client_secret or str(params.pop("client_secret", "") or "")
-        grant = self._grants().get(str(params.get("code") or ""))
+        grant = self._codes.get(str(params.get("code") or ""))
         if client_id != self.client_id:
             return {"ok": False, "error": "invalid_client_id"}
         if not hmac.compare_digest(client_secret, self.client_secret):

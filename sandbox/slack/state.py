@@ -155,3 +155,15 @@ class Team:
     @property
     def name(self) -> str:
         return self.domain.replace("-", " ").title()
+
+
+@dataclass
+class Grant:
+    """A code handed to the app's redirect URL, waiting to be exchanged."""
+
+    team_id: str
+    user_id: str
+    channel_id: str | None
+    scope: str
+    redirect_uri: str | None
+    used: bool = False

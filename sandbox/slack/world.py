@@ -19,7 +19,7 @@ from sandbox.sim.limits import Buckets
 from sandbox.sim.server import HttpServer
 from sandbox.sim.waiting import Changes
 from sandbox.slack.rules import FAULT_KINDS, JSON, SlackError
-from sandbox.slack.state import ChannelStats, File, Hook, Message, Team, View
+from sandbox.slack.state import ChannelStats, File, Grant, Hook, Message, Team, View
 
 T = TypeVar("T")
 
@@ -77,6 +77,7 @@ class SlackWorld(FaultInjection):
         self._channel_teams: dict[str, str] = {}  # channel id -> team id
         self._user_teams: dict[str, str] = {}  # user id -> team id
         self._acting: Team | None = None  # the workspace of the Web API call being answered
+        self._codes: dict[str, Grant] = {}  # OAuth codes handed out by the authorize page
 
         self._channels: dict[str, str] = {}  # id -> name
         self._users: dict[str, str] = {}  # id -> name
