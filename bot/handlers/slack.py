@@ -386,8 +386,7 @@ def _drop_unused_token_warning(record: logging.LogRecord) -> bool:
 def build_slack_app(
     desk: Desk, slack: SlackSender, signing_secret: str, installs: SlackInstallsPort | None = None
 ) -> AsyncApp:
-    """The bolt app: signature check, replay refusal, the board's buttons, the form and /likeness;
-    with `installs`, each request answered with its own workspace's token."""
+    """The bolt app: signature check, replay refusal, the board's buttons, the form and /likeness."""
     listeners = BoardListeners(desk, slack)
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_drop_unused_token_warning)
     app = AsyncApp(
@@ -396,8 +395,7 @@ def build_slack_app(
         name="likeness",
         # Before authorisation, so a replay costs no auth.test call either.
         before_authorize=listeners.refuse_replays,
-        # Bolt refuses a request whose authorize answers None; its annotation leaves None out.
-        authorize=installs.authorize if installs is not None else None,  # type: ignore[arg-type]
+        authorize=installs.authorize if installs else None,  # type: ignore[arg-type]  # None: refused
     )
     app.action(board.ACTION_APPROVE)(listeners.approve)
     app.action(board.ACTION_DENY)(listeners.deny)
@@ -421,8 +419,7 @@ async def _refuse(_request: Request) -> Response:
 
 
 def attach_slack(service: Service, installs: SlackInstallsPort | None = None) -> None:
-    """Switches the Slack board on: the sender joins the outbox, and POST /slack/events serves bolt;
-    with `installs` (SLACK_CLIENT_ID), each agency's board in its own workspace."""
+    """Switches the Slack board on: the sender joins the outbox, and POST /slack/events serves bolt."""
     settings = service.settings
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = AsyncWebClient(token=token, base_url=_api_base_url(settings.slack_api_base_url))
