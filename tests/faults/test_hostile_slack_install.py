@@ -157,3 +157,23 @@ async def test_a_revoked_bot_token_disconnects_the_agency_on_the_record(hostile:
         bots = await session.scalar(select(func.count()).select_from(slack_bots))
     assert actions[-2:] == ["agency.slack_connected", "agency.slack_disconnected"]
     assert bots == 0
+
+
+async def test_a_forged_code_with_a_real_state_installs_nothing_and_the_link_still_works(
+    hostile: Hostile,
+) -> None:
+    link = await _link(hostile)
+    authorize, cookie = await _to_slack(hostile, link)
+    back = await _back_from_slack(hostile, authorize)
+    forged = back.replace("code=", "code=forged", 1)
+    before = await hostile.rows()
+
+    refused = await hostile.http.get(forged, headers={"Cookie": cookie})
+
+    assert refused.status_code == 401 and "invalid_code" in refused.text
+    after = await hostile.rows()
+    assert after["slack_installations"] == before["slack_installations"] == 0
+    assert after["slack_oauth_states"] == before["slack_oauth_states"] - 1  # the state is spent
+    authorize, cookie = await _to_slack(hostile, link)  # the link is still good for one install
+    back = await _back_from_slack(hostile, authorize)
+    assert (await hostile.http.get(back, headers={"Cookie": cookie})).status_code == 200
