@@ -161,7 +161,15 @@ def attach_channels(service: Service) -> None:
         attach_telegram(service)
     else:
         log.info("Telegram channel off: TELEGRAM_BOT_TOKEN is not set")
-    if settings.slack_bot_token is not None:
+    if settings.slack_client_id is not None:
+        from bot.handlers.slack import attach_slack
+        from bot.handlers.slack_install import attach_slack_install
+        from bot.slack_oauth import SlackInstalls
+
+        installs = SlackInstalls.of(settings, service.desk)
+        attach_slack(service, installs)
+        attach_slack_install(service, installs)
+    elif settings.slack_bot_token is not None:
         from bot.handlers.slack import attach_slack
 
         attach_slack(service)

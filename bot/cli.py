@@ -285,4 +285,4 @@ def main() -> None:
 # The proof commands (grant check, audit checkpoint, keys rotate), the records commands (agencies,
 # artists, creators: add, list, show, update, deactivate), the creators' keys and the history
 # bundle (export, verify, erase) register on the apps above.
-from bot import cli_bundle, cli_creators, cli_proof, cli_records  # noqa: E402, F401
+from bot import cli_bundle, cli_creators, cli_proof, cli_records, cli_slack  # noqa: E402, F401

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_api_base_url: str = "https://slack.com/api/"
+    # One Slack app installed in many workspaces (README, Connect Slack): its OAuth credentials.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    # Where Slack's "Add to Slack" page lives; by default beside SLACK_API_BASE_URL (…/oauth/v2/authorize).
+    slack_authorize_url: str | None = None
+    # Fernet key sealing the bot tokens that installs bring (required with SLACK_CLIENT_ID).
+    secrets_key: SecretStr | None = None
 
     default_timezone: str = "UTC"
     report_cron: str = "0 9 * * mon"
@@ -211,6 +218,15 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s) base URL such as https://consent.example.com")
         return value
 
+    @field_validator("secrets_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        from bot.secrets_box import check_secrets_key
+
+        if value is not None:
+            check_secrets_key(value.get_secret_value())
+        return value
+
     @field_validator("log_format")
     @classmethod
     def _known_format(cls, value: str) -> str:
@@ -230,7 +246,16 @@ class Settings(BaseSettings):
         """The sandbox runs unless a real platform token is set, or it is switched off explicitly."""
         if self.sandbox is not None:
             return self.sandbox
-        return self.telegram_bot_token is None and self.slack_bot_token is None
+        tokens = (self.telegram_bot_token, self.slack_bot_token, self.slack_client_id)
+        return all(token is None for token in tokens)
+
+    @property
+    def slack_oauth_authorize_url(self) -> str:
+        """Slack's authorize page: SLACK_AUTHORIZE_URL, or `oauth/v2/authorize` beside the Web API."""
+        if self.slack_authorize_url:
+            return self.slack_authorize_url
+        base = self.slack_api_base_url.rstrip("/").removesuffix("/api")
+        return f"{base}/oauth/v2/authorize"
 
     @property
     def signing_key_path(self) -> Path:

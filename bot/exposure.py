@@ -44,6 +44,8 @@ def real_platforms(settings: Settings) -> list[str]:
             found.append("SLACK_BOT_TOKEN")
         if settings.slack_signing_secret is not None:
             found.append("SLACK_SIGNING_SECRET")
+        if settings.slack_client_id is not None:
+            found.append("SLACK_CLIENT_ID")
     return found
 
 
@@ -60,6 +62,22 @@ def startup_refusal(settings: Settings) -> str | None:
             return (
                 f"CLOCK_CONTROL=true is for tests and the sandbox, not next to a real platform "
                 f"({', '.join(real)}); point them at a simulator on this machine or turn clock control off"
+            )
+    if settings.slack_client_id is not None:
+        missing = [
+            name
+            for name, value in (
+                ("SECRETS_KEY", settings.secrets_key),
+                ("SLACK_CLIENT_SECRET", settings.slack_client_secret),
+                ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+            )
+            if value is None
+        ]
+        if missing:
+            return (
+                f"SLACK_CLIENT_ID is set (one Slack app, many workspaces) but {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not: installs bring bot tokens that are kept "
+                f"sealed with SECRETS_KEY, and Slack's requests are checked with SLACK_SIGNING_SECRET"
             )
     if settings.sandbox_enabled and not is_loopback_host(settings.http_host) and not settings.sandbox_public:
         return (

@@ -3,7 +3,8 @@ are at head, and each configured channel is connected. 200 when all are, else 50
 part is not ready.
 
 Telegram is ready once the bot connected (getMe and its webhook or polling); Slack once its token
-answered `auth.test`, asked at most once per `SLACK_CHECK_INTERVAL` so probes cost Slack little.
+answered `auth.test`, asked at most once per `SLACK_CHECK_INTERVAL` so probes cost Slack little (with
+installs only, there is no token of the service's own to ask with).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Readiness:
         from bot.adapters.slack import SlackSender
 
         assert isinstance(sender, SlackSender)
+        if not sender.client.token:
+            return "ok"  # one app in many workspaces: each workspace's token is checked as it is used
         now = self.monotonic()
         if now < self._slack_ok_until:
             return "ok"

@@ -36,6 +36,7 @@ from bot.models import Actor, ActorKind, ChannelKind, Language, Policy, RedLines
 from sandbox.guard import SandboxGuard, new_token
 from sandbox.slack import SlackSimulator
 from sandbox.telegram import TelegramSimulator
+from sandbox.workspaces import MOONRISE, install, open_workspace, secrets_key
 from storage.queries import artist_by_telegram_user, creator_by_key_hash
 from storage.tables import Agency
 
@@ -70,6 +71,7 @@ class DemoArtist:
     first_name: str
     language_code: str
     red_lines: RedLines
+    agency: str = "starlight"  # whose roster: "starlight" (the token's workspace) or "moonrise"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class DemoMember:
     id: str
     name: str
     listed: bool
+    agency: str = "starlight"
 
 
 AGENCY_NAME = "Starlight Talent 星光经纪"
@@ -86,6 +89,9 @@ AGENCY_TIMEZONE = "Asia/Shanghai"
 AGENCY_LANGUAGE = Language.zh_hans  # a Chinese agency: its board speaks Chinese
 CHANNEL_ID = "C0STARLIGHT"
 CHANNEL_NAME = "starlight-board"
+# The second agency, in a workspace of its own, joins through its install link (sandbox/workspaces.py).
+MOONRISE_NAME = "Moonrise Artists 月升艺人"
+MOONRISE_TIMEZONE = "Asia/Tokyo"
 CREATOR_NAME = "Aurora Pictures AI Lab"
 ARTISTS = (
     DemoArtist(
@@ -110,10 +116,23 @@ ARTISTS = (
         language_code="en",
         red_lines=RedLines(sensitive=[Sensitive.political]),
     ),
+    DemoArtist(
+        key="hana",
+        name="Hana Mori",
+        language=Language.en,
+        policy=Policy.agency_may_decide,
+        timezone="Asia/Tokyo",
+        telegram_user_id=7_000_103,
+        first_name="Hana",
+        language_code="en",
+        red_lines=RedLines(),
+        agency="moonrise",
+    ),
 )
 MEMBERS = (
     DemoMember("U0MEICHEN", "Mei Chen", listed=True),
     DemoMember("U0SAMGUEST", "Sam (guest)", listed=False),
+    DemoMember(MOONRISE.installer, "Jun Park", listed=True, agency="moonrise"),
 )
 
 
@@ -129,6 +148,7 @@ class Seeded(BaseModel):
 
     version: int = 1
     agency_id: str
+    moonrise_agency_id: str | None = None
     artists: list[SeededArtist]
     creator_id: str
     creator_api_key: str
@@ -191,6 +211,10 @@ class Sandbox:
                 "slack_bot_token": SecretStr(SLACK_TOKEN),
                 "slack_signing_secret": SecretStr(self.signing_secret),
                 "slack_api_base_url": f"{self.slack_url}/api/",
+                # One app in many workspaces: the second agency installs it in its own.
+                "slack_client_id": "sandbox-client-id",
+                "slack_client_secret": SecretStr("sandbox-client-secret"),
+                "secrets_key": SecretStr(secrets_key(settings.data_dir)),
                 "clock_control": True,
                 # Skip-ahead runs a sweep at once; should one be running already, the next comes soon.
                 "sweep_interval": min(settings.sweep_interval, SANDBOX_SWEEP_INTERVAL),
@@ -240,11 +264,26 @@ class Sandbox:
         slack.add_channel(CHANNEL_ID, CHANNEL_NAME)
         slack.add_user(slack.bot_user_id, "Likeness Consent")
         for member in MEMBERS:
-            slack.add_user(member.id, member.name)
+            if member.agency == "starlight":
+                slack.add_user(member.id, member.name)
+        open_workspace(slack, MOONRISE, {m.id: m.name for m in MEMBERS if m.agency == "moonrise"})
         await slack.start(LOOPBACK, self.slack_port)
         self.slack = slack
         self.seeded = await self._seed_once()
         await self._open_chats(self.seeded)
+        key = self.settings.secrets_key
+        if self.seeded.moonrise_agency_id is not None and key is not None:
+            connecting = asyncio.create_task(
+                install(
+                    self.service.desk,
+                    slack,
+                    base_url,
+                    key.get_secret_value(),
+                    self.seeded.moonrise_agency_id,
+                    MOONRISE,
+                )
+            )
+            self.on_close.append(lambda: _cancel(connecting))
         log.info("sandbox: Telegram simulator on %s, Slack simulator on %s", telegram.url, slack.url)
 
     async def stop(self) -> None:
@@ -268,6 +307,9 @@ class Sandbox:
                 creator = await creator_by_key_hash(session, workflow.hash_secret(known.creator_api_key))
             if agency is not None and creator is not None:
                 log.info("sandbox: using the demo data remembered in %s", self.seed_path)
+                if known.moonrise_agency_id is None:  # remembered before the second agency came
+                    known = await self._seed_moonrise(known)
+                    write_seeded(self.seed_path, known)
                 return known
             log.warning("sandbox: %s names data this database does not have; seeding again", self.seed_path)
         agency_row = await workflow.add_agency(
@@ -281,6 +323,8 @@ class Sandbox:
         )
         artists = []
         for artist in ARTISTS:
+            if artist.agency != "starlight":
+                continue
             row = await workflow.add_artist(
                 desk,
                 name=artist.name,
@@ -300,9 +344,38 @@ class Sandbox:
             creator_api_key=made.api_key,
             seeded_at=datetime.now(UTC),
         )
+        seeded = await self._seed_moonrise(seeded)
         write_seeded(self.seed_path, seeded)
-        log.info("sandbox: seeded the demo agency, two artists and a creator (%s)", self.seed_path)
+        log.info("sandbox: seeded the demo agencies, their artists and a creator (%s)", self.seed_path)
         return seeded
+
+    async def _seed_moonrise(self, seeded: Seeded) -> Seeded:
+        """The second agency (no channel yet: its install brings it) and its artists."""
+        assert self.service is not None
+        desk = self.service.desk
+        agency = await workflow.add_agency(
+            desk,
+            name=MOONRISE_NAME,
+            slack_channel_id=None,
+            slack_member_ids=[m.id for m in MEMBERS if m.listed and m.agency == "moonrise"],
+            timezone=MOONRISE_TIMEZONE,
+            actor=SEEDER,
+        )
+        artists = list(seeded.artists)
+        for artist in ARTISTS:
+            if artist.agency == "moonrise":
+                row = await workflow.add_artist(
+                    desk,
+                    name=artist.name,
+                    agency_id=agency.id,
+                    policy=artist.policy,
+                    language=artist.language,
+                    timezone=artist.timezone,
+                    red_lines=artist.red_lines,
+                    actor=SEEDER,
+                )
+                artists.append(SeededArtist(key=artist.key, id=row.id))
+        return seeded.model_copy(update={"moonrise_agency_id": agency.id, "artists": artists})
 
     async def _open_chats(self, seeded: Seeded) -> None:
         """Each artist opens the bot: `/start <invite>` the first time, a plain `/start` after a restart.
@@ -363,7 +436,28 @@ class Sandbox:
                 "channel_name": CHANNEL_NAME,
                 "timezone": AGENCY_TIMEZONE,
             },
-            "members": [{"id": m.id, "name": m.name, "listed": m.listed} for m in MEMBERS],
+            # Each agency with its own board; a member acts in their agency's workspace.
+            "agencies": [
+                {
+                    "id": seeded.agency_id,
+                    "name": AGENCY_NAME,
+                    "channel": CHANNEL_ID,
+                    "channel_name": CHANNEL_NAME,
+                    "timezone": AGENCY_TIMEZONE,
+                    "key": "starlight",
+                },
+                {
+                    "id": seeded.moonrise_agency_id,
+                    "name": MOONRISE_NAME,
+                    "channel": MOONRISE.channel_id,
+                    "channel_name": MOONRISE.channel_name,
+                    "timezone": MOONRISE_TIMEZONE,
+                    "key": "moonrise",
+                },
+            ],
+            "members": [
+                {"id": m.id, "name": m.name, "listed": m.listed, "agency": m.agency} for m in MEMBERS
+            ],
             "artists": [
                 {
                     "key": a.key,
@@ -380,6 +474,12 @@ class Sandbox:
             ],
             "creator": {"id": seeded.creator_id, "name": CREATOR_NAME, "api_key": seeded.creator_api_key},
         }
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def prepare_sandbox(settings: Settings) -> Sandbox:

@@ -58,6 +58,15 @@ def count_rows(database: Path, table: str) -> int:
         return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 
+def connected_to(root: Path, agency_id: str) -> str | None:
+    """The board channel an agency's Slack install stored (None before it completes)."""
+    with sqlite3.connect(root / "data" / "likeness.db") as connection:
+        row = connection.execute(
+            "SELECT slack_channel_id FROM agencies WHERE id = ? AND slack_team_id IS NOT NULL", (agency_id,)
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def test_make_run_without_tokens_serves_the_sandbox_and_seeds_it_once(tmp_path: Path) -> None:
     env = make_run_env(tmp_path)
     service = start_service(env, tmp_path)
@@ -69,7 +78,7 @@ def test_make_run_without_tokens_serves_the_sandbox_and_seeds_it_once(tmp_path: 
             assert page.status_code == 200 and "likeness-consent" in page.text
             assert client.get("/sandbox/static/app.js").status_code == 200
             config = client.get("/sandbox/config").json()
-            assert [a["language"] for a in config["artists"]] == ["zh-Hans", "en"]
+            assert [a["language"] for a in config["artists"]] == ["zh-Hans", "en", "en"]
             assert {a["policy"] for a in config["artists"]} == {"agency_may_decide", "artist_only"}
             key = config["creator"]["api_key"]
             assert client.get("/v1/requests", headers={"Authorization": f"Bearer {key}"}).status_code == 200
@@ -78,6 +87,31 @@ def test_make_run_without_tokens_serves_the_sandbox_and_seeds_it_once(tmp_path: 
             wait_until(client, lambda: all(greeted(client, user, "/start ") for user in users))
             channels = client.get("/sandbox/slack/channels").json()
             assert {"id": config["agency"]["channel"], "name": config["agency"]["channel_name"]} in channels
+            # The second agency installed the one Slack app in its own workspace, through its link.
+            moonrise = config["agencies"][1]
+            assert {"id": moonrise["channel"], "name": moonrise["channel_name"]} in channels
+            wait_until(client, lambda: connected_to(tmp_path, moonrise["id"]) == moonrise["channel"])
+            hana = next(a for a in config["artists"] if a["key"] == "hana")
+            filed = client.post(
+                "/v1/requests",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "artist_id": hana["id"],
+                    "project_title": "Moonrise Promo",
+                    "use_description": "A digital double in one advertisement.",
+                    "media": ["advertising"],
+                    "likeness": ["face"],
+                    "territory": ["JP"],
+                    "starts_at": "2030-01-01T00:00:00Z",
+                    "ends_at": "2030-02-01T00:00:00Z",
+                    "ai_training": False,
+                    "compensation": {"amount": "100", "currency": "JPY"},
+                },
+            )
+            assert filed.status_code == 201, filed.text
+            # Posted on the second agency's board, in its own workspace, with its own token.
+            board = f"/sandbox/slack/messages?channel={moonrise['channel']}"
+            wait_until(client, lambda: client.get(board).json())
     finally:
         service.stop()
     assert "Traceback" not in service.log()
@@ -96,7 +130,7 @@ def test_make_run_without_tokens_serves_the_sandbox_and_seeds_it_once(tmp_path: 
     finally:
         restarted.stop()
     database = tmp_path / "data" / "likeness.db"
-    assert (count_rows(database, "agencies"), count_rows(database, "artists")) == (1, len(ARTISTS))
+    assert (count_rows(database, "agencies"), count_rows(database, "artists")) == (2, len(ARTISTS))
     assert count_rows(database, "creators") == 1
     assert "using the demo data remembered" in restarted.log()
     assert "Traceback" not in restarted.log()

@@ -705,3 +705,57 @@ async def test_module_runs_as_a_server_until_sigterm() -> None:
     finally:
         process.terminate()
         assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+# ---------------------------------------------------------------- several workspaces, installs
+
+
+async def test_an_install_gives_a_token_for_its_own_workspace_only() -> None:
+    sim = SlackSimulator(bot_token="xoxb-first", signing_secret="s")
+    sim.add_channel("C0FIRST", "first")
+    sim.add_workspace("T0OTHER", "other")
+    sim.add_channel("C0OTHER", "other-board", "T0OTHER")
+    sim.sign_in("T0OTHER", "U0OTHER", "C0OTHER")
+    sim.redirect_url = "https://app.example/slack/oauth_redirect"
+    async with sim:
+        async with aiohttp.ClientSession() as browser:
+            query = urllib.parse.urlencode({"client_id": sim.client_id, "scope": "chat:write", "state": "st"})
+            async with browser.get(f"{sim.url}/oauth/v2/authorize?{query}", allow_redirects=False) as answer:
+                assert answer.status == 302
+                back = urllib.parse.urlsplit(answer.headers["Location"])
+        sent = dict(urllib.parse.parse_qsl(back.query))
+        assert sent["state"] == "st"
+        client = AsyncWebClient(base_url=sim.api_base_url)
+        with pytest.raises(SlackApiError, match="bad_client_secret"):
+            await client.oauth_v2_access(client_id=sim.client_id, client_secret="wrong", code=sent["code"])
+        access = await client.oauth_v2_access(
+            client_id=sim.client_id, client_secret=sim.client_secret, code=sent["code"]
+        )
+        assert access["team"]["id"] == "T0OTHER" and access["incoming_webhook"]["channel_id"] == "C0OTHER"
+        with pytest.raises(SlackApiError, match="invalid_code"):  # a code is good once
+            await client.oauth_v2_access(
+                client_id=sim.client_id, client_secret=sim.client_secret, code=sent["code"]
+            )
+        token = access["access_token"]
+        other = AsyncWebClient(token=token, base_url=sim.api_base_url)
+        assert (await other.auth_test())["team_id"] == "T0OTHER"
+        await other.chat_postMessage(channel="C0OTHER", text="hello")
+        with pytest.raises(SlackApiError, match="channel_not_found"):  # another workspace's channel
+            await other.chat_postMessage(channel="C0FIRST", text="hello")
+        first = AsyncWebClient(token="xoxb-first", base_url=sim.api_base_url)
+        with pytest.raises(SlackApiError, match="channel_not_found"):
+            await first.chat_postMessage(channel="C0OTHER", text="hello")
+        assert [m["text"] for m in sim.messages("C0OTHER")] == ["hello"]
+        assert sim.installed("T0OTHER")
+
+        sim.app_url = f"{sim.url}/nowhere"  # the event is sent and signed even when the app is away
+        await sim.uninstall("T0OTHER")
+        assert not sim.installed("T0OTHER")
+        [event] = [s for s in sim.sent_to_app() if s["kind"] == "event"]
+        body = json.loads(event["body"])
+        assert body["team_id"] == "T0OTHER" and body["event"]["type"] == "app_uninstalled"
+        assert event["headers"]["X-Slack-Signature"] == sign_request(
+            "s", event["headers"]["X-Slack-Request-Timestamp"], event["body"]
+        )
+        with pytest.raises(SlackApiError, match="invalid_auth"):
+            await other.chat_postMessage(channel="C0OTHER", text="again")

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
 from typing import IO, Any
 
 import aiohttp
@@ -72,6 +73,22 @@ _GONE_ERRORS = frozenset(
 )
 # Events worth showing in the channel, not only in the thread.
 _BROADCAST_EVENTS = frozenset({"usage.violation", "reminder.escalation", "grant.revoked"})
+
+# The bot token of the workspace being written to, when it is not the client's own (one app in
+# many workspaces): set per notice by `send`, and by the Slack handlers per request they answer.
+_workspace_token: ContextVar[str | None] = ContextVar("slack_workspace_token", default=None)
+# Gives the bot token of an agency's workspace; None means the client's own token.
+TokenSource = Callable[[str], Awaitable[str | None]]
+
+
+def use_workspace_token(token: str | None) -> None:
+    """Calls made from here on in this task (and tasks it starts) use this workspace's token."""
+    _workspace_token.set(token)
+
+
+def _auth() -> dict[str, Any]:
+    token = _workspace_token.get()
+    return {"token": token} if token else {}
 
 
 class MessageGone(Exception):
@@ -172,6 +189,7 @@ class SlackSender:
         update_burst: int = UPDATE_BURST,
         update_period: float = UPDATE_PERIOD,
         charts: ChartDrawer | None = None,
+        tokens: TokenSource | None = None,
     ) -> None:
         """Prepares the sender; nothing is called until the first notice.
 
@@ -181,10 +199,12 @@ class SlackSender:
             post_interval: seconds between two messages to one channel.
             update_burst, update_period: chat.update allowance (per workspace).
             charts: draws the report charts (shared with the other senders).
+            tokens: the bot token of an agency's own workspace (one app, many workspaces).
         """
         self.desk = desk
         self.charts = charts or ChartDrawer()
         self.client = client
+        self.tokens = tokens
         self.post_interval = post_interval
         self._paces: dict[str, ChannelPace] = {}
         self._updates = AsyncLimiter(update_burst, update_period)
@@ -200,6 +220,10 @@ class SlackSender:
 
     async def send(self, notice: Outgoing) -> Delivered:
         """Posts, edits or uploads what one notice says; raises RetryLater / Undeliverable when it cannot."""
+        token = await self.tokens(notice.recipient_id) if self.tokens is not None else None
+        if token is None and not self.client.token:
+            raise Undeliverable(f"agency {notice.recipient_id} has not connected a Slack workspace")
+        use_workspace_token(token)
         try:
             if notice.kind == "board_post":
                 return await self._publish(notice, reply=None)
@@ -294,6 +318,7 @@ class SlackSender:
             response = await _call(
                 "chat.postMessage",
                 self.client.chat_postMessage(
+                    **_auth(),
                     channel=channel,
                     text=message.text,
                     blocks=message.blocks or None,
@@ -312,6 +337,7 @@ class SlackSender:
             await _call(
                 "chat.update",
                 self.client.chat_update(
+                    **_auth(),
                     channel=channel,
                     ts=ts,
                     text=message.text,
@@ -323,12 +349,13 @@ class SlackSender:
     async def ephemeral(self, channel: str, user: str, text: str) -> None:
         """Shows a message to one person in a channel (refusals, answers to clicks)."""
         await _call(
-            "chat.postEphemeral", self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+            "chat.postEphemeral",
+            self.client.chat_postEphemeral(**_auth(), channel=channel, user=user, text=text),
         )
 
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         """Opens a modal; the trigger from a click lasts 3 seconds, so this is called right after ack."""
-        await _call("views.open", self.client.views_open(trigger_id=trigger_id, view=view))
+        await _call("views.open", self.client.views_open(**_auth(), trigger_id=trigger_id, view=view))
 
     async def upload(
         self, channel: str, *, comment: str, files: list[tuple[str, bytes | IO[bytes], str]]
@@ -338,6 +365,7 @@ class SlackSender:
             await _call(
                 "files.upload",
                 self.client.files_upload_v2(
+                    **_auth(),
                     channel=channel,
                     initial_comment=comment,
                     file_uploads=[

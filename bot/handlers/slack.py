@@ -32,6 +32,7 @@ from bot.adapters.slack import SlackSender
 from bot.api.ratelimit import refuse_unauthenticated, too_many
 from bot.clean_text import MAX_REASON, hidden_character, visible_text
 from bot.handlers.slack_gate import body_problem, signature_problem
+from bot.handlers.slack_install import SlackInstallsPort, join_workspaces, workspace_agency
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
 from bot.render import buttons, violations
 from bot.render import slack as board
@@ -84,8 +85,8 @@ class Click:
 
 
 async def board_agency(desk: Desk, channel_id: str) -> Agency | None:
-    """The agency whose board is this channel, if any."""
-    return await workflow.queries.agency_of_slack_channel(desk, channel_id)
+    """The agency whose board is this channel, if any (in the workspace the request came from)."""
+    return workspace_agency(await workflow.queries.agency_of_slack_channel(desk, channel_id))
 
 
 async def slack_actor(desk: Desk, *, channel_id: str, user_id: str, user_name: str) -> Actor:
@@ -385,7 +386,9 @@ def _drop_unused_token_warning(record: logging.LogRecord) -> bool:
     return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
-def build_slack_app(desk: Desk, slack: SlackSender, signing_secret: str) -> AsyncApp:
+def build_slack_app(
+    desk: Desk, slack: SlackSender, signing_secret: str, installs: SlackInstallsPort | None = None
+) -> AsyncApp:
     """The bolt app: signature check, replay refusal, the board's buttons, the form and /likeness."""
     listeners = BoardListeners(desk, slack)
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_drop_unused_token_warning)
@@ -395,6 +398,7 @@ def build_slack_app(desk: Desk, slack: SlackSender, signing_secret: str) -> Asyn
         name="likeness",
         # Before authorisation, so a replay costs no auth.test call either.
         before_authorize=listeners.refuse_replays,
+        authorize=installs.authorize if installs else None,  # type: ignore[arg-type]  # None: refused
     )
     app.action(board.ACTION_APPROVE)(listeners.approve)
     app.action(board.ACTION_DENY)(listeners.deny)
@@ -402,6 +406,8 @@ def build_slack_app(desk: Desk, slack: SlackSender, signing_secret: str) -> Asyn
     app.action(violations.ACTION_REVOKE)(listeners.revoke)
     app.view(board.DENY_FORM)(listeners.deny_submitted)
     app.command("/likeness")(listeners.command)
+    if installs is not None:
+        join_workspaces(app, desk, installs)
     return app
 
 
@@ -415,15 +421,13 @@ async def _refuse(_request: Request) -> Response:
     return PlainTextResponse("SLACK_SIGNING_SECRET is not set", status_code=401)
 
 
-def attach_slack(service: Service) -> None:
+def attach_slack(service: Service, installs: SlackInstallsPort | None = None) -> None:
     """Switches the Slack board on: the sender joins the outbox, and POST /slack/events serves bolt."""
     settings = service.settings
-    assert settings.slack_bot_token is not None  # attach_channels only calls this with a token
-    client = AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=_api_base_url(settings.slack_api_base_url),
-    )
-    sender = SlackSender(service.desk, client, charts=service.charts)
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = AsyncWebClient(token=token, base_url=_api_base_url(settings.slack_api_base_url))
+    tokens = installs.bot_token if installs is not None else None
+    sender = SlackSender(service.desk, client, charts=service.charts, tokens=tokens)
     service.senders.append(sender)
     checking: list[asyncio.Task[None]] = []
 
@@ -439,7 +443,8 @@ def attach_slack(service: Service) -> None:
 
     async def start() -> None:
         # In the background: an unreachable Slack must not hold up the service's start.
-        checking.append(asyncio.create_task(say_who_we_are(), name="slack-auth-test"))
+        if token is not None:  # with installs only, each workspace's token is checked as it is used
+            checking.append(asyncio.create_task(say_who_we_are(), name="slack-auth-test"))
 
     async def stop() -> None:
         for task in checking:
@@ -457,7 +462,9 @@ def attach_slack(service: Service) -> None:
         )
         service.api.add_api_route(EVENTS_PATH, _refuse, methods=["POST"], include_in_schema=False)
         return
-    handler = AsyncSlackRequestHandler(build_slack_app(service.desk, sender, secret.get_secret_value()))
+    handler = AsyncSlackRequestHandler(
+        build_slack_app(service.desk, sender, secret.get_secret_value(), installs)
+    )
 
     signing_secret = secret.get_secret_value()
 

@@ -39,6 +39,7 @@ from bot.workflow.desk import (
     transition,
 )
 from bot.workflow.errors import InvalidInput, NotFound
+from bot.workflow.slack_links import slack_status
 from storage.tables import Agency, Artist, Creator, CreatorKey, Grant, Request
 
 MEMBER_NOTICE = "agency_member"  # the notice kind that tells a board its members changed
@@ -65,6 +66,9 @@ def agency_record(agency: Agency, artists: int = 0) -> dict[str, Any]:
         "slack_member_ids": list(agency.slack_member_ids or []),
         "timezone": agency.timezone,
         "language": agency.language,
+        "slack_team_id": agency.slack_team_id,
+        "slack_status": slack_status(agency),
+        "slack_disconnected_at": _when(agency.slack_disconnected_at),
         "artists": artists,
         "created_at": _when(agency.created_at),
     }

@@ -1205,6 +1205,13 @@ async function sendTelegram(text) {
 
 // ------------------------------------------------------------------ Slack: mrkdwn
 
+// Each agency has its own workspace: the Slack pane shows the board of the chosen member's agency.
+function slackAgency() {
+  const member = S.config.members.find((m) => m.id === S.slackUser);
+  const own = member && (S.config.agencies || []).find((a) => a.key === member.agency);
+  return own || S.config.agency;
+}
+
 function memberName(id) {
   const member = S.config.members.find((m) => m.id === id);
   return member ? member.name : id;
@@ -1364,7 +1371,7 @@ async function pressSlackButton(node, element, block, where) {
   try {
     const answer = await call("POST", "/sandbox/slack/click", {
       user_id: S.slackUser,
-      channel: S.config.agency.channel,
+      channel: slackAgency().channel,
       message_ts: where.ts,
       action_id: element.action_id,
       block_id: block.block_id,
@@ -1495,7 +1502,7 @@ function slackEphemeral(entry) {
 
 async function refreshSlack() {
   if (!S.config) return;
-  const channel = S.config.agency.channel;
+  const channel = slackAgency().channel;
   const user = S.slackUser;
   const [messages, ephemerals, views] = await Promise.all([
     call("GET", `/sandbox/slack/messages?channel=${channel}`),
@@ -1628,7 +1635,7 @@ async function runSlashCommand(text) {
   }
   const answer = await call("POST", "/sandbox/slack/slash_command", {
     user_id: S.slackUser,
-    channel: S.config.agency.channel,
+    channel: slackAgency().channel,
     command: match[1],
     text: match[2],
   });
@@ -1661,8 +1668,8 @@ function renderHeaders() {
     $("#artist-hint").textContent = `${chosen.timezone} · ${
       chosenLines.length ? t("redLines", { lines: chosenLines.join(", ") }) : t("noRedLines")}`;
   }
-  $("#slack-title").textContent = S.config.agency.channel_name;
-  $("#slack-sub").textContent = t("slackSub", { agency: S.config.agency.name });
+  $("#slack-title").textContent = slackAgency().channel_name;
+  $("#slack-sub").textContent = t("slackSub", { agency: slackAgency().name });
   for (const option of $$("#slack-user option")) {
     const member = S.config.members.find((m) => m.id === option.value);
     option.textContent = `${member.name} (${member.listed ? t("listed") : t("notListed")})`;
@@ -1709,6 +1716,7 @@ function wire() {
     S.slackUser = event.target.value;
     closeSlackView(false);
     S.lastRender.slack = "";
+    renderHeaders();
     refreshSlack();
   });
   document.addEventListener("keydown", (event) => {

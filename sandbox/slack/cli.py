@@ -11,11 +11,13 @@ from sandbox.sim.server import serve_until_signalled
 from sandbox.slack.server import SlackSimulator
 
 
-def _pairs(specs: Sequence[str]) -> list[tuple[str, str]]:
+def _pairs(specs: Sequence[str]) -> list[tuple[str, str, str | None]]:
+    """``ID:NAME`` or ``ID:NAME@TEAM`` (in another workspace than the first)."""
     out = []
     for spec in specs:
+        spec, _, team = spec.partition("@")
         ident, _, name = spec.partition(":")
-        out.append((ident, name or ident))
+        out.append((ident, name or ident, team or None))
     return out
 
 
@@ -35,8 +37,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--team-id", default="T0SANDBOX")
     parser.add_argument("--bot-user-id", default="U0LIKENESS")
-    parser.add_argument("--channel", action="append", default=[], metavar="ID:NAME")
-    parser.add_argument("--user", action="append", default=[], metavar="ID:NAME")
+    parser.add_argument("--workspace", action="append", default=[], metavar="TEAM:DOMAIN")
+    parser.add_argument("--channel", action="append", default=[], metavar="ID:NAME[@TEAM]")
+    parser.add_argument("--user", action="append", default=[], metavar="ID:NAME[@TEAM]")
+    parser.add_argument("--client-id", default="sandbox-client-id")
+    parser.add_argument("--client-secret", default="sandbox-client-secret")
+    parser.add_argument("--redirect-url", default=None, help="the app's OAuth Redirect URL")
     parser.add_argument("--no-rate-limits", action="store_true")
     parser.add_argument("--tier-limits", action="store_true")
     parser.add_argument("--latency", type=float, default=0.0)
@@ -54,10 +60,15 @@ async def _serve(args: argparse.Namespace) -> None:
         rate_limits_enabled=not args.no_rate_limits,
         tier_limits_enabled=args.tier_limits,
         latency=args.latency,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
     )
-    for cid, name in _pairs(args.channel):
-        sim.add_channel(cid, name)
-    for uid, name in _pairs(args.user):
-        sim.add_user(uid, name)
+    sim.redirect_url = args.redirect_url
+    for team_id, domain, _ in _pairs(args.workspace):
+        sim.add_workspace(team_id, domain)
+    for cid, name, team in _pairs(args.channel):
+        sim.add_channel(cid, name, team)
+    for uid, name, member_team in _pairs(args.user):
+        sim.add_user(uid, name, member_team)
     await sim.start(args.host, args.port)
     await serve_until_signalled(sim.stop, f"Slack simulator on {sim.url} (Web API base {sim.api_base_url})")

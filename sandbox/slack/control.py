@@ -8,11 +8,12 @@ import json
 from aiohttp import web
 
 from sandbox.sim.control import NotAnObject, Route, fault_request, json_object
-from sandbox.slack.interactions import AppRequests, AppResponse
+from sandbox.slack.interactions import AppResponse
+from sandbox.slack.oauth import SlackOAuth
 from sandbox.slack.rules import JSON
 
 
-class ControlRoutes(AppRequests):
+class ControlRoutes(SlackOAuth):
     """The control API's handlers."""
 
     def _control_routes(self) -> list[Route]:
@@ -37,6 +38,9 @@ class ControlRoutes(AppRequests):
             ("POST", "/control/slash_command", self._c_slash_command),
             ("POST", "/control/config", self._c_config),
             ("POST", "/control/reset", self._c_reset),
+            ("POST", "/control/workspaces", self._c_add_workspace),
+            ("POST", "/control/sign_in", self._c_sign_in),
+            ("POST", "/control/uninstall", self._c_uninstall),
         ]
 
     @staticmethod
@@ -57,13 +61,48 @@ class ControlRoutes(AppRequests):
 
     async def _c_add_channel(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        self.add_channel(str(body["id"]), str(body.get("name") or body["id"]))
+        team = body.get("team_id")
+        if team is not None and str(team) not in self._teams:
+            return self._bad(f"no workspace {team}")
+        self.add_channel(str(body["id"]), str(body.get("name") or body["id"]), str(team) if team else None)
         return web.json_response({"ok": True})
 
     async def _c_add_user(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        self.add_user(str(body["id"]), str(body.get("name") or body["id"]))
+        team = body.get("team_id")
+        if team is not None and str(team) not in self._teams:
+            return self._bad(f"no workspace {team}")
+        self.add_user(str(body["id"]), str(body.get("name") or body["id"]), str(team) if team else None)
         return web.json_response({"ok": True})
+
+    async def _c_add_workspace(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        if not body.get("id") or not body.get("domain"):
+            return self._bad("id and domain are required")
+        self.add_workspace(str(body["id"]), str(body["domain"]))
+        return web.json_response({"ok": True})
+
+    async def _c_sign_in(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        try:
+            channel = body.get("channel_id")
+            self.sign_in(
+                str(body["team_id"]),
+                str(body["user_id"]),
+                str(channel) if channel else None,
+                deny=bool(body.get("deny")),
+            )
+        except KeyError as exc:
+            return self._bad(f"missing or unknown {exc}")
+        return web.json_response({"ok": True})
+
+    async def _c_uninstall(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        team = str(body.get("team_id") or "")
+        if team not in self._teams:
+            return self._bad(f"no workspace {team}")
+        answer = await (self.revoke_tokens(team) if body.get("revoke_only") else self.uninstall(team))
+        return web.json_response({"ok": True, "status": answer.status})
 
     async def _c_messages(self, request: web.Request) -> web.Response:
         channel = request.query.get("channel")

@@ -3,7 +3,6 @@ into a channel or thread; and downloads with the bot token."""
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -105,7 +104,7 @@ class SlackFiles(SlackWebApi):
 
     async def _handle_file_download(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(auth.removeprefix("Bearer ").strip(), self.bot_token):
+        if self._team_of_token(auth.removeprefix("Bearer ").strip()) is None:
             return web.Response(status=403, text="invalid_auth")
         file = self._files.get(request.match_info["file_id"])
         if file is None or file.data is None:

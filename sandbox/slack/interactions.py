@@ -100,7 +100,7 @@ class AppRequests(SlackFiles):
             "token": self.verification_token,
             "container": container,
             "trigger_id": self._new_trigger(user_id),
-            "team": self._team_json(),
+            "team": self._team_json(channel_id),
             "enterprise": None,
             "is_enterprise_install": False,
             "channel": {"id": channel_id, "name": self._channels[channel_id]},
@@ -129,7 +129,7 @@ class AppRequests(SlackFiles):
         view["state"] = {"values": state_values(view, values)}
         payload: JSON = {
             "type": "view_submission",
-            "team": self._team_json(),
+            "team": self._team_json(self._view_channel(view)),
             "user": self._user_json(user_id),
             "api_app_id": self.api_app_id,
             "token": self.verification_token,
@@ -179,16 +179,21 @@ class AppRequests(SlackFiles):
         text: str = "",
         *,
         tamper: Tamper | None = None,
+        team_id: str | None = None,
     ) -> AppResponse:
-        """Type a slash command in a channel; a non-empty answer is shown as Slack shows it."""
+        """Type a slash command in a channel; a non-empty answer is shown as Slack shows it.
+
+        ``team_id`` claims another workspace than the channel's (what no real Slack would send).
+        """
         channel_id = self._resolve_channel(channel)
         if channel_id is None:
             raise KeyError(f"unknown channel {channel!r}")
         user = self._user_json(user_id)
+        team = self.team(team_id) if team_id else self.team_of_channel(channel_id)
         fields = {
             "token": self.verification_token,
-            "team_id": self.team_id,
-            "team_domain": self.team_domain,
+            "team_id": team.id,
+            "team_domain": team.domain,
             "channel_id": channel_id,
             "channel_name": self._channels[channel_id],
             "user_id": user_id,
@@ -217,11 +222,18 @@ class AppRequests(SlackFiles):
         kind, body, headers = self._last_sent
         return await self._post_to_app(kind, body, dict(headers))
 
+    def _view_channel(self, view: JSON) -> str | None:
+        """The channel a modal came from, when its private metadata names one of ours."""
+        metadata = str(view.get("private_metadata") or "")
+        return next((cid for cid in self._channels if cid in metadata), None)
+
     @staticmethod
     def _payload_body(payload: JSON) -> str:
         return urllib.parse.urlencode({"payload": json.dumps(payload)})
 
-    async def _send_to_app(self, kind: str, body: str, tamper: Tamper | None) -> AppResponse:
+    async def _send_to_app(
+        self, kind: str, body: str, tamper: Tamper | None, content_type: str = FORM
+    ) -> AppResponse:
         if tamper not in (None, "bad_signature", "stale_timestamp", "missing_signature"):
             raise ValueError(f"unknown tamper {tamper!r}")
         timestamp = int(time.time())
@@ -230,7 +242,7 @@ class AppRequests(SlackFiles):
         signature = sign_request(self.signing_secret, str(timestamp), body)
         if tamper == "bad_signature":
             signature = sign_request(self.signing_secret + "-wrong", str(timestamp), body)
-        headers = {"Content-Type": FORM, "X-Slack-Request-Timestamp": str(timestamp)}
+        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": str(timestamp)}
         if tamper != "missing_signature":
             headers["X-Slack-Signature"] = signature
         self._last_sent = (kind, body, headers)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hmac
 import json
 import math
 from collections.abc import Callable
@@ -92,12 +91,16 @@ class SlackWebApi(SlackWorld):
         faulted = await self._apply_fault(request, method, params)
         if faulted is not None:
             return faulted
+        team = self._team_of_token(token) if token else None
         # Slack distinguishes "no token" from "wrong token"; both come back as HTTP 200.
-        if not token:
+        if method == "oauth.v2.access":
+            answer = self._oauth_access(request, params)
+        elif not token:
             answer = {"ok": False, "error": "not_authed"}
-        elif not hmac.compare_digest(token, self.bot_token):
+        elif team is None:
             answer = {"ok": False, "error": "invalid_auth"}
         else:
+            self._acting = team
             wait = self._check_rate_limit(method, params)
             if wait > 0:
                 retry_after = max(1, math.ceil(wait))
@@ -111,6 +114,8 @@ class SlackWebApi(SlackWorld):
                 answer = {"ok": True, **handler(params)}
             except SlackError as exc:
                 answer = {"ok": False, "error": exc.code}
+            finally:
+                self._acting = None
         self._record(method, params, 200, answer)
         return web.json_response(answer)
 
@@ -152,21 +157,27 @@ class SlackWebApi(SlackWorld):
             "views.update": self._views_update,
         }
 
+    def _oauth_access(self, request: web.Request, params: JSON) -> JSON:
+        """oauth.v2.access; the OAuth part of the simulator (sandbox.slack.oauth) answers it."""
+        return {"ok": False, "error": "unknown_method"}
+
     def _auth_test(self, params: JSON) -> JSON:
+        here = self._here
         return {
-            "url": f"https://{self.team_domain}.slack.com/",
-            "team": self.team_domain,
-            "user": self._users.get(self.bot_user_id, "likeness"),
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": self.bot_id,
+            "url": f"https://{here.domain}.slack.com/",
+            "team": here.domain,
+            "user": self._users.get(here.bot_user_id, "likeness"),
+            "team_id": here.id,
+            "user_id": here.bot_user_id,
+            "bot_id": here.bot_id,
             "app_id": self.api_app_id,
             "is_enterprise_install": False,
         }
 
     def _channel_param(self, params: JSON, key: str = "channel") -> str:
         channel = self._resolve_channel(params.get(key))
-        if channel is None:
+        # Another workspace's channel is not found, as in Slack.
+        if channel is None or self.team_of_channel(channel).id != self._here.id:
             raise SlackError("channel_not_found")
         return channel
 

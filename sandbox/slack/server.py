@@ -35,6 +35,7 @@ class SlackSimulator(ControlRoutes):
         app.router.add_post("/upload/v1/{key}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response_url)
         app.router.add_get("/files/{file_id}/{name}", self._handle_file_download)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         add_routes(app, self._control_routes())
         await self._server.start(app, host, port)
         self._session = client_session()

@@ -140,3 +140,30 @@ class Hook:
     user_id: str
     message_ts: str | None
     uses: int = 0
+
+
+@dataclass
+class Team:
+    """A workspace: its bot's identity there and the bot tokens an install gave it."""
+
+    id: str
+    domain: str
+    bot_user_id: str
+    bot_id: str
+    tokens: set[str] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.domain.replace("-", " ").title()
+
+
+@dataclass
+class Grant:
+    """A code handed to the app's redirect URL, waiting to be exchanged."""
+
+    team_id: str
+    user_id: str
+    channel_id: str | None
+    scope: str
+    redirect_uri: str | None
+    used: bool = False

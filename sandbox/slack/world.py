@@ -4,6 +4,7 @@ users, messages and threads, ephemerals, modals, files, the calls received, and 
 from __future__ import annotations
 
 import copy
+import hmac
 import json
 import secrets
 import time
@@ -18,7 +19,7 @@ from sandbox.sim.limits import Buckets
 from sandbox.sim.server import HttpServer
 from sandbox.sim.waiting import Changes
 from sandbox.slack.rules import FAULT_KINDS, JSON, SlackError
-from sandbox.slack.state import ChannelStats, File, Hook, Message, View
+from sandbox.slack.state import ChannelStats, File, Grant, Hook, Message, Team, View
 
 T = TypeVar("T")
 
@@ -48,6 +49,8 @@ class SlackWorld(FaultInjection):
         app_timeout: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
         max_calls: int = 100_000,
+        client_id: str = "sandbox-client-id",
+        client_secret: str = "sandbox-client-secret",
     ) -> None:
         self.bot_token = bot_token
         self.signing_secret = signing_secret
@@ -67,6 +70,14 @@ class SlackWorld(FaultInjection):
         self.app_timeout = app_timeout
         self._clock = clock
         self._max_calls = max_calls
+        self.client_id = client_id
+        self.client_secret = client_secret
+        # Workspaces: the first is the one of `bot_token`; more join with add_workspace.
+        self._teams: dict[str, Team] = {team_id: Team(team_id, team_domain, bot_user_id, bot_id, {bot_token})}
+        self._channel_teams: dict[str, str] = {}  # channel id -> team id
+        self._user_teams: dict[str, str] = {}  # user id -> team id
+        self._acting: Team | None = None  # the workspace of the Web API call being answered
+        self._codes: dict[str, Grant] = {}  # OAuth codes handed out by the authorize page
 
         self._channels: dict[str, str] = {}  # id -> name
         self._users: dict[str, str] = {}  # id -> name
@@ -107,16 +118,43 @@ class SlackWorld(FaultInjection):
 
     # ------------------------------------------------------------------ setup
 
-    def add_channel(self, channel_id: str, name: str) -> None:
-        """Create a channel (or rename an existing one)."""
+    def add_channel(self, channel_id: str, name: str, team_id: str | None = None) -> None:
+        """Create a channel (or rename an existing one), in the first workspace unless named."""
         self._channels[channel_id] = name
+        self._channel_teams[channel_id] = team_id or self.team_id
         self._roots.setdefault(channel_id, [])
         self._changes.notify()
 
-    def add_user(self, user_id: str, name: str) -> None:
-        """Register a workspace member; payloads show their name."""
+    def add_user(self, user_id: str, name: str, team_id: str | None = None) -> None:
+        """Register a workspace member (of the first workspace unless named); payloads show their name."""
         self._users[user_id] = name
+        self._user_teams[user_id] = team_id or self.team_id
         self._changes.notify()
+
+    def add_workspace(self, team_id: str, domain: str, *, bot_user_id: str | None = None) -> None:
+        """Another workspace; the app gets a bot token there when it is installed (oauth.v2.access)."""
+        suffix = team_id.removeprefix("T")
+        self._teams[team_id] = Team(team_id, domain, bot_user_id or f"U0BOT{suffix}", f"B0BOT{suffix}")
+        self._changes.notify()
+
+    def team(self, team_id: str | None = None) -> Team:
+        """A workspace (the first one by default)."""
+        return self._teams[team_id or self.team_id]
+
+    def team_of_channel(self, channel_id: str) -> Team:
+        """The workspace a channel belongs to."""
+        return self._teams[self._channel_teams.get(channel_id, self.team_id)]
+
+    def _team_of_token(self, token: str) -> Team | None:
+        for team in self._teams.values():
+            if any(hmac.compare_digest(token, known) for known in team.tokens):
+                return team
+        return None
+
+    @property
+    def _here(self) -> Team:
+        """The workspace of the call being answered (the first one outside a call)."""
+        return self._acting or self._teams[self.team_id]
 
     def reset(self) -> None:
         """Forget messages, calls, files, views, faults and limiter state; keep channels and users."""
@@ -309,10 +347,10 @@ class SlackWorld(FaultInjection):
             ts=self._new_ts(),
             text=text,
             blocks=blocks or [],
-            user=self.bot_user_id,
-            bot_id=self.bot_id,
+            user=self._here.bot_user_id,
+            bot_id=self._here.bot_id,
             app_id=self.api_app_id,
-            team=self.team_id,
+            team=self._here.id,
             thread_ts=root.ts if root else None,
             reply_broadcast=reply_broadcast and root is not None,
             attachments=attachments,
@@ -371,9 +409,9 @@ class SlackWorld(FaultInjection):
         stored.update(
             {
                 "id": view_id,
-                "team_id": self.team_id,
+                "team_id": self._here.id,
                 "app_id": self.api_app_id,
-                "bot_id": self.bot_id,
+                "bot_id": self._here.bot_id,
                 "callback_id": view.get("callback_id", ""),
                 "private_metadata": view.get("private_metadata", ""),
                 "external_id": view.get("external_id", ""),
@@ -416,7 +454,8 @@ class SlackWorld(FaultInjection):
 
     def _user_json(self, user_id: str) -> JSON:
         name = self._users.setdefault(user_id, user_id)
-        return {"id": user_id, "username": name, "name": name, "team_id": self.team_id}
+        team_id = self._user_teams.get(user_id, self.team_id)
+        return {"id": user_id, "username": name, "name": name, "team_id": team_id}
 
     def _new_trigger(self, user_id: str) -> str:
         trigger_id = f"{int(time.time())}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
@@ -428,8 +467,9 @@ class SlackWorld(FaultInjection):
         self._hooks[key] = Hook(channel, user_id, message_ts)
         return f"{self.url}/response/{key}"
 
-    def _team_json(self) -> JSON:
-        return {"id": self.team_id, "domain": self.team_domain}
+    def _team_json(self, channel_id: str | None = None) -> JSON:
+        team = self.team_of_channel(channel_id) if channel_id else self._teams[self.team_id]
+        return {"id": team.id, "domain": team.domain}
 
 
 def call_summary(call: JSON) -> str:
