@@ -1,9 +1,5 @@
 """slack installs: one Slack app in many workspaces (slack_sdk's installation and state tables,
 the agencies' install links, and each agency's workspace)
-
-Revision ID: 0010
-Revises: 0007
-Create Date: 2026-11-27 00:00:00.000000
 """
 
 from alembic import op
@@ -12,8 +8,6 @@ import sqlalchemy as sa
 
 revision = '0010'
 down_revision = '0007'
-branch_labels = None
-depends_on = None
 
 
 def _sealed() -> sa.Text:

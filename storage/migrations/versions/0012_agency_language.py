@@ -1,18 +1,11 @@
-"""agency language: the board and /likeness speak each agency's language
-
-Revision ID: 0012
-Revises: 0007
-Create Date: 2026-11-27 23:40:00.000000
-"""
+"""agency language: the board and /likeness speak each agency's language"""
 
 from alembic import op
 import sqlalchemy as sa
 
 
 revision = '0012'
-down_revision = '0007'
-branch_labels = None
-depends_on = None
+down_revision = '0010'
 
 
 def upgrade() -> None:
