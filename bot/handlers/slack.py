@@ -1,7 +1,8 @@
 """Slack's way in: board buttons, the deny form and `/likeness`, each turned into one workflow call.
 
 Every listener acknowledges first (Slack gives an app 3 seconds), then does its one piece of
-work and tells the person ephemerally when nothing happened and why. Bolt checks each
+work and tells the person ephemerally when nothing happened and why; a click that decides
+something is stored in the inbox before its ack (slack_inbox.py). Bolt checks each
 request's signature and its 5-minute window; a replay inside that window carries a valid
 signature, so each signature is remembered in the database and a second sight is refused.
 """
@@ -31,7 +32,8 @@ from bot import workflow
 from bot.adapters.slack import SlackSender
 from bot.api.ratelimit import refuse_unauthenticated, too_many
 from bot.clean_text import MAX_REASON, hidden_character, visible_text
-from bot.handlers.slack_gate import body_problem, signature_problem
+from bot.handlers.slack_gate import body_problem, refuse_unsigned, signature_problem
+from bot.handlers.slack_inbox import SlackInbox
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
 from bot.render import buttons, violations
 from bot.render import slack as board
@@ -108,6 +110,7 @@ class BoardListeners:
 
     desk: Desk
     slack: SlackSender
+    inbox: SlackInbox
 
     async def _tell(self, channel: str, user: str, text: str, respond: AsyncRespond | None = None) -> None:
         """An ephemeral answer; through the response_url when chat.postEphemeral cannot."""
@@ -122,21 +125,21 @@ class BoardListeners:
             except Exception as error:
                 log.warning("answering %s through the response_url failed: %s", user, error)
 
-    async def _click(self, body: dict[str, Any], respond: AsyncRespond) -> tuple[Click, Actor] | None:
+    async def _click(self, body: dict[str, Any], respond: AsyncRespond | None) -> tuple[Click, Actor] | None:
         try:
             click = Click.of(body)
         except ValueError:
             log.warning("a board button with an unreadable value was pressed")
-            await respond(text="This button is not one of the board's.", response_type="ephemeral")
+            if respond is not None:
+                await respond(text="This button is not one of the board's.", response_type="ephemeral")
             return None
         actor = await slack_actor(
             self.desk, channel_id=click.channel, user_id=click.user, user_name=click.user_name
         )
         return click, actor
 
-    async def approve(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def approve(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Approve on behalf (or the agency's co-signature); the board itself follows through the outbox."""
-        await ack()
         clicked = await self._click(body, respond)
         if clicked is None:
             return
@@ -179,12 +182,9 @@ class BoardListeners:
             )
 
     async def deny_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """Records the denial with the reason typed into the form; a reason with hidden characters
-        is sent back to the form, naming the character."""
-        values = (view.get("state") or {}).get("values") or {}
-        reason = str(
-            ((values.get(board.REASON_BLOCK) or {}).get(board.REASON_INPUT) or {}).get("value") or ""
-        )
+        """Takes the deny form into the inbox; a reason with hidden characters is sent back to the
+        form, naming the character."""
+        reason = _typed_reason(view)
         hidden = hidden_character(reason)
         if hidden is not None or len(reason) > MAX_REASON:
             problem = f"holds {hidden}" if hidden else f"is longer than {MAX_REASON} characters"
@@ -193,7 +193,12 @@ class BoardListeners:
                 errors={board.REASON_BLOCK: f"The reason {problem}; please type it as plain text."},
             )
             return
-        await ack()
+        await self.inbox.take(ack, "deny_submitted", body, None)
+
+    async def record_denial(self, body: dict[str, Any], _respond: AsyncRespond | None) -> None:
+        """Records the denial with the reason typed into the form."""
+        view = body.get("view") or {}
+        reason = _typed_reason(view)
         try:
             form = buttons.parse_deny_form(str(view.get("private_metadata") or ""))
         except ValueError:
@@ -219,9 +224,8 @@ class BoardListeners:
         except workflow.Refused as why:
             await self._tell(form.channel_id, user_id, board.refusal_text(why))
 
-    async def nudge(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def nudge(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Sends the artist's card again (at most once an hour); the thread says who nudged."""
-        await ack()
         clicked = await self._click(body, respond)
         if clicked is None:
             return
@@ -231,9 +235,8 @@ class BoardListeners:
         except workflow.Refused as why:
             await self._tell(click.channel, click.user, board.refusal_text(why), respond)
 
-    async def revoke(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def revoke(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Revoke on behalf, from a violation in a request's thread; the workflow checks the policy."""
-        await ack()
         action = (body.get("actions") or [{}])[0]
         grant_id = str(action.get("value") or "")
         user = body.get("user") or {}
@@ -242,7 +245,8 @@ class BoardListeners:
             (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
         )
         if not grant_id.startswith("grt_"):
-            await respond(text="This button is not one of the board's.", response_type="ephemeral")
+            if respond is not None:
+                await respond(text="This button is not one of the board's.", response_type="ephemeral")
             return
         actor = await slack_actor(
             self.desk,
@@ -367,6 +371,11 @@ class BoardListeners:
         return None
 
 
+def _typed_reason(view: dict[str, Any]) -> str:
+    values = (view.get("state") or {}).get("values") or {}
+    return str(((values.get(board.REASON_BLOCK) or {}).get(board.REASON_INPUT) or {}).get("value") or "")
+
+
 def _header(req: AsyncBoltRequest, name: str) -> str:
     values = req.headers.get(name) or []
     return str(values[0]) if values else ""
@@ -382,9 +391,13 @@ def _drop_unused_token_warning(record: logging.LogRecord) -> bool:
     return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
-def build_slack_app(desk: Desk, slack: SlackSender, signing_secret: str) -> AsyncApp:
-    """The bolt app: signature check, replay refusal, the board's buttons, the form and /likeness."""
-    listeners = BoardListeners(desk, slack)
+def build_slack_app(
+    desk: Desk, slack: SlackSender, signing_secret: str, inbox: SlackInbox | None = None
+) -> AsyncApp:
+    """The bolt app: signature check, replay refusal, the board's buttons, the form and /likeness;
+    the clicks that decide something go through `inbox`."""
+    inbox = inbox or SlackInbox(desk)
+    listeners = BoardListeners(desk, slack, inbox)
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_drop_unused_token_warning)
     app = AsyncApp(
         client=slack.client,
@@ -393,10 +406,11 @@ def build_slack_app(desk: Desk, slack: SlackSender, signing_secret: str) -> Asyn
         # Before authorisation, so a replay costs no auth.test call either.
         before_authorize=listeners.refuse_replays,
     )
-    app.action(board.ACTION_APPROVE)(listeners.approve)
+    app.action(board.ACTION_APPROVE)(inbox.listener("approve", listeners.approve))
     app.action(board.ACTION_DENY)(listeners.deny)
-    app.action(board.ACTION_NUDGE)(listeners.nudge)
-    app.action(violations.ACTION_REVOKE)(listeners.revoke)
+    app.action(board.ACTION_NUDGE)(inbox.listener("nudge", listeners.nudge))
+    app.action(violations.ACTION_REVOKE)(inbox.listener("revoke", listeners.revoke))
+    inbox.works["deny_submitted"] = listeners.record_denial
     app.view(board.DENY_FORM)(listeners.deny_submitted)
     app.command("/likeness")(listeners.command)
     return app
@@ -405,11 +419,6 @@ def build_slack_app(desk: Desk, slack: SlackSender, signing_secret: str) -> Asyn
 def _api_base_url(url: str) -> str:
     # slack_sdk joins base URL and method name as strings; the slash must be there.
     return url if url.endswith("/") else url + "/"
-
-
-async def _refuse(_request: Request) -> Response:
-    """Without a signing secret no request can be trusted."""
-    return PlainTextResponse("SLACK_SIGNING_SECRET is not set", status_code=401)
 
 
 def attach_slack(service: Service) -> None:
@@ -452,9 +461,14 @@ def attach_slack(service: Service) -> None:
         log.warning(
             "SLACK_SIGNING_SECRET is not set: the board is posted, but clicks and /likeness are refused"
         )
-        service.api.add_api_route(EVENTS_PATH, _refuse, methods=["POST"], include_in_schema=False)
+        service.api.add_api_route(EVENTS_PATH, refuse_unsigned, methods=["POST"], include_in_schema=False)
         return
-    handler = AsyncSlackRequestHandler(build_slack_app(service.desk, sender, secret.get_secret_value()))
+    inbox = SlackInbox(service.desk)
+    handler = AsyncSlackRequestHandler(
+        build_slack_app(service.desk, sender, secret.get_secret_value(), inbox)
+    )
+    service.on_start.append(inbox.start)
+    service.on_stop.append(inbox.stop)
 
     signing_secret = secret.get_secret_value()
 

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import re
 
+from fastapi import Request
+from fastapi.responses import PlainTextResponse, Response
 from slack_bolt.request.async_request import AsyncBoltRequest
 from starlette.datastructures import Headers
 
@@ -47,3 +49,8 @@ def body_problem(body: bytes, headers: Headers) -> str | None:
     except Exception:
         return "the body is not one Slack sends"
     return None
+
+
+async def refuse_unsigned(_request: Request) -> Response:
+    """Without a signing secret no request can be trusted."""
+    return PlainTextResponse("SLACK_SIGNING_SECRET is not set", status_code=401)

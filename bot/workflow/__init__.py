@@ -19,7 +19,7 @@ the audit event that records the refusal. One module per part:
 - `queries`: what the channel edges read (handlers and API routes never open a session).
 """
 
-from bot.workflow import queries
+from bot.workflow import inbox, queries
 from bot.workflow.artist_steps import check_revoke, own_grant, resend_card
 from bot.workflow.channel_memory import SLACK_REPLAY_MEMORY, remember_card, remember_slack_request
 from bot.workflow.decisions import Decided, agency_outcomes, check_decision, decide
@@ -153,6 +153,7 @@ __all__ = [
     "expire_due_grants",
     "grant_status_at",
     "hash_secret",
+    "inbox",
     "lapse_overdue_requests",
     "list_agencies",
     "list_artists",

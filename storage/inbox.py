@@ -1,0 +1,100 @@
+"""The inbox's statements: store arrivals (a repeat of a key changes nothing), claim the ones left
+unfinished, mark one done, forget old done ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.tables import InboxItem
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One event to keep: its key (a platform's repeat has the same), where from, what, as received."""
+
+    key: str
+    source: str
+    kind: str
+    payload: dict[str, Any]
+
+
+async def add_arrivals(
+    session: AsyncSession, arrivals: Sequence[Arrival], *, now: datetime, claimed_until: datetime
+) -> set[str]:
+    """Stores the arrivals in one statement, claimed by the caller; returns the keys that were new
+    (a key stored before is left as it is)."""
+    if not arrivals:
+        return set()
+    rows = [
+        {
+            "key": a.key,
+            "source": a.source,
+            "kind": a.kind,
+            "payload": a.payload,
+            "received_at": now,
+            "claimed_until": claimed_until,
+            "done_at": None,
+        }
+        for a in arrivals
+    ]
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(InboxItem)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(InboxItem.key)
+    )
+    return set((await session.execute(statement)).scalars())
+
+
+async def claim_unfinished(
+    session: AsyncSession,
+    *,
+    source: str,
+    now: datetime,
+    claimed_until: datetime,
+    limit: int,
+    skip_locked: bool,
+    everything: bool = False,
+) -> list[Arrival]:
+    """Claims unfinished arrivals of one source whose claim ran out (`everything`: held or not),
+    oldest first; another instance's claim in progress is skipped (FOR UPDATE SKIP LOCKED)."""
+    query = select(InboxItem).where(InboxItem.source == source, InboxItem.done_at.is_(None))
+    if not everything:
+        query = query.where(InboxItem.claimed_until <= now)
+    query = query.order_by(InboxItem.received_at).limit(limit)
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    items = list((await session.execute(query)).scalars())
+    if not items:
+        return []
+    await session.execute(
+        update(InboxItem).where(InboxItem.key.in_([i.key for i in items])).values(claimed_until=claimed_until)
+    )
+    return [Arrival(i.key, i.source, i.kind, dict(i.payload)) for i in items]
+
+
+async def mark_done(session: AsyncSession, key: str, *, now: datetime) -> bool:
+    """Marks one arrival handled; False when it was already (by this or another instance)."""
+    result = await session.execute(
+        update(InboxItem)
+        .where(InboxItem.key == key, InboxItem.done_at.is_(None))
+        .values(done_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def forget_done(session: AsyncSession, *, before: datetime) -> int:
+    """Deletes arrivals handled before `before`; how many."""
+    result = await session.execute(
+        delete(InboxItem).where(InboxItem.done_at < before).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
