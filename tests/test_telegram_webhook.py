@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-
 from sqlalchemy import func, select
 
 from bot import workflow

@@ -40,7 +40,7 @@ async def receive_update(
         if not isinstance(body, dict):
             raise TypeError("an update is a JSON object")
         update = Update.de_json(body, intake.application.bot)
-        if not isinstance(body.get("update_id"), int):
+        if type(body.get("update_id")) is not int:  # a bool is no update id either
             raise TypeError("an update has an integer update_id")
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return JSONResponse({"detail": "not a Telegram update"}, status_code=400)
