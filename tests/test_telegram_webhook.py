@@ -135,7 +135,7 @@ async def test_telegram_sending_an_update_again_has_one_effect(world: World) -> 
             .where(AuditEvent.subject_id == request_id, AuditEvent.action.like("decision.%"))
         )
         row = await session.scalar(
-            select(InboxItem).where(InboxItem.key.like(f"telegram:%:{tapped['update_id']}"))
+            select(InboxItem).where(InboxItem.key.like(f"telegram:%:{tapped['update_id']}:%"))
         )
     assert (decisions, events) == (1, 1)
     assert row is not None and row.done_at is not None

@@ -183,6 +183,9 @@ class TelegramChannel:
             await bot.set_webhook(
                 self.webhook_url, secret_token=self.webhook_secret, allowed_updates=ALLOWED_UPDATES
             )
+        else:
+            # getUpdates is refused while a webhook is set; its pending updates stay for the poll.
+            await bot.delete_webhook()
         if not application.running:
             await application.start()
         if not self._intake_started:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -49,15 +51,18 @@ class TelegramIntake:
         self._handling: dict[str, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[None]] = []
 
-    def key(self, update_id: int) -> str:
-        """The inbox key of an update: Telegram repeats an update with the same id."""
-        return f"{SOURCE}:{self.application.bot.id}:{update_id}"
+    def key(self, update_id: int, payload: dict[str, Any]) -> str:
+        """The inbox key of an update: its id, which a repeat of it carries, and a digest of its
+        content, so that an id given again to another update (a Bot API server that restarted
+        its count) is not mistaken for a repeat."""
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        return f"{SOURCE}:{self.application.bot.id}:{update_id}:{digest[:16]}"
 
     async def accept(self, updates: Sequence[tuple[Update, dict[str, Any]]]) -> None:
         """Stores the updates (one statement) and starts handling the new ones; returns once
         stored, which is when Telegram may be told they arrived."""
         arrivals = [
-            workflow.inbox.Arrival(self.key(update.update_id), SOURCE, "update", payload)
+            workflow.inbox.Arrival(self.key(update.update_id, payload), SOURCE, "update", payload)
             for update, payload in updates
         ]
         new = await workflow.inbox.receive(self.desk, arrivals)
