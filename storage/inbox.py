@@ -25,6 +25,16 @@ class Arrival:
     payload: dict[str, Any]
 
 
+def _insert_new(dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(InboxItem).on_conflict_do_nothing(index_elements=["key"]).returning(InboxItem.key)
+
+
+# One statement per dialect, built once: its compiled form is cached, and a batch runs as one
+# multi-row INSERT.
+_INSERT_NEW = {name: _insert_new(name) for name in ("sqlite", "postgresql")}
+
+
 async def add_arrivals(
     session: AsyncSession, arrivals: Sequence[Arrival], *, now: datetime, claimed_until: datetime
 ) -> set[str]:
@@ -44,14 +54,8 @@ async def add_arrivals(
         }
         for a in arrivals
     ]
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    statement = (
-        dialect.insert(InboxItem)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(InboxItem.key)
-    )
-    return set((await session.execute(statement)).scalars())
+    statement = _INSERT_NEW[session.bind.dialect.name]
+    return set((await session.execute(statement, rows)).scalars())
 
 
 async def claim_unfinished(
