@@ -86,11 +86,12 @@ async def claim_unfinished(
 
 
 async def mark_done(session: AsyncSession, key: str, *, now: datetime) -> bool:
-    """Marks one arrival handled; False when it was already (by this or another instance)."""
+    """Marks one arrival handled and drops its content (names, texts: only the key is needed to
+    know a repeat); False when it was already handled (by this or another instance)."""
     result = await session.execute(
         update(InboxItem)
         .where(InboxItem.key == key, InboxItem.done_at.is_(None))
-        .values(done_at=now)
+        .values(done_at=now, payload={})
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))

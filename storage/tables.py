@@ -413,6 +413,7 @@ class InboxItem(Base):
     key: Mapped[str] = mapped_column(String(160), primary_key=True)
     source: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(32))
+    # The event as received, until it is handled (then emptied: it holds names and texts).
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime]
     # Who handles it holds it until then; past it, another instance may take it over.

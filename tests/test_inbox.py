@@ -174,3 +174,16 @@ async def test_handled_arrivals_are_forgotten_after_a_day_unfinished_ones_kept(
     async with desk.db.read() as session:
         left = list(await session.scalars(select(InboxItem.key)))
     assert left == [tap(81).key]
+
+
+async def test_a_handled_arrival_keeps_its_key_but_not_its_content(desk: Desk) -> None:
+    await workflow.inbox.receive(desk, [Arrival("telegram:7:90", "telegram", "update", {"text": "Li Wei"})])
+
+    async def nothing() -> None:
+        return None
+
+    await workflow.inbox.handle_arrival(desk, "telegram:7:90", nothing)
+
+    async with desk.db.read() as session:
+        row = await session.get(InboxItem, "telegram:7:90")
+    assert row is not None and row.done_at is not None and row.payload == {}
