@@ -30,6 +30,7 @@ from tests.faults.world import (
     AGENT_NAME,
     APPROVED,
     DECLINED,
+    TELEGRAM_WEBHOOK_SECRET,
     TOKEN,
     Artist,
     Creator,
@@ -46,6 +47,7 @@ from tests.faults.world import (
     seeded_rng,
     tracebacks,
 )
+from tests.pg_server import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -476,14 +478,24 @@ async def _tap_click_and_kill(
 
 
 @pytest.mark.timeout(scaled(120, 600))
+@pytest.mark.parametrize("mode", ["long_polling", "webhook"])
 async def test_a_kill_just_after_taps_and_clicks_are_acknowledged_loses_none_and_doubles_none(
-    tmp_path: Path,
+    tmp_path: Path, mode: str
 ) -> None:
-    """Long polling confirms an update with the next getUpdates and Slack's click is answered
-    before its decision commits: a kill right then must find each in the inbox at restart."""
-    rng = seeded_rng("inbox-crash")
-    rounds = scaled(3, 12)
-    world = await open_world(tmp_path, REFUSAL_AUDIT_PER_HOUR=EVERY_REFUSAL)
+    """Long polling confirms an update with the next getUpdates, the webhook with its 200, and
+    Slack's click is answered before its decision commits: a kill right then must find each in
+    the inbox at restart."""
+    rng = seeded_rng(f"inbox-crash-{mode}")
+    rounds = scaled(3 if mode == "long_polling" else 2, 12)
+    extra = {"REFUSAL_AUDIT_PER_HOUR": EVERY_REFUSAL}
+    if mode == "webhook":
+        port = free_port()  # the same address across restarts, as Telegram's webhook setting is
+        extra |= {
+            "HTTP_PORT": str(port),
+            "TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram/webhook",
+            "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_WEBHOOK_SECRET,
+        }
+    world = await open_world(tmp_path, **extra)
     try:
         boards = [await world.board(f"Inbox Agency {n}") for n in range(3)]
         artists = [await world.artist(f"Inbox Artist {n}", boards[n % 3]) for n in range(6)]
