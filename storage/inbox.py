@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.tables import InboxItem
 
@@ -36,7 +36,7 @@ _INSERT_NEW = {name: _insert_new(name) for name in ("sqlite", "postgresql")}
 
 
 async def add_arrivals(
-    session: AsyncSession, arrivals: Sequence[Arrival], *, now: datetime, claimed_until: datetime
+    connection: AsyncConnection, arrivals: Sequence[Arrival], *, now: datetime, claimed_until: datetime
 ) -> set[str]:
     """Stores the arrivals in one statement, claimed by the caller; returns the keys that were new
     (a key stored before is left as it is)."""
@@ -54,8 +54,8 @@ async def add_arrivals(
         }
         for a in arrivals
     ]
-    statement = _INSERT_NEW[session.bind.dialect.name]
-    return set((await session.execute(statement, rows)).scalars())
+    statement = _INSERT_NEW[connection.dialect.name]
+    return set((await connection.execute(statement, rows)).scalars())
 
 
 async def claim_unfinished(
@@ -85,7 +85,7 @@ async def claim_unfinished(
     return [Arrival(i.key, i.source, i.kind, dict(i.payload)) for i in items]
 
 
-async def mark_done(session: AsyncSession, key: str, *, now: datetime) -> bool:
+async def mark_done(session: AsyncSession | AsyncConnection, key: str, *, now: datetime) -> bool:
     """Marks one arrival handled and drops its content (names, texts: only the key is needed to
     know a repeat); False when it was already handled (by this or another instance)."""
     result = await session.execute(

@@ -32,8 +32,8 @@ async def receive(desk: Desk, arrivals: Sequence[Arrival]) -> set[str]:
     """Stores arrivals in one statement before they are acknowledged; returns the keys that are new
     (and so this caller's to handle now); a key seen before is left alone."""
     now = desk.clock.now()
-    async with desk.db.transaction() as session:
-        return await add_arrivals(session, arrivals, now=now, claimed_until=now + LEASE)
+    async with desk.db.core_transaction() as connection:
+        return await add_arrivals(connection, arrivals, now=now, claimed_until=now + LEASE)
 
 
 async def take_unfinished(desk: Desk, source: str, *, at_start: bool = False) -> list[Arrival]:
@@ -73,8 +73,8 @@ async def handle_arrival(desk: Desk, key: str, work: Callable[[], Awaitable[None
 
 async def _finish(desk: Desk, handling: Handling) -> None:
     if not handling.done:
-        async with desk.db.transaction() as session:
-            handling.done = await mark_done(session, handling.key, now=desk.clock.now())
+        async with desk.db.core_transaction() as connection:
+            handling.done = await mark_done(connection, handling.key, now=desk.clock.now())
 
 
 async def prune_inbox(desk: Desk) -> int:
