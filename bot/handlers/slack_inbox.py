@@ -103,7 +103,10 @@ class SlackInbox:
         self._loops.clear()
 
     async def _retake(self, *, at_start: bool = False) -> None:
-        for arrival in await workflow.inbox.take_unfinished(self.desk, SOURCE, at_start=at_start):
+        taken = await workflow.inbox.take_unfinished(self.desk, SOURCE, at_start=at_start)
+        if taken:
+            log.info("inbox: handling %d Slack click(s) an earlier run left unfinished", len(taken))
+        for arrival in taken:
             if arrival.key not in self._handling:
                 try:
                     await self._handle(arrival.key, arrival.kind, arrival.payload, None)

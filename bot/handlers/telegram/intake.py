@@ -109,7 +109,10 @@ class TelegramIntake:
             task.cancel()
 
     async def _retake(self, *, at_start: bool = False) -> None:
-        for arrival in await workflow.inbox.take_unfinished(self.desk, SOURCE, at_start=at_start):
+        taken = await workflow.inbox.take_unfinished(self.desk, SOURCE, at_start=at_start)
+        if taken:
+            log.info("inbox: handling %d Telegram update(s) an earlier run left unfinished", len(taken))
+        for arrival in taken:
             if arrival.key in self._handling:
                 continue  # this process is handling it right now
             try:
