@@ -486,7 +486,7 @@ async def test_a_kill_just_after_taps_and_clicks_are_acknowledged_loses_none_and
     Slack's click is answered before its decision commits: a kill right then must find each in
     the inbox at restart."""
     rng = seeded_rng(f"inbox-crash-{mode}")
-    rounds = scaled(2, 12)
+    rounds = scaled(3 if mode == "long_polling" else 2, 12)
     extra = {"REFUSAL_AUDIT_PER_HOUR": EVERY_REFUSAL}
     if mode == "webhook":
         port = free_port()  # the same address across restarts, as Telegram's webhook setting is
