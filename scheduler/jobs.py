@@ -57,10 +57,11 @@ class Schedule:
         self._idle.set()
 
     async def sweep(self) -> dict[str, int]:
-        """One pass: lapses, reminders, activations, expiries, then reports that fell due."""
+        """One pass: lapses, reminders, activations, expiries, reports that fell due, old inbox rows."""
         with metrics.SWEEP_SECONDS.time():
             done = await workflow.run_sweeps(self.desk)
             done["reports"] = await queue_due_reports(self.desk, cron=self.report_cron)
+            done["inbox_pruned"] = await workflow.inbox.prune_inbox(self.desk)
         self.passes += 1
         if any(done.values()):
             log.info("sweep: %s", ", ".join(f"{k}={v}" for k, v in done.items() if v))

@@ -447,3 +447,22 @@ for _table in (slack_installations, slack_bots):
     for _name in SEALED_COLUMNS:
         if _name in _table.c:
             _table.c[_name].type = Text()
+
+
+class InboxItem(Base):
+    """A Telegram update or a Slack click, stored before the platform is told it arrived, so a
+    crash after the acknowledgement cannot lose it; `done_at` is set once it has been handled."""
+
+    __tablename__ = "inbox"
+
+    # "telegram:<update_id>" or "slack:<user id>:<action_ts or view id>": a platform's repeat of
+    # the same event lands on the same key.
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    # The event as received, until it is handled (then emptied: it holds names and texts).
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+    # Who handles it holds it until then; past it, another instance may take it over.
+    claimed_until: Mapped[datetime]
+    done_at: Mapped[datetime | None] = mapped_column(index=True)

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import func, select
 
 from bot import workflow
 from bot.models import ActorKind
-from storage.tables import Artist
+from storage.tables import Artist, AuditEvent, Decision, InboxItem
 from tests.telegram_fixtures import TOKEN, World, buttons, end_world, make_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -92,7 +93,7 @@ async def test_calls_without_the_right_secret_are_refused_and_change_nothing(wor
 
     assert [missing.status_code, wrong.status_code, garbage.status_code] == [403, 403, 403]
     # The same update with the right secret is taken: the refusal was about the secret alone.
-    accepted = await world.http.post(hook, json=update | {"update_id": 1}, headers={HEADER: SECRET})
+    accepted = await world.http.post(hook, json=update, headers={HEADER: SECRET})
     assert accepted.status_code == 200
     await world.wait_text(intruder, "linked")
     async with world.desk.db.read() as session:
@@ -108,3 +109,37 @@ async def test_a_body_that_is_not_an_update_is_a_400(world: World) -> None:
     )
 
     assert answer.status_code == 400
+
+
+async def test_telegram_sending_an_update_again_has_one_effect(world: World) -> None:
+    party = await world.party("Repeat Artist")
+    request_id = await world.submit(party)
+    card = await world.card(party.user_id, request_id)
+    query = await world.sim.tap(
+        TOKEN, party.user_id, party.user_id, card["message_id"], button_text="Approve"
+    )
+    assert (await world.answer(query))["text"] == "Approved. Thank you."
+    [tapped] = [u for u in world.sim.updates(TOKEN) if (u.get("callback_query") or {}).get("id") == query]
+
+    # Telegram repeats an update it did not see answered in time; the inbox already holds this one.
+    again = await world.http.post(f"{world.url}/telegram/webhook", json=tapped, headers={HEADER: SECRET})
+
+    assert again.status_code == 200
+    async with world.desk.db.read() as session:
+        decisions = await session.scalar(
+            select(func.count()).select_from(Decision).where(Decision.request_id == request_id)
+        )
+        events = await session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.subject_id == request_id, AuditEvent.action.like("decision.%"))
+        )
+        row = await session.scalar(
+            select(InboxItem).where(InboxItem.key.like(f"telegram:%:{tapped['update_id']}:%"))
+        )
+    assert (decisions, events) == (1, 1)
+    assert row is not None and row.done_at is not None
+    assert (
+        len([c for c in world.sim.calls("answerCallbackQuery") if c["params"]["callback_query_id"] == query])
+        == 1
+    )

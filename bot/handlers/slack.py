@@ -1,7 +1,8 @@
 """Slack's way in: board buttons, the deny form and `/likeness`, each turned into one workflow call.
 
 Every listener acknowledges first (Slack gives an app 3 seconds), then does its one piece of
-work and tells the person ephemerally when nothing happened and why. Bolt checks each
+work and tells the person ephemerally when nothing happened and why; a click that decides
+something is stored in the inbox before its ack (slack_inbox.py). Bolt checks each
 request's signature and its 5-minute window; a replay inside that window carries a valid
 signature, so each signature is remembered in the database and a second sight is refused.
 """
@@ -11,13 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Request
-from fastapi.responses import PlainTextResponse, Response
 from slack_bolt import BoltResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -29,9 +27,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import workflow
 from bot.adapters.slack import SlackSender
-from bot.api.ratelimit import refuse_unauthenticated, too_many
 from bot.clean_text import MAX_REASON, hidden_character, visible_text
-from bot.handlers.slack_gate import body_problem, signature_problem
+from bot.handlers.slack_gate import events_route, refuse_unsigned
+from bot.handlers.slack_inbox import SlackInbox
 from bot.handlers.slack_install import SlackInstallsPort, join_workspaces, workspace_agency
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome
 from bot.render import buttons, violations
@@ -110,6 +108,7 @@ class BoardListeners:
 
     desk: Desk
     slack: SlackSender
+    inbox: SlackInbox
 
     async def _tell(self, channel: str, user: str, text: str, respond: AsyncRespond | None = None) -> None:
         """An ephemeral answer; through the response_url when chat.postEphemeral cannot."""
@@ -128,12 +127,13 @@ class BoardListeners:
         """Why nothing happened, in the language of the agency whose board this channel is."""
         return board.refusal_text(why, await board_agency(self.desk, channel))
 
-    async def _foreign(self, channel: str, respond: AsyncRespond) -> None:
+    async def _foreign(self, channel: str, respond: AsyncRespond | None) -> None:
         log.warning("a board button with an unreadable value was pressed")
-        text = answers.foreign_button(await board_agency(self.desk, channel))
-        await respond(text=text, response_type="ephemeral")
+        if respond is not None:
+            text = answers.foreign_button(await board_agency(self.desk, channel))
+            await respond(text=text, response_type="ephemeral")
 
-    async def _click(self, body: dict[str, Any], respond: AsyncRespond) -> tuple[Click, Actor] | None:
+    async def _click(self, body: dict[str, Any], respond: AsyncRespond | None) -> tuple[Click, Actor] | None:
         try:
             click = Click.of(body)
         except ValueError:
@@ -144,9 +144,8 @@ class BoardListeners:
         )
         return click, actor
 
-    async def approve(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def approve(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Approve on behalf (or the agency's co-signature); the board itself follows through the outbox."""
-        await ack()
         clicked = await self._click(body, respond)
         if clicked is None:
             return
@@ -187,12 +186,9 @@ class BoardListeners:
             await self._tell(click.channel, click.user, answers.form_not_opened(view.agency), respond)
 
     async def deny_submitted(self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """Records the denial with the reason typed into the form; a reason with hidden characters
-        is sent back to the form, naming the character."""
-        values = (view.get("state") or {}).get("values") or {}
-        reason = str(
-            ((values.get(board.REASON_BLOCK) or {}).get(board.REASON_INPUT) or {}).get("value") or ""
-        )
+        """Takes the deny form into the inbox; a reason with hidden characters is sent back to the
+        form, naming the character."""
+        reason = _typed_reason(view)
         hidden = hidden_character(reason)
         if hidden is not None or len(reason) > MAX_REASON:
             try:
@@ -203,7 +199,12 @@ class BoardListeners:
             problem = answers.reason_problem(agency, hidden, MAX_REASON)
             await ack(response_action="errors", errors={board.REASON_BLOCK: problem})
             return
-        await ack()
+        await self.inbox.take(ack, "deny_submitted", body, None)
+
+    async def record_denial(self, body: dict[str, Any], _respond: AsyncRespond | None) -> None:
+        """Records the denial with the reason typed into the form."""
+        view = body.get("view") or {}
+        reason = _typed_reason(view)
         try:
             form = buttons.parse_deny_form(str(view.get("private_metadata") or ""))
         except ValueError:
@@ -229,9 +230,8 @@ class BoardListeners:
         except workflow.Refused as why:
             await self._tell(form.channel_id, user_id, await self._refusal(form.channel_id, why))
 
-    async def nudge(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def nudge(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Sends the artist's card again (at most once an hour); the thread says who nudged."""
-        await ack()
         clicked = await self._click(body, respond)
         if clicked is None:
             return
@@ -241,9 +241,8 @@ class BoardListeners:
         except workflow.Refused as why:
             await self._tell(click.channel, click.user, await self._refusal(click.channel, why), respond)
 
-    async def revoke(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def revoke(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Revoke on behalf, from a violation in a request's thread; the workflow checks the policy."""
-        await ack()
         action = (body.get("actions") or [{}])[0]
         grant_id = str(action.get("value") or "")
         user = body.get("user") or {}
@@ -371,6 +370,11 @@ class BoardListeners:
         return None
 
 
+def _typed_reason(view: dict[str, Any]) -> str:
+    values = (view.get("state") or {}).get("values") or {}
+    return str(((values.get(board.REASON_BLOCK) or {}).get(board.REASON_INPUT) or {}).get("value") or "")
+
+
 def _header(req: AsyncBoltRequest, name: str) -> str:
     values = req.headers.get(name) or []
     return str(values[0]) if values else ""
@@ -387,10 +391,16 @@ def _drop_unused_token_warning(record: logging.LogRecord) -> bool:
 
 
 def build_slack_app(
-    desk: Desk, slack: SlackSender, signing_secret: str, installs: SlackInstallsPort | None = None
+    desk: Desk,
+    slack: SlackSender,
+    signing_secret: str,
+    installs: SlackInstallsPort | None = None,
+    inbox: SlackInbox | None = None,
 ) -> AsyncApp:
-    """The bolt app: signature check, replay refusal, the board's buttons, the form and /likeness."""
-    listeners = BoardListeners(desk, slack)
+    """The bolt app: signature check, replay refusal, the board's buttons, the form and /likeness;
+    the clicks that decide something go through `inbox`."""
+    inbox = inbox or SlackInbox(desk)
+    listeners = BoardListeners(desk, slack, inbox)
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_drop_unused_token_warning)
     app = AsyncApp(
         client=slack.client,
@@ -400,10 +410,11 @@ def build_slack_app(
         before_authorize=listeners.refuse_replays,
         authorize=installs.authorize if installs else None,  # type: ignore[arg-type]  # None: refused
     )
-    app.action(board.ACTION_APPROVE)(listeners.approve)
+    app.action(board.ACTION_APPROVE)(inbox.listener("approve", listeners.approve))
     app.action(board.ACTION_DENY)(listeners.deny)
-    app.action(board.ACTION_NUDGE)(listeners.nudge)
-    app.action(violations.ACTION_REVOKE)(listeners.revoke)
+    app.action(board.ACTION_NUDGE)(inbox.listener("nudge", listeners.nudge))
+    app.action(violations.ACTION_REVOKE)(inbox.listener("revoke", listeners.revoke))
+    inbox.works["deny_submitted"] = listeners.record_denial
     app.view(board.DENY_FORM)(listeners.deny_submitted)
     app.command("/likeness")(listeners.command)
     if installs is not None:
@@ -414,11 +425,6 @@ def build_slack_app(
 def _api_base_url(url: str) -> str:
     # slack_sdk joins base URL and method name as strings; the slash must be there.
     return url if url.endswith("/") else url + "/"
-
-
-async def _refuse(_request: Request) -> Response:
-    """Without a signing secret no request can be trusted."""
-    return PlainTextResponse("SLACK_SIGNING_SECRET is not set", status_code=401)
 
 
 def attach_slack(service: Service, installs: SlackInstallsPort | None = None) -> None:
@@ -460,37 +466,14 @@ def attach_slack(service: Service, installs: SlackInstallsPort | None = None) ->
         log.warning(
             "SLACK_SIGNING_SECRET is not set: the board is posted, but clicks and /likeness are refused"
         )
-        service.api.add_api_route(EVENTS_PATH, _refuse, methods=["POST"], include_in_schema=False)
+        service.api.add_api_route(EVENTS_PATH, refuse_unsigned, methods=["POST"], include_in_schema=False)
         return
+    inbox = SlackInbox(service.desk)
     handler = AsyncSlackRequestHandler(
-        build_slack_app(service.desk, sender, secret.get_secret_value(), installs)
+        build_slack_app(service.desk, sender, secret.get_secret_value(), installs, inbox)
     )
+    service.on_start.append(inbox.start)
+    service.on_stop.append(inbox.stop)
 
-    signing_secret = secret.get_secret_value()
-
-    async def slack_events(request: Request) -> Response:
-        """Events, interactivity and slash commands, all on one URL as Slack's app settings have it."""
-        body = await request.body()
-        problem = signature_problem(
-            body,
-            timestamp=request.headers.get("x-slack-request-timestamp"),
-            signature=request.headers.get("x-slack-signature"),
-            secret=signing_secret,
-            now=time.time(),
-        )
-        if problem is None:
-            unreadable = body_problem(body, request.headers)
-            if unreadable is not None:
-                return PlainTextResponse(unreadable, status_code=400)
-            response: Response = await handler.handle(request)
-            if response.status_code != 401:
-                return response
-            problem = bytes(response.body).decode(errors="replace")[:100]  # a replay, refused by bolt
-        # Whoever sent it is no one we know: counted, never stored.
-        kind = "slack_replay" if "replayed" in problem else "slack_signature"
-        limited = await refuse_unauthenticated(request, kind, problem)
-        if limited is not None:
-            return too_many(limited.scope_name, limited.retry_after)
-        return PlainTextResponse("replayed request" if kind == "slack_replay" else "invalid request", 401)
-
-    service.api.add_api_route(EVENTS_PATH, slack_events, methods=["POST"], include_in_schema=False)
+    events = events_route(handler, secret.get_secret_value())
+    service.api.add_api_route(EVENTS_PATH, events, methods=["POST"], include_in_schema=False)

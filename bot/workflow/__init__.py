@@ -19,7 +19,7 @@ the audit event that records the refusal. One module per part:
 - `queries`: what the channel edges read (handlers and API routes never open a session).
 """
 
-from bot.workflow import queries
+from bot.workflow import inbox, queries
 from bot.workflow.artist_steps import (
     QUESTIONS,
     ask_deny_reason,
@@ -178,6 +178,7 @@ __all__ = [
     "expire_due_grants",
     "grant_status_at",
     "hash_secret",
+    "inbox",
     "lapse_overdue_requests",
     "list_agencies",
     "list_artists",

@@ -25,6 +25,7 @@ from bot.clock import Clock
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, utc_iso
 from bot.receipts import SigningKeys
 from bot.workflow.errors import NotFound, Refused
+from bot.workflow.handling import mark_handled
 from storage.audit import append_audit
 from storage.database import Database
 from storage.personal import PERSONAL_FIELDS, seal_personal
@@ -112,6 +113,7 @@ async def transition(
     (none past the actor's hourly cap)."""
     refusal: Refused | None = None
     async with desk.db.transaction() as session:
+        arrival = await mark_handled(session, desk.clock.now())  # the inbox row, in the same commit
         try:
             async with session.begin_nested():
                 yield session
@@ -129,6 +131,8 @@ async def transition(
                 {"code": why.code, "message": why.message},
             )
         queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
+    if arrival is not None:
+        arrival.done = True
     if queued and refusal is None:
         desk.committed(frozenset(queued))
     if refusal is not None:
@@ -196,6 +200,7 @@ async def record_refusal(
     if not desk.audits_refusal(actor):
         return
     async with desk.db.transaction() as session:
+        arrival = await mark_handled(session, desk.clock.now())
         await audit(
             session,
             desk,
@@ -205,6 +210,8 @@ async def record_refusal(
             subject_id[:64],
             {"code": code, "message": reason},
         )
+    if arrival is not None:
+        arrival.done = True
 
 
 async def load_creators_grant(session: AsyncSession, grant_id: str, creator_id: str) -> Grant:

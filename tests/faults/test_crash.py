@@ -1,5 +1,6 @@
 """Crash anywhere: SIGKILL at random moments during a mixed burst of creators, artists, agents and
-the clock loses no request, decision or notice.
+the clock loses no request, decision or notice; and a kill right after Telegram (long polling)
+and Slack were told that taps and clicks arrived loses none of them and doubles none (the inbox).
 
 The simulators and the creator's webhook endpoint run in the test process; `likeness serve` is a
 subprocess. Random moments come from a seeded RNG (the seed is printed; LIKENESS_FAULT_SEED
@@ -9,6 +10,7 @@ replays it) and LIKENESS_SOAK=1 (`make soak`) makes every run longer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 from collections import Counter
@@ -22,11 +24,13 @@ import httpx
 import pytest
 
 from bot.render.buttons import Action
+from sandbox.slack.interactions import AppResponse
 from tests.faults.world import (
     AGENT,
     AGENT_NAME,
     APPROVED,
     DECLINED,
+    TELEGRAM_WEBHOOK_SECRET,
     TOKEN,
     Artist,
     Creator,
@@ -43,11 +47,14 @@ from tests.faults.world import (
     seeded_rng,
     tracebacks,
 )
+from tests.pg_server import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 OPEN = ("pending", "awaiting_cosign")
 SKIPS = (4, 8, 12, 16)  # minutes the clock jumps at a time during the crash burst
+# Every refused tap or click is audited (no hourly cap), so each handled one leaves one event.
+EVERY_REFUSAL = "100000"
 
 
 @dataclass
@@ -57,7 +64,8 @@ class Ledger:
     submitted: dict[str, Artist] = field(default_factory=dict)  # answered 201
     withdrawn: set[str] = field(default_factory=set)  # answered 200
     taps: dict[str, tuple[str, str]] = field(default_factory=dict)  # query id → (request, outcome)
-    clicks: set[str] = field(default_factory=set)  # requests whose Approve click Slack acknowledged
+    clicks: Counter[str] = field(default_factory=Counter)  # Approve clicks Slack acknowledged, per request
+    clicked: Counter[str] = field(default_factory=Counter)  # Approve clicks sent, acknowledged or not
     skips: int = 0
     unexpected: list[str] = field(default_factory=list)  # answers no caller should ever get
 
@@ -179,12 +187,14 @@ class Burst:
         if not open_roots:
             return
         channel, root = rng.choice(open_roots)
+        request_id = str(root["metadata"]["event_payload"]["request_id"])
+        self.ledger.clicked[request_id] += 1
         try:
             answer = await self.world.slack.click(AGENT, channel, root["ts"], "board_approve")
         except aiohttp.ClientError:
             return  # the service died under the click: Slack shows the agent an error
         if answer.status == 200:
-            self.ledger.clicks.add(str(root["metadata"]["event_payload"]["request_id"]))
+            self.ledger.clicks[request_id] += 1
         elif not answer.timed_out:
             self.ledger.unexpected.append(f"click: {answer.status} {answer.body[:200]}")
 
@@ -221,7 +231,9 @@ async def test_crash_anywhere_during_a_mixed_burst_loses_no_request_decision_or_
 ) -> None:
     rng = seeded_rng("crash")
     kills = scaled(3, 15)
-    world = await open_world(tmp_path, DECISION_REMINDERS="10m", GRANT_REMINDERS="10m")
+    world = await open_world(
+        tmp_path, DECISION_REMINDERS="10m", GRANT_REMINDERS="10m", REFUSAL_AUDIT_PER_HOUR=EVERY_REFUSAL
+    )
     try:
         # One artist per agency. Three agencies have a board in Slack, each its own channel (a
         # channel takes about a post a second, and every board update also spends one of the
@@ -269,6 +281,7 @@ async def test_crash_anywhere_during_a_mixed_burst_loses_no_request_decision_or_
         )
         assert ledger.unexpected == []
         _every_acknowledged_request_and_decision_is_stored(world, ledger)
+        _each_tap_and_acknowledged_click_was_handled_once(world, ledger.taps, ledger.clicks, ledger.clicked)
         _every_request_has_one_outcome(world)
         _every_notice_arrived_and_only_sends_in_flight_repeated(world, ledger, artists)
         code, out, err = await world.cli("audit", "verify", "--json")
@@ -296,7 +309,7 @@ def _every_acknowledged_request_and_decision_is_stored(world: FaultWorld, ledger
         if answer is not None and answer["text"] in (APPROVED, DECLINED):  # "recorded", said the bot
             confirmed += 1
             assert (request_id, "artist", outcome) in decided, (query, request_id, answer)
-    for request_id in ledger.clicks:
+    for request_id in sorted(ledger.clicks):
         channel = ledger.submitted[request_id].board.channel
         assert channel is not None
         replies = [
@@ -367,3 +380,145 @@ def _every_notice_arrived_and_only_sends_in_flight_repeated(
         )
         assert replies >= updates, f"a board update never arrived on {channel}"
         assert sum(n - 1 for n in roots.values()) + replies - updates <= world.kills, (channel, roots)
+
+
+def _each_tap_and_acknowledged_click_was_handled_once(
+    world: FaultWorld, taps: dict[str, tuple[str, str]], clicks: Counter[str], clicked: Counter[str]
+) -> None:
+    """Nothing left in the inbox; each tap (Telegram had them all confirmed) left exactly one
+    decision event, recorded or refused, and each click Slack acknowledged one, at most one per
+    click sent: none lost, none handled twice."""
+    db = world.watch
+    assert db is not None
+    assert db.rows("SELECT key FROM inbox WHERE done_at IS NULL") == []
+    events = Counter(
+        (kind, request_id)
+        for kind, request_id in db.rows(
+            "SELECT actor_kind, subject_id FROM audit_events "
+            "WHERE subject_kind = 'request' AND action LIKE 'decision.%'"
+        )
+    )
+    tapped = Counter(request_id for request_id, _outcome in taps.values())
+    for request_id in {r for _kind, r in events} | set(tapped) | set(clicked):
+        assert events["artist", request_id] == tapped[request_id], ("taps", request_id, events, tapped)
+        handled = events["agency", request_id]
+        assert clicks[request_id] <= handled <= clicked[request_id], ("clicks", request_id, handled, clicks)
+
+
+@dataclass
+class Acknowledged:
+    """The taps and clicks of the inbox test: sent, and acknowledged by the service."""
+
+    taps: dict[str, tuple[str, str]] = field(default_factory=dict)  # query id → (request, outcome)
+    clicks: Counter[str] = field(default_factory=Counter)  # answered 200, per request
+    clicked: Counter[str] = field(default_factory=Counter)  # sent, per request
+
+
+async def _file_one_each(
+    world: FaultWorld, http: httpx.AsyncClient, auth: dict[str, str], artists: list[Artist]
+) -> list[tuple[Artist, str]]:
+    """One request for each artist; returns once every card and board message is out."""
+    now = await world.service_now(http)
+    filed: list[tuple[Artist, str]] = []
+    for artist in artists:
+        body = world.terms(artist, now, project_title="Inbox take")
+        answer = await http.post(f"{world.url}/v1/requests", json=body, headers=auth)
+        assert answer.status_code == 201, answer.text
+        filed.append((artist, answer.json()["id"]))
+    await world.tg.wait_for(lambda: all(world.cards(a.user_id, r) for a, r in filed), timeout=30)
+    await world.slack.wait_for(lambda: all(world.roots(a.board.channel, r) for a, r in filed), timeout=30)
+    return filed
+
+
+async def _tap_click_and_kill(
+    world: FaultWorld, rng: random.Random, filed: list[tuple[Artist, str]], seen: Acknowledged
+) -> None:
+    """Each request is tapped, clicked, or both (one of the two is then refused); the kill comes
+    once Telegram has every tap confirmed or once Slack has every click answered (whichever the
+    RNG says), then a random few milliseconds later, while decisions are still being made."""
+    sent: list[tuple[str, asyncio.Task[AppResponse]]] = []
+    for artist, request_id in filed:
+        how = rng.choice(("tap", "click", "both"))
+        if how in ("tap", "both"):
+            [card] = world.cards(artist.user_id, request_id)
+            query = await world.tg.tap(
+                TOKEN, artist.user_id, artist.user_id, card["message_id"], button_text="Approve"
+            )
+            seen.taps[query] = (request_id, "approve")
+        if how in ("click", "both"):
+            channel = artist.board.channel
+            assert channel is not None
+            [root] = world.roots(channel, request_id)
+            seen.clicked[request_id] += 1
+            click = world.slack.click(AGENT, channel, root["ts"], "board_approve")
+            sent.append((request_id, asyncio.create_task(click)))
+    confirmed = asyncio.create_task(
+        world.tg.wait_for(lambda: not world.tg.pending_updates(TOKEN), timeout=30)
+    )
+
+    async def all_answered() -> None:
+        if sent:
+            await asyncio.wait([task for _r, task in sent])
+
+    answered = asyncio.create_task(all_answered())
+    first = rng.choice((asyncio.FIRST_COMPLETED, asyncio.ALL_COMPLETED))
+    await asyncio.wait([confirmed, answered], return_when=first)
+    await asyncio.sleep(rng.uniform(0, 0.03))  # a random moment, from the seeded RNG
+    await world.kill()
+    for request_id, task in sent:
+        with contextlib.suppress(aiohttp.ClientError):
+            if (await task).status == 200:
+                seen.clicks[request_id] += 1
+    await world.start()
+    await confirmed
+    await answered
+    db = world.watch
+    assert db is not None
+    await db.wait_for(lambda: db.value("SELECT count(*) FROM inbox WHERE done_at IS NULL") == 0, timeout=30)
+
+
+@pytest.mark.timeout(scaled(120, 600))
+@pytest.mark.parametrize("mode", ["long_polling", "webhook"])
+async def test_a_kill_just_after_taps_and_clicks_are_acknowledged_loses_none_and_doubles_none(
+    tmp_path: Path, mode: str
+) -> None:
+    """Long polling confirms an update with the next getUpdates, the webhook with its 200, and
+    Slack's click is answered before its decision commits: a kill right then must find each in
+    the inbox at restart."""
+    rng = seeded_rng(f"inbox-crash-{mode}")
+    rounds = scaled(3 if mode == "long_polling" else 2, 12)
+    extra = {"REFUSAL_AUDIT_PER_HOUR": EVERY_REFUSAL}
+    if mode == "webhook":
+        port = free_port()  # the same address across restarts, as Telegram's webhook setting is
+        extra |= {
+            "HTTP_PORT": str(port),
+            "TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram/webhook",
+            "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_WEBHOOK_SECRET,
+        }
+    world = await open_world(tmp_path, **extra)
+    try:
+        boards = [await world.board(f"Inbox Agency {n}") for n in range(3)]
+        artists = [await world.artist(f"Inbox Artist {n}", boards[n % 3]) for n in range(6)]
+        creator = await world.creator("Inbox Studio", webhook=False)
+        auth = {"Authorization": f"Bearer {creator.api_key}"}
+        await world.start()
+        seen = Acknowledged()
+        async with world.client() as http:
+            for _round in range(rounds):
+                filed = await _file_one_each(world, http, auth, artists)
+                await _tap_click_and_kill(world, rng, filed, seen)
+        await world.stop()
+        print(
+            f"{rounds} kills: {len(seen.taps)} taps, "
+            f"{seen.clicked.total()} clicks, {seen.clicks.total()} answered"
+        )
+        _each_tap_and_acknowledged_click_was_handled_once(world, seen.taps, seen.clicks, seen.clicked)
+        db = world.watch
+        assert db is not None
+        decisions = Counter(r for (r,) in db.rows("SELECT request_id FROM decisions"))
+        assert max(decisions.values()) == 1, decisions
+        code, out, err = await world.cli("audit", "verify", "--json")
+        assert code == 0 and json.loads(out)["intact"], out + err
+        assert tracebacks(world.log()) == []
+    finally:
+        await close_world(world)

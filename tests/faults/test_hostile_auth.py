@@ -211,6 +211,11 @@ async def test_telegram_webhook_bodies_that_are_no_update_are_400(hostile: Hosti
         await hostile.telegram_post(b"\xff\xfe"),
         await hostile.telegram_post(b"[" * 100_000 + b"]" * 100_000),  # deeper than any parser's stack
         await hostile.telegram_post(b'{"update_id": "x", "message": 5}'),
+        # Without an integer update_id there is no inbox key: refused before anything is stored.
+        await hostile.telegram_post(b'{"update_id": 1.5}'),
+        await hostile.telegram_post(b'{"update_id": true}'),
+        await hostile.telegram_post(b'{"update_id": null, "message": {"message_id": 1}}'),
+        await hostile.telegram_post(b'{"message": {"message_id": 1}}'),
     ]
 
     assert [a.status_code for a in answers] == [400] * len(answers), [a.text for a in answers]

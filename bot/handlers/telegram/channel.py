@@ -21,6 +21,7 @@ from bot.adapters.telegram import ChatRateLimiter, TelegramSender
 from bot.handlers.telegram import commands, consents, decisions
 from bot.handlers.telegram.common import DEPS_KEY, Deps, TelegramApp, callback_pattern
 from bot.handlers.telegram.history import register_history_handler
+from bot.handlers.telegram.intake import TelegramIntake
 from bot.handlers.telegram.pause import register_pause_handlers
 from bot.handlers.telegram.webhook import WEBHOOK_PATH, receive_update
 from bot.models import Language
@@ -129,10 +130,12 @@ class TelegramChannel:
             .read_timeout(10)
             .write_timeout(20)
             .pool_timeout(10)
+            # Long polling is TelegramIntake's loop, which stores each update before confirming it.
+            .updater(None)
         )
-        if self.webhook_url:
-            builder = builder.updater(None)
         self.application: TelegramApp = builder.build()
+        self.intake = TelegramIntake(self.application, self.desk, ALLOWED_UPDATES)
+        self._intake_started = False
         self.signer = CallbackSigner(self.desk.signer.callback_keys)
         self.connected = False
         self.sender = TelegramSender(
@@ -181,13 +184,14 @@ class TelegramChannel:
                 self.webhook_url, secret_token=self.webhook_secret, allowed_updates=ALLOWED_UPDATES
             )
         else:
-            assert application.updater is not None
-            if not application.updater.running:
-                await application.updater.start_polling(
-                    allowed_updates=ALLOWED_UPDATES, error_callback=self._polling_error
-                )
+            # getUpdates is refused while a webhook is set; its pending updates stay for the poll.
+            await bot.delete_webhook()
         if not application.running:
             await application.start()
+        if not self._intake_started:
+            # Before any new update is taken: first what the last run left unfinished.
+            await self.intake.start(poll=not self.webhook_url)
+            self._intake_started = True
 
     async def _set_commands(self) -> None:
         bot = self.application.bot
@@ -195,11 +199,6 @@ class TelegramChannel:
         await bot.set_my_commands(
             [BotCommand(c, d) for c, d in texts.commands(Language.zh_hans)], language_code="zh"
         )
-
-    @staticmethod
-    def _polling_error(error: TelegramError) -> None:
-        # PTB keeps polling with backoff; one line is enough (its default prints a traceback).
-        log.warning("Telegram polling: %s: %s", type(error).__name__, error.message)
 
     async def stop(self) -> None:
         """Stops listening and closes the connections; a webhook stays set for the next start."""
@@ -209,19 +208,15 @@ class TelegramChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         application = self.application
-        if application.updater is not None and application.updater.running:
-            await application.updater.stop()
+        await self.intake.stop()
         if application.running:
             await application.stop()
         await application.shutdown()
 
     async def receive(self, request: HttpRequest) -> Response:
-        """The webhook: checks Telegram's secret, queues the update and answers at once."""
+        """The webhook: checks Telegram's secret, stores the update in the inbox and answers."""
         return await receive_update(
-            request,
-            secret=self.webhook_secret,
-            connected=self.connected,
-            application=self.application,
+            request, secret=self.webhook_secret, connected=self.connected, intake=self.intake
         )
 
 

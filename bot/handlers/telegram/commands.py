@@ -169,6 +169,8 @@ async def on_text(update: Update, context: Context) -> None:
 async def on_error(update: object, context: Context) -> None:
     """Logs a failed update in one line (never the token) and tells a waiting tap to try again."""
     error = context.error
+    if isinstance(error, workflow.inbox.AlreadyHandled):
+        return  # another run handled this update; this one changed nothing and says nothing
     if isinstance(error, TelegramError):
         log.warning("a Telegram update failed: %s: %s", type(error).__name__, error.message)
     else:

@@ -1,4 +1,5 @@
-"""The Telegram webhook route: checks Telegram's secret, queues the update and answers at once."""
+"""The Telegram webhook route: checks Telegram's secret, stores the update in the inbox, answers,
+and has it handled in this process."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from telegram import Update
 from bot.api.ratelimit import refuse_unauthenticated, too_many
 
 if TYPE_CHECKING:
-    from bot.handlers.telegram.common import TelegramApp
+    from bot.handlers.telegram.intake import TelegramIntake
 
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 async def receive_update(
-    request: HttpRequest, *, secret: str, connected: bool, application: TelegramApp
+    request: HttpRequest, *, secret: str, connected: bool, intake: TelegramIntake
 ) -> Response:
-    """Puts one webhook update on the application's queue once its secret is right; answers at once."""
+    """Stores one webhook update in the inbox once its secret is right, then answers 200 (a repeat
+    of a stored update changes nothing); its handling starts at once."""
     given = request.headers.get(SECRET_HEADER, "")
     if not hmac.compare_digest(given.encode(), secret.encode()):
         # No one we know: counted, never stored.
@@ -37,8 +39,11 @@ async def receive_update(
         body = json.loads(await request.body())
         if not isinstance(body, dict):
             raise TypeError("an update is a JSON object")
-        update = Update.de_json(body, application.bot)
+        update = Update.de_json(body, intake.application.bot)
+        if type(body.get("update_id")) is not int:  # a bool is no update id either
+            raise TypeError("an update has an integer update_id")
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         return JSONResponse({"detail": "not a Telegram update"}, status_code=400)
-    await application.update_queue.put(update)
+    # Before the 200: once Telegram has it, it never sends the update again.
+    await intake.accept([(update, body)])
     return Response(status_code=200)

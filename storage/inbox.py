@@ -1,0 +1,105 @@
+"""The inbox's statements: store arrivals (a repeat of a key changes nothing), claim the ones left
+unfinished, mark one done, forget old done ones."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from storage.tables import InboxItem
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One event to keep: its key (a platform's repeat has the same), where from, what, as received."""
+
+    key: str
+    source: str
+    kind: str
+    payload: dict[str, Any]
+
+
+def _insert_new(dialect_name: str) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(InboxItem).on_conflict_do_nothing(index_elements=["key"]).returning(InboxItem.key)
+
+
+# One statement per dialect, built once: its compiled form is cached, and a batch runs as one
+# multi-row INSERT.
+_INSERT_NEW = {name: _insert_new(name) for name in ("sqlite", "postgresql")}
+
+
+async def add_arrivals(
+    connection: AsyncConnection, arrivals: Sequence[Arrival], *, now: datetime, claimed_until: datetime
+) -> set[str]:
+    """Stores the arrivals in one statement, claimed by the caller; returns the keys that were new
+    (a key stored before is left as it is)."""
+    if not arrivals:
+        return set()
+    rows = [
+        {
+            "key": a.key,
+            "source": a.source,
+            "kind": a.kind,
+            "payload": a.payload,
+            "received_at": now,
+            "claimed_until": claimed_until,
+            "done_at": None,
+        }
+        for a in arrivals
+    ]
+    statement = _INSERT_NEW[connection.dialect.name]
+    return set((await connection.execute(statement, rows)).scalars())
+
+
+async def claim_unfinished(
+    session: AsyncSession,
+    *,
+    source: str,
+    now: datetime,
+    claimed_until: datetime,
+    limit: int,
+    skip_locked: bool,
+    everything: bool = False,
+) -> list[Arrival]:
+    """Claims unfinished arrivals of one source whose claim ran out (`everything`: held or not),
+    oldest first; another instance's claim in progress is skipped (FOR UPDATE SKIP LOCKED)."""
+    query = select(InboxItem).where(InboxItem.source == source, InboxItem.done_at.is_(None))
+    if not everything:
+        query = query.where(InboxItem.claimed_until <= now)
+    query = query.order_by(InboxItem.received_at).limit(limit)
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    items = list((await session.execute(query)).scalars())
+    if not items:
+        return []
+    await session.execute(
+        update(InboxItem).where(InboxItem.key.in_([i.key for i in items])).values(claimed_until=claimed_until)
+    )
+    return [Arrival(i.key, i.source, i.kind, dict(i.payload)) for i in items]
+
+
+async def mark_done(session: AsyncSession | AsyncConnection, key: str, *, now: datetime) -> bool:
+    """Marks one arrival handled and drops its content (names, texts: only the key is needed to
+    know a repeat); False when it was already handled (by this or another instance)."""
+    result = await session.execute(
+        update(InboxItem)
+        .where(InboxItem.key == key, InboxItem.done_at.is_(None))
+        .values(done_at=now, payload={})
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def forget_done(session: AsyncSession, *, before: datetime) -> int:
+    """Deletes arrivals handled before `before`; how many."""
+    result = await session.execute(
+        delete(InboxItem).where(InboxItem.done_at < before).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
