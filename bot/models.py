@@ -112,6 +112,7 @@ class ViolationReason(StrEnum):
     media_not_granted = "media_not_granted"
     territory_not_granted = "territory_not_granted"
     likeness_not_granted = "likeness_not_granted"
+    output_not_released = "output_not_released"
 
 
 class Outcome(StrEnum):
@@ -263,6 +264,9 @@ class TermsIn(BaseModel):
     reference_urls: list[ReferenceUrl] = Field(
         default_factory=list, max_length=MAX_REFERENCE_URLS, description="https links to scripts or boards"
     )
+    preview_required: bool = Field(
+        default=False, description="Each output must be released by the artist before it is published."
+    )
 
     @field_validator("media", "likeness", "sensitive")
     @classmethod
@@ -308,12 +312,18 @@ class Terms(TermsIn):
         return cls.model_validate(data)
 
     def canonical(self) -> dict[str, Any]:
-        """The terms as plain JSON values with UTC timestamps and sorted lists."""
-        return self.model_dump(mode="json") | {
+        """The terms as plain JSON values with UTC timestamps and sorted lists.
+
+        `preview_required` appears only when true, so terms that never had it hash as they did.
+        """
+        canonical = self.model_dump(mode="json", exclude={"preview_required"}) | {
             "starts_at": utc_iso(self.starts_at),
             "ends_at": utc_iso(self.ends_at),
             "decision_due_at": utc_iso(self.decision_due_at),
         }
+        if self.preview_required:
+            canonical["preview_required"] = True
+        return canonical
 
     @property
     def terms_hash(self) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -84,6 +85,8 @@ class Artist(Base):
     pause_reason: Mapped[str | None] = mapped_column(Text)
     # Set when an operator deactivated the artist: no new requests; existing grants stand.
     deactivated_at: Mapped[datetime | None]
+    # Every request for the artist gets `preview_required` in its terms, as a red line is applied.
+    require_preview: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Creator(Base):
@@ -217,6 +220,8 @@ class UsageEvent(Base):
     # The violation's own id and the terms it breaks (ViolationReason codes); empty when inside.
     violation_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # The released output a publish or distribute use cites (see `Output`).
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_usage_grant_time", "grant_id", "occurred_at"),
@@ -400,3 +405,38 @@ class PersonKey(Base):
     subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class Output(Base):
+    """A file a creator made under a grant, kept by its SHA-256 until the artist releases or rejects it.
+
+    The bytes live in DATA_DIR/outputs (content-addressed, see bot/output_files.py); the row says
+    whose it is and where it stands: pending, released (with its signed receipt) or rejected.
+    """
+
+    __tablename__ = "outputs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
+    request_id: Mapped[str] = mapped_column(String(32))
+    creator_id: Mapped[str] = mapped_column(String(32), index=True)
+    artist_id: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    media_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    release_due_at: Mapped[datetime]
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    decided_at: Mapped[datetime | None]
+    decided_by_kind: Mapped[str | None] = mapped_column(String(16))
+    decided_by_id: Mapped[str | None] = mapped_column(String(64))
+    receipt: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("grant_id", "sha256", name="uq_outputs_grant_sha256"),
+        Index("ix_outputs_status_due", "status", "release_due_at"),
+    )

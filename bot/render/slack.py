@@ -224,6 +224,8 @@ def request_blocks(
             blocks.append(flag)
     description = escape(cut(str(terms.get("use_description") or ""), _DESCRIPTION_SHOWN))
     blocks.append(section(f"*Use:* {description}"))
+    if terms.get("preview_required"):
+        blocks.append(section("*Outputs:* each must be released by the artist before it is published"))
     blocks.append({"type": "section", "fields": _fields(view)})
     blocks.append({"type": "divider"})
     blocks.append({"type": "section", "block_id": "status", "text": mrkdwn(status_line(view))})
