@@ -25,6 +25,7 @@ from bot.exposure import startup_refusal
 from bot.file_modes import secure_data_files
 from bot.keys import KeyRing
 from bot.log_format import JsonFormatter
+from bot.output_files import OutputFiles
 from bot.readiness import add_readiness
 from bot.service import SANDBOX_GROUP, Extension, Service
 from bot.webhook_address import WebhookPolicy
@@ -75,6 +76,7 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
         grant_reminders=tuple(settings.grant_reminders),
         deletion_reminders=tuple(sorted(settings.deletion_reminders)),
         deletion_window=settings.deletion_window,
+        output_quota=settings.output_quota,
     )
     return Desk(
         db=Database(settings.database_url),
@@ -83,6 +85,7 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
         rules=rules,
         refusal_cap=RefusalAuditCap(per_hour=settings.refusal_audit_per_hour),
         public_url=settings.public_url,
+        output_files=OutputFiles(settings.data_dir / "outputs"),
     )
 
 

@@ -12,6 +12,7 @@ the audit event that records the refusal. One module per part:
 - `grants`: grant status, creation with its receipt, revocation.
 - `deletions`: the deletion confirmation a revoked (or ended AI-training) grant owes.
 - `usage`: creators' usage reports and violations.
+- `outputs`: files made under a grant, submitted for the artist to release or reject.
 - `records`: operators list, show, change and deactivate agencies, artists and creators.
 - `pause`: pausing and resuming every grant of an artist at once.
 - `sweeps`: what falls due with time, in one sweep shape; `reports`: queueing usage reports.
@@ -33,6 +34,7 @@ from bot.workflow.desk import Desk, Rules, hash_secret, new_id, record_refusal
 from bot.workflow.errors import (
     AlreadyDecided,
     Deactivated,
+    GrantNotActive,
     IdempotencyConflict,
     InvalidInput,
     InviteInvalid,
@@ -40,11 +42,14 @@ from bot.workflow.errors import (
     NotAllowed,
     NotFound,
     NotOpen,
+    OutputExists,
+    OverQuota,
     Refused,
     TermsChanged,
 )
 from bot.workflow.grants import grant_status_at, revoke_grant
 from bot.workflow.idempotency import Idempotency
+from bot.workflow.outputs import OutputView, creators_output, submit_output
 from bot.workflow.parties import (
     INVITE_LIFETIME,
     Linked,
@@ -116,6 +121,7 @@ __all__ = [
     "DeletionNotOwed",
     "Desk",
     "Grant",
+    "GrantNotActive",
     "GrantSummary",
     "Idempotency",
     "IdempotencyConflict",
@@ -128,6 +134,9 @@ __all__ = [
     "NotAllowed",
     "NotFound",
     "NotOpen",
+    "OutputExists",
+    "OutputView",
+    "OverQuota",
     "PauseChange",
     "Refused",
     "RequestView",
@@ -146,6 +155,7 @@ __all__ = [
     "check_revoke",
     "confirm_deletion",
     "create_invite",
+    "creators_output",
     "deactivate_artist",
     "deactivate_creator",
     "decide",
@@ -180,6 +190,7 @@ __all__ = [
     "show_agency",
     "show_artist",
     "show_creator",
+    "submit_output",
     "submit_request",
     "update_agency",
     "update_artist",

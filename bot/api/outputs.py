@@ -1,0 +1,106 @@
+"""The creators' routes for outputs: submit a file made under a grant, read where it stands."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from bot import workflow
+from bot.api.routes import _ERRORS, CreatorDep, DeskDep, GrantId
+from bot.api.schemas import ErrorOut
+from bot.models import ID_PATTERN
+from bot.output_files import LIMITS, MIB, FileRefused
+
+router = APIRouter(prefix="/v1", tags=["outputs"])
+OutputId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
+_CHUNK = 64 * 1024
+_ACCEPTED = ", ".join(f"{kind} ≤ {limit // MIB} MiB" for kind, limit in LIMITS.items())
+_UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "the multipart body is malformed or has too many parts"},
+    409: {"model": ErrorOut, "description": "`grant_not_active`, or `output_exists` (same file, same grant)"},
+    413: {"model": ErrorOut, "description": "`file_too_large` for its type, or `output_quota_exceeded`"},
+    415: {
+        "model": ErrorOut,
+        "description": "`unsupported_media_type`: not accepted, or not what the bytes are",
+    },
+    422: {
+        "model": ErrorOut,
+        "description": "`corrupt_file` (empty, cut short, malformed) or a missing field",
+    },
+}
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(_CHUNK):
+        yield chunk
+
+
+def file_refused_answer(_request: Request, error: Exception) -> JSONResponse:
+    """A refused file: its status (413, 415, 422) and reason code."""
+    assert isinstance(error, FileRefused)
+    return JSONResponse({"detail": error.message, "code": error.code}, status_code=error.status)
+
+
+def _missing(field: str, message: str) -> HTTPException:
+    return HTTPException(422, [{"loc": ["body", field], "msg": message, "type": "missing"}])
+
+
+@router.post(
+    "/grants/{grant_id}/outputs",
+    status_code=201,
+    responses=_ERRORS | _UPLOAD_ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", "description"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "description": {"type": "string"},
+                        },
+                    }
+                }
+            },
+            "required": True,
+        }
+    },
+)
+async def submit_output(grant_id: GrantId, request: Request, creator: CreatorDep, desk: DeskDep) -> Any:
+    """Submits a file made under one of your active grants for the artist to release:
+    multipart `file` (its part's Content-Type is the declared type) and `description`.
+    Accepted:"""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise HTTPException(415, "send the output as multipart/form-data with `file` and `description`")
+    async with request.form(max_files=1, max_fields=4, max_part_size=64 * 1024) as form:
+        upload = form.get("file")
+        description = form.get("description")
+        if not isinstance(upload, UploadFile):
+            raise _missing("file", "attach the output as the `file` part")
+        if not isinstance(description, str):
+            raise _missing("description", "say what the output is in `description`")
+        output = await workflow.submit_output(
+            desk,
+            creator_id=creator.id,
+            grant_id=grant_id,
+            declared_type=upload.content_type,
+            chunks=_chunks(upload),
+            description=description,
+        )
+    body = {"id": output.id, "sha256": output.sha256, "status": output.status}
+    return JSONResponse(body, status_code=201)
+
+
+submit_output.__doc__ = (submit_output.__doc__ or "") + _ACCEPTED + "."
+
+
+@router.get("/outputs/{output_id}", responses=_ERRORS)
+async def get_output(output_id: OutputId, creator: CreatorDep, desk: DeskDep) -> dict[str, object]:
+    """One of your outputs: its hash, type, description and whether the artist released it."""
+    return (await workflow.creators_output(desk, output_id, creator.id)).public()
