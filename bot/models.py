@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -418,6 +419,11 @@ class UsageIn(BaseModel):
     likeness: list[Likeness] | None = Field(
         default=None, min_length=1, description="Required for render, train and fine_tune."
     )
+    output_sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="The released output a publish or distribute use is of (grants with preview_required).",
+    )
 
     @field_validator("occurred_at")
     @classmethod
@@ -446,12 +452,14 @@ class UsageIn(BaseModel):
         return errors
 
 
-def judge_use(terms: dict[str, Any], usage: UsageIn, status: GrantStatus) -> list[ViolationReason]:
+def judge_use(
+    terms: dict[str, Any], usage: UsageIn, status: GrantStatus, released: Collection[str] = ()
+) -> list[ViolationReason]:
     """Every term a use breaks, in a fixed order; empty when it lies inside all of them.
 
     `terms` are the canonical terms the artist approved; `status` is the grant's status when
-    the use happened. A field the creator did not state is not judged (the API requires the
-    ones each kind must state).
+    the use happened; `released` the SHA-256s of the grant's released outputs. A field the
+    creator did not state is not judged (the API requires the ones each kind must state).
     """
     reasons: list[ViolationReason] = []
     if status is GrantStatus.paused:
@@ -468,6 +476,12 @@ def judge_use(terms: dict[str, Any], usage: UsageIn, status: GrantStatus) -> lis
             reasons.append(ViolationReason.territory_not_granted)
     if usage.likeness is not None and not {p.value for p in usage.likeness} <= set(terms.get("likeness", [])):
         reasons.append(ViolationReason.likeness_not_granted)
+    if (
+        terms.get("preview_required")
+        and usage.kind in USES_NEEDING_PLACE
+        and usage.output_sha256 not in released
+    ):
+        reasons.append(ViolationReason.output_not_released)
     return reasons
 
 

@@ -104,3 +104,13 @@ submit_output.__doc__ = (submit_output.__doc__ or "") + _ACCEPTED + "."
 async def get_output(output_id: OutputId, creator: CreatorDep, desk: DeskDep) -> dict[str, object]:
     """One of your outputs: its hash, type, description and whether the artist released it."""
     return (await workflow.creators_output(desk, output_id, creator.id)).public()
+
+
+@router.get("/outputs/{output_id}/receipt", responses=_ERRORS)
+async def get_output_receipt(output_id: OutputId, creator: CreatorDep, desk: DeskDep) -> dict[str, object]:
+    """The signed release receipt of one of your outputs (404 until the artist released it):
+    it binds the file's SHA-256, the grant and the terms hash; `likeness receipt verify` checks it."""
+    view = await workflow.creators_output(desk, output_id, creator.id)
+    if view.output.receipt is None:
+        raise HTTPException(404, f"output {output_id} is {view.output.status}, not released")
+    return view.output.receipt

@@ -49,6 +49,7 @@ from bot.workflow.errors import (
 )
 from bot.workflow.grants import grant_status_at, revoke_grant
 from bot.workflow.idempotency import Idempotency
+from bot.workflow.output_release import decide_output
 from bot.workflow.outputs import OutputView, creators_output, submit_output
 from bot.workflow.parties import (
     INVITE_LIFETIME,
@@ -159,6 +160,7 @@ __all__ = [
     "deactivate_artist",
     "deactivate_creator",
     "decide",
+    "decide_output",
     "escalate_overdue_deletions",
     "expire_due_grants",
     "grant_status_at",

@@ -15,11 +15,12 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clean_text import MAX_DESCRIPTION, CleanText
 from bot.models import Actor, ActorKind, ChannelKind, FieldError, GrantStatus, utc_iso
 from bot.output_files import OutputFiles, Staged
-from bot.workflow.desk import Desk, audit, load_creators_grant, new_id, tell_agency, tell_artist, transition
+from bot.workflow.desk import Desk, audit, load_creators_grant, new_id, tell_artist, transition
 from bot.workflow.errors import GrantNotActive, InvalidInput, NotFound, OutputExists, OverQuota
 from bot.workflow.grants import grant_status_at
 from storage.queries import load_request_view
@@ -137,16 +138,6 @@ async def _record(
                 payload={"output_id": output.id},
                 dedupe_key=f"output:{output.id}",
             )
-            tell_agency(
-                session,
-                now,
-                view.agency,
-                "output_post",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                payload={"output_id": output.id},
-                dedupe_key=f"output-board:{output.id}",
-            )
             kept_now = files.keep(staged)
     except BaseException:
         if kept_now:
@@ -203,3 +194,11 @@ async def creators_output(desk: Desk, output_id: str, creator_id: str) -> Output
         if output is None or output.creator_id != creator_id:
             raise NotFound(f"no output {output_id}")
         return OutputView(output)
+
+
+async def released_outputs(session: AsyncSession, grant_id: str) -> frozenset[str]:
+    """The SHA-256s of a grant's released outputs (what a publish or distribute use may cite)."""
+    rows = await session.scalars(
+        select(Output.sha256).where(Output.grant_id == grant_id, Output.status == OutputStatus.released)
+    )
+    return frozenset(rows)

@@ -374,6 +374,8 @@ class TelegramWorld(FaultInjection):
             file = cast(File, message.file)
             if message.kind == "photo":
                 data["photo"] = file.photo_sizes()
+            elif message.kind in ("video", "audio"):
+                data[message.kind] = file.media()
             else:
                 data["document"] = file.document()
             if message.body.text:

@@ -1,0 +1,100 @@
+"""The artist's taps under an output: Release, Reject (with a reason from the list), Back.
+
+The tapped message is edited here (its caption gains the outcome, its buttons go): the one edit
+a handler makes itself. The creator and the agency hear of it through the outbox.
+"""
+
+from __future__ import annotations
+
+from telegram import CallbackQuery, Message, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot import workflow
+from bot.handlers.telegram.common import Context, Person, deps_of, log, read_tap, set_buttons
+from bot.render import telegram as texts
+from bot.render import telegram_outputs as output_texts
+from bot.render.buttons import Action
+
+
+async def _settle(
+    query: CallbackQuery, context: Context, person: Person, output_id: str, reason: str | None
+) -> None:
+    """Releases (no reason) or rejects the output, then shows the outcome under it."""
+    deps = deps_of(context)
+    release = reason is None
+    try:
+        output = await workflow.decide_output(
+            deps.desk, output_id=output_id, actor=person.actor, release=release, reason=reason
+        )
+    except workflow.Refused as why:
+        await query.answer(output_texts.refusal(person.language, why.code), show_alert=True)
+        return
+    await query.answer(output_texts.tap_answer(person.language, released=release))
+    message = query.message
+    if not isinstance(message, Message):
+        return
+    line = output_texts.outcome_line(
+        person.language, person.timezone, released=release, at=output.decided_at or deps.desk.clock.now()
+    )
+    base = message.caption_html or ""
+    room = output_texts.MAX_CAPTION - len(line) - 2
+    try:
+        await query.edit_message_caption(
+            caption=f"{base[:room]}\n\n{line}", parse_mode=ParseMode.HTML, reply_markup=None
+        )
+    except BadRequest as error:
+        # Recorded already; a caption that cannot be edited (deleted, too old) changes nothing.
+        log.info("could not edit the output message: %s", error.message)
+
+
+async def on_release(update: Update, context: Context) -> None:
+    """Releases the output under the tapped message."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    await _settle(query, context, person, tap.subject, None)
+
+
+async def on_reject(update: Update, context: Context) -> None:
+    """Offers the reasons to reject the output with."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    await query.answer()
+    keyboard = output_texts.reject_reasons_keyboard(person.language, tap.subject)
+    await set_buttons(query, deps_of(context).signer.markup(keyboard))
+
+
+async def on_reject_reason(update: Update, context: Context) -> None:
+    """Rejects the output with the reason chosen."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    reason = output_texts.recorded_reason(tap.action.partition(".")[2])
+    if reason is None:
+        await query.answer(texts.forged_button(person.language), show_alert=True)
+        return
+    await _settle(query, context, person, tap.subject, reason)
+
+
+async def on_back(update: Update, context: Context) -> None:
+    """Puts Release and Reject back under the output."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    await query.answer()
+    keyboard = output_texts.review_keyboard(person.language, tap.subject)
+    await set_buttons(query, deps_of(context).signer.markup(keyboard))
+
+
+OUTPUT_TAPS = (
+    (Action.release, on_release),
+    (Action.reject, on_reject),
+    (Action.reject_reason, on_reject_reason),
+    (Action.output_back, on_back),
+)
