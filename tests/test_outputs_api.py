@@ -233,3 +233,28 @@ async def test_missing_parts_and_a_json_body_are_refused_plainly(
     as_json = await api.post(url, json={"url": "https://example.com/a.png"}, headers=headers)
     assert as_json.status_code == 415
     assert await stored(outputs_desk) == (0, [])
+
+
+async def test_anyone_can_check_whether_a_file_was_released(
+    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties
+) -> None:
+    grant_id = await active_grant(outputs_desk, parties)
+    data = sample("image/jpeg")
+    made = (await upload(api, parties.api_key, grant_id, data, "image/jpeg")).json()
+    digest = hashlib.sha256(data).hexdigest()
+    pending = (await api.get(f"/public/outputs/{digest}")).json()
+    assert pending["released"] is False and pending["releases"] == []
+    await workflow.decide_output(outputs_desk, output_id=made["id"], actor=parties.artist(), release=True)
+    answer = await api.get(f"/public/outputs/{digest.upper()}")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["released"] is True
+    [release] = body["releases"]
+    assert release["grant_id"] == grant_id and release["in_force"] is True
+    grant = (await api.get(f"/v1/grants/{grant_id}", headers=auth(parties.api_key))).json()
+    assert release["valid_until"] == grant["ends_at"].replace("+00:00", "Z")
+    assert release["receipt"]["output"]["sha256"] == digest
+    page = (await api.get(f"/g/{grant_id}")).text
+    assert f'href="/public/outputs/{digest}"' in page
+    assert (await api.get(f"/public/outputs/{'0' * 64}")).json()["released"] is False
+    assert (await api.get("/public/outputs/not-a-hash")).status_code == 422

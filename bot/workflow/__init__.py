@@ -50,7 +50,13 @@ from bot.workflow.errors import (
 from bot.workflow.grants import grant_status_at, revoke_grant
 from bot.workflow.idempotency import Idempotency
 from bot.workflow.output_release import decide_output
-from bot.workflow.outputs import OutputView, creators_output, submit_output
+from bot.workflow.outputs import (
+    OutputView,
+    creators_output,
+    public_releases,
+    released_of_grant,
+    submit_output,
+)
 from bot.workflow.parties import (
     INVITE_LIFETIME,
     Linked,
@@ -173,12 +179,14 @@ __all__ = [
     "nudge_artist",
     "own_grant",
     "pause_artist",
+    "public_releases",
     "queries",
     "queue_due_reports",
     "queue_report",
     "record_refusal",
     "record_usage",
     "redeem_invite",
+    "released_of_grant",
     "remember_card",
     "remember_slack_request",
     "resend_card",

@@ -202,3 +202,47 @@ async def released_outputs(session: AsyncSession, grant_id: str) -> frozenset[st
         select(Output.sha256).where(Output.grant_id == grant_id, Output.status == OutputStatus.released)
     )
     return frozenset(rows)
+
+
+async def public_releases(desk: Desk, sha256: str) -> dict[str, object]:
+    """Whether this exact file was released, under which grants and until when (no key needed).
+
+    Only released outputs are named: a pending or rejected one reads as not released.
+    """
+    now = desk.clock.now()
+    async with desk.db.read() as session:
+        rows = (
+            await session.execute(
+                select(Output, Grant)
+                .join(Grant, Grant.id == Output.grant_id)
+                .where(Output.sha256 == sha256, Output.status == OutputStatus.released)
+                .order_by(Output.decided_at)
+            )
+        ).all()
+    releases = []
+    for output, grant in rows:
+        status = grant_status_at(grant, now)
+        until = grant.revoked_at if status is GrantStatus.revoked and grant.revoked_at else grant.ends_at
+        releases.append(
+            {
+                "grant_id": grant.id,
+                "grant_status": status.value,
+                "released_at": _when(output.decided_at),
+                "valid_until": utc_iso(until),
+                "in_force": status is GrantStatus.active,
+                "status_url": f"/public/grants/{grant.id}",
+                "receipt": output.receipt,
+            }
+        )
+    return {"sha256": sha256, "released": bool(releases), "checked_at": utc_iso(now), "releases": releases}
+
+
+async def released_of_grant(desk: Desk, grant_id: str) -> list[str]:
+    """The SHA-256s of a grant's released outputs, oldest release first (the public page links them)."""
+    async with desk.db.read() as session:
+        rows = await session.scalars(
+            select(Output.sha256)
+            .where(Output.grant_id == grant_id, Output.status == OutputStatus.released)
+            .order_by(Output.decided_at)
+        )
+        return list(rows)
