@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot import handover
+from bot.adapters.slack_outputs import BOARD_OUTPUT_NOTICES, send_output_to_board
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind
 from bot.render import slack as board
@@ -204,6 +205,8 @@ class SlackSender:
                 return await self._publish(notice, reply=None)
             if notice.kind == "report":
                 return await self._report(notice)
+            if notice.kind in BOARD_OUTPUT_NOTICES:
+                return await send_output_to_board(self, notice)
             if notice.request_id is not None:
                 # board_update, and any later kind about a request: the root edited, a line in its thread.
                 return await self._publish(notice, reply={"event": notice.kind} | notice.payload)
@@ -326,14 +329,21 @@ class SlackSender:
         await _call("views.open", self.client.views_open(trigger_id=trigger_id, view=view))
 
     async def upload(
-        self, channel: str, *, comment: str, files: list[tuple[str, bytes | IO[bytes], str]]
+        self,
+        channel: str,
+        *,
+        comment: str,
+        files: list[tuple[str, bytes | IO[bytes], str]],
+        thread_ts: str | None = None,
     ) -> None:
-        """Uploads files as one message with a comment (files_upload_v2), at the channel's pace."""
+        """Uploads files as one message with a comment (files_upload_v2), at the channel's pace;
+        into a thread when `thread_ts` names one."""
         async with self._pace(channel).turn():
             await _call(
                 "files.upload",
                 self.client.files_upload_v2(
                     channel=channel,
+                    thread_ts=thread_ts,
                     initial_comment=comment,
                     file_uploads=[
                         {"file": data, "filename": name, "title": title} for name, data, title in files

@@ -399,6 +399,9 @@ def build_slack_app(desk: Desk, slack: SlackSender, signing_secret: str) -> Asyn
     app.action(violations.ACTION_REVOKE)(listeners.revoke)
     app.view(board.DENY_FORM)(listeners.deny_submitted)
     app.command("/likeness")(listeners.command)
+    from bot.handlers.slack_outputs import register_output_actions  # it imports this module
+
+    register_output_actions(app, desk, slack)
     return app
 
 

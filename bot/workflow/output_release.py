@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.models import Actor, ActorKind, Policy, utc_iso
 from bot.receipts import OUTPUT_RECEIPT_TYPE, RECEIPT_VERSION
 from bot.workflow.decisions import check_agency_may_withdraw
-from bot.workflow.desk import Desk, audit, load_view, tell_artist, tell_creator, transition
+from bot.workflow.desk import Desk, audit, load_view, tell_agency, tell_artist, tell_creator, transition
 from bot.workflow.errors import AlreadyDecided, GrantNotActive, NotAllowed, NotFound
 from bot.workflow.grants import grant_status_at
 from bot.workflow.outputs import OutputStatus, output_data
@@ -152,3 +152,13 @@ async def settle_output(
             payload={"output_id": output.id, "status": output.status, "by": actor.kind.value},
             dedupe_key=f"output_decided:{output.id}",
         )
+    tell_agency(
+        session,
+        now,
+        view.agency,
+        "output_update",
+        request_id=view.request.id,
+        grant_id=output.grant_id,
+        payload={"output_id": output.id, "status": output.status, "by": actor.kind.value},
+        dedupe_key=f"output_update:{output.id}",
+    )

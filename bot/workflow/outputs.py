@@ -20,7 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.clean_text import MAX_DESCRIPTION, CleanText
 from bot.models import Actor, ActorKind, ChannelKind, FieldError, GrantStatus, utc_iso
 from bot.output_files import OutputFiles, Staged
-from bot.workflow.desk import Desk, audit, load_creators_grant, new_id, tell_artist, transition
+from bot.workflow.desk import (
+    Desk,
+    audit,
+    load_creators_grant,
+    new_id,
+    tell_agency,
+    tell_artist,
+    transition,
+)
 from bot.workflow.errors import GrantNotActive, InvalidInput, NotFound, OutputExists, OverQuota
 from bot.workflow.grants import grant_status_at
 from storage.queries import load_request_view
@@ -137,6 +145,16 @@ async def _record(
                 grant_id=grant.id,
                 payload={"output_id": output.id},
                 dedupe_key=f"output:{output.id}",
+            )
+            tell_agency(
+                session,
+                now,
+                view.agency,
+                "output_post",
+                request_id=grant.request_id,
+                grant_id=grant.id,
+                payload={"output_id": output.id},
+                dedupe_key=f"output-board:{output.id}",
             )
             kept_now = files.keep(staged)
     except BaseException:
