@@ -104,6 +104,8 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     desk = build_desk(settings, clock)
     limits = RateLimits.of(settings.api_rate_limit, settings.address_rate_limit)
     service = Service(settings=settings, desk=desk, api=create_api(desk, limits))
+    # Outputs named by URL are fetched under the same address rules as webhooks.
+    service.api.state.output_fetch_policy = webhook_policy(settings)
     service.on_stop.append(service.charts.close)  # stops run in reverse: this one goes last
     if sandbox is not None:
         # Before the channels, so the simulators are up when the bot and the Slack app start.

@@ -68,6 +68,13 @@ class Corrupt(FileRefused):
     status = 422
 
 
+class Sha256Mismatch(FileRefused):
+    """The fetched file's SHA-256 is not the one the creator stated (422)."""
+
+    code = "sha256_mismatch"
+    status = 422
+
+
 def sniff(head: bytes) -> str | None:
     """The accepted media type the first bytes show, or None for anything else."""
     if head.startswith(b"\xff\xd8\xff"):
@@ -268,6 +275,9 @@ class OutputFiles:
             check_whole(media_type, path)
         except BaseException:
             path.unlink(missing_ok=True)
+            closing = getattr(chunks, "aclose", None)
+            if closing is not None:
+                await closing()  # a fetch stopped early closes its connection now
             raise
         return Staged(path, media_type, size, digest.hexdigest())
 

@@ -231,7 +231,7 @@ async def test_missing_parts_and_a_json_body_are_refused_plainly(
     blank = await upload(api, parties.api_key, grant_id, sample("image/png"), "image/png", description="  ")
     assert blank.status_code == 422
     as_json = await api.post(url, json={"url": "https://example.com/a.png"}, headers=headers)
-    assert as_json.status_code == 415
+    assert as_json.status_code == 422  # a URL body without sha256, media_type, description
     assert await stored(outputs_desk) == (0, [])
 
 
@@ -258,3 +258,98 @@ async def test_anyone_can_check_whether_a_file_was_released(
     assert f'href="/public/outputs/{digest}"' in page
     assert (await api.get(f"/public/outputs/{'0' * 64}")).json()["released"] is False
     assert (await api.get("/public/outputs/not-a-hash")).status_code == 422
+
+
+@pytest.fixture
+async def file_server() -> AsyncIterator[str]:
+    """A loopback HTTP server: /poster.png, /missing (404), /moved (302 to the poster)."""
+    from aiohttp import web
+
+    async def poster(_request: web.Request) -> web.Response:
+        return web.Response(body=sample("image/png"), content_type="image/png")
+
+    async def moved(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("/poster.png")
+
+    app = web.Application()
+    app.router.add_get("/poster.png", poster)
+    app.router.add_get("/moved", moved)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def by_url(
+    desk: Desk, key: str, grant_id: str, url: str, *, private: bool, **extra: str
+) -> httpx.Response:
+    from bot.webhook_address import WebhookPolicy
+
+    app = create_api(desk)
+    app.state.output_fetch_policy = WebhookPolicy(allow_private=private, allow_http=private)
+    body = {
+        "url": url,
+        "sha256": hashlib.sha256(sample("image/png")).hexdigest(),
+        "media_type": "image/png",
+        "description": "The poster, too large to upload",
+    } | extra
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        return await client.post(f"/v1/grants/{grant_id}/outputs", json=body, headers=auth(key))
+
+
+async def test_an_output_named_by_url_is_fetched_checked_and_kept(
+    outputs_desk: Desk, parties: Parties, file_server: str
+) -> None:
+    grant_id = await active_grant(outputs_desk, parties)
+    answer = await by_url(outputs_desk, parties.api_key, grant_id, f"{file_server}/poster.png", private=True)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["sha256"] == hashlib.sha256(sample("image/png")).hexdigest()
+    assert (await stored(outputs_desk))[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "private", "extra", "status", "code"),
+    [
+        ("/poster.png", False, {}, 422, "fetch_failed"),  # a loopback address: refused like a webhook
+        ("/missing", True, {}, 422, "fetch_failed"),
+        ("/moved", True, {}, 422, "fetch_failed"),  # redirects are not followed
+        ("/poster.png", True, {"sha256": "0" * 64}, 422, "sha256_mismatch"),
+        ("/poster.png", True, {"media_type": "image/gif"}, 415, "unsupported_media_type"),
+        ("/poster.png", True, {"media_type": "image/jpeg"}, 415, "unsupported_media_type"),
+    ],
+    ids=["private address", "404", "redirect", "wrong sha256", "gif", "declared jpeg"],
+)
+async def test_a_refused_fetch_keeps_nothing(
+    outputs_desk: Desk,
+    parties: Parties,
+    file_server: str,
+    path: str,
+    private: bool,
+    extra: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    grant_id = await active_grant(outputs_desk, parties)
+    answer = await by_url(
+        outputs_desk, parties.api_key, grant_id, file_server + path, private=private, **extra
+    )
+    assert answer.status_code == status, answer.text
+    assert answer.json()["code"] == code
+    assert await stored(outputs_desk) == (0, [])
+
+
+async def test_a_malformed_url_body_is_a_field_422(outputs_desk: Desk, parties: Parties) -> None:
+    grant_id = await active_grant(outputs_desk, parties)
+    answer = await by_url(
+        outputs_desk, parties.api_key, grant_id, "ftp://example.com/a.png", private=False, sha256="x"
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["loc"] == ["body", "sha256"]
+    refused = await by_url(outputs_desk, parties.api_key, grant_id, "ftp://example.com/a.png", private=False)
+    assert refused.status_code == 422 and refused.json()["code"] == "fetch_failed"
+    assert await stored(outputs_desk) == (0, [])

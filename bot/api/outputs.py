@@ -6,14 +6,18 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from bot import workflow
 from bot.api.routes import _ERRORS, CreatorDep, DeskDep, GrantId
 from bot.api.schemas import ErrorOut
-from bot.models import ID_PATTERN
-from bot.output_files import LIMITS, MIB, FileRefused
+from bot.models import ID_PATTERN, MAX_URL_LENGTH
+from bot.output_fetch import fetch_chunks
+from bot.output_files import LIMITS, MIB, FileRefused, declared_type
+from bot.webhook_address import WebhookPolicy
 
 router = APIRouter(prefix="/v1", tags=["outputs"])
 OutputId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
@@ -45,6 +49,40 @@ def file_refused_answer(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": error.message, "code": error.code}, status_code=error.status)
 
 
+class OutputByUrl(BaseModel):
+    """An output too large to upload: where the service fetches it, and what it must be."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH, description="https URL of the file")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 the fetched bytes must have")
+    media_type: str = Field(min_length=1, max_length=100)
+    description: str = Field(max_length=100_000)
+
+
+async def _submit_by_url(
+    grant_id: str, request: Request, creator_id: str, desk: workflow.Desk
+) -> JSONResponse:
+    try:
+        given = OutputByUrl.model_validate_json(await request.body())
+    except ValidationError as error:
+        problems = error.errors(include_url=False)
+        raise RequestValidationError([p | {"loc": ("body", *p.get("loc", ()))} for p in problems]) from None
+    media_type = declared_type(given.media_type)
+    policy: WebhookPolicy = getattr(request.app.state, "output_fetch_policy", WebhookPolicy())
+    output = await workflow.submit_output(
+        desk,
+        creator_id=creator_id,
+        grant_id=grant_id,
+        declared_type=media_type,
+        chunks=fetch_chunks(given.url, policy, LIMITS[media_type]),
+        description=given.description,
+        expected_sha256=given.sha256,
+    )
+    body = {"id": output.id, "sha256": output.sha256, "status": output.status}
+    return JSONResponse(body, status_code=201)
+
+
 def _missing(field: str, message: str) -> HTTPException:
     return HTTPException(422, [{"loc": ["body", field], "msg": message, "type": "missing"}])
 
@@ -65,7 +103,8 @@ def _missing(field: str, message: str) -> HTTPException:
                             "description": {"type": "string"},
                         },
                     }
-                }
+                },
+                "application/json": {"schema": OutputByUrl.model_json_schema()},
             },
             "required": True,
         }
@@ -76,8 +115,12 @@ async def submit_output(grant_id: GrantId, request: Request, creator: CreatorDep
     multipart `file` (its part's Content-Type is the declared type) and `description`.
     Accepted:"""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        return await _submit_by_url(grant_id, request, creator.id, desk)
     if content_type != "multipart/form-data":
-        raise HTTPException(415, "send the output as multipart/form-data with `file` and `description`")
+        raise HTTPException(
+            415, "send the output as multipart/form-data (`file`, `description`) or JSON with its `url`"
+        )
     async with request.form(max_files=1, max_fields=4, max_part_size=64 * 1024) as form:
         upload = form.get("file")
         description = form.get("description")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clean_text import MAX_DESCRIPTION, CleanText
 from bot.models import Actor, ActorKind, ChannelKind, FieldError, GrantStatus, utc_iso
-from bot.output_files import OutputFiles, Staged
+from bot.output_files import OutputFiles, Sha256Mismatch, Staged
 from bot.workflow.desk import (
     Desk,
     audit,
@@ -71,6 +71,7 @@ async def submit_output(
     declared_type: str | None,
     chunks: AsyncIterator[bytes],
     description: str | None,
+    expected_sha256: str | None = None,
 ) -> Output:
     """Keeps a creator's output of one of its active grants, pending the artist's release; the
     artist is sent it in Telegram, the agency in the request's thread."""
@@ -78,6 +79,8 @@ async def submit_output(
     files = files_of(desk)
     staged = await files.stage(declared_type, chunks)
     try:
+        if expected_sha256 is not None and staged.sha256 != expected_sha256.lower():
+            raise Sha256Mismatch(f"the file's SHA-256 is {staged.sha256}, not the {expected_sha256} stated")
         return await _record(desk, files, staged, creator_id=creator_id, grant_id=grant_id, text=text)
     except BaseException:
         OutputFiles.drop(staged)
