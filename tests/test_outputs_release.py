@@ -238,3 +238,23 @@ def test_the_release_receipt_verifies_offline_and_fails_for_a_file_one_byte_diff
     assert code != 0 and "SHA-256 differs" in json.loads(out)["problem"]
     with pytest.raises(ReceiptError):
         check_output_file(receipt, "0" * 64)
+
+
+async def test_erasing_the_artist_removes_their_output_files_and_keeps_the_hashes(
+    desk: Desk, tmp_path: Path
+) -> None:
+    from bot.models import Actor, ActorKind, ChannelKind
+    from bot.workflow.erasure import erase_artist
+
+    parties, grant_id = await setup(desk, tmp_path)
+    kept = await put(desk, parties, grant_id)
+    released = await workflow.decide_output(desk, output_id=kept.id, actor=parties.artist(), release=True)
+    assert desk.output_files is not None and desk.output_files.path_of(kept.sha256).exists()
+    await erase_artist(
+        desk, artist_id=parties.artist_id, actor=Actor(ActorKind.admin, "ops", ChannelKind.cli)
+    )
+    assert not desk.output_files.path_of(kept.sha256).exists()
+    after = await status_of(desk, kept.id)
+    assert (after.sha256, after.status) == (kept.sha256, "released")
+    assert released.receipt is not None
+    verify_receipt(released.receipt, parse_keys_document(desk.signer.public_keys_document()))
