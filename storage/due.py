@@ -159,6 +159,22 @@ async def overdue_outputs(session: AsyncSession, now: datetime, limit: int) -> l
     return await _locked(session, query, limit)
 
 
+async def outputs_of_ended_grants(session: AsyncSession, now: datetime, limit: int) -> list[Output]:
+    """Outputs still waiting for release under a grant that ended (revoked, expired, or past its end)."""
+    query = (
+        select(Output)
+        .join(Grant, Grant.id == Output.grant_id)
+        .where(
+            Output.status == "pending",
+            (Grant.status.in_(["revoked", "expired"])) | (Grant.ends_at <= now),
+        )
+        .order_by(Output.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Output)
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def outputs_to_remind(
     session: AsyncSession, now: datetime, *, index: int, within: timedelta, limit: int
 ) -> list[Output]:

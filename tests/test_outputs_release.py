@@ -258,3 +258,18 @@ async def test_erasing_the_artist_removes_their_output_files_and_keeps_the_hashe
     assert (after.sha256, after.status) == (kept.sha256, "released")
     assert released.receipt is not None
     verify_receipt(released.receipt, parse_keys_document(desk.signer.public_keys_document()))
+
+
+async def test_outputs_under_a_revoked_grant_are_rejected_at_the_next_sweep(
+    desk: Desk, tmp_path: Path
+) -> None:
+    parties, grant_id = await setup(desk, tmp_path)
+    output = await put(desk, parties, grant_id)
+    await workflow.revoke_grant(desk, grant_id=grant_id, actor=parties.artist())
+    assert await reject_overdue_outputs(desk) == 1
+    after = await status_of(desk, output.id)
+    assert (after.status, after.reason) == ("rejected", "the consent ended before it was released")
+    assert await send_output_reminders(desk) == 0
+    async with desk.db.transaction() as session:
+        told = (await session.scalars(select(Notice.payload).where(Notice.kind == "output_decided"))).all()
+    assert [payload["ended"] for payload in told] == [True]

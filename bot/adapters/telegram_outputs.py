@@ -67,6 +67,7 @@ async def send_output_notice(sender: TelegramSender, notice: Outgoing) -> Delive
             title=shown.title,
             released=notice.payload.get("status") == "released",
             by=str(notice.payload.get("by", "")),
+            ended=bool(notice.payload.get("ended")),
         )
     await sender.bot.send_message(recipient.chat_id, text, parse_mode=ParseMode.HTML)
     return Delivered()

@@ -101,9 +101,14 @@ def reminder(language: Language, timezone: str, *, title: str, due_at: datetime)
     )
 
 
-def decided_elsewhere(language: Language, *, title: str, released: bool, by: str) -> str:
-    """Tells the artist that their agency, or the deadline, decided an output."""
+def decided_elsewhere(language: Language, *, title: str, released: bool, by: str, ended: bool = False) -> str:
+    """Tells the artist that their agency, the deadline or the consent's end decided an output."""
     v = Voice(language)
+    if ended:
+        return v._(
+            "🔚 The consent for “%(title)s” ended: an output waiting for your release is rejected.",
+            title=title,
+        )
     if by == "agency":
         if released:
             return v._("✅ Your agency released an output for “%(title)s”.", title=title)

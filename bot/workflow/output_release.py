@@ -24,6 +24,7 @@ from storage.queries import RequestView
 from storage.tables import Grant, Output, Request
 
 LAPSED_REASON = "not released by its deadline"
+ENDED_REASON = "the consent ended before it was released"
 
 
 def release_receipt(
@@ -149,7 +150,12 @@ async def settle_output(
             "output_decided",
             request_id=view.request.id,
             grant_id=output.grant_id,
-            payload={"output_id": output.id, "status": output.status, "by": actor.kind.value},
+            payload={
+                "output_id": output.id,
+                "status": output.status,
+                "by": actor.kind.value,
+                "ended": output.reason == ENDED_REASON,
+            },
             dedupe_key=f"output_decided:{output.id}",
         )
     tell_agency(

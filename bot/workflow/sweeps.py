@@ -26,7 +26,7 @@ from bot.workflow.desk import (
     tell_creator,
     tell_grant_parties,
 )
-from bot.workflow.output_release import LAPSED_REASON, settle_output
+from bot.workflow.output_release import ENDED_REASON, LAPSED_REASON, settle_output
 from storage import due
 from storage.tables import Deletion, Grant, Output, Request
 
@@ -248,7 +248,7 @@ async def escalate_overdue_deletions(desk: Desk, *, limit: int = SWEEP_BATCH) ->
 
 
 async def reject_overdue_outputs(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
-    """Outputs nobody released by their deadline are rejected; the creator is told."""
+    """Outputs nobody released by their deadline, or whose grant ended, are rejected; the creator is told."""
 
     async def rows(session: AsyncSession, now: datetime) -> list[Output]:
         return await due.overdue_outputs(session, now, limit)
@@ -256,7 +256,14 @@ async def reject_overdue_outputs(desk: Desk, *, limit: int = SWEEP_BATCH) -> int
     async def reject(session: AsyncSession, now: datetime, output: Output) -> None:
         await settle_output(session, desk, now, output, actor=_SYSTEM, release=False, reason=LAPSED_REASON)
 
-    return await _sweep(desk, (rows, reject))
+    async def ended(session: AsyncSession, now: datetime) -> list[Output]:
+        return await due.outputs_of_ended_grants(session, now, limit)
+
+    async def reject_ended(session: AsyncSession, now: datetime, output: Output) -> None:
+        await settle_output(session, desk, now, output, actor=_SYSTEM, release=False, reason=ENDED_REASON)
+
+    # Outputs under a consent that ended can never be released: rejected at once, not at their deadline.
+    return await _sweep(desk, (ended, reject_ended), (rows, reject))
 
 
 async def send_output_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
