@@ -133,3 +133,23 @@ async def test_reject_takes_a_reason(world: World) -> None:
     assert fetched["reason"] == "the artist does not like how they appear"
     missing = await world.http.get(f"{world.url}/v1/outputs/{made['id']}/receipt", headers=headers)
     assert missing.status_code == 404
+
+
+async def test_reject_in_the_artists_own_words(world: World) -> None:
+    from tests.telegram_fixtures import reply
+
+    party = await world.party()
+    grant_id = await active_grant(world, party)
+    made = await upload(world, party, grant_id, "video/mp4", "The teaser, 12 seconds")
+    message = await output_message(world, party, "The teaser, 12 seconds")
+    await world.tap(party.user_id, message, "❌ Reject")
+    await world.sim.wait_for(
+        lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
+    )
+    await world.tap(party.user_id, message, "Write my own reason…")
+    prompt = await world.wait_text(party.user_id, "Reply to this message with your reason for rejecting")
+    await reply(world.sim, party.user_id, prompt["message_id"], "My face looks wrong in the last frame")
+    await world.wait_text(party.user_id, "Your reason was recorded")
+    headers = {"Authorization": f"Bearer {party.api_key}"}
+    fetched = (await world.http.get(f"{world.url}/v1/outputs/{made['id']}", headers=headers)).json()
+    assert (fetched["status"], fetched["reason"]) == ("rejected", "My face looks wrong in the last frame")

@@ -46,6 +46,7 @@ class Action(StrEnum):
     reject = "orj"
     reject_reason = "orw"  # followed by '.' and a reason code, e.g. 'orw.look'
     output_back = "orb"
+    output_own_words = "oro"
 
 
 @dataclass(frozen=True)

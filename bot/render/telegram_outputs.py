@@ -3,6 +3,7 @@ Reject buttons, the reasons to reject with, the outcome, reminders. Pure, like `
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from bot.models import Language
@@ -10,6 +11,7 @@ from bot.render.buttons import Action, Button, Keyboard
 from bot.render.words import N_, Voice, esc
 
 MAX_CAPTION = 1024
+REJECT_PROMPT_MARK = re.compile(r"reject:(out_[0-9a-f]{16})")
 _DESCRIPTION_SHOWN = 600
 # Reason code on the button → (label, the reason recorded, in English like the deny reasons).
 REJECT_REASONS = {
@@ -55,8 +57,25 @@ def reject_reasons_keyboard(language: Language, output_id: str) -> Keyboard:
         (Button(v.label(label), f"{Action.reject_reason}.{code}", output_id),)
         for code, (label, _recorded) in REJECT_REASONS.items()
     ]
+    rows.append((Button(v.label(N_("Write my own reason…")), Action.output_own_words, output_id),))
     rows.append((Button(v.label(N_("Back")), Action.output_back, output_id),))
     return tuple(rows)
+
+
+def reject_prompt(language: Language, output_id: str) -> str:
+    """Asks for the artist's own reason to reject an output, as a message they reply to."""
+    v = Voice(language)
+    return "\n".join(
+        [
+            v._("✍️ Reply to this message with your reason for rejecting this output."),
+            f"<i>reject:{esc(output_id)}</i>",
+        ]
+    )
+
+
+def rejection_recorded(language: Language) -> str:
+    """The reply to an artist's own-words reason once the output is rejected."""
+    return Voice(language).label(N_("❌ Rejected. Your reason was recorded and sent to the studio."))
 
 
 def recorded_reason(code: str) -> str | None:
