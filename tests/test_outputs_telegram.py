@@ -153,3 +153,26 @@ async def test_reject_in_the_artists_own_words(world: World) -> None:
     headers = {"Authorization": f"Bearer {party.api_key}"}
     fetched = (await world.http.get(f"{world.url}/v1/outputs/{made['id']}", headers=headers)).json()
     assert (fetched["status"], fetched["reason"]) == ("rejected", "My face looks wrong in the last frame")
+
+
+async def test_a_stranger_cannot_release_and_hidden_characters_are_no_reason(world: World) -> None:
+    from tests.telegram_fixtures import reply
+
+    party = await world.party()
+    grant_id = await active_grant(world, party)
+    made = await upload(world, party, grant_id, "image/jpeg", "Still from scene 9")
+    message = await output_message(world, party, "Still from scene 9")
+    stranger = world.new_user("Eve")
+    refused = await world.tap(party.user_id, message, "✅ Release", as_user=stranger)
+    assert refused["show_alert"] is True
+    await world.tap(party.user_id, message, "❌ Reject")
+    await world.sim.wait_for(
+        lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
+    )
+    await world.tap(party.user_id, message, "Write my own reason…")
+    prompt = await world.wait_text(party.user_id, "Reply to this message with your reason for rejecting")
+    await reply(world.sim, party.user_id, prompt["message_id"], "fine\u202e enif")
+    await world.wait_text(party.user_id, "Please type it again as plain text")
+    headers = {"Authorization": f"Bearer {party.api_key}"}
+    fetched = (await world.http.get(f"{world.url}/v1/outputs/{made['id']}", headers=headers)).json()
+    assert fetched["status"] == "pending"
