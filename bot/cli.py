@@ -32,7 +32,7 @@ from bot.cli_base import (
     receipt_app,
     report_app,
 )
-from bot.cli_outputs import check_release, release_summary
+from bot.cli_outputs import check_release, release_online, release_summary
 from bot.config import ConfigError, Settings
 from bot.exposure import startup_refusal
 from bot.models import Actor, ActorKind, ChannelKind
@@ -243,6 +243,9 @@ def receipt_verify(
             sys.stdout.write(json.dumps({"valid": False, "problem": str(error)}) + "\n")
         _fail(f"receipt not valid: {error}")
     if receipt.get("type") == OUTPUT_RECEIPT_TYPE:
+        if online:
+            release_online(release, receipt, url, as_json)
+            return
         _emit(as_json, release, release_summary(release))
         return
     if receipt.get("type") == DELETION_RECEIPT_TYPE:

@@ -3,7 +3,9 @@ API simulator; each type arrives as Telegram shows it, with its caption and butt
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from bot import workflow
 from bot.models import Actor, ActorKind, ChannelKind, Outcome
 from bot.receipts import parse_keys_document, verify_receipt
+from sandbox.service_process import run_cli
 from storage.tables import Request
 from tests.output_samples import sample
 from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world
@@ -107,6 +110,30 @@ async def test_release_by_tap_signs_a_receipt_and_edits_the_caption(world: World
     verify_receipt(receipt, parse_keys_document(keys))
     assert receipt["output"]["sha256"] == hashlib.sha256(sample("image/png")).hexdigest()
     assert receipt["grant"]["id"] == grant_id
+    release_file, keys_file = world.root / "release.json", world.root / "keys.json"
+    release_file.write_text(json.dumps(receipt))
+    keys_file.write_text(json.dumps(keys))
+
+    async def verify_online() -> tuple[int, dict[str, Any]]:
+        args = (
+            "receipt",
+            "verify",
+            str(release_file),
+            "--keys",
+            str(keys_file),
+            "--online",
+            "--url",
+            world.url,
+        )
+        done = await asyncio.to_thread(run_cli, dict(world.env), world.root, *args, "--json")
+        return done.returncode, json.loads(done.stdout.splitlines()[-1])
+
+    assert await verify_online() == (0, await verify_online_expected(receipt, grant_id, "active", True))
+    await workflow.revoke_grant(
+        world.desk, grant_id=grant_id, actor=Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram)
+    )
+    code, found = await verify_online()
+    assert code == 3 and found["grant_status"] == "revoked" and found["in_force"] is False
     with pytest.raises(workflow.AlreadyDecided):  # a second decision changes nothing
         await workflow.decide_output(
             world.desk,
@@ -114,6 +141,23 @@ async def test_release_by_tap_signs_a_receipt_and_edits_the_caption(world: World
             actor=Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram),
             release=False,
         )
+
+
+async def verify_online_expected(
+    receipt: dict[str, Any], grant_id: str, status: str, in_force: bool
+) -> dict[str, Any]:
+    return {
+        "valid": True,
+        "type": "likeness-output-release-receipt",
+        "output_id": receipt["output"]["id"],
+        "output_sha256": receipt["output"]["sha256"],
+        "grant_id": grant_id,
+        "terms_hash": receipt["terms_hash"],
+        "released_at": receipt["released_at"],
+        "file_checked": False,
+        "grant_status": status,
+        "in_force": in_force,
+    }
 
 
 async def test_reject_takes_a_reason(world: World) -> None:
