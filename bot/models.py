@@ -266,7 +266,7 @@ class TermsIn(BaseModel):
         default_factory=list, max_length=MAX_REFERENCE_URLS, description="https links to scripts or boards"
     )
     preview_required: bool = Field(
-        default=False, description="Each output must be released by the artist before it is published."
+        False, description="Each output needs the artist's release to be published."
     )
 
     @field_validator("media", "likeness", "sensitive")
@@ -420,9 +420,7 @@ class UsageIn(BaseModel):
         default=None, min_length=1, description="Required for render, train and fine_tune."
     )
     output_sha256: str | None = Field(
-        default=None,
-        pattern=r"^[0-9a-f]{64}$",
-        description="The released output a publish or distribute use is of (grants with preview_required).",
+        None, pattern=r"^[0-9a-f]{64}$", description="The released output published (preview_required)."
     )
 
     @field_validator("occurred_at")
@@ -476,12 +474,9 @@ def judge_use(
             reasons.append(ViolationReason.territory_not_granted)
     if usage.likeness is not None and not {p.value for p in usage.likeness} <= set(terms.get("likeness", [])):
         reasons.append(ViolationReason.likeness_not_granted)
-    if (
-        terms.get("preview_required")
-        and usage.kind in USES_NEEDING_PLACE
-        and usage.output_sha256 not in released
-    ):
-        reasons.append(ViolationReason.output_not_released)
+    if terms.get("preview_required") and usage.kind in USES_NEEDING_PLACE:
+        if usage.output_sha256 not in released:
+            reasons.append(ViolationReason.output_not_released)
     return reasons
 
 
