@@ -25,6 +25,7 @@ from bot.exposure import startup_refusal
 from bot.file_modes import secure_data_files
 from bot.keys import KeyRing
 from bot.log_format import JsonFormatter
+from bot.output_files import OutputFiles
 from bot.readiness import add_readiness
 from bot.service import SANDBOX_GROUP, Extension, Service
 from bot.webhook_address import WebhookPolicy
@@ -75,6 +76,7 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
         grant_reminders=tuple(settings.grant_reminders),
         deletion_reminders=tuple(sorted(settings.deletion_reminders)),
         deletion_window=settings.deletion_window,
+        output_quota=settings.output_quota,
     )
     return Desk(
         db=Database(settings.database_url),
@@ -83,6 +85,7 @@ def build_desk(settings: Settings, clock: Clock | None = None) -> Desk:
         rules=rules,
         refusal_cap=RefusalAuditCap(per_hour=settings.refusal_audit_per_hour),
         public_url=settings.public_url,
+        output_files=OutputFiles(settings.data_dir / "outputs"),
     )
 
 
@@ -101,6 +104,8 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     desk = build_desk(settings, clock)
     limits = RateLimits.of(settings.api_rate_limit, settings.address_rate_limit)
     service = Service(settings=settings, desk=desk, api=create_api(desk, limits))
+    # Outputs named by URL are fetched under the same address rules as webhooks.
+    service.api.state.output_fetch_policy = webhook_policy(settings)
     service.on_stop.append(service.charts.close)  # stops run in reverse: this one goes last
     if sandbox is not None:
         # Before the channels, so the simulators are up when the bot and the Slack app start.

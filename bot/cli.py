@@ -32,11 +32,13 @@ from bot.cli_base import (
     receipt_app,
     report_app,
 )
+from bot.cli_outputs import check_release, release_online, release_summary
 from bot.config import ConfigError, Settings
 from bot.exposure import startup_refusal
 from bot.models import Actor, ActorKind, ChannelKind
 from bot.receipts import (
     DELETION_RECEIPT_TYPE,
+    OUTPUT_RECEIPT_TYPE,
     ReceiptError,
     parse_keys_document,
     read_json_file,
@@ -215,10 +217,17 @@ def receipt_verify(
     url: Annotated[
         str | None, typer.Option("--url", help="With --online: the service's base URL (default: status_url).")
     ] = None,
+    output_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", help="With a release receipt: the output file, which must be the one released."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Exit 0 when the receipt's (a grant's or a deletion confirmation's) signature and content hold
-    (with --online: and the grant is active)."""
+    """Exit 0 when the receipt's (a grant's, a deletion confirmation's or an output release's)
+    signature and content hold (with --online: and the grant is active; with --file: and the file
+    is the released output, byte for byte)."""
     try:
         receipt = read_json_file(file)
         if keys is not None:
@@ -227,10 +236,18 @@ def receipt_verify(
             document = build_desk(_settings()).signer.public_keys_document()
         verify_receipt(receipt, parse_keys_document(document))
         check_issued_before_retirement(receipt, document)
+        if receipt.get("type") == OUTPUT_RECEIPT_TYPE or output_file is not None:
+            release = check_release(receipt, output_file)
     except ReceiptError as error:
         if as_json:
             sys.stdout.write(json.dumps({"valid": False, "problem": str(error)}) + "\n")
         _fail(f"receipt not valid: {error}")
+    if receipt.get("type") == OUTPUT_RECEIPT_TYPE:
+        if online:
+            release_online(release, receipt, url, as_json)
+            return
+        _emit(as_json, release, release_summary(release))
+        return
     if receipt.get("type") == DELETION_RECEIPT_TYPE:
         found = {"valid": True, "grant_id": receipt["grant"]["id"], "type": DELETION_RECEIPT_TYPE}
         _emit(as_json, found, "deletion receipt valid")

@@ -248,6 +248,9 @@ def artist_add(
     ] = LanguageChoice.en,
     timezone: Annotated[str, typer.Option("--timezone", help="IANA time zone.")] = "UTC",
     red_line: RedLineOption = None,
+    require_preview: Annotated[
+        bool, typer.Option("--require-preview", help="Every request must let the artist release outputs.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Registers an artist."""
@@ -261,6 +264,7 @@ def artist_add(
             language=Language(language.value),
             timezone=_check_timezone(timezone),
             red_lines=_red_lines(red_line or []),
+            require_preview=require_preview,
         )
         return artist.id
 
@@ -307,6 +311,13 @@ def artist_update(
     timezone: Annotated[str | None, typer.Option("--timezone", help="IANA time zone.")] = None,
     red_line: RedLineOption = None,
     no_red_lines: Annotated[bool, typer.Option("--no-red-lines", help="Clear every red line.")] = False,
+    require_preview: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-preview/--no-require-preview",
+            help="Every request must (or need no longer) let the artist release outputs.",
+        ),
+    ] = None,
     by: ByOption = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -327,6 +338,7 @@ def artist_update(
             language=Language(language.value) if language is not None else None,
             timezone=_check_timezone(timezone) if timezone is not None else None,
             red_lines=lines,
+            require_preview=require_preview,
         )
 
     record = _run(work)

@@ -88,6 +88,24 @@ def _duration_list_field(value: Any) -> list[timedelta]:
     return parse_duration_list(str(value))
 
 
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def byte_size(value: Any) -> int:
+    """A size in bytes from an int or text like 1GB, 500MB, 1024 (K, M, G, T count in 1024s)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number, unit = value, ""
+    else:
+        match = re.fullmatch(r"\s*(\d{1,15})\s*([KMGT]?)(?:I?B)?\s*", str(value), re.IGNORECASE)
+        if match is None:
+            raise ValueError(f"{str(value)[:40]!r} is not a size such as 1GB, 500MB or 1073741824")
+        number, unit = int(match.group(1)), match.group(2).upper()
+    size = number * _SIZE_UNITS[unit]
+    if size < 1:
+        raise ValueError("must be at least one byte")
+    return size
+
+
 class Settings(BaseSettings):
     """Every setting of DESIGN §9; a bad value stops start-up naming the variable."""
 
@@ -134,6 +152,8 @@ class Settings(BaseSettings):
     deletion_window: Annotated[timedelta, NoDecode] = timedelta(days=14)
     default_decision_window: Annotated[timedelta, NoDecode] = timedelta(hours=72)
     max_grant_days: int = Field(default=365, ge=1, le=3650)
+    # Bytes of output files one creator may keep; "1GB", "500MB", "1073741824" (K/M/G are 1024-based).
+    output_quota: Annotated[int, NoDecode] = 1024**3
     signing_key_file: Path | None = None
     button_secret_file: Path | None = None
     audit_checkpoint_interval: Annotated[timedelta, NoDecode] = timedelta(hours=1)
@@ -168,6 +188,11 @@ class Settings(BaseSettings):
     @classmethod
     def _read_rate_limit(cls, value: Any) -> RateLimit:
         return _rate_limit_field(value)
+
+    @field_validator("output_quota", mode="before")
+    @classmethod
+    def _read_quota(cls, value: Any) -> int:
+        return byte_size(value)
 
     @field_validator("clock_offset", mode="before")
     @classmethod

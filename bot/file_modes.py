@@ -30,6 +30,11 @@ def _make_private_dir(path: Path) -> None:
         folder.chmod(PRIVATE_DIR)  # mkdir's mode passes through the umask
 
 
+def private_dir(path: Path) -> None:
+    """Creates a folder and its missing parents private (0700); an existing one is left as it is."""
+    _make_private_dir(path)
+
+
 def _make_private_file(path: Path) -> None:
     _make_private_dir(path.parent)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -112,6 +113,7 @@ class ViolationReason(StrEnum):
     media_not_granted = "media_not_granted"
     territory_not_granted = "territory_not_granted"
     likeness_not_granted = "likeness_not_granted"
+    output_not_released = "output_not_released"
 
 
 class Outcome(StrEnum):
@@ -263,6 +265,9 @@ class TermsIn(BaseModel):
     reference_urls: list[ReferenceUrl] = Field(
         default_factory=list, max_length=MAX_REFERENCE_URLS, description="https links to scripts or boards"
     )
+    preview_required: bool = Field(
+        False, description="Each output needs the artist's release to be published."
+    )
 
     @field_validator("media", "likeness", "sensitive")
     @classmethod
@@ -308,12 +313,18 @@ class Terms(TermsIn):
         return cls.model_validate(data)
 
     def canonical(self) -> dict[str, Any]:
-        """The terms as plain JSON values with UTC timestamps and sorted lists."""
-        return self.model_dump(mode="json") | {
+        """The terms as plain JSON values with UTC timestamps and sorted lists.
+
+        `preview_required` appears only when true, so terms that never had it hash as they did.
+        """
+        canonical = self.model_dump(mode="json", exclude={"preview_required"}) | {
             "starts_at": utc_iso(self.starts_at),
             "ends_at": utc_iso(self.ends_at),
             "decision_due_at": utc_iso(self.decision_due_at),
         }
+        if self.preview_required:
+            canonical["preview_required"] = True
+        return canonical
 
     @property
     def terms_hash(self) -> str:
@@ -408,6 +419,9 @@ class UsageIn(BaseModel):
     likeness: list[Likeness] | None = Field(
         default=None, min_length=1, description="Required for render, train and fine_tune."
     )
+    output_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="The released output published (preview_required)."
+    )
 
     @field_validator("occurred_at")
     @classmethod
@@ -436,12 +450,14 @@ class UsageIn(BaseModel):
         return errors
 
 
-def judge_use(terms: dict[str, Any], usage: UsageIn, status: GrantStatus) -> list[ViolationReason]:
+def judge_use(
+    terms: dict[str, Any], usage: UsageIn, status: GrantStatus, released: Collection[str] = ()
+) -> list[ViolationReason]:
     """Every term a use breaks, in a fixed order; empty when it lies inside all of them.
 
     `terms` are the canonical terms the artist approved; `status` is the grant's status when
-    the use happened. A field the creator did not state is not judged (the API requires the
-    ones each kind must state).
+    the use happened; `released` the SHA-256s of the grant's released outputs. A field the
+    creator did not state is not judged (the API requires the ones each kind must state).
     """
     reasons: list[ViolationReason] = []
     if status is GrantStatus.paused:
@@ -458,6 +474,9 @@ def judge_use(terms: dict[str, Any], usage: UsageIn, status: GrantStatus) -> lis
             reasons.append(ViolationReason.territory_not_granted)
     if usage.likeness is not None and not {p.value for p in usage.likeness} <= set(terms.get("likeness", [])):
         reasons.append(ViolationReason.likeness_not_granted)
+    if terms.get("preview_required") and usage.kind in USES_NEEDING_PLACE:
+        if usage.output_sha256 not in released:
+            reasons.append(ViolationReason.output_not_released)
     return reasons
 
 

@@ -5,6 +5,7 @@ Every value from the database is escaped; the page has no script and a CSP that 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 from typing import Any
@@ -31,6 +32,7 @@ _TEXTS: dict[Language, dict[str, str]] = {
         "terms_hash": "Terms hash",
         "proof": "Signed statement (JSON, verify with the public keys)",
         "missing": "There is no consent with this id. A use that claims it is not covered.",
+        "outputs": "Outputs the artist released",
     },
     Language.zh_hans: {
         "title": "肖像授权查询",
@@ -49,6 +51,7 @@ _TEXTS: dict[Language, dict[str, str]] = {
         "terms_hash": "条款哈希",
         "proof": "签名声明（JSON，可用公钥验证）",
         "missing": "没有这个编号的授权。声称依据它的使用不在授权范围内。",
+        "outputs": "艺人已放行的生成内容",
     },
 }
 
@@ -88,8 +91,11 @@ def _page(language: Language, title: str, body: str) -> str:
     )
 
 
-def grant_page(status: dict[str, Any], language: Language, json_url: str) -> str:
-    """The page for a grant's public status (the JSON of GET /public/grants/{id})."""
+def grant_page(
+    status: dict[str, Any], language: Language, json_url: str, *, released: Sequence[str] = ()
+) -> str:
+    """The page for a grant's public status (the JSON of GET /public/grants/{id}), linking the
+    outputs the artist released under it (by SHA-256) to their public check."""
     words = _TEXTS[language]
     state = GrantStatus(status["status"])
     verdict = words[state.value].format(
@@ -110,6 +116,12 @@ def grant_page(status: dict[str, Any], language: Language, json_url: str) -> str
         (words["grant"], f"<code>{escape(status['id'])}</code>"),
         (words["terms_hash"], f"<code>{escape(status['terms_hash'])}</code>"),
     ]
+    if released:
+        links = "<br>".join(
+            f'<a href="/public/outputs/{escape(sha)}" rel="nofollow"><code>{escape(sha)}</code></a>'
+            for sha in released
+        )
+        rows.append((words["outputs"], links))
     details = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
     body = (
         f'<p class="verdict {css}" id="verdict" data-status="{escape(state.value)}">{verdict}</p>'

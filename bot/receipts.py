@@ -20,6 +20,7 @@ RECEIPT_VERSION = 1
 # The `type` of each signed document; the signature covers it, so one cannot pass for the other.
 GRANT_RECEIPT_TYPE = "likeness-consent-receipt"
 DELETION_RECEIPT_TYPE = "likeness-deletion-receipt"
+OUTPUT_RECEIPT_TYPE = "likeness-output-release-receipt"
 
 
 def _b64(data: bytes) -> str:
@@ -156,6 +157,9 @@ def verify_receipt(receipt: Any, keys: dict[str, Ed25519PublicKey]) -> None:
     if receipt.get("type") == DELETION_RECEIPT_TYPE:
         _check_deletion(receipt)
         return
+    if receipt.get("type") == OUTPUT_RECEIPT_TYPE:
+        _check_output(receipt)
+        return
     terms = receipt.get("terms")
     if not isinstance(terms, dict) or terms_hash(terms) != receipt.get("terms_hash"):
         raise ReceiptError("the terms do not match terms_hash")
@@ -174,6 +178,24 @@ def _check_deletion(receipt: dict[str, Any]) -> None:
     deleted_at, confirmed_at = deletion.get("deleted_at"), deletion.get("confirmed_at")
     if not isinstance(deleted_at, str) or not isinstance(confirmed_at, str):
         raise ReceiptError("the deletion receipt has no deleted_at or confirmed_at")
+
+
+def _check_output(receipt: dict[str, Any]) -> None:
+    """A release receipt names its output's SHA-256, its grant and the terms hash it was released under."""
+    output, grant = receipt.get("output"), receipt.get("grant")
+    sha256 = output.get("sha256") if isinstance(output, dict) else None
+    if not isinstance(sha256, str) or len(sha256) != 64:
+        raise ReceiptError("the release receipt names no output sha256")
+    if not isinstance(grant, dict) or not isinstance(grant.get("id"), str):
+        raise ReceiptError("the release receipt names no grant")
+    if not isinstance(receipt.get("terms_hash"), str):
+        raise ReceiptError("the release receipt names no terms_hash")
+
+
+def check_output_file(receipt: dict[str, Any], data_sha256: str) -> None:
+    """ReceiptError unless the file's SHA-256 is the one the release receipt binds."""
+    if receipt.get("output", {}).get("sha256") != data_sha256:
+        raise ReceiptError("the file is not the released output: its SHA-256 differs from the receipt's")
 
 
 def read_json_file(path: Path) -> Any:

@@ -13,12 +13,12 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import OPEN_STATUSES, ActorKind, GrantStatus
-from storage.tables import Agency, Artist, Deletion, Grant, ReportRun, Request
+from storage.tables import Agency, Artist, Deletion, Grant, Output, ReportRun, Request
 
 _OPEN = [s.value for s in OPEN_STATUSES]
 _NOT_ENDED = [GrantStatus.scheduled.value, GrantStatus.active.value]
 
-Row = TypeVar("Row", Request, Grant, Deletion)
+Row = TypeVar("Row", Request, Grant, Deletion, Output)
 
 
 async def _locked(session: AsyncSession, query: Select[tuple[Row]], limit: int) -> list[Row]:
@@ -147,3 +147,46 @@ async def recipients_due_report(
         .limit(limit)
     )
     return list((await session.execute(query)).scalars())
+
+
+async def overdue_outputs(session: AsyncSession, now: datetime, limit: int) -> list[Output]:
+    """Outputs still waiting for release past their deadline, earliest first."""
+    query = (
+        select(Output)
+        .where(Output.status == "pending", Output.release_due_at <= now)
+        .order_by(Output.release_due_at)
+    )
+    return await _locked(session, query, limit)
+
+
+async def outputs_of_ended_grants(session: AsyncSession, now: datetime, limit: int) -> list[Output]:
+    """Outputs still waiting for release under a grant that ended (revoked, expired, or past its end)."""
+    query = (
+        select(Output)
+        .join(Grant, Grant.id == Output.grant_id)
+        .where(
+            Output.status == "pending",
+            (Grant.status.in_(["revoked", "expired"])) | (Grant.ends_at <= now),
+        )
+        .order_by(Output.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Output)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def outputs_to_remind(
+    session: AsyncSession, now: datetime, *, index: int, within: timedelta, limit: int
+) -> list[Output]:
+    """Pending outputs due within `within` that have not had reminder `index` yet."""
+    query = (
+        select(Output)
+        .where(
+            Output.status == "pending",
+            Output.reminders_sent <= index,
+            Output.release_due_at > now,
+            Output.release_due_at <= now + within,
+        )
+        .order_by(Output.release_due_at)
+    )
+    return await _locked(session, query, limit)

@@ -2,53 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column
 
+from storage.base import Base, UtcDateTime
+from storage.slack_tables import (
+    SEALED_COLUMNS,
+    SlackInstallLink,
+    slack_bots,
+    slack_installations,
+    slack_oauth_states,
+)
 
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in and out, whatever the database keeps."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; give a time zone")
-        value = value.astimezone(UTC)
-        # SQLite keeps text; naive UTC text sorts correctly, so range queries use the index.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    """Base of every table."""
-
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+__all__ = [
+    "SEALED_COLUMNS",
+    "Base",
+    "SlackInstallLink",
+    "UtcDateTime",
+    "slack_bots",
+    "slack_installations",
+    "slack_oauth_states",
+]
 
 
 class Agency(Base):
@@ -92,6 +79,8 @@ class Artist(Base):
     pause_reason: Mapped[str | None] = mapped_column(Text)
     # Set when an operator deactivated the artist: no new requests; existing grants stand.
     deactivated_at: Mapped[datetime | None]
+    # Every request for the artist gets `preview_required` in its terms, as a red line is applied.
+    require_preview: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Creator(Base):
@@ -225,6 +214,8 @@ class UsageEvent(Base):
     # The violation's own id and the terms it breaks (ViolationReason codes); empty when inside.
     violation_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     reasons: Mapped[list[Any]] = mapped_column(default=list)
+    # The released output a publish or distribute use cites (see `Output`).
+    output_sha256: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_usage_grant_time", "grant_id", "occurred_at"),
@@ -410,45 +401,6 @@ class PersonKey(Base):
     created_at: Mapped[datetime]
 
 
-class SlackInstallLink(Base):
-    """An agency's "Add to Slack" link: signed, used once, valid until `expires_at`.
-
-    `state` is the OAuth state of the latest click, so the redirect back finds its agency.
-    """
-
-    __tablename__ = "slack_install_links"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    agency_id: Mapped[str] = mapped_column(ForeignKey("agencies.id"), index=True)
-    created_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    state: Mapped[str | None] = mapped_column(String(200), unique=True)
-    used_at: Mapped[datetime | None]
-    team_id: Mapped[str | None] = mapped_column(String(32))
-
-
-# slack_sdk's installation and OAuth state tables, declared here so that the migrations build them
-# (0010). The token columns are Text: they hold Fernet-sealed tokens (bot/secrets_box.py).
-SEALED_COLUMNS = (
-    "bot_token",
-    "bot_refresh_token",
-    "user_token",
-    "user_refresh_token",
-    "incoming_webhook_url",
-)
-slack_installations = AsyncSQLAlchemyInstallationStore.build_installations_table(
-    Base.metadata, "slack_installations"
-)
-slack_bots = AsyncSQLAlchemyInstallationStore.build_bots_table(Base.metadata, "slack_bots")
-slack_oauth_states = AsyncSQLAlchemyOAuthStateStore.build_oauth_states_table(
-    Base.metadata, "slack_oauth_states"
-)
-for _table in (slack_installations, slack_bots):
-    for _name in SEALED_COLUMNS:
-        if _name in _table.c:
-            _table.c[_name].type = Text()
-
-
 class InboxItem(Base):
     """A Telegram update or a Slack click, stored before the platform is told it arrived, so a
     crash after the acknowledgement cannot lose it; `done_at` is set once it has been handled."""
@@ -466,3 +418,38 @@ class InboxItem(Base):
     # Who handles it holds it until then; past it, another instance may take it over.
     claimed_until: Mapped[datetime]
     done_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class Output(Base):
+    """A file a creator made under a grant, kept by its SHA-256 until the artist releases or rejects it.
+
+    The bytes live in DATA_DIR/outputs (content-addressed, see bot/output_files.py); the row says
+    whose it is and where it stands: pending, released (with its signed receipt) or rejected.
+    """
+
+    __tablename__ = "outputs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(ForeignKey("grants.id"), index=True)
+    request_id: Mapped[str] = mapped_column(String(32))
+    creator_id: Mapped[str] = mapped_column(String(32), index=True)
+    artist_id: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    media_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    release_due_at: Mapped[datetime]
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    decided_at: Mapped[datetime | None]
+    decided_by_kind: Mapped[str | None] = mapped_column(String(16))
+    decided_by_id: Mapped[str | None] = mapped_column(String(64))
+    receipt: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("grant_id", "sha256", name="uq_outputs_grant_sha256"),
+        Index("ix_outputs_status_due", "status", "release_due_at"),
+    )

@@ -125,6 +125,8 @@ def test_bad_usage_exits_2(env: dict[str, str], args: list[str]) -> None:
         ("REPORT_CRON", "every monday", "REPORT_CRON"),
         ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
         ("MAX_GRANT_DAYS", "0", "MAX_GRANT_DAYS"),
+        ("OUTPUT_QUOTA", "lots", "OUTPUT_QUOTA"),
+        ("OUTPUT_QUOTA", "0", "OUTPUT_QUOTA"),
     ],
 )
 def test_a_bad_setting_stops_with_one_line_naming_the_variable(

@@ -334,6 +334,8 @@ async def test_the_creator_is_reminded_at_3d_and_7d_once_each_and_the_agency_tol
             "grant_reminders",
             "deletion_reminders",
             "deletion_escalations",
+            "output_reminders",
+            "outputs_rejected",
         ],
         0,
     )

@@ -459,3 +459,29 @@ def test_skipping_ahead_shows_the_deletion_owed_reminded_escalated_and_confirmed
     verify_receipt(receipt, keys)
     assert receipt["type"] == "likeness-deletion-receipt"
     shoot(page, "deletion-confirmed")
+
+
+def test_the_studio_sends_an_output_and_the_artist_releases_it_in_telegram(
+    page: Page, config: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.output_samples import image
+
+    title = unique("Poster shoot, final frame")
+    row = send_request(page, config, to="maya", title=title)
+    card = telegram_card(page, config, of="maya", title=title)
+    card.get_by_role("button", name="Approve", exact=True).click()
+    expect(row.locator(".grant-state")).to_have_text("active")
+
+    poster = tmp_path / "poster.png"
+    poster.write_bytes(image("PNG", (20, 120, 220)))
+    row.locator("input.output-file").set_input_files(str(poster))
+    expect(page.locator(".toast.good").filter(has_text="Sent to the artist for release.")).to_have_count(1)
+
+    sent = page.locator("#tg-chat .tg-msg.in").filter(has_text="Generated output: poster.png")
+    expect(sent.locator("img")).to_have_count(1)
+    expect(sent).to_contain_text("made this with your likeness")
+    shoot(page, "output")
+    sent.get_by_role("button", name="✅ Release").click()
+    expect(page.locator("#tg-toast")).to_have_text("Released. Thank you.")
+    expect(sent.locator(".tg-btn")).to_have_count(0)
+    expect(sent).to_contain_text("Released on")

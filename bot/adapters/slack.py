@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot import handover
+from bot.adapters.slack_outputs import BOARD_OUTPUT_NOTICES, send_output_to_board
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind
 from bot.render import slack as board
@@ -233,6 +234,8 @@ class SlackSender:
                 found = await handover.agency_board(self.desk, notice.recipient_id)
                 await self.post(found.channel, answers.member_notice(found.agency, notice.payload))
                 return Delivered()
+            if notice.kind in BOARD_OUTPUT_NOTICES:
+                return await send_output_to_board(self, notice)
             if notice.request_id is not None:
                 # board_update, and any later kind about a request: the root edited, a line in its thread.
                 return await self._publish(notice, reply={"event": notice.kind} | notice.payload)
@@ -358,15 +361,22 @@ class SlackSender:
         await _call("views.open", self.client.views_open(**_auth(), trigger_id=trigger_id, view=view))
 
     async def upload(
-        self, channel: str, *, comment: str, files: list[tuple[str, bytes | IO[bytes], str]]
+        self,
+        channel: str,
+        *,
+        comment: str,
+        files: list[tuple[str, bytes | IO[bytes], str]],
+        thread_ts: str | None = None,
     ) -> None:
-        """Uploads files as one message with a comment (files_upload_v2), at the channel's pace."""
+        """Uploads files as one message with a comment (files_upload_v2), at the channel's pace;
+        into a thread when `thread_ts` names one."""
         async with self._pace(channel).turn():
             await _call(
                 "files.upload",
                 self.client.files_upload_v2(
                     **_auth(),
                     channel=channel,
+                    thread_ts=thread_ts,
                     initial_comment=comment,
                     file_uploads=[
                         {"file": data, "filename": name, "title": title} for name, data, title in files

@@ -42,6 +42,7 @@ from telegram.error import (
 
 from bot import handover
 from bot.adapters.telegram_limits import ChatRateLimiter as ChatRateLimiter
+from bot.adapters.telegram_outputs import OUTPUT_NOTICES, send_output_notice
 from bot.bundle import build_bundle, bundle_name
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.handover import open_for as open_for
@@ -159,6 +160,8 @@ class TelegramSender:
             return await self._send_report(notice)
         if notice.kind in QUESTIONS:
             return await self._ask(notice)
+        if notice.kind in OUTPUT_NOTICES:
+            return await send_output_notice(self, notice)
         if notice.kind == HISTORY_NOTICE:  # the artist's signed history bundle, built as it is sent
             artist = await self._artist(notice.recipient_id)
             bundle = await build_bundle(self.desk, artist_id=notice.recipient_id)

@@ -12,9 +12,12 @@ from starlette.requests import ClientDisconnect
 
 from bot import metrics, workflow
 from bot.api.guards import BodyGuard
+from bot.api.outputs import file_refused_answer
+from bot.api.outputs import router as outputs_router
 from bot.api.public import router as public_router
 from bot.api.ratelimit import PublicRouteLimit, RateLimited, RateLimits, rate_limited_answer
 from bot.api.routes import router
+from bot.output_files import FileRefused
 from bot.workflow import Desk
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,7 @@ _STATUS_OF_REFUSAL: dict[type[workflow.Refused], int] = {
     workflow.InvalidInput: 422,
     workflow.IdempotencyConflict: 422,
     workflow.InviteInvalid: 400,
+    workflow.OverQuota: 413,
 }
 
 
@@ -89,10 +93,12 @@ def create_api(desk: Desk, limits: RateLimits | None = None) -> FastAPI:
     api.state.desk = desk
     api.state.limits = limits
     api.include_router(router)
+    api.include_router(outputs_router)
     api.include_router(public_router)
     api.add_exception_handler(workflow.Refused, _refusal_answer)
     api.add_exception_handler(RequestValidationError, _validation_answer)
     api.add_exception_handler(RateLimited, rate_limited_answer)
+    api.add_exception_handler(FileRefused, file_refused_answer)
     api.add_exception_handler(ClientDisconnect, _gone_answer)
     api.add_exception_handler(Exception, _unexpected_answer)
     api.add_middleware(BodyGuard)

@@ -6,7 +6,25 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.output_files import LARGEST
+
 MAX_BODY_BYTES = 1024 * 1024
+
+
+# An output upload (POST /v1/grants/{id}/outputs, multipart) may carry the largest accepted file
+# and its form fields; the route caps each file at its own type's limit as it reads it.
+UPLOAD_MAX_BYTES = LARGEST + MAX_BODY_BYTES
+
+
+def is_upload(path: str, content_type: str) -> bool:
+    """True for a multipart body sent to an output upload route."""
+    parts = path.split("/")
+    return (
+        len(parts) == 5
+        and parts[1:3] == ["v1", "grants"]
+        and parts[4] == "outputs"
+        and content_type.split(";")[0].strip().lower() == "multipart/form-data"
+    )
 
 
 async def _answer(send: Send, status: int, detail: str) -> None:
@@ -42,10 +60,14 @@ class BodyGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await _answer(send, 413, f"the body is larger than {self.max_bytes} bytes")
+        max_bytes = self.max_bytes
+        upload = is_upload(scope["path"], headers.get("content-type", ""))
+        if upload:
+            max_bytes = UPLOAD_MAX_BYTES
+        if length is not None and length.isdigit() and int(length) > max_bytes:
+            await _answer(send, 413, f"the body is larger than {max_bytes} bytes")
             return
-        if scope["path"].startswith(self.json_prefix) and (length not in (None, "0")):
+        if scope["path"].startswith(self.json_prefix) and not upload and (length not in (None, "0")):
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json":
                 await _answer(send, 415, "send the body as application/json")
@@ -59,11 +81,11 @@ class BodyGuard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Answer 413 now and tell the app the client went away, so it writes nothing.
                     if not refused and not app_started:
                         refused = True
-                        await _answer(send, 413, f"the body is larger than {self.max_bytes} bytes")
+                        await _answer(send, 413, f"the body is larger than {max_bytes} bytes")
                     return {"type": "http.disconnect"}
             return message
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from bot import proof
+from bot import proof, workflow
 from bot.api.schemas import ErrorOut
 from bot.public_page import CONTENT_SECURITY_POLICY, choose_language, grant_page, missing_page
 from bot.workflow import Desk, NotFound
@@ -49,8 +49,19 @@ async def public_grant_page(
         status = await proof.grant_statement(_desk(request), grant_id)
     except NotFound:
         return HTMLResponse(missing_page(language), status_code=404, headers=headers)
-    page = grant_page(status, language, f"/public/grants/{status['id']}")
+    released = await workflow.released_of_grant(_desk(request), status["id"])
+    page = grant_page(status, language, f"/public/grants/{status['id']}", released=released)
     return HTMLResponse(page, headers=headers)
+
+
+@router.get("/public/outputs/{sha256}", responses={422: {"model": ErrorOut, "description": "not a SHA-256"}})
+async def public_output(
+    request: Request, sha256: Annotated[str, Path(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256")]
+) -> JSONResponse:
+    """Whether the file with this SHA-256 was released by the artist, under which grant and until
+    when, with each release's signed receipt; `released: false` for any file never released."""
+    body = await workflow.public_releases(_desk(request), sha256.lower())
+    return JSONResponse(body, headers=_FRESH)
 
 
 @router.get("/.well-known/likeness-audit.json", responses=_NOT_FOUND)

@@ -100,7 +100,9 @@ async def submit_request(
     terms: TermsIn, creator: CreatorDep, desk: DeskDep, idempotency_key: IdempotencyHeader = None
 ) -> Any:
     """Submits a likeness-use request to the artist; 201 with the request as filed."""
-    idem = _idempotency(idempotency_key, "POST /v1/requests", terms.model_dump(mode="json"))
+    # preview_required only when set, so a key first used before the field existed still replays.
+    given = terms.model_dump(mode="json", exclude=None if terms.preview_required else {"preview_required"})
+    idem = _idempotency(idempotency_key, "POST /v1/requests", given)
     submitted = await workflow.submit_request(desk, creator_id=creator.id, terms_in=terms, idempotency=idem)
     view = submitted.view
     body = RequestOut.of(view, workflow.grant_status_at(view.grant, desk.clock.now()) if view.grant else None)

@@ -419,6 +419,9 @@ def build_slack_app(
     app.command("/likeness")(listeners.command)
     if installs is not None:
         join_workspaces(app, desk, installs)
+    from bot.handlers.slack_outputs import register_output_actions  # it imports this module
+
+    register_output_actions(app, desk, slack)
     return app
 
 

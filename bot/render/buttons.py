@@ -42,6 +42,11 @@ class Action(StrEnum):
     pause_why = "psw"
     pause_no = "psn"
     resume_yes = "rs"
+    release = "orl"
+    reject = "orj"
+    reject_reason = "orw"  # followed by '.' and a reason code, e.g. 'orw.look'
+    output_back = "orb"
+    output_own_words = "oro"
 
 
 @dataclass(frozen=True)

@@ -317,6 +317,8 @@ def request_blocks(
             blocks.append(flag)
     description = cut(str(terms.get("use_description") or ""), _DESCRIPTION_SHOWN)
     blocks.append(section(v._("*Use:* %(description)s", description=description)))
+    if terms.get("preview_required"):
+        blocks.append(section(v._("*Outputs:* each must be released by the artist before it is published")))
     blocks.append({"type": "section", "fields": _fields(v, view)})
     blocks.append({"type": "divider"})
     blocks.append({"type": "section", "block_id": "status", "text": mrkdwn(status_line(view))})

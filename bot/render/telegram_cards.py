@@ -184,6 +184,8 @@ def _card_body(
         lines.append(v._("<b>Sublicensing:</b> <b>allowed</b>: the studio may pass your likeness on"))
     else:
         lines.append(v._("<b>Sublicensing:</b> not allowed"))
+    if terms.preview_required:
+        lines.append(v._("<b>Outputs:</b> each needs your release before it is published"))
     if labeling:
         lines.append(v._("<b>AI labelling:</b> %(labeling)s", labeling=labeling))
     else:

@@ -16,6 +16,7 @@ _FIELDS = {
     "agency_id": N_("agency"),
     "policy": N_("who may decide"),
     "red_lines": N_("red lines"),
+    "require_preview": N_("release of outputs"),
     "language": N_("language"),
     "timezone": N_("time zone"),
 }

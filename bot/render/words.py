@@ -251,6 +251,10 @@ VIOLATION_REASONS: dict[str, Wording] = {
         N_("this part of your likeness was not part of your consent"),
         N_("the likeness used goes beyond what was granted"),
     ),
+    ViolationReason.output_not_released: Wording(
+        N_("what was published is not an output you released"),
+        "the published output was not released by the artist",
+    ),
 }
 SENSITIVE: dict[str, Wording] = {
     Sensitive.sexual_content: Wording(N_("sexual content"), N_("sexual content")),

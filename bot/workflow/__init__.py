@@ -12,6 +12,7 @@ the audit event that records the refusal. One module per part:
 - `grants`: grant status, creation with its receipt, revocation.
 - `deletions`: the deletion confirmation a revoked (or ended AI-training) grant owes.
 - `usage`: creators' usage reports and violations.
+- `outputs`: files made under a grant, submitted for the artist to release or reject.
 - `records`: operators list, show, change and deactivate agencies, artists and creators.
 - `pause`: pausing and resuming every grant of an artist at once.
 - `sweeps`: what falls due with time, in one sweep shape; `reports`: queueing usage reports.
@@ -42,6 +43,7 @@ from bot.workflow.desk import Desk, Rules, hash_secret, new_id, record_refusal
 from bot.workflow.errors import (
     AlreadyDecided,
     Deactivated,
+    GrantNotActive,
     IdempotencyConflict,
     InvalidInput,
     InviteInvalid,
@@ -49,11 +51,21 @@ from bot.workflow.errors import (
     NotAllowed,
     NotFound,
     NotOpen,
+    OutputExists,
+    OverQuota,
     Refused,
     TermsChanged,
 )
 from bot.workflow.grants import grant_status_at, revoke_grant
 from bot.workflow.idempotency import Idempotency
+from bot.workflow.output_release import decide_output
+from bot.workflow.outputs import (
+    OutputView,
+    creators_output,
+    public_releases,
+    released_of_grant,
+    submit_output,
+)
 from bot.workflow.parties import (
     INVITE_LIFETIME,
     Linked,
@@ -135,6 +147,7 @@ __all__ = [
     "DeletionNotOwed",
     "Desk",
     "Grant",
+    "GrantNotActive",
     "GrantSummary",
     "Idempotency",
     "IdempotencyConflict",
@@ -147,6 +160,9 @@ __all__ = [
     "NotAllowed",
     "NotFound",
     "NotOpen",
+    "OutputExists",
+    "OutputView",
+    "OverQuota",
     "PauseChange",
     "Refused",
     "RequestView",
@@ -171,9 +187,11 @@ __all__ = [
     "check_revoke",
     "confirm_deletion",
     "create_invite",
+    "creators_output",
     "deactivate_artist",
     "deactivate_creator",
     "decide",
+    "decide_output",
     "escalate_overdue_deletions",
     "expire_due_grants",
     "grant_status_at",
@@ -187,12 +205,14 @@ __all__ = [
     "nudge_artist",
     "own_grant",
     "pause_artist",
+    "public_releases",
     "queries",
     "queue_due_reports",
     "queue_report",
     "record_refusal",
     "record_usage",
     "redeem_invite",
+    "released_of_grant",
     "remember_card",
     "remember_slack_request",
     "resend_card",
@@ -206,6 +226,7 @@ __all__ = [
     "show_agency",
     "show_artist",
     "show_creator",
+    "submit_output",
     "submit_request",
     "update_agency",
     "update_artist",

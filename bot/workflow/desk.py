@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, utc_iso
+from bot.output_files import OutputFiles
 from bot.receipts import SigningKeys
 from bot.workflow.errors import NotFound, Refused
 from bot.workflow.handling import mark_handled
@@ -46,6 +47,8 @@ class Rules:
     # After a deletion fell due, shortest first (unlike the reminders before a deadline).
     deletion_reminders: tuple[timedelta, ...] = (timedelta(days=3), timedelta(days=7))
     deletion_window: timedelta = timedelta(days=14)
+    # Bytes of outputs one creator may keep (OUTPUT_QUOTA).
+    output_quota: int = 1024**3
 
 
 @dataclass
@@ -63,6 +66,8 @@ class Desk:
     on_commit: list[Callable[[frozenset[ChannelKind] | None], None]] = field(default_factory=list)
     # Bounds the audit rows one caller's refusals can add (REFUSAL_AUDIT_PER_HOUR).
     refusal_cap: RefusalAuditCap = field(default_factory=RefusalAuditCap)
+    # Where output files are kept (DATA_DIR/outputs); None: outputs are not accepted.
+    output_files: OutputFiles | None = None
 
     def audits_refusal(self, actor: Actor) -> bool:
         """True when a refusal of `actor` goes on the record; False past their hourly cap."""

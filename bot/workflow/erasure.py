@@ -1,10 +1,11 @@
 """Erasure on request: an artist's personal data removed while the records of what was agreed stay.
 
-What goes: the artist's name, Telegram user and chat ids (and the invites and card references
-that hold them), the free texts they wrote (deny reasons, pause reasons), their name in stored
-receipts and in queued or sent notices, every notice addressed to them, and the key that sealed
-their personal values in the audit chain (storage/personal.py). What stays: ids, terms, decisions'
-outcomes, grants and their windows, usage, and the audit chain itself, byte for byte, so
+What goes: the output files that show the artist (bot/output_files.py; their hashes stay), the
+artist's name, Telegram user and chat ids (and the invites and card references that hold them),
+the free texts they wrote (deny reasons, pause reasons), their name in stored receipts and in
+queued or sent notices, every notice addressed to them, and the key that sealed their personal
+values in the audit chain (storage/personal.py). What stays: ids, terms, decisions' outcomes,
+grants and their windows, usage, and the audit chain itself, byte for byte, so
 `likeness audit verify` still passes. Receipts handed out before stay verifiable with the
 published keys; the stored copies lose the name and record the SHA-256 of the receipt as issued.
 """
@@ -30,6 +31,7 @@ from storage.tables import (
     Grant,
     Invite,
     Notice,
+    Output,
     Request,
     UsageEvent,
 )
@@ -88,6 +90,22 @@ async def _sealed_texts(session: AsyncSession, subject_ids: list[str]) -> list[s
     return found
 
 
+async def _scrub_outputs(session: AsyncSession, artist_id: str, texts: list[str]) -> list[str]:
+    """The artist's outputs' texts scrubbed; the SHA-256s of their files that no other artist's
+    output shares (those files are removed once the erasure commits)."""
+    outputs = (await session.scalars(select(Output).where(Output.artist_id == artist_id))).all()
+    for output in outputs:
+        output.description = _scrub(output.description, texts)
+        output.reason = _scrub(output.reason, texts)
+    hashes = {output.sha256 for output in outputs}
+    if not hashes:
+        return []
+    shared = await session.scalars(
+        select(Output.sha256).where(Output.sha256.in_(hashes), Output.artist_id != artist_id)
+    )
+    return sorted(hashes - set(shared))
+
+
 async def erase_artist(desk: Desk, *, artist_id: str, actor: Actor) -> Erased:
     """Removes the artist's personal data (see the module's description); NotFound when unknown."""
     async with desk.db.transaction() as session:
@@ -143,8 +161,14 @@ async def erase_artist(desk: Desk, *, artist_id: str, actor: Actor) -> Erased:
                 Invite.subject_kind == ActorKind.artist.value, Invite.subject_id == artist_id
             )
         )
+        # Output files show the artist: each goes (its hash stays in rows and receipts) unless the
+        # same bytes were also submitted for another artist.
+        erased_files = await _scrub_outputs(session, artist_id, texts)
         artist.name, artist.pause_reason = ERASED, None
         artist.telegram_user_id = artist.telegram_chat_id = None
         await destroy_key(session, artist_id)
         await audit(session, desk, actor, "artist.erased", "artist", artist_id, {"requests": len(requests)})
+    if desk.output_files is not None:
+        for sha256 in erased_files:
+            desk.output_files.forget(sha256)
     return Erased(artist_id, len(requests), removed)

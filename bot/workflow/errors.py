@@ -81,3 +81,21 @@ class InviteInvalid(Refused):
     """The invite token is unknown, used or expired; `details['why']` says which."""
 
     code = "invite_invalid"
+
+
+class OverQuota(Refused):
+    """The creator's kept outputs would pass OUTPUT_QUOTA (answered 413)."""
+
+    code = "output_quota_exceeded"
+
+
+class GrantNotActive(NotOpen):
+    """The grant is not active now (scheduled, paused, expired or revoked)."""
+
+    code = "grant_not_active"
+
+
+class OutputExists(NotOpen):
+    """The same file was submitted under this grant already; `details['id']` names it."""
+
+    code = "output_exists"

@@ -64,6 +64,7 @@ async def add_artist(
     timezone: str = "UTC",
     red_lines: RedLines | None = None,
     actor: Actor | None = None,
+    require_preview: bool = False,
 ) -> Artist:
     """Registers an artist with their decision policy, language, time zone and red lines."""
     actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
@@ -76,6 +77,7 @@ async def add_artist(
         language=language.value,
         timezone=timezone,
         red_lines=(red_lines or RedLines()).model_dump(mode="json"),
+        require_preview=require_preview,
         created_at=now,
     )
     async with transition(desk, actor, "artist.add", "artist", artist.id) as session:

@@ -84,6 +84,7 @@ def artist_record(artist: Artist) -> dict[str, Any]:
         "language": artist.language,
         "timezone": artist.timezone,
         "red_lines": RedLines.model_validate(artist.red_lines or {}).model_dump(mode="json"),
+        "require_preview": bool(artist.require_preview),
         "telegram_linked": artist.telegram_chat_id is not None,
         "paused": artist.paused_at is not None,
         "deactivated_at": _when(artist.deactivated_at),
@@ -255,6 +256,7 @@ async def update_artist(
     language: Language | None = None,
     timezone: str | None = None,
     red_lines: RedLines | None = None,
+    require_preview: bool | None = None,
 ) -> dict[str, Any]:
     """Changes an artist's record; a decision made after it commits reads the new policy and red
     lines. The artist is told in Telegram what changed."""
@@ -270,6 +272,7 @@ async def update_artist(
             "language": language.value if language else None,
             "timezone": timezone,
             "red_lines": red_lines.model_dump(mode="json") if red_lines is not None else None,
+            "require_preview": require_preview,
         }
         changes = _apply(artist, wanted)
         if artist.policy != Policy.artist_only.value and artist.agency_id is None:

@@ -75,6 +75,9 @@ async def submit_request(
             if errors:
                 raise InvalidInput(errors)
             terms = Terms.from_input(terms_in, creator_id=creator_id, decision_due_at=due)
+            if artist.require_preview and not terms.preview_required:
+                # The artist's standing condition, applied like a red line: no request goes without it.
+                terms = terms.model_copy(update={"preview_required": True})
             crossed = RedLines.model_validate(artist.red_lines).crossed_by(terms)
             request = Request(
                 id=request_id,

@@ -26,14 +26,15 @@ from bot.workflow.desk import (
     tell_creator,
     tell_grant_parties,
 )
+from bot.workflow.output_release import ENDED_REASON, LAPSED_REASON, settle_output
 from storage import due
-from storage.tables import Deletion, Grant, Request
+from storage.tables import Deletion, Grant, Output, Request
 
 SWEEP_BATCH = 500
 
 _SYSTEM = Actor(ActorKind.system, "scheduler", ChannelKind.system)
 
-Row = TypeVar("Row", Request, Grant, Deletion)
+Row = TypeVar("Row", Request, Grant, Deletion, Output)
 DueRows = Callable[[AsyncSession, datetime], Awaitable[list[Row]]]
 Step = Callable[[AsyncSession, datetime, Row], Awaitable[None]]
 
@@ -246,6 +247,49 @@ async def escalate_overdue_deletions(desk: Desk, *, limit: int = SWEEP_BATCH) ->
     return await _sweep(desk, (rows, escalate))
 
 
+async def reject_overdue_outputs(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Outputs nobody released by their deadline, or whose grant ended, are rejected; the creator is told."""
+
+    async def rows(session: AsyncSession, now: datetime) -> list[Output]:
+        return await due.overdue_outputs(session, now, limit)
+
+    async def reject(session: AsyncSession, now: datetime, output: Output) -> None:
+        await settle_output(session, desk, now, output, actor=_SYSTEM, release=False, reason=LAPSED_REASON)
+
+    async def ended(session: AsyncSession, now: datetime) -> list[Output]:
+        return await due.outputs_of_ended_grants(session, now, limit)
+
+    async def reject_ended(session: AsyncSession, now: datetime, output: Output) -> None:
+        await settle_output(session, desk, now, output, actor=_SYSTEM, release=False, reason=ENDED_REASON)
+
+    # Outputs under a consent that ended can never be released: rejected at once, not at their deadline.
+    return await _sweep(desk, (ended, reject_ended), (rows, reject))
+
+
+async def send_output_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
+    """Reminds artists of outputs waiting for release, at the decision reminders' offsets."""
+
+    async def rows(session: AsyncSession, now: datetime, index: int, within: timedelta) -> list[Output]:
+        return await due.outputs_to_remind(session, now, index=index, within=within, limit=limit)
+
+    async def remind(session: AsyncSession, now: datetime, output: Output, index: int) -> None:
+        view = await load_view(session, output.request_id)
+        payload = {"output_id": output.id, "due_at": utc_iso(output.release_due_at), "index": index}
+        tell_artist(
+            session,
+            now,
+            view.artist,
+            "output_reminder",
+            request_id=output.request_id,
+            grant_id=output.grant_id,
+            payload=payload,
+            dedupe_key=f"output_reminder:{output.id}:{index}",
+        )
+        await audit(session, desk, _SYSTEM, "reminder.output", "output", output.id, payload)
+
+    return await _sweep(desk, *_reminder_passes(desk.rules.decision_reminders, rows, remind))
+
+
 async def run_sweeps(desk: Desk) -> dict[str, int]:
     """One pass of every sweep, in the order that keeps reminders meaningful."""
     done = {
@@ -256,6 +300,8 @@ async def run_sweeps(desk: Desk) -> dict[str, int]:
         "grant_reminders": await send_grant_reminders(desk),
         "deletion_reminders": await send_deletion_reminders(desk),
         "deletion_escalations": await escalate_overdue_deletions(desk),
+        "output_reminders": await send_output_reminders(desk),
+        "outputs_rejected": await reject_overdue_outputs(desk),
     }
     if any(done.values()):
         desk.committed()

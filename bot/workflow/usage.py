@@ -35,6 +35,7 @@ from bot.workflow.desk import (
 from bot.workflow.errors import InvalidInput
 from bot.workflow.grants import grant_status_at
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
+from bot.workflow.outputs import released_outputs
 from storage.queries import RequestView
 from storage.tables import Artist, Request, UsageEvent
 
@@ -75,7 +76,8 @@ async def record_usage(
         status = grant_status_at(grant, occurred)
         request = await session.get(Request, grant.request_id)
         assert request is not None  # a grant's request is never deleted
-        reasons = [reason.value for reason in judge_use(request.terms, usage, status)]
+        released = await released_outputs(session, grant.id) if request.terms.get("preview_required") else ()
+        reasons = [reason.value for reason in judge_use(request.terms, usage, status, released)]
         event = UsageEvent(
             id=new_id("use"),
             grant_id=grant.id,
@@ -87,6 +89,7 @@ async def record_usage(
             media=usage.media.value if usage.media is not None else None,
             territory=usage.territory,
             likeness=[part.value for part in usage.likeness] if usage.likeness is not None else None,
+            output_sha256=usage.output_sha256,
             violation=bool(reasons),
             violation_id=new_id("vio") if reasons else None,
             reasons=reasons,
@@ -117,6 +120,7 @@ def violation_data(event: UsageEvent) -> dict[str, Any]:
         "territory": event.territory,
         "likeness": event.likeness,
         "grant_status": event.grant_status,
+        "output_sha256": event.output_sha256,
         "occurred_at": utc_iso(event.occurred_at),
     }
 

@@ -64,6 +64,9 @@ const WORDS = {
     decideBy: "decide by {when}",
     receipt: "Download receipt",
     reportUse: "Report a use",
+    uploadOutput: "Send an output for release",
+    outputDescription: "Generated output: {name}",
+    outputSent: "Sent to the artist for release.",
     useRecorded: "Use recorded against the grant.",
     useViolation: "Recorded as a violation: {reasons}. The artist, the agency and the studio are told.",
     useTitle: "Report a use of grant",
@@ -203,6 +206,9 @@ const WORDS = {
     decideBy: "{when} 前决定",
     receipt: "下载凭证",
     reportUse: "报告一次使用",
+    uploadOutput: "提交生成内容待放行",
+    outputDescription: "生成内容：{name}",
+    outputSent: "已发给艺人等待放行。",
     useRecorded: "已记录一次使用。",
     useViolation: "已记为违规：{reasons}。艺人、经纪公司和制作方均已收到通知。",
     useTitle: "报告授权的一次使用",
@@ -791,6 +797,21 @@ function requestItem(request) {
         `🧾 ${t("receipt")}`),
       el("button", { type: "button", class: "use", onclick: () => reportUse(grant.id) }, t("reportUse")),
     );
+    if (grant.status === "active") {
+      actions.append(
+        el(
+          "label",
+          { class: "output-pick" },
+          `🎬 ${t("uploadOutput")}`,
+          el("input", {
+            type: "file",
+            class: "output-file",
+            accept: "image/jpeg,image/png,image/webp,video/mp4,audio/mpeg,audio/ogg",
+            onchange: (e) => uploadOutput(grant.id, e.currentTarget),
+          }),
+        ),
+      );
+    }
   }
   if (grant && grant.deletion) actions.append(deletionAction(grant));
   if (open) {
@@ -798,6 +819,29 @@ function requestItem(request) {
   }
   if (actions.childElementCount) item.append(actions);
   return item;
+}
+
+async function uploadOutput(grantId, input) {
+  // Multipart, as a studio's own tool would send it: the file's type is the part's Content-Type.
+  const file = input.files && input.files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file);
+  form.append("description", t("outputDescription", { name: file.name }));
+  const response = await fetch(`/v1/grants/${grantId}/outputs`, { method: "POST", headers: creatorHeaders(), body: form });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = text;
+  }
+  input.value = "";
+  if (!response.ok) {
+    toast(t("failed", { why: whyOf({ ok: false, status: response.status, data }) }), "bad");
+    return;
+  }
+  toast(t("outputSent"), "good");
 }
 
 async function downloadReceipt(event, grantId, kind = "receipt") {
@@ -1081,6 +1125,10 @@ function telegramMessage(message, artist) {
   const bubble = el("div", { class: "tg-bubble" });
   if (message.kind === "photo" && message.photo) {
     bubble.append(el("img", { src: `/sandbox/telegram/files/${encodeURIComponent(message.photo.file_id)}`, alt: "" }));
+  } else if (message.kind === "video" && message.video) {
+    bubble.append(el("video", { src: `/sandbox/telegram/files/${encodeURIComponent(message.video.file_id)}`, controls: true }));
+  } else if (message.kind === "audio" && message.audio) {
+    bubble.append(el("audio", { src: `/sandbox/telegram/files/${encodeURIComponent(message.audio.file_id)}`, controls: true }));
   } else if (message.kind === "document" && message.document) {
     bubble.append(
       el("a", {

@@ -61,6 +61,10 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+# What Telegram reports for a video or audio uploaded without a content type of its own.
+_MIME = {"video": "video/mp4", "audio": "audio/mpeg"}
+
+
 @dataclass
 class Upload:
     filename: str | None
@@ -72,7 +76,7 @@ class Upload:
 class File:
     file_id: str
     file_unique_id: str
-    kind: str  # "photo" or "document"
+    kind: str  # "photo", "document", "video" or "audio"
     data: bytes
     file_name: str | None
     mime_type: str | None
@@ -91,6 +95,13 @@ class File:
                 "height": self.height,
             }
         ]
+
+    def media(self) -> JSONDict:
+        """A video's or audio's object, as Telegram describes them (no probing: duration 0)."""
+        found = self.document() | {"duration": 0}
+        if self.kind == "video":
+            found |= {"width": self.width, "height": self.height}
+        return found
 
     def document(self) -> JSONDict:
         doc: JSONDict = {
@@ -169,15 +180,18 @@ class FileStore:
         extension = ""
         if upload.filename and "." in upload.filename:
             extension = "." + upload.filename.rsplit(".", 1)[1]
-        prefix = "AgACAgIAAxk" if kind == "photo" else "BQACAgIAAxk"
+        prefix = {"photo": "AgACAgIAAxk", "video": "BAACAgIAAxk", "audio": "CQACAgIAAxk"}.get(
+            kind, "BQACAgIAAxk"
+        )
+        keeps_name = kind != "photo"
         file = File(
             file_id=f"{prefix}{number:08d}",
             file_unique_id=f"AQAD{number:08d}",
             kind=kind,
             data=upload.data,
-            file_name=upload.filename if kind == "document" else None,
-            mime_type=upload.content_type if kind == "document" else "image/jpeg",
-            file_path=f"{kind}s/file_{number}{extension if kind == 'document' else '.jpg'}",
+            file_name=upload.filename if keeps_name else None,
+            mime_type=(upload.content_type or _MIME.get(kind)) if keeps_name else "image/jpeg",
+            file_path=f"{kind}s/file_{number}{extension if keeps_name else '.jpg'}",
             width=size[0],
             height=size[1],
         )

@@ -52,6 +52,8 @@ class BotApi(Updates):
             "answerCallbackQuery": self._answer_callback_query,
             "sendPhoto": self._send_photo,
             "sendDocument": self._send_document,
+            "sendVideo": self._send_video,
+            "sendAudio": self._send_audio,
             "getFile": self._get_file,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
@@ -369,6 +371,12 @@ class BotApi(Updates):
 
     async def _send_document(self, bot: BotAccount, params: Params) -> JSONDict:
         return await self._send_media(bot, params, "document")
+
+    async def _send_video(self, bot: BotAccount, params: Params) -> JSONDict:
+        return await self._send_media(bot, params, "video")
+
+    async def _send_audio(self, bot: BotAccount, params: Params) -> JSONDict:
+        return await self._send_media(bot, params, "audio")
 
     async def _get_file(self, bot: BotAccount, params: Params) -> JSONDict:
         file = self._files.get(params.get_str("file_id") or "")

@@ -17,7 +17,15 @@ SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 #: Methods that count against Telegram's flood limits by default.
 COUNTED_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageReplyMarkup"}
+    {
+        "sendMessage",
+        "sendPhoto",
+        "sendDocument",
+        "sendVideo",
+        "sendAudio",
+        "editMessageText",
+        "editMessageReplyMarkup",
+    }
 )
 FAULT_KINDS = frozenset({"500", "502", "429", "404", "drop", "latency"})
 

@@ -80,7 +80,7 @@ class Message:
     date: int
     from_bot: bool
     user_id: int | None
-    kind: str  # "text", "photo" or "document"
+    kind: str  # "text", "photo", "document", "video" or "audio"
     body: Body
     reply_markup: JSONDict | None = None
     file: File | None = None

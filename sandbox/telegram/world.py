@@ -374,6 +374,8 @@ class TelegramWorld(FaultInjection):
             file = cast(File, message.file)
             if message.kind == "photo":
                 data["photo"] = file.photo_sizes()
+            elif message.kind in ("video", "audio"):
+                data[message.kind] = file.media()
             else:
                 data["document"] = file.document()
             if message.body.text:
@@ -400,6 +402,8 @@ class TelegramWorld(FaultInjection):
             "reply_markup": copy.deepcopy(message.reply_markup),
             "photo": message.file.view() if message.file and message.kind == "photo" else None,
             "document": message.file.view() if message.file and message.kind == "document" else None,
+            "video": message.file.view() if message.file and message.kind == "video" else None,
+            "audio": message.file.view() if message.file and message.kind == "audio" else None,
             "reply_to_message_id": message.reply_to_message_id,
             "edit_count": len(message.history),
             "history": copy.deepcopy(message.history),

@@ -387,3 +387,131 @@ def test_a_public_sandbox_needs_the_token_printed_once(tmp_path: Path) -> None:
         service.stop()
     assert token not in service.log()  # printed once on stdout, never in the log
     assert "Traceback" not in service.log()
+
+
+# ---------------------------------------------------------------- outputs (issue 15)
+
+
+@pytest.fixture
+async def output_grant(desk: Desk, parties: Parties, tmp_path: Path) -> str:
+    from bot.output_files import OutputFiles
+    from tests.test_outputs_api import active_grant
+
+    desk.output_files = OutputFiles(tmp_path / "hostile-outputs")
+    return await active_grant(desk, parties)
+
+
+def _kept(desk: Desk) -> list[Path]:
+    assert desk.output_files is not None
+    root = desk.output_files.root
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def _mp4_with_a_lying_box() -> bytes:
+    import struct
+
+    ftyp = struct.pack(">I4s", 16, b"ftyp") + b"isom" + bytes(4)
+    return ftyp + struct.pack(">I4sQ", 1, b"moov", 2**62)
+
+
+HOSTILE_UPLOADS: list[tuple[str, dict[str, Any], int]] = [
+    ("NUL in the description", {"description": "Scene\x00 4"}, 422),
+    ("right-to-left override in the description", {"description": "Scene \u202e4"}, 422),
+    ("a description past its limit", {"description": "x" * 5000}, 422),
+    ("a PNG whose chunk checksum is wrong", {"data": b"\x89PNG\r\n\x1a\n" + bytes(30)}, 422),
+    ("an MP4 box claiming exabytes", {"data": _mp4_with_a_lying_box(), "type": "video/mp4"}, 422),
+    (
+        "an Ogg page whose segments run past the end",
+        {"data": b"OggS\x00" + bytes(21) + b"\x01\xff", "type": "audio/ogg"},
+        422,
+    ),
+    ("a type with no bytes to match", {"type": "application/x-msdownload"}, 415),
+    ("a declared type with parameters and capitals, other bytes", {"type": "IMAGE/JPEG; q=1"}, 415),
+]
+
+
+@pytest.mark.parametrize(("case", "given", "status"), HOSTILE_UPLOADS, ids=[c[0] for c in HOSTILE_UPLOADS])
+async def test_hostile_output_uploads_are_refused_plainly_and_keep_nothing(
+    api: httpx.AsyncClient,
+    desk: Desk,
+    parties: Parties,
+    output_grant: str,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+    given: dict[str, Any],
+    status: int,
+) -> None:
+    from tests.output_samples import sample
+
+    before = await row_counts(desk)
+    answer = await api.post(
+        f"/v1/grants/{output_grant}/outputs",
+        files={
+            "file": (
+                "../../../etc/passwd",
+                given.get("data", sample("image/png")),
+                given.get("type", "image/png"),
+            )
+        },
+        data={"description": given.get("description", "A scene")},
+        headers=auth(parties),
+    )
+    assert answer.status_code == status, answer.text
+    after = await row_counts(desk)
+    assert after["outputs"] == before["outputs"] == 0
+    assert _kept(desk) == []
+    no_tracebacks(caplog)
+
+
+async def test_a_traversing_file_name_is_ignored_the_file_is_kept_by_its_hash(
+    api: httpx.AsyncClient, desk: Desk, parties: Parties, output_grant: str, tmp_path: Path
+) -> None:
+    from tests.output_samples import sample
+
+    answer = await api.post(
+        f"/v1/grants/{output_grant}/outputs",
+        files={"file": ("../../escape.png", sample("image/png"), "Image/PNG; name=x")},
+        data={"description": "A scene"},
+        headers=auth(parties),
+    )
+    assert answer.status_code == 201, answer.text
+    [kept] = _kept(desk)
+    assert kept.name == answer.json()["sha256"]
+    assert not (tmp_path / "escape.png").exists()
+
+
+async def test_malformed_output_bodies_are_refused_without_a_traceback(
+    api: httpx.AsyncClient, desk: Desk, parties: Parties, output_grant: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.output_samples import sample
+
+    url = f"/v1/grants/{output_grant}/outputs"
+    two = await api.post(
+        url,
+        files=[
+            ("file", ("a.png", sample("image/png"), "image/png")),
+            ("file", ("b.png", sample("image/png"), "image/png")),
+        ],
+        data={"description": "A scene"},
+        headers=auth(parties),
+    )
+    assert two.status_code == 400
+    plain = await api.post(url, content=b"hello", headers=auth(parties) | {"Content-Type": "text/plain"})
+    assert plain.status_code == 415
+    broken = await api.post(
+        url,
+        content=b"--x\r\nnot a part",
+        headers=auth(parties) | {"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert broken.status_code in (400, 422)
+    huge = await api.post(
+        url,
+        content=b"",
+        headers=auth(parties)
+        | {"Content-Type": "multipart/form-data; boundary=x", "Content-Length": str(2**40)},
+    )
+    assert huge.status_code == 413
+    assert (await api.get("/v1/outputs/out_%00", headers=auth(parties))).status_code in (404, 422)
+    assert (await api.get("/public/outputs/%00" + "a" * 63)).status_code == 422
+    assert (await row_counts(desk))["outputs"] == 0 and _kept(desk) == []
+    no_tracebacks(caplog)

@@ -22,6 +22,7 @@ from bot.handlers.telegram import commands, consents, decisions
 from bot.handlers.telegram.common import DEPS_KEY, Deps, TelegramApp, callback_pattern
 from bot.handlers.telegram.history import register_history_handler
 from bot.handlers.telegram.intake import TelegramIntake
+from bot.handlers.telegram.outputs import OUTPUT_TAPS
 from bot.handlers.telegram.pause import register_pause_handlers
 from bot.handlers.telegram.webhook import WEBHOOK_PATH, receive_update
 from bot.models import Language
@@ -63,6 +64,7 @@ def register_handlers(application: TelegramApp) -> None:
         (Action.revoke_no, consents.on_revoke_kept),
         (Action.revoke, consents.on_revoke),
         (Action.language, commands.on_language_choice),
+        *OUTPUT_TAPS,
     ]:
         application.add_handler(CallbackQueryHandler(tap_handler, pattern=callback_pattern(action)))
     register_pause_handlers(application)

@@ -27,11 +27,13 @@ from bot.handlers.telegram.common import (
     set_buttons,
     take_tap,
 )
+from bot.handlers.telegram.outputs import reject_in_own_words
 from bot.models import Outcome
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import words
 from bot.render.buttons import Tap, read_seen_subject
+from bot.render.telegram_outputs import REJECT_PROMPT_MARK
 from bot.workflow import RequestView, queries
 
 
@@ -165,6 +167,10 @@ async def on_reply(update: Update, context: Context) -> None:
     replied = message.reply_to_message if message else None
     found = None
     if replied is not None and replied.from_user is not None and replied.from_user.id == context.bot.id:
+        rejecting = REJECT_PROMPT_MARK.search(replied.text or "")
+        if rejecting is not None:
+            await reject_in_own_words(update, context, rejecting.group(1))
+            return
         found = cards.DENY_PROMPT_MARK.search(replied.text or "")
     if message is None or found is None or update.effective_user is None:
         await on_text(update, context)

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 
 revision = '0012'
-down_revision = '0010'
+down_revision = '0011'
 
 
 def upgrade() -> None:

@@ -1,0 +1,160 @@
+"""The artist's taps under an output: Release, Reject (with a reason from the list or in their own
+words, as a reply to a prompt), Back.
+
+The tapped message is edited here (its caption gains the outcome, its buttons go): the one edit
+a handler makes itself. The creator and the agency hear of it through the outbox.
+"""
+
+from __future__ import annotations
+
+from telegram import CallbackQuery, ForceReply, Message, ReplyParameters, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+
+from bot import workflow
+from bot.clean_text import MAX_REASON, hidden_character
+from bot.handlers.telegram.common import (
+    Context,
+    Person,
+    deps_of,
+    log,
+    person_of,
+    read_tap,
+    reply,
+    set_buttons,
+)
+from bot.render import telegram as texts
+from bot.render import telegram_cards as cards
+from bot.render import telegram_outputs as output_texts
+from bot.render import words
+from bot.render.buttons import Action
+
+
+async def _settle(
+    query: CallbackQuery, context: Context, person: Person, output_id: str, reason: str | None
+) -> None:
+    """Releases (no reason) or rejects the output, then shows the outcome under it."""
+    deps = deps_of(context)
+    release = reason is None
+    try:
+        output = await workflow.decide_output(
+            deps.desk, output_id=output_id, actor=person.actor, release=release, reason=reason
+        )
+    except workflow.Refused as why:
+        await query.answer(output_texts.refusal(person.language, why.code), show_alert=True)
+        return
+    await query.answer(output_texts.tap_answer(person.language, released=release))
+    message = query.message
+    if not isinstance(message, Message):
+        return
+    line = output_texts.outcome_line(
+        person.language, person.timezone, released=release, at=output.decided_at or deps.desk.clock.now()
+    )
+    base = message.caption_html or ""
+    room = output_texts.MAX_CAPTION - len(line) - 2
+    try:
+        await query.edit_message_caption(
+            caption=f"{base[:room]}\n\n{line}", parse_mode=ParseMode.HTML, reply_markup=None
+        )
+    except BadRequest as error:
+        # Recorded already; a caption that cannot be edited (deleted, too old) changes nothing.
+        log.info("could not edit the output message: %s", error.message)
+
+
+async def on_release(update: Update, context: Context) -> None:
+    """Releases the output under the tapped message."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    await _settle(query, context, person, tap.subject, None)
+
+
+async def on_reject(update: Update, context: Context) -> None:
+    """Offers the reasons to reject the output with."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    await query.answer()
+    keyboard = output_texts.reject_reasons_keyboard(person.language, tap.subject)
+    await set_buttons(query, deps_of(context).signer.markup(keyboard))
+
+
+async def on_reject_reason(update: Update, context: Context) -> None:
+    """Rejects the output with the reason chosen."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    reason = output_texts.recorded_reason(tap.action.partition(".")[2])
+    if reason is None:
+        await query.answer(texts.forged_button(person.language), show_alert=True)
+        return
+    await _settle(query, context, person, tap.subject, reason)
+
+
+async def on_back(update: Update, context: Context) -> None:
+    """Puts Release and Reject back under the output."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    await query.answer()
+    keyboard = output_texts.review_keyboard(person.language, tap.subject)
+    await set_buttons(query, deps_of(context).signer.markup(keyboard))
+
+
+async def on_own_words(update: Update, context: Context) -> None:
+    """Asks for a reason in the artist's own words, as a reply that names the output."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return
+    query, tap, person = tapped
+    await query.answer()
+    chat = update.effective_chat
+    if chat is None:
+        return
+    tapped_message = query.message.message_id if query.message else None
+    await context.bot.send_message(
+        chat.id,
+        output_texts.reject_prompt(person.language, tap.subject),
+        parse_mode=ParseMode.HTML,
+        reply_markup=ForceReply(input_field_placeholder=cards.deny_placeholder(person.language)),
+        reply_parameters=(
+            ReplyParameters(message_id=tapped_message, allow_sending_without_reply=True)
+            if tapped_message
+            else None
+        ),
+    )
+
+
+async def reject_in_own_words(update: Update, context: Context, output_id: str) -> None:
+    """Rejects the output named by the prompt the artist answered, with their words as the reason."""
+    message = update.effective_message
+    if message is None or update.effective_user is None:
+        return
+    deps = deps_of(context)
+    person = await person_of(deps, update.effective_user)
+    reason = (message.text or "").strip()[:MAX_REASON] or None
+    if reason is not None and hidden_character(reason) is not None:
+        text = texts.refusal(person.language, person.timezone, "hidden_characters", "", {})
+        await reply(update, words.esc(text))
+        return
+    try:
+        await workflow.decide_output(
+            deps.desk, output_id=output_id, actor=person.actor, release=False, reason=reason
+        )
+    except workflow.Refused as why:
+        await reply(update, words.esc(output_texts.refusal(person.language, why.code)))
+        return
+    await reply(update, output_texts.rejection_recorded(person.language))
+
+
+OUTPUT_TAPS = (
+    (Action.release, on_release),
+    (Action.reject, on_reject),
+    (Action.reject_reason, on_reject_reason),
+    (Action.output_back, on_back),
+    (Action.output_own_words, on_own_words),
+)

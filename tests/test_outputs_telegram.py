@@ -1,0 +1,222 @@
+"""The artist releases or rejects outputs in Telegram: the real service over HTTP against the Bot
+API simulator; each type arrives as Telegram shows it, with its caption and buttons."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import workflow
+from bot.models import Actor, ActorKind, ChannelKind, Outcome
+from bot.receipts import parse_keys_document, verify_receipt
+from sandbox.service_process import run_cli
+from storage.tables import Request
+from tests.output_samples import sample
+from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world
+
+KIND_OF = {
+    "image/jpeg": "photo",
+    "image/png": "photo",
+    "image/webp": "document",
+    "video/mp4": "video",
+    "audio/mpeg": "audio",
+    "audio/ogg": "document",
+}
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    made = await make_world(tmp_path)
+    await made.start()
+    try:
+        yield made
+    finally:
+        await end_world(made)
+
+
+async def active_grant(world: World, party: Party) -> str:
+    request_id = await world.submit(party, starts_at=datetime.now(UTC).isoformat())
+    async with world.desk.db.transaction() as session:
+        request = await session.get(Request, request_id)
+        assert request is not None
+        terms_hash = request.terms_hash
+    decided = await workflow.decide(
+        world.desk,
+        request_id=request_id,
+        actor=Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram),
+        outcome=Outcome.approve,
+        terms_hash=terms_hash,
+    )
+    assert decided.view.grant is not None
+    return decided.view.grant.id
+
+
+async def upload(
+    world: World, party: Party, grant_id: str, media_type: str, description: str
+) -> dict[str, Any]:
+    answer = await world.http.post(
+        f"{world.url}/v1/grants/{grant_id}/outputs",
+        files={"file": ("made.bin", sample(media_type), media_type)},
+        data={"description": description},
+        headers={"Authorization": f"Bearer {party.api_key}"},
+    )
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
+
+
+async def output_message(world: World, party: Party, description: str) -> dict[str, Any]:
+    return await world.wait_text(party.user_id, description)
+
+
+async def test_each_type_reaches_the_artist_as_telegram_shows_it_with_release_and_reject(
+    world: World,
+) -> None:
+    party = await world.party()
+    grant_id = await active_grant(world, party)
+    for media_type, kind in KIND_OF.items():
+        description = f"Scene made as {media_type}"
+        await upload(world, party, grant_id, media_type, description)
+        message = await output_message(world, party, description)
+        assert message["kind"] == kind
+        assert "Dream Studio made this with your likeness" in message["caption"]
+        assert buttons(message) == ["✅ Release", "❌ Reject"]
+
+
+async def test_release_by_tap_signs_a_receipt_and_edits_the_caption(world: World) -> None:
+    party = await world.party()
+    grant_id = await active_grant(world, party)
+    made = await upload(world, party, grant_id, "image/png", "The poster, final cut")
+    message = await output_message(world, party, "The poster, final cut")
+    answer = await world.tap(party.user_id, message, "✅ Release")
+    assert answer["text"] == "Released. Thank you."
+    edited = await world.sim.wait_for(
+        lambda: next(
+            (m for m in world.sim.messages(party.user_id, TOKEN) if "Released" in (m["caption"] or "")), None
+        )
+    )
+    assert buttons(edited) == []
+    headers = {"Authorization": f"Bearer {party.api_key}"}
+    fetched = (await world.http.get(f"{world.url}/v1/outputs/{made['id']}", headers=headers)).json()
+    assert fetched["status"] == "released"
+    receipt = (await world.http.get(f"{world.url}/v1/outputs/{made['id']}/receipt", headers=headers)).json()
+    keys = (await world.http.get(f"{world.url}/.well-known/likeness-keys.json")).json()
+    verify_receipt(receipt, parse_keys_document(keys))
+    assert receipt["output"]["sha256"] == hashlib.sha256(sample("image/png")).hexdigest()
+    assert receipt["grant"]["id"] == grant_id
+    release_file, keys_file = world.root / "release.json", world.root / "keys.json"
+    release_file.write_text(json.dumps(receipt))
+    keys_file.write_text(json.dumps(keys))
+
+    async def verify_online() -> tuple[int, dict[str, Any]]:
+        args = (
+            "receipt",
+            "verify",
+            str(release_file),
+            "--keys",
+            str(keys_file),
+            "--online",
+            "--url",
+            world.url,
+        )
+        done = await asyncio.to_thread(run_cli, dict(world.env), world.root, *args, "--json")
+        return done.returncode, json.loads(done.stdout.splitlines()[-1])
+
+    assert await verify_online() == (0, await verify_online_expected(receipt, grant_id, "active", True))
+    await workflow.revoke_grant(
+        world.desk, grant_id=grant_id, actor=Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram)
+    )
+    code, found = await verify_online()
+    assert code == 3 and found["grant_status"] == "revoked" and found["in_force"] is False
+    with pytest.raises(workflow.AlreadyDecided):  # a second decision changes nothing
+        await workflow.decide_output(
+            world.desk,
+            output_id=made["id"],
+            actor=Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram),
+            release=False,
+        )
+
+
+async def verify_online_expected(
+    receipt: dict[str, Any], grant_id: str, status: str, in_force: bool
+) -> dict[str, Any]:
+    return {
+        "valid": True,
+        "type": "likeness-output-release-receipt",
+        "output_id": receipt["output"]["id"],
+        "output_sha256": receipt["output"]["sha256"],
+        "grant_id": grant_id,
+        "terms_hash": receipt["terms_hash"],
+        "released_at": receipt["released_at"],
+        "file_checked": False,
+        "grant_status": status,
+        "in_force": in_force,
+    }
+
+
+async def test_reject_takes_a_reason(world: World) -> None:
+    party = await world.party()
+    grant_id = await active_grant(world, party)
+    made = await upload(world, party, grant_id, "audio/mpeg", "The voice line for the trailer")
+    message = await output_message(world, party, "The voice line for the trailer")
+    await world.tap(party.user_id, message, "❌ Reject")
+    reasons = await world.sim.wait_for(
+        lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
+    )
+    answer = await world.tap(party.user_id, reasons, "I do not like how I appear")
+    assert answer["text"] == "Rejected. Thank you."
+    headers = {"Authorization": f"Bearer {party.api_key}"}
+    fetched = (await world.http.get(f"{world.url}/v1/outputs/{made['id']}", headers=headers)).json()
+    assert fetched["status"] == "rejected"
+    assert fetched["reason"] == "the artist does not like how they appear"
+    missing = await world.http.get(f"{world.url}/v1/outputs/{made['id']}/receipt", headers=headers)
+    assert missing.status_code == 404
+
+
+async def test_reject_in_the_artists_own_words(world: World) -> None:
+    from tests.telegram_fixtures import reply
+
+    party = await world.party()
+    grant_id = await active_grant(world, party)
+    made = await upload(world, party, grant_id, "video/mp4", "The teaser, 12 seconds")
+    message = await output_message(world, party, "The teaser, 12 seconds")
+    await world.tap(party.user_id, message, "❌ Reject")
+    await world.sim.wait_for(
+        lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
+    )
+    await world.tap(party.user_id, message, "Write my own reason…")
+    prompt = await world.wait_text(party.user_id, "Reply to this message with your reason for rejecting")
+    await reply(world.sim, party.user_id, prompt["message_id"], "My face looks wrong in the last frame")
+    await world.wait_text(party.user_id, "Your reason was recorded")
+    headers = {"Authorization": f"Bearer {party.api_key}"}
+    fetched = (await world.http.get(f"{world.url}/v1/outputs/{made['id']}", headers=headers)).json()
+    assert (fetched["status"], fetched["reason"]) == ("rejected", "My face looks wrong in the last frame")
+
+
+async def test_a_stranger_cannot_release_and_hidden_characters_are_no_reason(world: World) -> None:
+    from tests.telegram_fixtures import reply
+
+    party = await world.party()
+    grant_id = await active_grant(world, party)
+    made = await upload(world, party, grant_id, "image/jpeg", "Still from scene 9")
+    message = await output_message(world, party, "Still from scene 9")
+    stranger = world.new_user("Eve")
+    refused = await world.tap(party.user_id, message, "✅ Release", as_user=stranger)
+    assert refused["show_alert"] is True
+    await world.tap(party.user_id, message, "❌ Reject")
+    await world.sim.wait_for(
+        lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
+    )
+    await world.tap(party.user_id, message, "Write my own reason…")
+    prompt = await world.wait_text(party.user_id, "Reply to this message with your reason for rejecting")
+    await reply(world.sim, party.user_id, prompt["message_id"], "fine\u202e enif")
+    await world.wait_text(party.user_id, "Please type it again as plain text")
+    headers = {"Authorization": f"Bearer {party.api_key}"}
+    fetched = (await world.http.get(f"{world.url}/v1/outputs/{made['id']}", headers=headers)).json()
+    assert fetched["status"] == "pending"
