@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -400,3 +401,16 @@ class PersonKey(Base):
     subject_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class SendBudget(Base):
+    """One send lane's allowance, shared by every instance: a GCRA bucket (storage/send_budgets.py).
+
+    `free_at` is the bucket's theoretical arrival time, in seconds since the epoch on the
+    database's clock, so instances on different machines read one clock.
+    """
+
+    __tablename__ = "send_budgets"
+
+    lane: Mapped[str] = mapped_column(String(200), primary_key=True)
+    free_at: Mapped[float] = mapped_column(Double())

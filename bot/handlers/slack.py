@@ -420,7 +420,7 @@ def attach_slack(service: Service) -> None:
         token=settings.slack_bot_token.get_secret_value(),
         base_url=_api_base_url(settings.slack_api_base_url),
     )
-    sender = SlackSender(service.desk, client, charts=service.charts)
+    sender = SlackSender(service.desk, client, charts=service.charts, budget=service.send_budget)
     service.senders.append(sender)
     checking: list[asyncio.Task[None]] = []
 

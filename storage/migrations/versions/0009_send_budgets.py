@@ -1,0 +1,27 @@
+"""send budgets: the platforms' send limits kept across every instance (one row per lane)
+
+Revision ID: 0009
+Revises: 0007
+Create Date: 2026-11-27 00:00:00.000000
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0009'
+down_revision = '0007'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('send_budgets',
+    sa.Column('lane', sa.String(length=200), nullable=False),
+    sa.Column('free_at', sa.Double(), nullable=False),
+    sa.PrimaryKeyConstraint('lane')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('send_budgets')
