@@ -285,7 +285,12 @@ def run() -> list[Figure]:
     sys.path.insert(0, str(ROOT))
     from tests.pg_server import start_pg_server
 
-    pg = start_pg_server()
+    # The server runs as the postgres user, which cannot enter the benchmarks' private scratch folder.
+    scratch, tempfile.tempdir = tempfile.tempdir, None
+    try:
+        pg = start_pg_server()
+    finally:
+        tempfile.tempdir = scratch
     try:
         telegram = asyncio.run(_fanout_and_taps(pg))
         intake = _intake(pg)

@@ -31,13 +31,15 @@ class DatabaseBudget:
     def __init__(self, db: Database) -> None:
         """Keeps the database; nothing is read until the first turn."""
         self.db = db
+        # One statement each, committed on its own: no BEGIN and COMMIT round trips around it.
+        self._engine = db.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.booked = 0
         self.waited = 0.0
         self._forgot_at = time.monotonic()
 
     async def wait_turn(self, lane: str, *, rate: float, burst: int) -> None:
         """Books the lane's next slot in one statement, then sleeps until it comes."""
-        async with self.db.engine.begin() as connection:
+        async with self._engine.connect() as connection:
             wait = await book_turn(connection, lane=lane, rate=rate, burst=burst)
             if time.monotonic() - self._forgot_at > FORGET_EVERY:
                 self._forgot_at = time.monotonic()
@@ -49,5 +51,5 @@ class DatabaseBudget:
 
     async def hold(self, lane: str, seconds: float) -> None:
         """Pushes the lane's next free slot to `seconds` from now, for every instance."""
-        async with self.db.engine.begin() as connection:
+        async with self._engine.connect() as connection:
             await hold_lane(connection, lane=lane, seconds=seconds)
