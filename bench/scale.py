@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -74,7 +75,8 @@ class CpuShare:
         workers = ""
         if len(self.per_worker) > 1:
             workers = " (workers: " + " / ".join(f"{w / self.wall:.2f}" for w in self.per_worker) + ")"
-        return "cores busy: " + ", ".join(cores) + workers + f" of {psutil.cpu_count()}"
+        load = f", load average {os.getloadavg()[0]:.1f}"
+        return "cores busy: " + ", ".join(cores) + workers + f" of {psutil.cpu_count()}" + load
 
 
 def _processes(pid: int) -> list[psutil.Process]:

@@ -60,6 +60,8 @@ def workers_refusal(settings: Settings, workers: int) -> str | None:
             f"--workers {workers}: the sandbox runs in one process "
             "(set the platform tokens, or run one worker)"
         )
+    if settings.clock_control:
+        return f"--workers {workers}: CLOCK_CONTROL moves the clock of one process only (run one worker)"
     if settings.telegram_bot_token is not None and not settings.telegram_webhook_url:
         return (
             f"--workers {workers} needs Telegram's webhook mode (set TELEGRAM_WEBHOOK_URL): "

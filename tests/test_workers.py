@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bench._telegram import TOKEN, Crowd, end_crowd, free_port, make_crowd, ok_calls, poll_until
+from bot.config import load_settings
+from bot.workers import workers_refusal
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from sandbox.telegram.rules import SECRET_TOKEN_HEADER
 from storage.database import Database
@@ -52,6 +54,24 @@ def test_workers_with_telegram_long_polling_are_refused_in_one_line(tmp_path: Pa
         "Telegram allows one long-polling getUpdates per bot"
     ]
     assert "WORKERS-test-token" not in said
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ({"sandbox": True}, "the sandbox runs in one process"),
+        ({"sandbox": False, "clock_control": True}, "CLOCK_CONTROL moves the clock of one process only"),
+    ],
+)
+def test_workers_refuse_what_lives_in_one_process(
+    tmp_path: Path, setting: dict[str, bool], words: str
+) -> None:
+    settings = load_settings(
+        database_url="postgresql+asyncpg://app@127.0.0.1:1/never", data_dir=tmp_path, **setting
+    )
+    refusal = workers_refusal(settings, 2)
+    assert refusal is not None and words in refusal and "\n" not in refusal
+    assert workers_refusal(settings, 1) is None
 
 
 @pytest.mark.parametrize("count", ["0", "-1", "65", "two"])
