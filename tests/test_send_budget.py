@@ -122,3 +122,36 @@ def test_the_budget_is_shared_on_postgresql_and_in_memory_on_sqlite(
 
     assert budget_of(f"sqlite+aiosqlite:///{tmp_path / 'one.db'}") is None
     assert isinstance(budget_of(pg_server.url("postgres")), DatabaseBudget)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+async def test_two_bots_on_one_budget_stay_under_telegrams_limit(
+    pg_db: Database, shared: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    from telegram.error import RetryAfter
+    from telegram.ext import ExtBot
+
+    from sandbox.telegram import TelegramSimulator
+
+    token = "7400002:BUDGET-test-token-0123456789abcdef"
+    async with TelegramSimulator(bots={token: "budget_test_bot"}) as sim:
+        for chat in range(1, 81):
+            sim.add_user(chat, f"User{chat}")
+            sim.mark_started(token, chat)
+
+        def limiter() -> ChatRateLimiter:
+            return ChatRateLimiter(shared=DatabaseBudget(pg_db) if shared else None, bot_id="7400002")
+
+        # Two instances' bots, each with its own limiter, sending 40 messages each at once.
+        async with (
+            ExtBot(token, base_url=sim.api_base_url, rate_limiter=limiter()) as first,
+            ExtBot(token, base_url=sim.api_base_url, rate_limiter=limiter()) as second,
+        ):
+            sends = [(first if chat % 2 else second).send_message(chat, "hello") for chat in range(1, 81)]
+            results = await asyncio.gather(*sends, return_exceptions=True)
+    refused = [r for r in results if isinstance(r, RetryAfter)]
+    if shared:
+        assert refused == [] and sim.rate_limited_count == 0
+    else:  # the same two bots, each limited alone: together they break the bot's limit
+        assert sim.rate_limited_count > 0

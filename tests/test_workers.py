@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from bench._telegram import TOKEN, Crowd, end_crowd, free_port, make_crowd, ok_calls, poll_until
 from bot.config import load_settings
+from bot.models import ActorKind
 from bot.workers import workers_refusal
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from sandbox.telegram.rules import SECRET_TOKEN_HEADER
@@ -144,26 +145,61 @@ async def card_states(url: str) -> Counter[str]:
 
 
 async def test_three_instances_share_a_fanout_without_429_or_a_notice_twice(pg_server: PgServer) -> None:
+    from bench._telegram import _terms
+    from bot import workflow
+    from bot.app import build_desk
+
     url = pg_server.create_database("workers_fanout")
-    # 120 cards: alone, each instance would send 28/s, 84/s together; the simulator allows 30/s.
-    crowd = await make_crowd(120, prefix="test-workers-", DATABASE_URL=url)
+    crowd = await make_crowd(0, prefix="test-workers-", DATABASE_URL=url, API_RATE_LIMIT="1000/s,1000")
+    sim = crowd.sim
+    desk = build_desk(load_settings(database_url=url, data_dir=Path(crowd.env["DATA_DIR"])))
+    bodies: list[list[dict[str, object]]] = [[], [], []]
+    chats = []
+    try:
+        creator = await workflow.add_creator(desk, name="Bench Studio")
+        # 90 artists with one request and 10 with three; every instance is handed a third of them,
+        # and each of the ten busy artists' three requests goes to a different instance.
+        for number in range(100):
+            artist = await workflow.add_artist(desk, name=f"Artist {number}", timezone="UTC")
+            token = await workflow.create_invite(desk, subject_kind=ActorKind.artist, subject_id=artist.id)
+            user_id = 300_000 + number
+            await workflow.redeem_invite(desk, token=token, telegram_user_id=user_id, chat_id=user_id)
+            sim.add_user(user_id, f"Artist{number}")
+            sim.mark_started(TOKEN, user_id)
+            chats.append(user_id)
+            for copy in range(3 if number < 10 else 1):
+                body = _terms(desk, artist.id, number * 10 + copy).model_dump(mode="json")
+                bodies[(number + copy) % 3].append(body)
+    finally:
+        await desk.db.dispose()
     instances: list[ServiceProcess] = []
     try:
         instances = await start_instances(crowd, 3)
-        sim = crowd.sim
-        await poll_until(lambda: ok_calls(sim, "sendMessage") >= len(crowd.cards), timeout=60, every=0.1)
+        headers = {"Authorization": f"Bearer {creator.api_key}"}
+        async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+
+            async def submit(instance: ServiceProcess, body: dict[str, object]) -> int:
+                return (await client.post(f"{instance.url}/v1/requests", json=body)).status_code
+
+            # Alone, each instance would send its cards at 28/s, 84/s together; Telegram allows 30/s.
+            handed = [
+                (instance, body) for instance, own in zip(instances, bodies, strict=True) for body in own
+            ]
+            answers = await asyncio.gather(*(submit(instance, body) for instance, body in handed))
+        assert answers == [201] * 120
+        await poll_until(lambda: ok_calls(sim, "sendMessage") >= 120, timeout=60, every=0.1)
         states = await card_states(url)
         deadline = asyncio.get_running_loop().time() + 20
-        while states["sent"] < len(crowd.cards) and asyncio.get_running_loop().time() < deadline:
+        while states["sent"] < 120 and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)  # polling a condition with a deadline, not a guess
             states = await card_states(url)
         await stop_all(instances)
         instances = []
-        assert states == Counter({"sent": len(crowd.cards)})
-        delivered = crowd.delivered_cards()
-        assert sorted(len(messages) for messages in delivered.values()) == [1] * len(crowd.cards)
+        assert states == Counter({"sent": 120})
+        cards = [m for chat in chats for m in sim.messages(chat, TOKEN)]
+        assert len(cards) == 120
+        assert ok_calls(sim, "sendMessage") == 120  # none sent twice
         assert sim.rate_limited_count == 0
-        assert all(sim.chat_stats(card.user_id)["max_in_1s"] <= 1 for card in crowd.cards)
     finally:
         await stop_all(instances)
         await end_crowd(crowd)
@@ -224,3 +260,67 @@ async def test_taps_on_one_card_racing_in_two_instances_have_one_winner(pg_serve
         await stop_all(instances)
         await end_crowd(crowd)
         shutil.rmtree(crowd.folder, ignore_errors=True)
+
+
+async def test_two_instances_keep_one_slack_channel_at_its_pace(tmp_path: Path, pg_server: PgServer) -> None:
+    from bench._telegram import _terms  # the same terms the Telegram crowd uses
+    from bot import workflow
+    from bot.app import build_desk
+    from sandbox.slack import SlackSimulator
+    from tests.slack_fixtures import BOARD, SECRET
+    from tests.slack_fixtures import TOKEN as SLACK_TOKEN
+
+    sim = SlackSimulator(bot_token=SLACK_TOKEN, signing_secret=SECRET)
+    sim.add_channel(BOARD, "star-board")
+    await sim.start()
+    env = service_env(
+        tmp_path,
+        DATABASE_URL=pg_server.create_database("workers_slack"),
+        SLACK_BOT_TOKEN=SLACK_TOKEN,
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_BASE_URL=sim.api_base_url,
+        LOG_LEVEL="WARNING",
+        API_RATE_LIMIT="1000/s,1000",
+    )
+    desk = build_desk(load_settings(database_url=env["DATABASE_URL"], data_dir=Path(env["DATA_DIR"])))
+    await desk.db.upgrade()
+    try:
+        # Two agencies share one board channel. Each instance is handed one agency's requests, so
+        # each posts its own: alone each would post 1/s, together 2/s, over Slack's ~1/s (burst 3).
+        creator = await workflow.add_creator(desk, name="Dream Studio")
+        artists = []
+        for name in ("Star Agency", "Moon Agency"):
+            agency = await workflow.add_agency(desk, name=name, slack_channel_id=BOARD)
+            artists.append((await workflow.add_artist(desk, name=f"{name} artist", agency_id=agency.id)).id)
+        bodies = [[_terms(desk, a, n).model_dump(mode="json") for n in range(5)] for a in artists]
+    finally:
+        await desk.db.dispose()
+    instances: list[ServiceProcess] = []
+    try:
+        starting = (
+            asyncio.to_thread(start_service, dict(env, HTTP_PORT=str(free_port())), tmp_path, timeout=60)
+            for _ in range(2)
+        )
+        instances = list(await asyncio.gather(*starting))
+        headers = {"Authorization": f"Bearer {creator.api_key}"}
+        async with httpx.AsyncClient(headers=headers, timeout=10) as client:
+
+            async def submit(instance: ServiceProcess, body: dict[str, object]) -> int:
+                return (await client.post(f"{instance.url}/v1/requests", json=body)).status_code
+
+            answers = await asyncio.gather(
+                *(
+                    submit(instance, body)
+                    for instance, own in zip(instances, bodies, strict=True)
+                    for body in own
+                )
+            )
+        assert answers == [201] * 10
+        await poll_until(lambda: len(sim.messages(BOARD)) >= 10, timeout=60, every=0.2)
+        await stop_all(instances)
+        instances = []
+        assert len(sim.messages(BOARD)) == 10
+        assert sim.rate_limited_count == 0
+    finally:
+        await stop_all(instances)
+        await sim.stop()
