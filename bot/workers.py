@@ -128,8 +128,8 @@ def _die_with_parent() -> None:
 
 def _worker(settings: Settings, sock: socket.socket, index: int, ready_out: int) -> int:
     """One worker: the whole service on the inherited socket; tells the parent once started."""
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _die_with_parent()
     os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent, which stops the workers in order
     try:
