@@ -103,6 +103,27 @@ def test_two_workers_serve_one_port_and_both_answer(tmp_path: Path, pg_server: P
     assert "Traceback" not in service.log()
 
 
+def test_a_worker_that_dies_stops_the_others_and_the_parent_exits_1(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    import signal
+
+    import psutil
+
+    env = service_env(tmp_path, DATABASE_URL=pg_server.create_database("workers_death"))
+    service = start_service(env, tmp_path, args=("--workers", "2"), timeout=60)
+    try:
+        workers = psutil.Process(service.process.pid).children()
+        assert len(workers) == 2
+        workers[0].send_signal(signal.SIGKILL)
+        assert service.process.wait(timeout=30) == 1
+        _gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert alive == []
+        assert "exited (-9); stopping the others" in service.log()
+    finally:
+        service.stop()
+
+
 # ---------------------------------------------------------------- separate instances, one database
 
 
