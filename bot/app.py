@@ -173,15 +173,22 @@ def attach_channels(service: Service) -> None:
         log.info("Slack channel off: SLACK_BOT_TOKEN is not set")
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Binds the listening socket ourselves, so the real port is known even when 0 was asked for."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """Binds the listening socket ourselves, so the real port is known even when 0 was asked for.
+
+    `reuse_port` lets several processes each listen on the port (SO_REUSEPORT: the kernel spreads
+    new connections over them evenly); `listen=False` only reserves the port.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    # Listen now: the "listening on" line is printed during start-up, before uvicorn starts
-    # accepting, and a client that connects in between must be queued, not refused.
-    sock.listen(2048)
+    if listen:
+        # Listen now: the "listening on" line is printed during start-up, before uvicorn starts
+        # accepting, and a client that connects in between must be queued, not refused.
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

@@ -1,7 +1,8 @@
 """`likeness serve --workers N`: N processes serving one port, each the whole service.
 
-The parent migrates the database, binds the listening socket and forks N workers that inherit
-it; the kernel hands each new connection to whichever worker accepts it first. Every worker runs
+The parent migrates the database, reserves the port and forks N workers; each listens on the
+port with SO_REUSEPORT, so the kernel spreads new connections evenly over them (one inherited
+socket would let whichever worker wakes first take a whole burst of keep-alive connections). Every worker runs
 everything (API, Telegram webhook, Slack events, outbox, scheduler): what several instances
 share is already in PostgreSQL (outbox claims with leases and SKIP LOCKED, sweeps, unique report
 runs and checkpoints, the send budgets), so N workers on one machine behave as N instances behind
@@ -19,7 +20,6 @@ import logging
 import os
 import select
 import signal
-import socket
 import sys
 import time
 from types import FrameType
@@ -96,19 +96,24 @@ def serve_workers(settings: Settings, workers: int) -> int:
     """Runs `workers` processes on one socket until SIGTERM or SIGINT; returns the exit code."""
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_migrate(settings.database_url))
-    sock = bind_socket(settings.http_host, settings.http_port)
-    url = socket_url(sock)
+    # The port is reserved, not listened on: only the workers' sockets take connections.
+    reserved = bind_socket(settings.http_host, settings.http_port, reuse_port=True, listen=False)
+    url = socket_url(reserved)
+    port = int(reserved.getsockname()[1])
     ready_in, ready_out = os.pipe()
     children: dict[int, int] = {}
     for index in range(1, workers + 1):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, measured by the tests from outside
             os.close(ready_in)
-            os._exit(_worker(settings, sock, index, ready_out))
+            reserved.close()
+            os._exit(_worker(settings, port, index, ready_out))
         children[pid] = index
     os.close(ready_out)
-    sock.close()
-    return _watch(children, ready_in, url, workers)
+    try:
+        return _watch(children, ready_in, url, workers)
+    finally:
+        reserved.close()
 
 
 async def _migrate(url: str) -> None:
@@ -126,13 +131,14 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _worker(settings: Settings, sock: socket.socket, index: int, ready_out: int) -> int:
-    """One worker: the whole service on the inherited socket; tells the parent once started."""
+def _worker(settings: Settings, port: int, index: int, ready_out: int) -> int:
+    """One worker: the whole service on its own socket of the port; tells the parent once started."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     _die_with_parent()
     os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent, which stops the workers in order
     try:
+        sock = bind_socket(settings.http_host, port, reuse_port=True)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             service = build_service(settings)
             service.api.add_middleware(WorkerHeader, index=index)
