@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,8 +38,8 @@ from bench.figures import Figure
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from storage.database import Database
 from storage.tables import Notice
+from tests.pg_server import PgServer, start_pg_server
 
-ROOT = Path(__file__).resolve().parent.parent
 CARDS = 1_000
 ALLOWED = 30.0
 FANOUT_GOAL = 0.9
@@ -169,10 +168,7 @@ async def _tap_round(crowd: Crowd, cards: list[Card], pg_data: Path) -> tuple[fl
     return len(tapped) / (last - tapped[0][1]), wrong, cpu
 
 
-async def _fanout_and_taps(pg: object) -> dict[str, object]:
-    from tests.pg_server import PgServer
-
-    assert isinstance(pg, PgServer)
+async def _fanout_and_taps(pg: PgServer) -> dict[str, object]:
     url = pg.create_database("scale_taps")
     crowd = await make_crowd(CARDS, prefix="bench-scale-", DATABASE_URL=url)
     crowd.sim.webhook_connections = WEBHOOK_CONNECTIONS
@@ -253,10 +249,7 @@ async def _load(url: str, key: str, artist: str, duration: float) -> tuple[int, 
     return done, errors
 
 
-def _intake(pg: object) -> dict[str, tuple[float, int, CpuShare]]:
-    from tests.pg_server import PgServer
-
-    assert isinstance(pg, PgServer)
+def _intake(pg: PgServer) -> dict[str, tuple[float, int, CpuShare]]:
     folder = Path(tempfile.mkdtemp(prefix="bench-scale-intake-"))
     env = service_env(
         folder,
@@ -284,9 +277,6 @@ def _intake(pg: object) -> dict[str, tuple[float, int, CpuShare]]:
 
 def run() -> list[Figure]:
     """Fan-out with two processes, then taps and intake with one and two, on one PostgreSQL."""
-    sys.path.insert(0, str(ROOT))
-    from tests.pg_server import start_pg_server
-
     # The server runs as the postgres user, which cannot enter the benchmarks' private scratch folder.
     scratch, tempfile.tempdir = tempfile.tempdir, None
     try:
