@@ -93,7 +93,7 @@ class WorkerHeader:
 
 
 def serve_workers(settings: Settings, workers: int) -> int:
-    """Runs `workers` processes on one socket until SIGTERM or SIGINT; returns the exit code."""
+    """Runs `workers` processes on one port until SIGTERM or SIGINT; returns the exit code."""
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_migrate(settings.database_url))
     # The port is reserved, not listened on: only the workers' sockets take connections.
@@ -105,9 +105,13 @@ def serve_workers(settings: Settings, workers: int) -> int:
     for index in range(1, workers + 1):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, measured by the tests from outside
-            os.close(ready_in)
-            reserved.close()
-            os._exit(_worker(settings, port, index, ready_out))
+            code = 1
+            try:
+                os.close(ready_in)
+                reserved.close()
+                code = _worker(settings, port, index, ready_out)
+            finally:
+                os._exit(code)  # never back into the parent's code, whatever was raised
         children[pid] = index
     os.close(ready_out)
     try:
