@@ -46,6 +46,7 @@ def main() -> None:
         "intake": "bench.intake",
         "sweep": "bench.sweep_scale",
         "memory": "bench.memory",
+        "scale": "bench.scale",
     }
     chosen = sys.argv[1:] or list(suites)
     figures: list[Figure] = []

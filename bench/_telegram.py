@@ -55,10 +55,12 @@ class Crowd:
         """The service's SQLite file."""
         return Path(self.env["DATABASE_URL"].removeprefix("sqlite+aiosqlite:///"))
 
-    async def start(self, **extra: str) -> ServiceProcess:
-        """Starts `likeness serve` in a thread, so the simulator on this loop keeps answering it."""
+    async def start(self, *args: str, **extra: str) -> ServiceProcess:
+        """Starts `likeness serve [args]` in a thread, so the simulator on this loop keeps answering it."""
         self.env.update(extra)
-        self.service = await asyncio.to_thread(start_service, dict(self.env), self.folder)
+        self.service = await asyncio.to_thread(
+            start_service, dict(self.env), self.folder, timeout=60.0, args=args
+        )
         return self.service
 
     async def stop(self) -> None:

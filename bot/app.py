@@ -27,6 +27,7 @@ from bot.keys import KeyRing
 from bot.log_format import JsonFormatter
 from bot.output_files import OutputFiles
 from bot.readiness import add_readiness
+from bot.send_budget import DatabaseBudget
 from bot.service import SANDBOX_GROUP, Extension, Service
 from bot.webhook_address import WebhookPolicy
 from bot.workflow import Desk, Rules
@@ -106,6 +107,9 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     service = Service(settings=settings, desk=desk, api=create_api(desk, limits))
     # Outputs named by URL are fetched under the same address rules as webhooks.
     service.api.state.output_fetch_policy = webhook_policy(settings)
+    if desk.db.supports_skip_locked:
+        # PostgreSQL may serve several instances: the platforms' limits are booked in the database.
+        service.send_budget = DatabaseBudget(desk.db)
     service.on_stop.append(service.charts.close)  # stops run in reverse: this one goes last
     if sandbox is not None:
         # Before the channels, so the simulators are up when the bot and the Slack app start.
@@ -182,29 +186,40 @@ def attach_channels(service: Service) -> None:
         log.info("Slack channel off: SLACK_BOT_TOKEN is not set")
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Binds the listening socket ourselves, so the real port is known even when 0 was asked for."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False, listen: bool = True) -> socket.socket:
+    """Binds the listening socket ourselves, so the real port is known even when 0 was asked for.
+
+    `reuse_port` lets several processes each listen on the port (SO_REUSEPORT: the kernel spreads
+    new connections over them evenly); `listen=False` only reserves the port.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    # Listen now: the "listening on" line is printed during start-up, before uvicorn starts
-    # accepting, and a client that connects in between must be queued, not refused.
-    sock.listen(2048)
+    if listen:
+        # Listen now: the "listening on" line is printed during start-up, before uvicorn starts
+        # accepting, and a client that connects in between must be queued, not refused.
+        sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
 
-async def run_service(service: Service) -> None:
-    """Migrates the database, then serves HTTP (and every started part) until SIGINT or SIGTERM."""
+async def run_service(service: Service, sock: socket.socket | None = None, *, announce: bool = True) -> None:
+    """Migrates the database, then serves HTTP (and every started part) until SIGINT or SIGTERM.
+
+    `sock` is a listening socket to serve on (a worker of `--workers N` inherits its parent's);
+    without it one is bound from the settings. `announce` prints the "listening on" line.
+    """
     settings = service.settings
     await service.db.upgrade()
-    sock = bind_socket(settings.http_host, settings.http_port)
-    host, port = sock.getsockname()[:2]
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    if sock is None:
+        sock = bind_socket(settings.http_host, settings.http_port)
+    url = socket_url(sock)
     service.api.state.base_url = url
 
-    async def announce() -> None:
+    async def say_where() -> None:
         print(f"likeness-consent listening on {url}", flush=True)
         if settings.sandbox_enabled:
             # On a public address the sandbox adds its access token here (sandbox/guard.py).
@@ -212,7 +227,8 @@ async def run_service(service: Service) -> None:
             print(f"sandbox: open {url}{entry} in your browser", flush=True)
         log.info("listening on %s (docs at %s/docs)", url, url)
 
-    service.on_start.append(announce)
+    if announce:
+        service.on_start.append(say_where)
     config = uvicorn.Config(
         service.api, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5
     )
@@ -220,14 +236,24 @@ async def run_service(service: Service) -> None:
     await server.serve(sockets=[sock])
 
 
-def serve(settings: Settings, clock: Clock | None = None) -> None:
-    """Runs `likeness serve` in a fresh event loop."""
-    configure_logging(settings.log_level, settings.log_format)
+def socket_url(sock: socket.socket) -> str:
+    """The http:// address a listening socket answers on."""
+    host, port = sock.getsockname()[:2]
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed, else None (the standard loop)."""
     try:
         import uvloop
 
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+        return uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency, but the standard loop also works
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return None
+
+
+def serve(settings: Settings, clock: Clock | None = None) -> None:
+    """Runs `likeness serve` in a fresh event loop."""
+    configure_logging(settings.log_level, settings.log_format)
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(run_service(build_service(settings, clock)))

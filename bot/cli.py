@@ -44,19 +44,32 @@ from bot.receipts import (
     read_json_file,
     verify_receipt,
 )
+from bot.workers import MAX_WORKERS, serve_workers, workers_refusal
 from bot.workflow import Desk
 from storage.audit import verify_chain
 from storage.database import DatabaseError
 
 
 @app.command("serve")
-def serve_command() -> None:
-    """Runs the HTTP API, the Telegram bot, the Slack app and the scheduler in one process."""
+def serve_command(
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=MAX_WORKERS,
+            help="Processes sharing the port (PostgreSQL and, with Telegram, webhook mode).",
+        ),
+    ] = 1,
+) -> None:
+    """Runs the HTTP API, the Telegram bot, the Slack app and the scheduler (in N processes)."""
     settings = _settings()
-    refusal = startup_refusal(settings)
+    refusal = startup_refusal(settings) or workers_refusal(settings, workers)
     if refusal is not None:
         _fail(refusal, 2)
     try:
+        if workers > 1:
+            raise typer.Exit(serve_workers(settings, workers))
         serve(settings)
     except ConfigError as error:
         _fail(str(error), 2)

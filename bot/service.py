@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from bot.config import Settings
 from bot.delivery import Outbox, Sender
+from bot.pacing import SendBudget
 from bot.reports import ChartDrawer
 from bot.workflow import Desk
 from scheduler import Schedule
@@ -36,6 +37,8 @@ class Service:
     outbox: Outbox | None = None
     schedule: Schedule | None = None
     charts: ChartDrawer = field(default_factory=ChartDrawer)  # one chart process for all senders
+    # The platforms' limits for the whole deployment (PostgreSQL); None: each sender paces itself.
+    send_budget: SendBudget | None = None
 
     @property
     def db(self) -> Database:

@@ -81,12 +81,17 @@ def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def start_service(
-    env: dict[str, str], cwd: Path, *, timeout: float = 30.0, tag: str = "serve"
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    timeout: float = 30.0,
+    tag: str = "serve",
+    args: tuple[str, ...] = (),
 ) -> ServiceProcess:
-    """Starts `python -m bot serve` and waits for the line that says where it listens."""
+    """Starts `python -m bot serve [args]` and waits for the line that says where it listens."""
     log_path = cwd / f"{tag}-{time.monotonic_ns()}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve"],
+        [sys.executable, "-m", "bot", "serve", *args],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,

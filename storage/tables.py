@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -453,3 +454,16 @@ class Output(Base):
         UniqueConstraint("grant_id", "sha256", name="uq_outputs_grant_sha256"),
         Index("ix_outputs_status_due", "status", "release_due_at"),
     )
+
+
+class SendBudget(Base):
+    """One send lane's allowance, shared by every instance: a GCRA bucket (storage/send_budgets.py).
+
+    `free_at` is the bucket's theoretical arrival time, in seconds since the epoch on the
+    database's clock, so instances on different machines read one clock.
+    """
+
+    __tablename__ = "send_budgets"
+
+    lane: Mapped[str] = mapped_column(String(200), primary_key=True)
+    free_at: Mapped[float] = mapped_column(Double())

@@ -28,6 +28,7 @@ from bot import handover
 from bot.adapters.slack_outputs import BOARD_OUTPUT_NOTICES, send_output_to_board
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.models import ChannelKind
+from bot.pacing import SendBudget
 from bot.render import slack as board
 from bot.render import slack_answers as answers
 from bot.render import violations
@@ -107,13 +108,18 @@ class ChannelPace:
     slow first request followed by a quick second one arrives closer together than it left.
     So the next message starts only `interval` after the previous one was answered: it cannot
     arrive sooner. A 429's Retry-After holds the channel for everyone posting to it.
+
+    With a shared budget (several instances) each message also books the channel's lane there,
+    so the channel keeps its pace across instances; a 429 holds the lane for all of them.
     """
 
-    def __init__(self, interval: float) -> None:
-        """Prepares the pace; `interval` is in seconds."""
+    def __init__(self, interval: float, *, lane: str = "", budget: SendBudget | None = None) -> None:
+        """Prepares the pace; `interval` is in seconds; `lane` names the channel in `budget`."""
         self.interval = interval
         self._turns = asyncio.Lock()
         self._free_at = 0.0
+        self._lane = lane
+        self._budget = budget
 
     @contextlib.asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
@@ -123,11 +129,15 @@ class ChannelPace:
             wait = self._free_at - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)  # the pace itself, not a synchronisation guess
+            if self._budget is not None:
+                await self._budget.wait_turn(self._lane, rate=1 / self.interval, burst=1)
             try:
                 yield
             except RetryLater as limited:
                 if limited.after is not None:
                     self.hold(limited.after)
+                    if self._budget is not None:
+                        await self._budget.hold(self._lane, limited.after)
                 raise
             finally:
                 self._free_at = max(self._free_at, loop.time() + self.interval)
@@ -191,6 +201,7 @@ class SlackSender:
         update_period: float = UPDATE_PERIOD,
         charts: ChartDrawer | None = None,
         tokens: TokenSource | None = None,
+        budget: SendBudget | None = None,
     ) -> None:
         """Prepares the sender; nothing is called until the first notice.
 
@@ -201,6 +212,7 @@ class SlackSender:
             update_burst, update_period: chat.update allowance (per workspace).
             charts: draws the report charts (shared with the other senders).
             tokens: the bot token of an agency's own workspace (one app, many workspaces).
+            budget: the deployment's send budget (several instances); None paces this process alone.
         """
         self.desk = desk
         self.charts = charts or ChartDrawer()
@@ -208,6 +220,7 @@ class SlackSender:
         self.tokens = tokens
         self.post_interval = post_interval
         self._paces: dict[str, ChannelPace] = {}
+        self._budget = budget
         self._updates = AsyncLimiter(update_burst, update_period)
         # Roots posted by a send that then failed (its thread reply hit a 429, say), so the drainer
         # never stored them: the retry edits them instead of posting a second root.
@@ -303,7 +316,8 @@ class SlackSender:
     def _pace(self, channel: str) -> ChannelPace:
         pace = self._paces.get(channel)
         if pace is None:
-            pace = self._paces[channel] = ChannelPace(self.post_interval)
+            pace = ChannelPace(self.post_interval, lane=f"slack:channel:{channel}", budget=self._budget)
+            self._paces[channel] = pace
         return pace
 
     async def post(

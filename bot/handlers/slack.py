@@ -436,7 +436,9 @@ def attach_slack(service: Service, installs: SlackInstallsPort | None = None) ->
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = AsyncWebClient(token=token, base_url=_api_base_url(settings.slack_api_base_url))
     tokens = installs.bot_token if installs is not None else None
-    sender = SlackSender(service.desk, client, charts=service.charts, tokens=tokens)
+    sender = SlackSender(
+        service.desk, client, charts=service.charts, tokens=tokens, budget=service.send_budget
+    )
     service.senders.append(sender)
     checking: list[asyncio.Task[None]] = []
 

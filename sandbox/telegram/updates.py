@@ -243,9 +243,16 @@ class Updates(TelegramWorld):
                 self._deliver_webhook_updates(bot), name=f"telegram-sim-webhook-{bot.username}"
             )
 
+    # How many connections the webhook's updates are spread over (Telegram opens up to the
+    # webhook's max_connections, 40 by default); 1 posts them one after another on one connection.
+    webhook_connections = 1
+
     async def _deliver_webhook_updates(self, bot: BotAccount) -> None:
         """Posts pending updates to the bot's webhook one at a time, retrying failures with backoff
         like Telegram does (an update is dropped only once the receiver answers 2xx)."""
+        if self.webhook_connections > 1:
+            await self._deliver_on_connections(bot)
+            return
         failures = 0
         while not self._stopping:
             hook = bot.webhook
@@ -281,13 +288,70 @@ class Updates(TelegramWorld):
             delays = self.webhook_retry_delays
             await asyncio.sleep(delays[min(failures, len(delays)) - 1])
 
-    async def _post_update(self, hook: Webhook, update: JSONDict) -> tuple[int | None, str | None]:
-        assert self._session is not None
+    async def _deliver_on_connections(self, bot: BotAccount) -> None:
+        """Spreads the updates over several connections (update id modulo their number), each in
+        order with its own retries, so several processes behind one webhook address each get some."""
+        hook = bot.webhook
+        if hook is None:
+            return
+        count = max(1, min(self.webhook_connections, hook.max_connections))
+        wakes = [asyncio.Event() for _ in range(count)]
+        sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for _ in range(count)]
+
+        async def lane(number: int) -> None:
+            failures = 0
+            while not self._stopping and bot.webhook is hook:
+                wakes[number].clear()
+                mine = next((u for u in bot.pending if u["update_id"] % count == number), None)
+                if mine is None:
+                    await wakes[number].wait()
+                    continue
+                status, error = await self._post_update(hook, mine, sessions[number])
+                self._deliveries.append(
+                    {
+                        "time": time.time(),
+                        "bot": bot.username,
+                        "update_id": mine["update_id"],
+                        "url": hook.url,
+                        "status": status,
+                        "error": error,
+                    }
+                )
+                self._changes.notify()
+                if error is None:
+                    failures = 0
+                    bot.pending[:] = [u for u in bot.pending if u is not mine]
+                    continue
+                failures += 1
+                hook.last_error_date = int(time.time())
+                hook.last_error_message = error
+                delays = self.webhook_retry_delays
+                await asyncio.sleep(delays[min(failures, len(delays)) - 1])
+
+        lanes = [asyncio.create_task(lane(n)) for n in range(count)]
+        try:
+            while not self._stopping and bot.webhook is hook:
+                bot.wake.clear()
+                for wake in wakes:
+                    wake.set()
+                await bot.wake.wait()
+        finally:
+            for task in lanes:
+                task.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
+            for session in sessions:
+                await session.close()
+
+    async def _post_update(
+        self, hook: Webhook, update: JSONDict, session: aiohttp.ClientSession | None = None
+    ) -> tuple[int | None, str | None]:
+        session = session or self._session
+        assert session is not None
         headers = {"Content-Type": "application/json"}
         if hook.secret_token:
             headers[SECRET_TOKEN_HEADER] = hook.secret_token
         try:
-            async with self._session.post(
+            async with session.post(
                 hook.url,
                 data=json.dumps(update),
                 headers=headers,

@@ -124,7 +124,7 @@ class TelegramChannel:
             ApplicationBuilder()
             .token(self.token)
             .base_url(settings.telegram_api_base_url)
-            .rate_limiter(ChatRateLimiter())
+            .rate_limiter(ChatRateLimiter(shared=service.send_budget, bot_id=self.token.split(":", 1)[0]))
             .job_queue(None)
             # Taps from many artists are independent and each is one transaction: no need to queue them.
             .concurrent_updates(64)

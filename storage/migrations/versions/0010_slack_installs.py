@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 
 
 def _sealed() -> sa.Text:
