@@ -372,7 +372,7 @@ def test_the_artist_pauses_everything_and_resumes_from_the_phone(page: Page, con
 
     expect(chat.filter(has_text="consent(s) paused").last).to_be_visible()
     expect(row.locator(".grant-state")).to_have_text("paused")
-    expect(page.locator("#slack-feed")).to_contain_text("consents are paused")
+    expect(page.locator("#slack-feed")).to_contain_text("全部授权已暂停")  # the seed agency speaks Chinese
     shoot(page, "paused")
 
     page.locator("#tg-commands").get_by_role("button", name="/resume", exact=True).click()
