@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.tables import Agency, Artist, CardRef, Creator, Decision, Deletion, Grant, Request
@@ -23,11 +23,37 @@ class RequestView:
     deletion: Deletion | None = None  # the deletion confirmation the grant owes, if any
 
 
-async def load_request_view(session: AsyncSession, request_id: str) -> RequestView | None:
-    """The request and its surroundings, or None when there is no such request."""
-    request = await session.get(Request, request_id)
-    if request is None:
+def _view_rows(request_id: str) -> Select[tuple[Request, Artist, Creator, Agency, Grant, Deletion]]:
+    """The request with its artist, creator, agency, grant and deletion: one row, one statement."""
+    return (
+        select(Request, Artist, Creator, Agency, Grant, Deletion)
+        .join(Artist, Artist.id == Request.artist_id)
+        .join(Creator, Creator.id == Request.creator_id)
+        .outerjoin(Agency, Agency.id == Artist.agency_id)
+        .outerjoin(Grant, Grant.request_id == Request.id)
+        .outerjoin(Deletion, Deletion.grant_id == Grant.id)
+        .where(Request.id == request_id)
+    )
+
+
+async def load_request_view(
+    session: AsyncSession, request_id: str, *, for_update: bool = False
+) -> RequestView | None:
+    """The request and its surroundings, or None when there is no such request; two statements.
+
+    With `for_update` the request's and the artist's rows are locked (PostgreSQL; SQLite's write
+    lock already serialises writers) and read afresh, so a decision is ordered against a
+    concurrent pause or resume of the artist.
+    """
+    query = _view_rows(request_id)
+    if for_update:
+        query = query.with_for_update(of=[Request.__table__, Artist.__table__]).execution_options(
+            populate_existing=True
+        )
+    row = (await session.execute(query)).first()
+    if row is None:
         return None
+    request, artist, creator, agency, grant, deletion = row
     decisions = list(
         (
             await session.execute(
@@ -35,12 +61,6 @@ async def load_request_view(session: AsyncSession, request_id: str) -> RequestVi
             )
         ).scalars()
     )
-    grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one_or_none()
-    artist = await session.get(Artist, request.artist_id)
-    creator = await session.get(Creator, request.creator_id)
-    assert artist is not None and creator is not None  # foreign keys guarantee both
-    agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None
-    deletion = await session.get(Deletion, grant.id) if grant is not None else None
     return RequestView(request, decisions, grant, artist, agency, creator, deletion)
 
 

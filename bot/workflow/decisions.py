@@ -11,10 +11,10 @@ from typing import Any
 from bot import metrics
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome, Policy, RequestStatus, utc_iso
 from bot.workflow.desk import Desk, announce, audit, load_view, new_id, transition
-from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotFound, NotOpen, TermsChanged
+from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotOpen, TermsChanged
 from bot.workflow.grants import create_grant
 from storage.queries import RequestView
-from storage.tables import Artist, Decision, Request
+from storage.tables import Decision
 
 
 @dataclass(frozen=True)
@@ -153,12 +153,10 @@ async def decide(
     """Records one approve or deny; exactly one decision wins when several race."""
     now = desk.clock.now()
     async with transition(desk, actor, f"decision.{outcome.value}", "request", request_id) as session:
-        request = await session.get(Request, request_id, with_for_update=True)
-        if request is None:
-            raise NotFound(f"no request {request_id}")
-        # The artist's row orders this decision against a pause or resume (see pause.py).
-        await session.get(Artist, request.artist_id, with_for_update=True, populate_existing=True)
-        view = await load_view(session, request_id)
+        # One read of the view, the request's and the artist's rows locked: the artist's row orders
+        # this decision against a pause or resume (see pause.py).
+        view = await load_view(session, request_id, for_update=True)
+        request = view.request
         check_may_decide(
             view, actor, outcome, now=now, ai_training_confirmed=ai_training_confirmed, terms_hash=terms_hash
         )

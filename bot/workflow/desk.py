@@ -216,9 +216,10 @@ async def load_creators_grant(session: AsyncSession, grant_id: str, creator_id: 
     return grant
 
 
-async def load_view(session: AsyncSession, request_id: str) -> RequestView:
-    """The request and its surroundings; NotFound when there is no such request."""
-    view = await load_request_view(session, request_id)
+async def load_view(session: AsyncSession, request_id: str, *, for_update: bool = False) -> RequestView:
+    """The request and its surroundings (with `for_update`, the request and artist rows locked);
+    NotFound when there is no such request."""
+    view = await load_request_view(session, request_id, for_update=for_update)
     if view is None:
         raise NotFound(f"no request {request_id}")
     return view
