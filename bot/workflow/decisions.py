@@ -40,6 +40,18 @@ def who_decided(view: RequestView) -> dict[str, Any]:
     }
 
 
+def seen_terms_hash(request_terms_hash: str, seen: str | None) -> str:
+    """The hash of the terms a button showed, from the start of it the button carried (signed).
+
+    A button that carries none (the request's line in /pending, the reason prompt) stands for the
+    request's own terms, which never change (a change is a new request). A start that is not the
+    request's is returned as it is, so that the decision is refused as made on changed terms.
+    """
+    if seen is None or request_terms_hash.startswith(seen):
+        return request_terms_hash
+    return seen
+
+
 def check_may_decide(
     view: RequestView,
     actor: Actor,
@@ -146,17 +158,24 @@ async def decide(
     request_id: str,
     actor: Actor,
     outcome: Outcome,
-    terms_hash: str,
+    terms_hash: str | None = None,
+    terms_seen: str | None = None,
     reason: str | None = None,
     ai_training_confirmed: bool = False,
 ) -> Decided:
-    """Records one approve or deny; exactly one decision wins when several race."""
+    """Records one approve or deny; exactly one decision wins when several race.
+
+    The decider saw the terms `terms_hash`; a Telegram button carries only the start of that
+    hash (`terms_seen`, read in the decision's own transaction by `seen_terms_hash`) and leaves
+    `terms_hash` None."""
     now = desk.clock.now()
     async with transition(desk, actor, f"decision.{outcome.value}", "request", request_id) as session:
         # One read of the view, the request's and the artist's rows locked: the artist's row orders
         # this decision against a pause or resume (see pause.py).
         view = await load_view(session, request_id, for_update=True)
         request = view.request
+        if terms_hash is None:
+            terms_hash = seen_terms_hash(request.terms_hash, terms_seen)
         check_may_decide(
             view, actor, outcome, now=now, ai_training_confirmed=ai_training_confirmed, terms_hash=terms_hash
         )
