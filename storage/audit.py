@@ -61,6 +61,7 @@ class _PendingEvents:
 
 
 _PENDING = "audit_events"
+_HEAD_FOR_UPDATE = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
 
 
 async def append_audit(
@@ -84,11 +85,7 @@ async def append_audit(
     """
     pending: _PendingEvents | None = deferred(session, _PENDING)
     if pending is None:
-        head = (
-            await session.execute(
-                select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
-            )
-        ).one()
+        head = (await session.execute(_HEAD_FOR_UPDATE)).one()
         found = _PendingEvents(head.last_seq, head.last_hash)
         defer(session, _PENDING, lambda: found)
         pending = found

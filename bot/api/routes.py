@@ -65,7 +65,14 @@ CreatorDep = Annotated[Creator, Depends(current_creator)]
 # Ids are checked before any query: a NUL or other stray byte never reaches the database.
 RequestId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
 GrantId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
-DeskDep = Annotated[Desk, Depends(desk_of)]
+
+
+async def _desk(request: Request) -> Desk:
+    """`desk_of` as a dependency; async, so FastAPI does not hand it to its thread pool."""
+    return desk_of(request)
+
+
+DeskDep = Annotated[Desk, Depends(_desk)]
 IdempotencyHeader = Annotated[
     str | None,
     Header(
