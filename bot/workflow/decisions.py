@@ -15,6 +15,7 @@ from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, N
 from bot.workflow.grants import create_grant
 from storage.queries import RequestView
 from storage.tables import Decision
+from storage.writes import insert_row, update_row
 
 
 @dataclass(frozen=True)
@@ -193,20 +194,15 @@ async def decide(
             reason=reason,
             created_at=now,
         )
-        session.add(decision)
-        await session.flush()
+        await insert_row(session, decision)
         policy = Policy(view.artist.policy)
         if outcome is Outcome.deny:
-            request.status = RequestStatus.denied.value
-            request.reason = reason
-            request.decided_at = now
+            change = {"status": RequestStatus.denied.value, "reason": reason, "decided_at": now}
         elif policy is Policy.both_required and not already:
-            request.status = RequestStatus.awaiting_cosign.value
+            change = {"status": RequestStatus.awaiting_cosign.value}
         else:
-            request.status = RequestStatus.approved.value
-            request.decided_at = now
-        request.updated_at = now
-        await session.flush()
+            change = {"status": RequestStatus.approved.value, "decided_at": now}
+        await update_row(session, request, **change, updated_at=now)
         await audit(
             session,
             desk,
