@@ -108,7 +108,9 @@ async def submit_request(
 ) -> Any:
     """Submits a likeness-use request to the artist; 201 with the request as filed."""
     idem = _idempotency(idempotency_key, "POST /v1/requests", terms.model_dump(mode="json"))
-    submitted = await workflow.submit_request(desk, creator_id=creator.id, terms_in=terms, idempotency=idem)
+    submitted = await workflow.submit_request(
+        desk, creator_id=creator.id, terms_in=terms, idempotency=idem, creator=creator
+    )
     view = submitted.view
     body = RequestOut.of(view, workflow.grant_status_at(view.grant, desk.clock.now()) if view.grant else None)
     headers = {"Idempotent-Replayed": "true"} if submitted.replayed else {}
