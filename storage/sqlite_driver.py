@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_only
 
-_Outcome = tuple[Any, list[Any] | None, int, int]
+_Outcome = tuple[Any, list[Any] | None, int | None, int]
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
@@ -37,7 +37,7 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
             cursor.execute(operation, parameters)
         if cursor.description:
             return cursor.description, cursor.fetchall(), -1, -1
-        return None, None, cursor.lastrowid or 0, cursor.rowcount
+        return None, None, cursor.lastrowid, cursor.rowcount
     finally:
         cursor.close()
 
