@@ -77,7 +77,7 @@ async def test_an_approval_reads_the_view_once_and_writes_events_and_notices_in_
 
 
 async def test_a_refused_decision_writes_only_its_refusal_and_the_chain_holds(desk: Desk) -> None:
-    parties, request_id = await linked(desk)
+    _parties, request_id = await linked(desk)
     stranger = Actor(ActorKind.artist, "art_someone_else", ChannelKind.telegram)
     async with desk.db.read() as session:
         before = (await session.execute(select(func.count()).select_from(AuditEvent))).scalar_one()
