@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import FieldError, utc_iso
@@ -19,6 +19,9 @@ from bot.workflow import Desk, InvalidInput, NotFound, hash_secret, new_id
 from storage.audit import append_audit
 from storage.tables import Creator, CreatorKey
 
+# Built once, read on every API call: a reused statement keeps its SQLAlchemy cache key.
+_KEY_BY_HASH = select(CreatorKey).where(CreatorKey.key_hash == bindparam("key_hash"))
+_CREATOR_BY_KEY_HASH = select(Creator).where(Creator.api_key_hash == bindparam("key_hash"))
 WEBHOOK_OVERLAP = timedelta(hours=24)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 DEFAULT_KEY_NAME = "default"
@@ -152,16 +155,14 @@ async def authenticate(desk: Desk, api_key: str) -> Creator | None:
     key_hash = hash_secret(api_key)
     now = desk.clock.now()
     async with desk.db.read() as session:
-        row = (
-            await session.execute(select(CreatorKey).where(CreatorKey.key_hash == key_hash))
-        ).scalar_one_or_none()
+        row = (await session.execute(_KEY_BY_HASH, {"key_hash": key_hash})).scalar_one_or_none()
         if row is not None:
             if row.revoked_at is not None:
                 return None
             creator = await session.get(Creator, row.creator_id)
         else:
             creator = (
-                await session.execute(select(Creator).where(Creator.api_key_hash == key_hash))
+                await session.execute(_CREATOR_BY_KEY_HASH, {"key_hash": key_hash})
             ).scalar_one_or_none()
     if creator is None or creator.deactivated_at is not None:
         return None

@@ -66,7 +66,14 @@ async def telegram_artist(desk: Desk, artist_id: str, default_timezone: str) -> 
     """The artist's chat; an artist without one cannot be written to (given up)."""
     async with desk.db.read() as session:
         artist = await session.get(Artist, artist_id)
-    if artist is None or artist.telegram_chat_id is None:
+    if artist is None:
+        raise Undeliverable("the artist has no linked Telegram chat")
+    return _artist_recipient(artist, default_timezone)
+
+
+def _artist_recipient(artist: Artist, default_timezone: str) -> Recipient:
+    """The artist's chat; an artist without one cannot be written to (given up)."""
+    if artist.telegram_chat_id is None:
         raise Undeliverable("the artist has no linked Telegram chat")
     return Recipient(
         artist.telegram_chat_id,
@@ -78,12 +85,15 @@ async def telegram_artist(desk: Desk, artist_id: str, default_timezone: str) -> 
 
 async def telegram_card(desk: Desk, request_id: str, artist_id: str, default_timezone: str) -> CardPlace:
     """The request and its card's place in the artist's chat; a request that is gone is given up."""
-    recipient = await telegram_artist(desk, artist_id, default_timezone)
     async with desk.db.read() as session:
         view = await load_request_view(session, request_id)
         ref = await card_ref(session, request_id, ChannelKind.telegram.value, artist_id)
     if view is None:
         raise Undeliverable(f"no request {request_id}")
+    if view.artist.id == artist_id:  # the card's reader is the request's artist: read with the view
+        recipient = _artist_recipient(view.artist, default_timezone)
+    else:
+        recipient = await telegram_artist(desk, artist_id, default_timezone)
     posted = (int(ref.chat_id), int(ref.message_id)) if ref is not None else None
     return CardPlace(view, posted, recipient)
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.models import canonical_json, sha256_hex, utc_iso
+from storage.deferred import defer, deferred
 from storage.tables import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
+_EVENTS = cast(Table, AuditEvent.__table__)
+_HEAD = cast(Table, AuditHead.__table__)
 
 
 def event_hash(prev_hash: str, content: dict[str, Any]) -> str:
@@ -39,6 +43,27 @@ def event_content(event: AuditEvent) -> dict[str, Any]:
     return _content(event)
 
 
+class _PendingEvents:
+    """The events a transaction appended, not yet written, and the head they lead to."""
+
+    def __init__(self, last_seq: int, last_hash: str) -> None:
+        self.head_seq, self.head_hash = last_seq, last_hash
+        self.rows: list[dict[str, Any]] = []
+
+    def __call__(self, session: Session) -> None:
+        if not self.rows:
+            return
+        session.execute(insert(_EVENTS), self.rows)
+        session.execute(
+            update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=self.head_seq, last_hash=self.head_hash)
+        )
+        self.rows = []
+
+
+_PENDING = "audit_events"
+_HEAD_FOR_UPDATE = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+
+
 async def append_audit(
     session: AsyncSession,
     *,
@@ -50,32 +75,34 @@ async def append_audit(
     subject_kind: str,
     subject_id: str,
     data: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> None:
     """Appends one event to the chain inside the caller's transaction.
 
-    The head row is locked (FOR UPDATE on PostgreSQL; SQLite's write lock does the same),
-    so concurrent appends queue and the chain stays a single line.
+    The head row is read and locked once per transaction (FOR UPDATE on PostgreSQL; SQLite's
+    write lock does the same), so concurrent appends queue and the chain stays a single line.
+    The transaction's events are written when it commits (storage/deferred.py): one INSERT for
+    all of them and one UPDATE of the head, however many it appended.
     """
-    head = (await session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())).scalar_one()
-    event = AuditEvent(
-        seq=head.last_seq + 1,
-        at=at,
-        actor_kind=actor_kind,
-        actor_id=actor_id,
-        channel=channel,
-        action=action,
-        subject_kind=subject_kind,
-        subject_id=subject_id,
-        data=data or {},
-        prev_hash=head.last_hash,
-        hash="",
-    )
-    event.hash = event_hash(head.last_hash, _content(event))
-    head.last_seq = event.seq
-    head.last_hash = event.hash
-    session.add(event)
-    await session.flush()
-    return event
+    pending: _PendingEvents | None = deferred(session, _PENDING)
+    if pending is None:
+        head = (await session.execute(_HEAD_FOR_UPDATE)).one()
+        found = _PendingEvents(head.last_seq, head.last_hash)
+        defer(session, _PENDING, lambda: found)
+        pending = found
+    content: dict[str, Any] = {
+        "seq": pending.head_seq + 1,
+        "at": utc_iso(at),
+        "actor_kind": actor_kind,
+        "actor_id": actor_id,
+        "channel": channel,
+        "action": action,
+        "subject_kind": subject_kind,
+        "subject_id": subject_id,
+        "data": data or {},
+    }
+    digest = event_hash(pending.head_hash, content)
+    pending.rows.append(content | {"at": at, "prev_hash": pending.head_hash, "hash": digest})
+    pending.head_seq, pending.head_hash = content["seq"], digest
 
 
 @dataclass(frozen=True)

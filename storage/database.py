@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage.migrations import at_head, run_upgrade
+from storage.sqlite_driver import one_hop_dbapi
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -68,6 +69,11 @@ class Database:
             if database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            options["module"] = one_hop_dbapi()
+            # Every session ends its transaction (commit or rollback) and SQLAlchemy's Connection
+            # rolls back one left open when it closes, so the pool's own ROLLBACK on every return
+            # is a redundant trip to aiosqlite's thread.
+            options["pool_reset_on_return"] = None
         else:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)

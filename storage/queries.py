@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.tables import Agency, Artist, CardRef, Creator, Decision, Deletion, Grant, Request
@@ -23,24 +23,42 @@ class RequestView:
     deletion: Deletion | None = None  # the deletion confirmation the grant owes, if any
 
 
-async def load_request_view(session: AsyncSession, request_id: str) -> RequestView | None:
-    """The request and its surroundings, or None when there is no such request."""
-    request = await session.get(Request, request_id)
-    if request is None:
+# Built once: a statement object that is reused keeps its cache key, so SQLAlchemy neither
+# rebuilds nor re-keys it on every call (the tap path reads these on every tap).
+_VIEW_ROWS = (
+    select(Request, Artist, Creator, Agency, Grant, Deletion)
+    .join(Artist, Artist.id == Request.artist_id)
+    .join(Creator, Creator.id == Request.creator_id)
+    .outerjoin(Agency, Agency.id == Artist.agency_id)
+    .outerjoin(Grant, Grant.request_id == Request.id)
+    .outerjoin(Deletion, Deletion.grant_id == Grant.id)
+    .where(Request.id == bindparam("request_id"))
+)
+_VIEW_ROWS_LOCKED = _VIEW_ROWS.with_for_update(of=[Request.__table__, Artist.__table__]).execution_options(
+    populate_existing=True
+)
+_DECISIONS = (
+    select(Decision).where(Decision.request_id == bindparam("request_id")).order_by(Decision.created_at)
+)
+_ARTIST_BY_TELEGRAM_USER = select(Artist).where(Artist.telegram_user_id == bindparam("user_id"))
+
+
+async def load_request_view(
+    session: AsyncSession, request_id: str, *, for_update: bool = False
+) -> RequestView | None:
+    """The request and its surroundings, or None when there is no such request; two statements
+    (one row of the request with its artist, creator, agency, grant and deletion; its decisions).
+
+    With `for_update` the request's and the artist's rows are locked (PostgreSQL; SQLite's write
+    lock already serialises writers) and read afresh, so a decision is ordered against a
+    concurrent pause or resume of the artist.
+    """
+    key = {"request_id": request_id}
+    row = (await session.execute(_VIEW_ROWS_LOCKED if for_update else _VIEW_ROWS, key)).first()
+    if row is None:
         return None
-    decisions = list(
-        (
-            await session.execute(
-                select(Decision).where(Decision.request_id == request_id).order_by(Decision.created_at)
-            )
-        ).scalars()
-    )
-    grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one_or_none()
-    artist = await session.get(Artist, request.artist_id)
-    creator = await session.get(Creator, request.creator_id)
-    assert artist is not None and creator is not None  # foreign keys guarantee both
-    agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None
-    deletion = await session.get(Deletion, grant.id) if grant is not None else None
+    request, artist, creator, agency, grant, deletion = row
+    decisions = list((await session.execute(_DECISIONS, key)).scalars())
     return RequestView(request, decisions, grant, artist, agency, creator, deletion)
 
 
@@ -54,7 +72,7 @@ async def creator_by_key_hash(session: AsyncSession, key_hash: str) -> Creator |
 async def artist_by_telegram_user(session: AsyncSession, telegram_user_id: int) -> Artist | None:
     """The artist linked to a Telegram user, if any."""
     return (
-        await session.execute(select(Artist).where(Artist.telegram_user_id == telegram_user_id))
+        await session.execute(_ARTIST_BY_TELEGRAM_USER, {"user_id": telegram_user_id})
     ).scalar_one_or_none()
 
 

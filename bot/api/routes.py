@@ -65,7 +65,14 @@ CreatorDep = Annotated[Creator, Depends(current_creator)]
 # Ids are checked before any query: a NUL or other stray byte never reaches the database.
 RequestId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
 GrantId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]
-DeskDep = Annotated[Desk, Depends(desk_of)]
+
+
+async def _desk(request: Request) -> Desk:
+    """`desk_of` as a dependency; async, so FastAPI does not hand it to its thread pool."""
+    return desk_of(request)
+
+
+DeskDep = Annotated[Desk, Depends(_desk)]
 IdempotencyHeader = Annotated[
     str | None,
     Header(
@@ -103,7 +110,9 @@ async def submit_request(
     # preview_required only when set, so a key first used before the field existed still replays.
     given = terms.model_dump(mode="json", exclude=None if terms.preview_required else {"preview_required"})
     idem = _idempotency(idempotency_key, "POST /v1/requests", given)
-    submitted = await workflow.submit_request(desk, creator_id=creator.id, terms_in=terms, idempotency=idem)
+    submitted = await workflow.submit_request(
+        desk, creator_id=creator.id, terms_in=terms, idempotency=idem, creator=creator
+    )
     view = submitted.view
     body = RequestOut.of(view, workflow.grant_status_at(view.grant, desk.clock.now()) if view.grant else None)
     headers = {"Idempotent-Replayed": "true"} if submitted.replayed else {}

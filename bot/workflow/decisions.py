@@ -11,10 +11,11 @@ from typing import Any
 from bot import metrics
 from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome, Policy, RequestStatus, utc_iso
 from bot.workflow.desk import Desk, announce, audit, load_view, new_id, transition
-from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotFound, NotOpen, TermsChanged
+from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotOpen, TermsChanged
 from bot.workflow.grants import create_grant
 from storage.queries import RequestView
-from storage.tables import Artist, Decision, Request
+from storage.tables import Decision
+from storage.writes import insert_row, update_row
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,18 @@ def who_decided(view: RequestView) -> dict[str, Any]:
         "channel": last.channel,
         "decided_at": utc_iso(last.created_at),
     }
+
+
+def seen_terms_hash(request_terms_hash: str, seen: str | None) -> str:
+    """The hash of the terms a button showed, from the start of it the button carried (signed).
+
+    A button that carries none (the request's line in /pending, the reason prompt) stands for the
+    request's own terms, which never change (a change is a new request). A start that is not the
+    request's is returned as it is, so that the decision is refused as made on changed terms.
+    """
+    if seen is None or request_terms_hash.startswith(seen):
+        return request_terms_hash
+    return seen
 
 
 def check_may_decide(
@@ -146,19 +159,24 @@ async def decide(
     request_id: str,
     actor: Actor,
     outcome: Outcome,
-    terms_hash: str,
+    terms_hash: str | None = None,
+    terms_seen: str | None = None,
     reason: str | None = None,
     ai_training_confirmed: bool = False,
 ) -> Decided:
-    """Records one approve or deny; exactly one decision wins when several race."""
+    """Records one approve or deny; exactly one decision wins when several race.
+
+    The decider saw the terms `terms_hash`; a Telegram button carries only the start of that
+    hash (`terms_seen`, read in the decision's own transaction by `seen_terms_hash`) and leaves
+    `terms_hash` None."""
     now = desk.clock.now()
     async with transition(desk, actor, f"decision.{outcome.value}", "request", request_id) as session:
-        request = await session.get(Request, request_id, with_for_update=True)
-        if request is None:
-            raise NotFound(f"no request {request_id}")
-        # The artist's row orders this decision against a pause or resume (see pause.py).
-        await session.get(Artist, request.artist_id, with_for_update=True, populate_existing=True)
-        view = await load_view(session, request_id)
+        # One read of the view, the request's and the artist's rows locked: the artist's row orders
+        # this decision against a pause or resume (see pause.py).
+        view = await load_view(session, request_id, for_update=True)
+        request = view.request
+        if terms_hash is None:
+            terms_hash = seen_terms_hash(request.terms_hash, terms_seen)
         check_may_decide(
             view, actor, outcome, now=now, ai_training_confirmed=ai_training_confirmed, terms_hash=terms_hash
         )
@@ -176,20 +194,15 @@ async def decide(
             reason=reason,
             created_at=now,
         )
-        session.add(decision)
-        await session.flush()
+        await insert_row(session, decision)
         policy = Policy(view.artist.policy)
         if outcome is Outcome.deny:
-            request.status = RequestStatus.denied.value
-            request.reason = reason
-            request.decided_at = now
+            change = {"status": RequestStatus.denied.value, "reason": reason, "decided_at": now}
         elif policy is Policy.both_required and not already:
-            request.status = RequestStatus.awaiting_cosign.value
+            change = {"status": RequestStatus.awaiting_cosign.value}
         else:
-            request.status = RequestStatus.approved.value
-            request.decided_at = now
-        request.updated_at = now
-        await session.flush()
+            change = {"status": RequestStatus.approved.value, "decided_at": now}
+        await update_row(session, request, **change, updated_at=now)
         await audit(
             session,
             desk,

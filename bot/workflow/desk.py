@@ -15,10 +15,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, Unpack, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock
@@ -29,6 +30,7 @@ from bot.workflow.errors import NotFound, Refused
 from bot.workflow.handling import mark_handled
 from storage.audit import append_audit
 from storage.database import Database
+from storage.deferred import defer, deferred
 from storage.personal import PERSONAL_FIELDS, seal_personal
 from storage.queries import RequestView, load_request_view
 from storage.tables import Agency, Artist, Creator, Grant, Notice, Request
@@ -115,33 +117,35 @@ async def transition(
     desk: Desk, actor: Actor, action: str, subject_kind: str, subject_id: str
 ) -> AsyncIterator[AsyncSession]:
     """A transaction whose refusal rolls back the work and commits only the refusal's audit event
-    (none past the actor's hourly cap)."""
-    refusal: Refused | None = None
-    async with desk.db.transaction() as session:
-        arrival = await mark_handled(session, desk.clock.now())  # the inbox row, in the same commit
-        try:
-            async with session.begin_nested():
-                yield session
-        except Refused as why:
-            refusal = why
-            if not desk.audits_refusal(actor):
-                raise
-            await audit(
-                session,
-                desk,
-                actor,
-                f"{action}.refused",
-                subject_kind,
-                subject_id,
-                {"code": why.code, "message": why.message},
-            )
-        queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
+    (none past the actor's hourly cap), in a transaction of its own: a refused step wrote nothing,
+    so nothing else needs to be atomic with its audit event, and the step that goes through
+    pays for no savepoint. The inbox row being handled is marked in whichever of the two commits."""
+    try:
+        async with desk.db.transaction() as session:
+            arrival = await mark_handled(session, desk.clock.now())  # the inbox row, in the same commit
+            yield session
+            queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
+    except Refused as why:
+        if desk.audits_refusal(actor):
+            async with desk.db.transaction() as session:
+                # The step rolled back, and the inbox row's mark with it: it commits with the refusal.
+                arrival = await mark_handled(session, desk.clock.now())
+                await audit(
+                    session,
+                    desk,
+                    actor,
+                    f"{action}.refused",
+                    subject_kind,
+                    subject_id,
+                    {"code": why.code, "message": why.message},
+                )
+            if arrival is not None:
+                arrival.done = True
+        raise
     if arrival is not None:
         arrival.done = True
-    if queued and refusal is None:
+    if queued:
         desk.committed(frozenset(queued))
-    if refusal is not None:
-        raise refusal
 
 
 async def audit(
@@ -228,9 +232,10 @@ async def load_creators_grant(session: AsyncSession, grant_id: str, creator_id: 
     return grant
 
 
-async def load_view(session: AsyncSession, request_id: str) -> RequestView:
-    """The request and its surroundings; NotFound when there is no such request."""
-    view = await load_request_view(session, request_id)
+async def load_view(session: AsyncSession, request_id: str, *, for_update: bool = False) -> RequestView:
+    """The request and its surroundings (with `for_update`, the request and artist rows locked);
+    NotFound when there is no such request."""
+    view = await load_request_view(session, request_id, for_update=for_update)
     if view is None:
         raise NotFound(f"no request {request_id}")
     return view
@@ -238,6 +243,7 @@ async def load_view(session: AsyncSession, request_id: str) -> RequestView:
 
 # ---------------------------------------------------------------- notices (outbox rows)
 
+_NOTICES = cast(Table, Notice.__table__)
 _QUEUED_ON = "likeness.queued_on"  # session.info key: the channels a transaction queued notices on
 
 
@@ -258,6 +264,18 @@ class NoticeDetail(TypedDict, total=False):
     dedupe_key: str | None
 
 
+class _PendingNotices:
+    """The outbox rows a transaction queued, written in one INSERT when it commits."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def __call__(self, session: Session) -> None:
+        if self.rows:
+            session.execute(insert(_NOTICES), self.rows)
+            self.rows = []
+
+
 def queue_notice(
     session: AsyncSession,
     now: datetime,
@@ -267,24 +285,30 @@ def queue_notice(
     request_id: str | None = None,
     **detail: Unpack[NoticeDetail],
 ) -> None:
-    """Adds one outbox row to the transaction; the drainer is woken when it commits."""
+    """Adds one outbox row to the transaction (all of them written together at its commit); the
+    drainer is woken when it commits."""
     session.info.setdefault(_QUEUED_ON, set()).add(to.channel)
-    session.add(
-        Notice(
-            id=_notice_id(),
-            channel=to.channel.value,
-            recipient_kind=to.kind.value,
-            recipient_id=to.id,
-            kind=kind,
-            request_id=request_id,
-            grant_id=detail.get("grant_id"),
-            payload=detail.get("payload") or {},
-            dedupe_key=detail.get("dedupe_key"),
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    defer(session, "notices", _PendingNotices)
+    pending: _PendingNotices = deferred(session, "notices")
+    pending.rows.append(
+        {
+            "id": _notice_id(),
+            "channel": to.channel.value,
+            "recipient_kind": to.kind.value,
+            "recipient_id": to.id,
+            "kind": kind,
+            "request_id": request_id,
+            "grant_id": detail.get("grant_id"),
+            "payload": detail.get("payload") or {},
+            "dedupe_key": detail.get("dedupe_key"),
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "claimed_until": None,
+            "sent_at": None,
+            "last_error": None,
+            "created_at": now,
+        }
     )
 
 

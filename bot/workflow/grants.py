@@ -22,6 +22,7 @@ from bot.workflow.desk import (
 from bot.workflow.errors import NotAllowed, NotFound, NotOpen
 from storage.queries import RequestView
 from storage.tables import Grant
+from storage.writes import insert_row
 
 
 def grant_status_at(grant: Grant, moment: datetime) -> GrantStatus:
@@ -96,8 +97,7 @@ async def create_grant(session: AsyncSession, desk: Desk, view: RequestView, now
         created_at=now,
         updated_at=now,
     )
-    session.add(grant)
-    await session.flush()
+    await insert_row(session, grant)
     system = Actor(ActorKind.system, "workflow", ChannelKind.system)
     await audit(
         session,

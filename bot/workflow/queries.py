@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.models import OPEN_STATUSES, ActorKind, GrantStatus, RequestStatus
+from bot.workflow.decisions import seen_terms_hash
 from bot.workflow.desk import Desk
 from bot.workflow.errors import NotFound
 from bot.workflow.grants import grant_status_at
@@ -171,6 +172,4 @@ async def terms_seen(desk: Desk, request_id: str, seen: str | None) -> str:
         request = await session.get(Request, request_id)
     if request is None:
         raise NotFound(f"no request {request_id}")
-    if seen is None or request.terms_hash.startswith(seen):
-        return request.terms_hash
-    return seen
+    return seen_terms_hash(request.terms_hash, seen)

@@ -37,6 +37,7 @@ from bot.workflow.errors import Deactivated, InvalidInput, NotAllowed, NotFound,
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
 from storage.queries import RequestView
 from storage.tables import Agency, Artist, Creator, Request
+from storage.writes import insert_row
 
 NUDGE_INTERVAL = timedelta(hours=1)
 
@@ -50,9 +51,17 @@ class Submitted:
 
 
 async def submit_request(
-    desk: Desk, *, creator_id: str, terms_in: TermsIn, idempotency: Idempotency | None = None
+    desk: Desk,
+    *,
+    creator_id: str,
+    terms_in: TermsIn,
+    idempotency: Idempotency | None = None,
+    creator: Creator | None = None,
 ) -> Submitted:
-    """Files a creator's request (pending: card, board post, status update); a red line denies it at once."""
+    """Files a creator's request (pending: card, board post, status update); a red line denies it at once.
+
+    `creator`, when the caller has just read it (the API's authentication), saves reading it again.
+    """
     actor = Actor(ActorKind.creator, creator_id, ChannelKind.api)
     now = desk.clock.now()
     request_id = new_id("req")
@@ -94,8 +103,7 @@ async def submit_request(
                 updated_at=now,
                 decided_at=now if crossed else None,
             )
-            session.add(request)
-            await session.flush()
+            await insert_row(session, request)
             await audit(
                 session,
                 desk,
@@ -105,7 +113,8 @@ async def submit_request(
                 request.id,
                 {"terms_hash": request.terms_hash, "artist_id": artist.id},
             )
-            creator = await session.get(Creator, creator_id)
+            if creator is None or creator.id != creator_id:
+                creator = await session.get(Creator, creator_id)
             if creator is None:
                 raise NotFound(f"no creator {creator_id}")
             agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None

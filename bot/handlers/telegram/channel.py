@@ -18,6 +18,7 @@ from telegram.error import InvalidToken, TelegramError
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.adapters.telegram import ChatRateLimiter, TelegramSender
+from bot.adapters.telegram_http import AiohttpRequest
 from bot.handlers.telegram import commands, consents, decisions
 from bot.handlers.telegram.common import DEPS_KEY, Deps, TelegramApp, callback_pattern
 from bot.handlers.telegram.history import register_history_handler
@@ -128,10 +129,7 @@ class TelegramChannel:
             .job_queue(None)
             # Taps from many artists are independent and each is one transaction: no need to queue them.
             .concurrent_updates(64)
-            .connect_timeout(5)
-            .read_timeout(10)
-            .write_timeout(20)
-            .pool_timeout(10)
+            .request(AiohttpRequest(connect_timeout=5, read_timeout=10, write_timeout=20, pool_timeout=10))
             # Long polling is TelegramIntake's loop, which stores each update before confirming it.
             .updater(None)
         )

@@ -34,7 +34,7 @@ from bot.render import telegram_cards as cards
 from bot.render import words
 from bot.render.buttons import Tap, read_seen_subject
 from bot.render.telegram_outputs import REJECT_PROMPT_MARK
-from bot.workflow import RequestView, queries
+from bot.workflow import RequestView
 
 
 def request_of(tap: Tap) -> str:
@@ -71,7 +71,7 @@ async def _decide(
             request_id=request_id,
             actor=person.actor,
             outcome=outcome,
-            terms_hash=await queries.terms_seen(deps.desk, request_id, seen),
+            terms_seen=seen,
             reason=reason,
             ai_training_confirmed=ai_training_confirmed,
         )
@@ -189,7 +189,7 @@ async def on_reply(update: Update, context: Context) -> None:
             request_id=found.group(1),
             actor=person.actor,
             outcome=Outcome.deny,
-            terms_hash=await queries.terms_seen(deps.desk, found.group(1), None),
+            terms_seen=None,
             reason=reason,
         )
     except workflow.Refused as why:

@@ -1,0 +1,44 @@
+"""Rows written with one Core statement each, without the unit of work's flush.
+
+The decision path writes a handful of rows it already holds as objects (a decision, the
+request's new status, a grant). Flushing them through the ORM's unit of work costs far more CPU
+than the statements themselves; here each is one cached INSERT or UPDATE, and the objects stay
+usable as values (a new row stays transient; an updated one shows its new values, not dirty).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import Insert, Table, insert, inspect, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm.attributes import set_committed_value
+
+_INSERTS: dict[str, Insert] = {}
+
+
+def _table(row: DeclarativeBase) -> Table:
+    return cast(Table, type(row).__table__)
+
+
+async def insert_row(session: AsyncSession, row: DeclarativeBase) -> None:
+    """Inserts a new (transient) object's row: the columns it was given, the others by their
+    defaults; the object is not added to the session."""
+    table = _table(row)
+    statement = _INSERTS.get(table.name)
+    if statement is None:
+        statement = _INSERTS[table.name] = insert(table)
+    given = inspect(row).dict
+    await session.execute(statement, {c.key: given[c.key] for c in table.columns if c.key in given})
+
+
+async def update_row(session: AsyncSession, row: DeclarativeBase, **values: Any) -> None:
+    """Updates a loaded object's row by its primary key, and the object with it (left clean)."""
+    table = _table(row)
+    key = inspect(row).identity
+    assert key is not None, "update_row needs a loaded row"
+    where = [column == value for column, value in zip(table.primary_key.columns, key, strict=True)]
+    await session.execute(update(table).where(*where).values(**values))
+    for name, value in values.items():
+        set_committed_value(row, name, value)

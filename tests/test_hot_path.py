@@ -1,0 +1,113 @@
+"""The decision and submission paths' statement shape, on SQLite and PostgreSQL: the request view
+read once, a step's audit events in one INSERT, its notices in one INSERT, and a refused step
+that leaves only its refusal on the chain."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from bot import workflow
+from bot.models import Actor, ActorKind, ChannelKind, Outcome
+from bot.workflow import Desk
+from sandbox.factories import make_parties, submit
+from storage.audit import verify_chain
+from storage.tables import AuditEvent, Notice
+
+
+@contextmanager
+def statements(desk: Desk) -> Iterator[list[str]]:
+    """Every SQL statement the desk's write engine runs inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = desk.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def starting(seen: list[str], prefix: str) -> list[str]:
+    return [s for s in seen if s.upper().startswith(prefix.upper())]
+
+
+async def linked(desk: Desk) -> tuple[Any, str]:
+    parties = await make_parties(desk, webhook_url="http://127.0.0.1:9/hook")
+    token = await workflow.create_invite(desk, subject_kind=ActorKind.artist, subject_id=parties.artist_id)
+    await workflow.redeem_invite(desk, token=token, telegram_user_id=7001, chat_id=7001)
+    submitted = await submit(desk, parties)
+    return parties, submitted.view.request.id
+
+
+async def test_an_approval_reads_the_view_once_and_writes_events_and_notices_in_one_statement_each(
+    desk: Desk,
+) -> None:
+    parties, request_id = await linked(desk)
+    with statements(desk) as seen:
+        decided = await workflow.decide(
+            desk,
+            request_id=request_id,
+            actor=parties.artist(),
+            outcome=Outcome.approve,
+            terms_seen=None,
+        )
+    assert decided.view.request.status == "approved" and decided.view.grant is not None
+    assert len(starting(seen, "SELECT requests.id")) == 1  # the joined view row, once
+    assert len(starting(seen, "SELECT decisions")) == 1
+    assert len(starting(seen, "INSERT INTO audit_events")) == 1  # decision + grant events together
+    assert len(starting(seen, "UPDATE audit_head")) == 1
+    assert len(starting(seen, "INSERT INTO notices")) == 1  # card, board and webhook together
+    assert not starting(seen, "SAVEPOINT")
+    async with desk.db.read() as session:
+        actions = (
+            await session.execute(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(2))
+        ).scalars()
+        assert sorted(actions) == ["decision.approve", "grant.created"]
+        kinds = (await session.execute(select(Notice.kind).where(Notice.request_id == request_id))).scalars()
+        assert {"card_update", "board_update", "status"} <= set(kinds)
+        assert (await verify_chain(session)).intact
+
+
+async def test_a_refused_decision_writes_only_its_refusal_and_the_chain_holds(desk: Desk) -> None:
+    _parties, request_id = await linked(desk)
+    stranger = Actor(ActorKind.artist, "art_someone_else", ChannelKind.telegram)
+    async with desk.db.read() as session:
+        before = (await session.execute(select(func.count()).select_from(AuditEvent))).scalar_one()
+        notices_before = (await session.execute(select(func.count()).select_from(Notice))).scalar_one()
+    with pytest.raises(workflow.NotAllowed):
+        await workflow.decide(
+            desk, request_id=request_id, actor=stranger, outcome=Outcome.approve, terms_seen=None
+        )
+    async with desk.db.read() as session:
+        events = list((await session.execute(select(AuditEvent).where(AuditEvent.seq > before))).scalars())
+        assert [e.action for e in events] == ["decision.approve.refused"]
+        assert (await session.execute(select(func.count()).select_from(Notice))).scalar_one() == (
+            notices_before
+        )
+        assert (await verify_chain(session)).intact
+
+
+async def test_a_button_showing_other_terms_is_refused_inside_the_decision(desk: Desk) -> None:
+    parties, request_id = await linked(desk)
+    with pytest.raises(workflow.TermsChanged):
+        await workflow.decide(
+            desk, request_id=request_id, actor=parties.artist(), outcome=Outcome.approve, terms_seen="00ff"
+        )
+
+
+async def test_a_submission_writes_its_event_and_notices_in_one_statement_each(desk: Desk) -> None:
+    parties = await make_parties(desk, webhook_url="http://127.0.0.1:9/hook")
+    with statements(desk) as seen:
+        submitted = await submit(desk, parties)
+    assert submitted.view.request.status == "pending"
+    assert len(starting(seen, "INSERT INTO requests")) == 1
+    assert len(starting(seen, "INSERT INTO audit_events")) == 1
+    assert len(starting(seen, "INSERT INTO notices")) == 1  # board post and creator status together
