@@ -11,7 +11,7 @@ from bot.handover import CARD_NOT_OUT_WAIT, Recipient, slack_board, telegram_art
 from bot.models import Policy
 from bot.workflow import Desk
 from storage.queries import load_request_view
-from storage.tables import Output
+from storage.tables import Agency, Output
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,7 @@ class OutputOnBoard:
     title: str
     artist_name: str
     agency_may_decide: bool
+    agency: Agency | None
 
 
 async def output_for_board(desk: Desk, notice: Outgoing, *, with_file: bool) -> OutputOnBoard:
@@ -113,4 +114,5 @@ async def output_for_board(desk: Desk, notice: Outgoing, *, with_file: bool) -> 
         title=str(board.view.request.terms.get("project_title", "")),
         artist_name=board.view.artist.name,
         agency_may_decide=board.view.artist.policy == Policy.agency_may_decide.value,
+        agency=board.view.agency,
     )

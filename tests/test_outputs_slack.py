@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from storage.tables import Grant, Output
+from storage.tables import Grant, InboxItem, Output
 from tests.output_samples import sample
 from tests.slack_fixtures import AGENT, BOARD, SlackWorld, start_world, stop_world, wait_ephemeral, wait_root
 
@@ -71,6 +71,12 @@ async def test_the_agency_releases_where_the_policy_lets_it_decide(world: SlackW
         lambda: any("released* by the agency" in r["text"] for r in world.sim.thread(BOARD, root_ts))
     )
     assert await status_of(world, output_id) == "released"
+    async with world.desk.db.transaction() as session:
+        stored = (await session.execute(select(InboxItem.kind, InboxItem.done_at))).all()
+    # The click was stored before its ack and marked handled with the release.
+    assert [(kind, done is not None) for kind, done in stored if kind.startswith("output_")] == [
+        ("output_release", True)
+    ]
 
 
 async def test_the_agency_cannot_decide_for_an_artist_only_artist(world: SlackWorld) -> None:

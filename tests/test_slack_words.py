@@ -16,7 +16,7 @@ from bot import workflow
 from bot.models import Language, Policy
 from bot.render import slack as board
 from bot.render import slack_answers as answers
-from bot.render import slack_pause, violations
+from bot.render import slack_outputs, slack_pause, violations
 from bot.render.words import LOCALE_DIR, Voice
 from bot.report_types import ExpiringItem, GrantUsage, Report
 from bot.workflow import Desk
@@ -28,6 +28,7 @@ CHINESE = re.compile(r"[\u4e00-\u9fff]")
 SLACK_MODULES = (
     "slack.py",
     "slack_answers.py",
+    "slack_outputs.py",
     "slack_pause.py",
     "slack_words.py",
     "violations.py",
@@ -239,3 +240,35 @@ def test_every_slack_text_has_a_chinese_translation_with_the_same_placeholders_a
         words = re.sub(r"`[^`]*`|%\(\w+\)s", "", text)
         if re.search(r"[A-Za-z]{3,}", words):  # a text with words in it reads Chinese
             assert CHINESE.search(translated), text
+
+
+async def test_a_chinese_agencys_output_posts_and_answers_are_chinese(desk: Desk) -> None:
+    view = await view_of(desk, Language.zh_hans)
+    agency = view.agency
+    due = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    comment = slack_outputs.output_comment(
+        agency,
+        artist="Li Wei",
+        title="Moonlight Drama S2",
+        description="A <b>poster</b>",
+        sha256="ab" * 32,
+        due_at=due,
+    )
+    assert "待放行的生成内容" in comment and "A &lt;b&gt;poster&lt;/b&gt;" in comment
+    assert not english_words(comment.replace("A &lt;b&gt;poster&lt;/b&gt;", "").replace("SHA-256", "")), (
+        comment
+    )
+    for may in (True, False):
+        actions = slack_outputs.output_actions(agency, "out_1", agency_may_decide=may)
+        assert all(not english_words(t) for t in texts_of(actions.blocks)), actions.blocks
+    for payload, reason in (
+        ({"status": "released", "by": "agency", "output_id": "out_1"}, None),
+        ({"status": "rejected", "by": "system", "output_id": "out_1"}, None),
+        ({"status": "rejected", "by": "artist", "output_id": "out_1"}, "<!channel> 不合适"),
+    ):
+        line = slack_outputs.output_outcome(agency, payload, reason)
+        assert "<!channel>" not in line, line  # what the artist typed cannot ping the channel
+        assert not english_words(line.replace("&lt;!channel&gt;", "")), line
+    assert slack_outputs.click_answer(agency, release=True) == "已放行。"
+    english = slack_outputs.output_actions(None, "out_1", agency_may_decide=True)
+    assert "Release or reject this output" in english.text

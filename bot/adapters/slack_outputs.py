@@ -29,13 +29,14 @@ async def send_output_to_board(sender: SlackSender, notice: Outgoing) -> Deliver
     posting = notice.kind == "output_post"
     shown = await output_for_board(sender.desk, notice, with_file=posting)
     if not posting:
-        text = texts.output_outcome(dict(notice.payload), shown.reason)
+        text = texts.output_outcome(shown.agency, dict(notice.payload), shown.reason)
         await sender.post(shown.channel, text, thread_ts=shown.thread_ts)
         return Delivered()
     if shown.status != "pending":
         return Delivered()  # decided before it could be shown: its outcome line follows
     name = f"{shown.sha256[:16]}.{_EXTENSION.get(shown.media_type, 'bin')}"
     comment = texts.output_comment(
+        shown.agency,
         artist=shown.artist_name,
         title=shown.title,
         description=shown.description,
@@ -48,6 +49,6 @@ async def send_output_to_board(sender: SlackSender, notice: Outgoing) -> Deliver
         files=[(name, shown.data, shown.title or name)],
         thread_ts=shown.thread_ts,
     )
-    actions = texts.output_actions(shown.output_id, agency_may_decide=shown.agency_may_decide)
+    actions = texts.output_actions(shown.agency, shown.output_id, agency_may_decide=shown.agency_may_decide)
     await sender.post(shown.channel, actions, thread_ts=shown.thread_ts)
     return Delivered()

@@ -421,7 +421,7 @@ def build_slack_app(
         join_workspaces(app, desk, installs)
     from bot.handlers.slack_outputs import register_output_actions  # it imports this module
 
-    register_output_actions(app, desk, slack)
+    register_output_actions(app, desk, slack, inbox)
     return app
 
 

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import workflow
 from bot.adapters.slack import SlackSender
-from bot.handlers.slack import slack_actor
+from bot.handlers.slack import board_agency, slack_actor
+from bot.handlers.slack_inbox import SlackInbox
 from bot.render import slack as board
+from bot.render import slack_answers as answers
+from bot.render import slack_outputs as texts
 from bot.render.slack_outputs import ACTION_REJECT, ACTION_RELEASE
 from bot.workflow import Desk
 
@@ -24,12 +26,12 @@ AGENCY_REJECT_REASON = "rejected by the agency on the artist's behalf"
 
 @dataclass
 class OutputListeners:
-    """Release and Reject clicks under an output."""
+    """Release and Reject clicks under an output, each taken through the inbox before its ack."""
 
     desk: Desk
     slack: SlackSender
 
-    async def _decide(self, body: dict[str, Any], respond: AsyncRespond, *, release: bool) -> None:
+    async def _decide(self, body: dict[str, Any], respond: AsyncRespond | None, *, release: bool) -> None:
         action = (body.get("actions") or [{}])[0]
         output_id = str(action.get("value") or "")
         user = body.get("user") or {}
@@ -37,8 +39,9 @@ class OutputListeners:
         channel = str(
             (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
         )
+        agency = await board_agency(self.desk, channel)
         if not output_id.startswith("out_") or len(output_id) > 64:
-            await respond(text="This button is not one of the board's.", response_type="ephemeral")
+            await self._tell(channel, user_id, answers.foreign_button(agency), respond)
             return
         actor = await slack_actor(
             self.desk,
@@ -55,25 +58,32 @@ class OutputListeners:
                 reason=None if release else AGENCY_REJECT_REASON,
             )
         except workflow.Refused as why:
-            await respond(text=board.refusal_text(why), response_type="ephemeral", replace_original=False)
+            await self._tell(channel, user_id, board.refusal_text(why, agency), respond)
             return
-        await respond(
-            text="Released." if release else "Rejected.", response_type="ephemeral", replace_original=False
-        )
+        await self._tell(channel, user_id, texts.click_answer(agency, release=release), respond)
 
-    async def release(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def _tell(self, channel: str, user: str, text: str, respond: AsyncRespond | None) -> None:
+        """An ephemeral answer: through the click's response_url, or (handled after a restart,
+        when there is none) as an ephemeral message in the channel."""
+        try:
+            if respond is not None:
+                await respond(text=text, response_type="ephemeral", replace_original=False)
+            elif channel and user:
+                await self.slack.ephemeral(channel, user, text)
+        except Exception as error:  # the click is recorded either way; only its answer is lost
+            log.warning("answering %s about an output failed: %s", user, error)
+
+    async def release(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Releases the output on the artist's behalf."""
-        await ack()
         await self._decide(body, respond, release=True)
 
-    async def reject(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def reject(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Rejects the output on the artist's behalf."""
-        await ack()
         await self._decide(body, respond, release=False)
 
 
-def register_output_actions(app: AsyncApp, desk: Desk, slack: SlackSender) -> None:
-    """Adds the output buttons' listeners to the bolt app."""
+def register_output_actions(app: AsyncApp, desk: Desk, slack: SlackSender, inbox: SlackInbox) -> None:
+    """Adds the output buttons' listeners to the bolt app; the clicks go through the inbox."""
     listeners = OutputListeners(desk, slack)
-    app.action(ACTION_RELEASE)(listeners.release)
-    app.action(ACTION_REJECT)(listeners.reject)
+    app.action(ACTION_RELEASE)(inbox.listener("output_release", listeners.release))
+    app.action(ACTION_REJECT)(inbox.listener("output_reject", listeners.reject))

@@ -35,7 +35,7 @@ from storage.queries import load_request_view
 from storage.tables import Artist, Grant, Output
 
 _DESCRIPTION: TypeAdapter[str] = TypeAdapter(
-    Annotated[CleanText, Field(min_length=1, max_length=MAX_DESCRIPTION)]  # type: ignore[arg-type]
+    Annotated[CleanText, Field(min_length=1, max_length=MAX_DESCRIPTION)]
 )
 
 
