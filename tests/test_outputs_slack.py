@@ -4,6 +4,7 @@ the artist's policy lets the agency decide. The real service against the Slack s
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from storage.tables import Grant, InboxItem, Output
+from storage.tables import Artist, AuditEvent, Grant, InboxItem, Notice, Output
 from tests.output_samples import sample
 from tests.slack_fixtures import AGENT, BOARD, SlackWorld, start_world, stop_world, wait_ephemeral, wait_root
 
@@ -89,3 +90,113 @@ async def test_the_agency_cannot_decide_for_an_artist_only_artist(world: SlackWo
     await world.sim.click(AGENT, BOARD, actions["ts"], "output_release", value=output_id)
     await wait_ephemeral(world.sim, AGENT, "decides alone")
     assert await status_of(world, output_id) == "pending"
+
+
+async def reject_form_of(world: SlackWorld, output_id: str, actions: dict[str, Any]) -> dict[str, Any]:
+    """Clicks Reject under an output; the form it opens (the simulator's view entry)."""
+    await world.sim.click(AGENT, BOARD, actions["ts"], "output_reject")
+
+    def opened() -> dict[str, Any] | None:
+        return next(
+            (
+                v
+                for v in world.sim.views()
+                if v["view"]["callback_id"] == "board_output_reject_reason"
+                and output_id in v["view"]["private_metadata"]
+            ),
+            None,
+        )
+
+    form = await world.sim.wait_for(opened)
+    assert form is not None
+    return form
+
+
+async def inbox_kinds(world: SlackWorld) -> list[tuple[str, bool]]:
+    async with world.desk.db.transaction() as session:
+        stored = (await session.execute(select(InboxItem.kind, InboxItem.done_at))).all()
+    return [(kind, done is not None) for kind, done in stored if kind.startswith("output_")]
+
+
+async def test_the_agency_rejects_with_the_reason_it_types(world: SlackWorld) -> None:
+    output_id, root_ts, actions = await output_in_thread(world, world.roster.delegated, "Trailer frame 7")
+    form = await reject_form_of(world, output_id, actions)
+    # Nothing is decided by the click itself: the form asks why, and the reason is required.
+    assert await status_of(world, output_id) == "pending"
+    assert await inbox_kinds(world) == []
+    reason_input = next(b for b in form["view"]["blocks"] if b["type"] == "input")
+    assert reason_input["block_id"] == "reason" and not reason_input.get("optional")
+    async with world.desk.db.transaction() as session:  # the artist has linked Telegram
+        artist = await session.get(Artist, world.roster.delegated)
+        assert artist is not None
+        artist.telegram_chat_id = 4242
+    answer = await world.sim.submit_view(AGENT, form["id"], {"reason_text": "The jawline is not hers"})
+    assert answer.status == 200 and not answer.body.strip()
+    await world.sim.wait_for(
+        lambda: any(
+            "rejected* by the agency: The jawline is not hers" in r["text"]
+            for r in world.sim.thread(BOARD, root_ts)
+        )
+    )
+    await wait_ephemeral(world.sim, AGENT, "Rejected.")
+    async with world.desk.db.transaction() as session:
+        output = await session.get(Output, output_id)
+        assert output is not None
+        assert (output.status, output.reason, output.decided_by_kind) == (
+            "rejected",
+            "The jawline is not hers",
+            "agency",
+        )
+        told = (
+            await session.scalars(
+                select(Notice.recipient_id).where(
+                    Notice.kind == "output_decided", Notice.recipient_kind == "artist"
+                )
+            )
+        ).all()
+    assert told == [world.roster.delegated]  # the artist is told in Telegram
+    # The submission was stored before its ack and marked handled with the rejection.
+    assert await inbox_kinds(world) == [("output_reject_submitted", True)]
+
+
+async def test_a_blank_reason_or_one_with_a_hidden_character_goes_back_to_the_form(world: SlackWorld) -> None:
+    output_id, _root_ts, actions = await output_in_thread(world, world.roster.delegated, "Poster B")
+    form = await reject_form_of(world, output_id, actions)
+    blank = await world.sim.submit_view(AGENT, form["id"], {"reason_text": "   "})
+    assert blank.json()["response_action"] == "errors"
+    assert next(v for v in world.sim.views() if v["id"] == form["id"])["errors"]["reason"] == (
+        "Please type why this output is rejected."
+    )
+    answer = await world.sim.submit_view(AGENT, form["id"], {"reason_text": "too\u202edark"})
+    assert answer.json()["response_action"] == "errors"
+    shown = next(v for v in world.sim.views() if v["id"] == form["id"])
+    assert shown["open"]
+    assert shown["errors"]["reason"].startswith("The reason holds")
+    assert "U+202E" in shown["errors"]["reason"]
+    assert await status_of(world, output_id) == "pending"
+    assert await inbox_kinds(world) == []
+
+
+async def test_a_forged_reject_form_naming_another_output_is_refused(world: SlackWorld) -> None:
+    first, _root_ts, actions = await output_in_thread(world, world.roster.delegated, "Frame one")
+    other, _other_root, _other_actions = await output_in_thread(world, world.roster.delegated, "Frame two")
+    form = await reject_form_of(world, first, actions)
+    # The form's metadata rewritten to name the other output, its MAC kept.
+    signed = json.loads(form["view"]["private_metadata"])
+    body = json.loads(signed["b"]) | {"o": other}
+    forged = json.dumps({"b": json.dumps(body, separators=(",", ":")), "m": signed["m"]})
+    world.sim._views[form["id"]].view["private_metadata"] = forged
+    answer = await world.sim.submit_view(AGENT, form["id"], {"reason_text": "Not this one"})
+    assert answer.json()["response_action"] == "errors"
+    shown = next(v for v in world.sim.views() if v["id"] == form["id"])
+    assert "not made by this service" in shown["errors"]["reason"]
+    assert await status_of(world, first) == "pending"
+    assert await status_of(world, other) == "pending"
+    assert await inbox_kinds(world) == []
+    async with world.desk.db.transaction() as session:
+        refused = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.actor_kind).where(AuditEvent.subject_id == other)
+            )
+        ).all()
+    assert ("output.reject.refused", "stranger") in [tuple(r) for r in refused]

@@ -5,7 +5,8 @@
   cannot turn "approve req_A" into "approve req_B": the data fits Telegram's 64 bytes and survives
   restarts (no server state).
 - Slack: a board button's value names the request and the exact terms it was shown with; the deny
-  form carries what is denied, on which terms and where, in its private metadata.
+  form carries what is denied, on which terms and where, in its private metadata; the form behind
+  an output's Reject carries the output and where, signed (`RejectForm`).
 """
 
 from __future__ import annotations
@@ -172,3 +173,52 @@ def parse_deny_form(private_metadata: str) -> DenyForm:
         return DenyForm(str(data["r"]), str(data["h"]), str(data["c"]), str(data["t"]))
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError("not a deny form") from error
+
+
+FORM_MAC_BYTES = 16  # 128 bits: a form's metadata is long enough to carry a full-strength MAC
+
+
+def _form_mac(key: bytes, kind: str, body: str) -> str:
+    digest = hmac.new(key, f"slack-form:{kind}:{body}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:FORM_MAC_BYTES]).decode("ascii")
+
+
+@dataclass(frozen=True)
+class RejectForm:
+    """What the form behind an output's Reject carries through Slack and back, signed: the output
+    and where the form was opened, so a forged submission cannot name another output."""
+
+    output_id: str
+    channel_id: str
+    message_ts: str
+
+    def private_metadata(self, key: bytes) -> str:
+        """The form's `private_metadata`: the fields and their MAC under `key`."""
+        body = json.dumps(
+            {"o": self.output_id, "c": self.channel_id, "t": self.message_ts}, separators=(",", ":")
+        )
+        return json.dumps({"b": body, "m": _form_mac(key, "reject", body)}, separators=(",", ":"))
+
+
+def parse_reject_form(private_metadata: str, keys: tuple[bytes, ...]) -> RejectForm:
+    """What a submitted reject form was about; ValueError when the metadata is not ours or its MAC
+    fits none of `keys` (newest first)."""
+    try:
+        outer = json.loads(private_metadata)
+        body, mac = str(outer["b"]), str(outer["m"])
+        if not any(hmac.compare_digest(mac, _form_mac(k, "reject", body)) for k in keys):
+            raise ValueError("a reject form whose metadata is not signed by this service")
+        data = json.loads(body)
+        return RejectForm(str(data["o"]), str(data["c"]), str(data["t"]))
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError("not a reject form") from error
+
+
+def claimed_reject_form(private_metadata: str) -> tuple[str, str]:
+    """(output, channel) a reject form's metadata names, unchecked: only for the language and the
+    audit line of its refusal; empty where unreadable."""
+    try:
+        data = json.loads(json.loads(private_metadata)["b"])
+        return str(data.get("o") or "")[:64], str(data.get("c") or "")[:32]
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return "", ""

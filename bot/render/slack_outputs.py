@@ -7,12 +7,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.render.slack_answers import REASON_BLOCK, REASON_INPUT
 from bot.render.slack_blocks import SlackMessage, button, cut, section
 from bot.render.slack_words import Audience, Mrkdwn, board_voice, escape
 from bot.render.words import N_
 
 ACTION_RELEASE = "output_release"
 ACTION_REJECT = "output_reject"
+REJECT_FORM = "board_output_reject_reason"
+_REASON_MAX = 500
 _DESCRIPTION_SHOWN = 1500
 _BY = {"artist": N_("the artist"), "agency": N_("the agency"), "system": N_("its deadline")}
 
@@ -75,3 +78,58 @@ def output_outcome(agency: Audience | None, payload: dict[str, Any], reason: str
 def click_answer(agency: Audience | None, *, release: bool) -> str:
     """The ephemeral answer to the member who released or rejected an output."""
     return board_voice(agency).label(N_("Released.") if release else N_("Rejected."))
+
+
+def reject_form(agency: Audience | None, output_id: str, *, private_metadata: str) -> dict[str, Any]:
+    """The modal that asks why, opened by Reject; its signed metadata names the output. The reason
+    is required: Slack refuses to submit the form empty."""
+    v = board_voice(agency)
+    output = Mrkdwn(f"`{escape(output_id[:64])}`")
+    intro = v._(
+        "Reject output %(output)s on the artist's behalf. The creator and the artist are told; "
+        "this cannot be undone.",
+        output=output,
+    )
+    return {
+        "type": "modal",
+        "callback_id": REJECT_FORM,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": v.label(N_("Reject output"))},
+        "submit": {"type": "plain_text", "text": v.label(N_("Reject"))},
+        "close": {"type": "plain_text", "text": v.label(N_("Cancel"))},
+        "blocks": [
+            section(intro),
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": v.label(N_("Reason"))},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "max_length": _REASON_MAX,
+                    "placeholder": {
+                        "type": "plain_text",
+                        "text": v.label(N_("e.g. the face does not look like the artist")),
+                    },
+                },
+            },
+        ],
+    }
+
+
+def form_refused(agency: Audience | None) -> str:
+    """The form's error when its metadata is not ours (forged, or signed with a retired key)."""
+    return board_voice(agency).label(
+        N_("This form was not made by this service; nothing was changed. Press Reject again.")
+    )
+
+
+def form_not_opened(agency: Audience | None) -> str:
+    """Slack refused to open the reject form (its trigger lives 3 seconds)."""
+    return board_voice(agency).label(N_("The reject form could not be opened in time; press Reject again."))
+
+
+def reason_missing(agency: Audience | None) -> str:
+    """The form's error when the reason holds nothing but spaces."""
+    return board_voice(agency).label(N_("Please type why this output is rejected."))
