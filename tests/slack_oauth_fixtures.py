@@ -15,7 +15,9 @@ import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
+from bot import workflow
 from bot.clock import SystemClock
+from bot.models import Policy
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
 from sandbox.service_process import ServiceProcess, service_env, start_service
@@ -151,20 +153,19 @@ async def start_oauth_world(tmp_path: Path) -> OAuthWorld:
         signer=load_or_create_signer(data / "signing_key.pem"),
     )
     await desk.db.upgrade()
+    # The parties are made in-process (the CLI's own tests cover the commands): five CLI starts
+    # per world were most of these tests' time.
     agencies, artists = {}, {}
     for team, agent in ((TEAM_A, AGENT_A), (TEAM_B, AGENT_B)):
-        _, agency, _ = await cli(
-            env, tmp_path, "agency", "add", "--name", f"Agency {team}", "--slack-member", agent
+        agency = await workflow.add_agency(desk, name=f"Agency {team}", slack_member_ids=[agent])
+        artist = await workflow.add_artist(
+            desk, name=f"Artist {team}", agency_id=agency.id, policy=Policy.agency_may_decide
         )
-        _, artist, _ = await cli(
-            env, tmp_path, "artist", "add", "--name", f"Artist {team}", "--agency", agency["id"],
-            "--policy", "agency_may_decide",
-        )  # fmt: skip
-        agencies[team], artists[team] = agency["id"], artist["id"]
-    _, creator, _ = await cli(env, tmp_path, "creator", "add", "--name", "Dream Studio")
+        agencies[team], artists[team] = agency.id, artist.id
+    creator = await workflow.add_creator(desk, name="Dream Studio")
     service = await asyncio.to_thread(start_service, env, tmp_path, tag="slack-oauth")
     sim.app_url = service.url + "/slack/events"
-    return OAuthWorld(sim, service, env, tmp_path, desk, agencies, artists, creator["api_key"])
+    return OAuthWorld(sim, service, env, tmp_path, desk, agencies, artists, creator.api_key)
 
 
 async def stop_oauth_world(world: OAuthWorld) -> None:

@@ -90,6 +90,13 @@ async def test_the_agency_cannot_decide_for_an_artist_only_artist(world: SlackWo
     await world.sim.click(AGENT, BOARD, actions["ts"], "output_release", value=output_id)
     await wait_ephemeral(world.sim, AGENT, "decides alone")
     assert await status_of(world, output_id) == "pending"
+    # A forged Reject: refused before any form opens.
+    await world.sim.click(AGENT, BOARD, actions["ts"], "output_reject", value=output_id)
+    await world.sim.wait_for(
+        lambda: len([e for e in world.sim.ephemerals(user=AGENT) if "decides alone" in e["text"]]) == 2
+    )
+    assert not [v for v in world.sim.views() if output_id in v["view"].get("private_metadata", "")]
+    assert await status_of(world, output_id) == "pending"
 
 
 async def reject_form_of(world: SlackWorld, output_id: str, actions: dict[str, Any]) -> dict[str, Any]:

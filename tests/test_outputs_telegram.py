@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot import workflow
 from bot.models import Actor, ActorKind, ChannelKind, Outcome
 from bot.receipts import parse_keys_document, verify_receipt
 from sandbox.service_process import run_cli
-from storage.tables import Request
+from storage.tables import Notice, Request
 from tests.output_samples import sample
 from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world
 
@@ -192,6 +193,12 @@ async def test_reject_in_the_artists_own_words(world: World) -> None:
     )
     await world.tap(party.user_id, message, "Write my own reason…")
     prompt = await world.wait_text(party.user_id, "Reply to this message with your reason for rejecting")
+    assert prompt["reply_to_message_id"] == message["message_id"]  # under the output it is about
+    async with world.desk.db.read() as session:
+        asked = (
+            await session.execute(select(Notice.kind).where(Notice.recipient_id == party.artist_id))
+        ).scalars()
+        assert "output_prompt" in set(asked)  # the prompt left through the outbox
     await reply(world.sim, party.user_id, prompt["message_id"], "My face looks wrong in the last frame")
     await world.wait_text(party.user_id, "Your reason was recorded")
     headers = {"Authorization": f"Bearer {party.api_key}"}

@@ -51,6 +51,7 @@ from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
 from bot.render import telegram_deletion as deletion_texts
 from bot.render import telegram_history as history_texts
+from bot.render import telegram_outputs as output_texts
 from bot.render import telegram_pause as pause_texts
 from bot.render import telegram_records as record_texts
 from bot.render import telegram_reports as report_texts
@@ -268,6 +269,11 @@ class TelegramSender:
             card, place = await self._card(notice.request_id or "", notice.recipient_id)
             artist = place.recipient
             text = cards.deny_prompt(artist.language, notice.request_id or "", card.terms.project_title)
+            placeholder = cards.deny_placeholder(artist.language)
+            reply_to = notice.payload.get("reply_to")
+        elif notice.kind == "output_prompt":
+            artist = await self._artist(notice.recipient_id)
+            text = output_texts.reject_prompt(artist.language, str(notice.payload.get("output_id", "")))
             placeholder = cards.deny_placeholder(artist.language)
             reply_to = notice.payload.get("reply_to")
         else:

@@ -92,13 +92,26 @@ class OutputListeners:
         await self._decide(body, respond, release=True)
 
     async def reject(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        """Opens the form that asks why; deciding waits for its submission (nothing to store yet)."""
+        """Opens the form that asks why, once the member may decide this output now; deciding waits
+        for its submission (nothing to store yet)."""
         await ack()
         output_id, channel = _clicked(body)
         user_id = str((body.get("user") or {}).get("id") or "")
         agency = await board_agency(self.desk, channel)
         if not output_id.startswith("out_") or len(output_id) > 64:
             await self._tell(channel, user_id, answers.foreign_button(agency), respond)
+            return
+        user = body.get("user") or {}
+        actor = await slack_actor(
+            self.desk,
+            channel_id=channel,
+            user_id=user_id,
+            user_name=str(user.get("name") or user.get("username") or user_id),
+        )
+        try:  # the same guard as the rejection itself, before anyone types a reason
+            await workflow.check_output_decision(self.desk, output_id=output_id, actor=actor)
+        except workflow.Refused as why:
+            await self._tell(channel, user_id, board.refusal_text(why, agency), respond)
             return
         form = buttons.RejectForm(
             output_id, channel, str((body.get("container") or {}).get("message_ts") or "")

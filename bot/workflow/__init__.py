@@ -24,6 +24,7 @@ from bot.workflow import inbox, queries
 from bot.workflow.artist_steps import (
     QUESTIONS,
     ask_deny_reason,
+    ask_output_reason,
     ask_pause_reason,
     ask_to_revoke,
     check_own_question,
@@ -58,7 +59,7 @@ from bot.workflow.errors import (
 )
 from bot.workflow.grants import grant_status_at, revoke_grant
 from bot.workflow.idempotency import Idempotency
-from bot.workflow.output_release import decide_output
+from bot.workflow.output_release import check_output_decision, decide_output
 from bot.workflow.outputs import (
     OutputView,
     creators_output,
@@ -177,12 +178,14 @@ __all__ = [
     "add_creator",
     "agency_outcomes",
     "ask_deny_reason",
+    "ask_output_reason",
     "ask_pause_reason",
     "ask_to_revoke",
     "change_agency_member",
     "check_decision",
     "check_may_ask_pause",
     "check_may_ask_resume",
+    "check_output_decision",
     "check_own_question",
     "check_revoke",
     "confirm_deletion",

@@ -11,6 +11,7 @@ from bot.workflow.decisions import check_decision
 from bot.workflow.desk import Desk, Recipient, queue_notice
 from bot.workflow.errors import NotAllowed, NotFound, NotOpen
 from bot.workflow.grants import grant_status_at, revoke_grant
+from bot.workflow.output_release import check_output_decision
 from bot.workflow.pause import check_may_ask_pause, pause_artist
 from bot.workflow.queries import GrantSummary, RequestView, artist_row, grant_summary, request_view
 
@@ -18,7 +19,8 @@ from bot.workflow.queries import GrantSummary, RequestView, artist_row, grant_su
 REVOKE_QUESTION = "revoke_question"
 DENY_PROMPT = "deny_prompt"
 PAUSE_PROMPT = "pause_prompt"
-QUESTIONS = frozenset({REVOKE_QUESTION, DENY_PROMPT, PAUSE_PROMPT})
+OUTPUT_PROMPT = "output_prompt"
+QUESTIONS = frozenset({REVOKE_QUESTION, DENY_PROMPT, PAUSE_PROMPT, OUTPUT_PROMPT})
 
 
 def _owns(actor: Actor, artist_id: str) -> bool:
@@ -110,3 +112,10 @@ async def ask_pause_reason(desk: Desk, *, artist_id: str, actor: Actor) -> None:
         raise NotFound(f"no artist {artist_id}")
     check_may_ask_pause(artist)
     await _tell(desk, artist_id, PAUSE_PROMPT)
+
+
+async def ask_output_reason(desk: Desk, *, output_id: str, actor: Actor, reply_to: int | None) -> None:
+    """Asks the artist why they reject the output, as a reply to it (`reply_to`, the output's
+    message), once they may decide it now; `Refused` (and audited) otherwise."""
+    output = await check_output_decision(desk, output_id=output_id, actor=actor)
+    await _tell(desk, output.artist_id, OUTPUT_PROMPT, payload={"output_id": output.id, "reply_to": reply_to})

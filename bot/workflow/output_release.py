@@ -71,6 +71,31 @@ def _check_actor(view: RequestView, output: Output, actor: Actor) -> None:
     raise NotAllowed("only the artist (or their agency, where it may decide) releases outputs")
 
 
+def _check_may_decide(view: RequestView, output: Output, actor: Actor) -> None:
+    """The one guard of `decide_output` and `check_output_decision`: the actor may decide it, and
+    it still waits for a decision."""
+    _check_actor(view, output, actor)
+    if output.status != OutputStatus.pending:
+        raise AlreadyDecided(
+            f"this output was {output.status} already",
+            status=output.status,
+            decided_at=utc_iso(output.decided_at or output.updated_at),
+            decided_by=output.decided_by_kind or "",
+        )
+
+
+async def check_output_decision(desk: Desk, *, output_id: str, actor: Actor) -> Output:
+    """Checks, without deciding, that `actor` may release or reject this output now (before the
+    reasons are offered or a form opens); a refusal is audited like a refused decision."""
+    async with transition(desk, actor, "output.reject", "output", output_id) as session:
+        output = await session.get(Output, output_id)
+        if output is None:
+            raise NotFound(f"no output {output_id}")
+        _check_may_decide(await load_view(session, output.request_id), output, actor)
+        return output
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 async def decide_output(
     desk: Desk, *, output_id: str, actor: Actor, release: bool, reason: str | None = None
 ) -> Output:
@@ -82,14 +107,7 @@ async def decide_output(
         if output is None:
             raise NotFound(f"no output {output_id}")
         view = await load_view(session, output.request_id)
-        _check_actor(view, output, actor)
-        if output.status != OutputStatus.pending:
-            raise AlreadyDecided(
-                f"this output was {output.status} already",
-                status=output.status,
-                decided_at=utc_iso(output.decided_at or output.updated_at),
-                decided_by=output.decided_by_kind or "",
-            )
+        _check_may_decide(view, output, actor)
         grant = await session.get(Grant, output.grant_id, with_for_update=True, populate_existing=True)
         assert grant is not None  # an output's grant is never deleted
         if release:

@@ -179,6 +179,14 @@ async def test_a_nul_in_an_id_is_not_found_on_both_databases(
 # ---------------------------------------------------------------- the CLI
 
 
+@pytest.fixture(scope="module")
+def cli_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database at head that every refused command must leave as it is (so they can share it)."""
+    folder = tmp_path_factory.mktemp("cli")
+    assert run_cli(service_env(folder), folder, "db", "upgrade").returncode == 0
+    return folder
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -189,15 +197,14 @@ async def test_a_nul_in_an_id_is_not_found_on_both_databases(
         ["agency", "add", "--name", "Star", "--slack-channel", "C1\u2066"],
     ],
 )
-def test_the_cli_refuses_hidden_characters_in_one_line(tmp_path: Path, args: list[str]) -> None:
-    env = service_env(tmp_path)
-    assert run_cli(env, tmp_path, "db", "upgrade").returncode == 0
-    before = sqlite_rows(tmp_path / "data" / "likeness.db")
-    done = run_cli(env, tmp_path, *args)
+def test_the_cli_refuses_hidden_characters_in_one_line(cli_folder: Path, args: list[str]) -> None:
+    env = service_env(cli_folder)
+    before = sqlite_rows(cli_folder / "data" / "likeness.db")
+    done = run_cli(env, cli_folder, *args)
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
-    assert sqlite_rows(tmp_path / "data" / "likeness.db") == before
+    assert sqlite_rows(cli_folder / "data" / "likeness.db") == before
 
 
 def sqlite_rows(database: Path) -> int:
@@ -250,10 +257,17 @@ def sqlite_counts(database: Path) -> dict[str, int]:
         return {n: connection.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
 
-@pytest.fixture
-def clock_service(tmp_path: Path) -> Iterator[ServiceProcess]:
-    env = service_env(tmp_path, CLOCK_CONTROL="true", TELEGRAM_BOT_TOKEN="", SLACK_BOT_TOKEN="")
-    service = start_service(env, tmp_path, tag="clock")
+@pytest.fixture(scope="module")
+def clock_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of the one service every clock-control case talks to (each checks its own before
+    and after, so they can share it)."""
+    return tmp_path_factory.mktemp("clock")
+
+
+@pytest.fixture(scope="module")
+def clock_service(clock_folder: Path) -> Iterator[ServiceProcess]:
+    env = service_env(clock_folder, CLOCK_CONTROL="true", TELEGRAM_BOT_TOKEN="", SLACK_BOT_TOKEN="")
+    service = start_service(env, clock_folder, tag="clock")
     try:
         yield service
     finally:
@@ -275,9 +289,9 @@ def clock_service(tmp_path: Path) -> Iterator[ServiceProcess]:
     ],
 )
 def test_bad_clock_skips_are_422_and_move_nothing(
-    clock_service: ServiceProcess, tmp_path: Path, body: dict[str, Any], words: str
+    clock_service: ServiceProcess, clock_folder: Path, body: dict[str, Any], words: str
 ) -> None:
-    database = tmp_path / "data" / "likeness.db"
+    database = clock_folder / "data" / "likeness.db"
     with httpx.Client(base_url=clock_service.url, timeout=10) as http:
         before = http.get("/control/clock").json()["offset_seconds"]
         rows = sqlite_counts(database)

@@ -7,7 +7,7 @@ a handler makes itself. The creator and the agency hear of it through the outbox
 
 from __future__ import annotations
 
-from telegram import CallbackQuery, ForceReply, Message, ReplyParameters, Update
+from telegram import CallbackQuery, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
@@ -15,6 +15,7 @@ from bot import workflow
 from bot.clean_text import MAX_REASON, hidden_character
 from bot.handlers.telegram.common import (
     Context,
+    Deps,
     Person,
     deps_of,
     log,
@@ -22,12 +23,16 @@ from bot.handlers.telegram.common import (
     read_tap,
     reply,
     set_buttons,
+    take_tap,
 )
 from bot.render import telegram as texts
-from bot.render import telegram_cards as cards
 from bot.render import telegram_outputs as output_texts
 from bot.render import words
-from bot.render.buttons import Action
+from bot.render.buttons import Action, Tap
+
+
+async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
+    await query.answer(output_texts.refusal(person.language, why.code), show_alert=True)
 
 
 async def _settle(
@@ -41,7 +46,7 @@ async def _settle(
             deps.desk, output_id=output_id, actor=person.actor, release=release, reason=reason
         )
     except workflow.Refused as why:
-        await query.answer(output_texts.refusal(person.language, why.code), show_alert=True)
+        await _refuse(query, why, person)
         return
     await query.answer(output_texts.tap_answer(person.language, released=release))
     message = query.message
@@ -70,15 +75,17 @@ async def on_release(update: Update, context: Context) -> None:
     await _settle(query, context, person, tap.subject, None)
 
 
+async def _check(deps: Deps, tap: Tap, person: Person) -> object:
+    return await workflow.check_output_decision(deps.desk, output_id=tap.subject, actor=person.actor)
+
+
 async def on_reject(update: Update, context: Context) -> None:
-    """Offers the reasons to reject the output with."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    await query.answer()
-    keyboard = output_texts.reject_reasons_keyboard(person.language, tap.subject)
-    await set_buttons(query, deps_of(context).signer.markup(keyboard))
+    """Offers the reasons to reject the output with, once the workflow agrees they may decide it."""
+    taken = await take_tap(update, context, _check, refusal=_refuse)
+    if taken is not None:
+        query, tap, person, _ = taken
+        keyboard = output_texts.reject_reasons_keyboard(person.language, tap.subject)
+        await set_buttons(query, deps_of(context).signer.markup(keyboard))
 
 
 async def on_reject_reason(update: Update, context: Context) -> None:
@@ -96,37 +103,26 @@ async def on_reject_reason(update: Update, context: Context) -> None:
 
 async def on_back(update: Update, context: Context) -> None:
     """Puts Release and Reject back under the output."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    await query.answer()
-    keyboard = output_texts.review_keyboard(person.language, tap.subject)
-    await set_buttons(query, deps_of(context).signer.markup(keyboard))
+    taken = await take_tap(update, context, _check, refusal=_refuse)
+    if taken is not None:
+        query, tap, person, _ = taken
+        keyboard = output_texts.review_keyboard(person.language, tap.subject)
+        await set_buttons(query, deps_of(context).signer.markup(keyboard))
 
 
 async def on_own_words(update: Update, context: Context) -> None:
-    """Asks for a reason in the artist's own words, as a reply that names the output."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    await query.answer()
-    chat = update.effective_chat
-    if chat is None:
-        return
-    tapped_message = query.message.message_id if query.message else None
-    await context.bot.send_message(
-        chat.id,
-        output_texts.reject_prompt(person.language, tap.subject),
-        parse_mode=ParseMode.HTML,
-        reply_markup=ForceReply(input_field_placeholder=cards.deny_placeholder(person.language)),
-        reply_parameters=(
-            ReplyParameters(message_id=tapped_message, allow_sending_without_reply=True)
-            if tapped_message
-            else None
-        ),
-    )
+    """Asks, through the outbox, for a reason in the artist's own words, as a reply to the output
+    that names it, once the workflow agrees they may decide it."""
+    tapped = update.callback_query
+    output_message = tapped.message.message_id if tapped and tapped.message else None
+
+    async def ask(deps: Deps, tap: Tap, person: Person) -> None:
+        desk, output_id = deps.desk, tap.subject
+        await workflow.ask_output_reason(
+            desk, output_id=output_id, actor=person.actor, reply_to=output_message
+        )
+
+    await take_tap(update, context, ask, refusal=_refuse)
 
 
 async def reject_in_own_words(update: Update, context: Context, output_id: str) -> None:
