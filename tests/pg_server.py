@@ -47,22 +47,13 @@ class PgServer:
         """The SQLAlchemy async URL of one database on this server."""
         return f"postgresql+asyncpg://app@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """Creates an empty database and returns its URL."""
-        self._run(
-            str(self.bin_dir / "psql"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port),
-            "-U",
-            "app",
-            "-d",
-            "postgres",
-            "-q",
-            "-c",
-            f'CREATE DATABASE "{name}"',
-        )
+    def create_database(self, name: str, *, template: str | None = None, replace: bool = False) -> str:
+        """Creates a database (empty, or a copy of `template`; with `replace`, in place of the one of
+        that name) and returns its URL."""
+        statements = [f'DROP DATABASE IF EXISTS "{name}"'] if replace else []
+        statements.append(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        psql = [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "app"]
+        self._run(*psql, "-d", "postgres", "-q", *[arg for sql in statements for arg in ("-c", sql)])
         return self.url(name)
 
     def stop(self) -> None:
