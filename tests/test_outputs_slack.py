@@ -7,20 +7,24 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import select
 
 from storage.tables import Artist, AuditEvent, Grant, InboxItem, Notice, Output
 from tests.output_samples import sample
 from tests.slack_fixtures import AGENT, BOARD, SlackWorld, start_world, stop_world, wait_ephemeral, wait_root
 
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[SlackWorld]:
-    made = await start_world(tmp_path)
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
+    """One service and simulator for the module: each test files its own requests and outputs,
+    and looks only at what its own clicks stored."""
+    made = await start_world(tmp_path_factory.mktemp("outputs_slack"))
     try:
         yield made
     finally:
@@ -65,6 +69,7 @@ async def status_of(world: SlackWorld, output_id: str) -> str:
 
 async def test_the_agency_releases_where_the_policy_lets_it_decide(world: SlackWorld) -> None:
     output_id, root_ts, actions = await output_in_thread(world, world.roster.delegated, "Trailer frame 12")
+    before = await inbox_keys(world)
     elements = [e["action_id"] for b in actions["blocks"] if b["type"] == "actions" for e in b["elements"]]
     assert elements == ["output_release", "output_reject"]
     await world.sim.click(AGENT, BOARD, actions["ts"], "output_release")
@@ -72,12 +77,8 @@ async def test_the_agency_releases_where_the_policy_lets_it_decide(world: SlackW
         lambda: any("released* by the agency" in r["text"] for r in world.sim.thread(BOARD, root_ts))
     )
     assert await status_of(world, output_id) == "released"
-    async with world.desk.db.transaction() as session:
-        stored = (await session.execute(select(InboxItem.kind, InboxItem.done_at))).all()
     # The click was stored before its ack and marked handled with the release.
-    assert [(kind, done is not None) for kind, done in stored if kind.startswith("output_")] == [
-        ("output_release", True)
-    ]
+    assert await inbox_since(world, before) == [("output_release", True)]
 
 
 async def test_the_agency_cannot_decide_for_an_artist_only_artist(world: SlackWorld) -> None:
@@ -119,18 +120,30 @@ async def reject_form_of(world: SlackWorld, output_id: str, actions: dict[str, A
     return form
 
 
-async def inbox_kinds(world: SlackWorld) -> list[tuple[str, bool]]:
+async def inbox_keys(world: SlackWorld) -> set[str]:
+    """The keys in the inbox now, to tell a test's own arrivals from the module's earlier ones."""
     async with world.desk.db.transaction() as session:
-        stored = (await session.execute(select(InboxItem.kind, InboxItem.done_at))).all()
-    return [(kind, done is not None) for kind, done in stored if kind.startswith("output_")]
+        return set((await session.scalars(select(InboxItem.key))).all())
+
+
+async def inbox_since(world: SlackWorld, before: set[str]) -> list[tuple[str, bool]]:
+    """The output clicks stored since `before`, each with whether it was handled."""
+    async with world.desk.db.transaction() as session:
+        stored = (await session.execute(select(InboxItem.key, InboxItem.kind, InboxItem.done_at))).all()
+    return [
+        (kind, done is not None)
+        for key, kind, done in stored
+        if key not in before and kind.startswith("output_")
+    ]
 
 
 async def test_the_agency_rejects_with_the_reason_it_types(world: SlackWorld) -> None:
     output_id, root_ts, actions = await output_in_thread(world, world.roster.delegated, "Trailer frame 7")
+    before = await inbox_keys(world)
     form = await reject_form_of(world, output_id, actions)
     # Nothing is decided by the click itself: the form asks why, and the reason is required.
     assert await status_of(world, output_id) == "pending"
-    assert await inbox_kinds(world) == []
+    assert await inbox_since(world, before) == []
     reason_input = next(b for b in form["view"]["blocks"] if b["type"] == "input")
     assert reason_input["block_id"] == "reason" and not reason_input.get("optional")
     async with world.desk.db.transaction() as session:  # the artist has linked Telegram
@@ -155,19 +168,21 @@ async def test_the_agency_rejects_with_the_reason_it_types(world: SlackWorld) ->
             "agency",
         )
         told = (
-            await session.scalars(
-                select(Notice.recipient_id).where(
+            await session.execute(
+                select(Notice.recipient_id, Notice.payload).where(
                     Notice.kind == "output_decided", Notice.recipient_kind == "artist"
                 )
             )
         ).all()
-    assert told == [world.roster.delegated]  # the artist is told in Telegram
+    # The artist is told in Telegram.
+    assert [who for who, payload in told if payload.get("output_id") == output_id] == [world.roster.delegated]
     # The submission was stored before its ack and marked handled with the rejection.
-    assert await inbox_kinds(world) == [("output_reject_submitted", True)]
+    assert await inbox_since(world, before) == [("output_reject_submitted", True)]
 
 
 async def test_a_blank_reason_or_one_with_a_hidden_character_goes_back_to_the_form(world: SlackWorld) -> None:
     output_id, _root_ts, actions = await output_in_thread(world, world.roster.delegated, "Poster B")
+    before = await inbox_keys(world)
     form = await reject_form_of(world, output_id, actions)
     blank = await world.sim.submit_view(AGENT, form["id"], {"reason_text": "   "})
     assert blank.json()["response_action"] == "errors"
@@ -181,12 +196,13 @@ async def test_a_blank_reason_or_one_with_a_hidden_character_goes_back_to_the_fo
     assert shown["errors"]["reason"].startswith("The reason holds")
     assert "U+202E" in shown["errors"]["reason"]
     assert await status_of(world, output_id) == "pending"
-    assert await inbox_kinds(world) == []
+    assert await inbox_since(world, before) == []
 
 
 async def test_a_forged_reject_form_naming_another_output_is_refused(world: SlackWorld) -> None:
     first, _root_ts, actions = await output_in_thread(world, world.roster.delegated, "Frame one")
     other, _other_root, _other_actions = await output_in_thread(world, world.roster.delegated, "Frame two")
+    before = await inbox_keys(world)
     form = await reject_form_of(world, first, actions)
     # The form's metadata rewritten to name the other output, its MAC kept.
     signed = json.loads(form["view"]["private_metadata"])
@@ -199,7 +215,7 @@ async def test_a_forged_reject_form_naming_another_output_is_refused(world: Slac
     assert "not made by this service" in shown["errors"]["reason"]
     assert await status_of(world, first) == "pending"
     assert await status_of(world, other) == "pending"
-    assert await inbox_kinds(world) == []
+    assert await inbox_since(world, before) == []
     async with world.desk.db.transaction() as session:
         refused = (
             await session.execute(

@@ -8,10 +8,10 @@ import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from sqlalchemy import select
 
 from bot import workflow
@@ -32,9 +32,13 @@ KIND_OF = {
 }
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    made = await make_world(tmp_path)
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+    """One service and simulator for the module; each test has its own party and chat."""
+    made = await make_world(tmp_path_factory.mktemp("outputs_telegram"))
     await made.start()
     try:
         yield made
