@@ -14,7 +14,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application, ContextTypes, ExtBot
 
 from bot import workflow
-from bot.clean_text import visible_text
+from bot.clean_text import MAX_REASON, hidden_character, visible_text
 from bot.models import Actor, ActorKind, ChannelKind, Language
 from bot.render import telegram as texts
 from bot.render import words
@@ -130,6 +130,19 @@ async def reply(update: Update, text: str, markup: InlineKeyboardMarkup | None =
     message = update.effective_message
     if message is not None:
         await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=markup, do_quote=False)
+
+
+async def typed_reason(update: Update, person: Person) -> tuple[bool, str | None]:
+    """The reason a person typed in answer to a prompt (cut to MAX_REASON; None when blank), and
+    whether it may be recorded: False after asking them to type it again as plain text, because
+    it hides control or direction characters (nothing is recorded then)."""
+    message = update.effective_message
+    reason = ((message.text if message else None) or "").strip()[:MAX_REASON] or None
+    if reason is not None and hidden_character(reason) is not None:
+        text = texts.refusal(person.language, person.timezone, "hidden_characters", "", {})
+        await reply(update, words.esc(text))
+        return False, None
+    return True, reason
 
 
 async def command_person(update: Update, context: Context) -> Person | None:

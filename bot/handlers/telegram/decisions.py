@@ -12,7 +12,6 @@ from telegram import CallbackQuery, Update
 
 from bot import workflow
 from bot.adapters.telegram import card_from_view
-from bot.clean_text import MAX_REASON, hidden_character
 from bot.handlers.telegram.commands import on_text
 from bot.handlers.telegram.common import (
     Context,
@@ -26,6 +25,7 @@ from bot.handlers.telegram.common import (
     reply,
     set_buttons,
     take_tap,
+    typed_reason,
 )
 from bot.handlers.telegram.outputs import reject_in_own_words
 from bot.models import Outcome
@@ -177,11 +177,8 @@ async def on_reply(update: Update, context: Context) -> None:
         return
     deps = deps_of(context)
     person = await person_of(deps, update.effective_user)
-    reason = (message.text or "").strip()[:MAX_REASON] or None
-    if reason is not None and hidden_character(reason) is not None:
-        # Nothing is recorded: the artist is asked to type the reason again as plain text.
-        text = texts.refusal(person.language, person.timezone, "hidden_characters", "", {})
-        await reply(update, words.esc(text))
+    usable, reason = await typed_reason(update, person)
+    if not usable:
         return
     try:
         await workflow.decide(

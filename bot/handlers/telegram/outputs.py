@@ -12,7 +12,6 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from bot import workflow
-from bot.clean_text import MAX_REASON, hidden_character
 from bot.handlers.telegram.common import (
     Context,
     Deps,
@@ -24,6 +23,7 @@ from bot.handlers.telegram.common import (
     reply,
     set_buttons,
     take_tap,
+    typed_reason,
 )
 from bot.render import telegram as texts
 from bot.render import telegram_outputs as output_texts
@@ -132,10 +132,8 @@ async def reject_in_own_words(update: Update, context: Context, output_id: str) 
         return
     deps = deps_of(context)
     person = await person_of(deps, update.effective_user)
-    reason = (message.text or "").strip()[:MAX_REASON] or None
-    if reason is not None and hidden_character(reason) is not None:
-        text = texts.refusal(person.language, person.timezone, "hidden_characters", "", {})
-        await reply(update, words.esc(text))
+    usable, reason = await typed_reason(update, person)
+    if not usable:
         return
     try:
         await workflow.decide_output(

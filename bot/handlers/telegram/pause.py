@@ -12,7 +12,6 @@ from telegram.constants import ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot import workflow
-from bot.clean_text import MAX_REASON, hidden_character
 from bot.handlers.telegram.common import (
     Context,
     Deps,
@@ -24,10 +23,10 @@ from bot.handlers.telegram.common import (
     person_of,
     reply,
     take_tap,
+    typed_reason,
 )
 from bot.render import telegram_pause as texts
 from bot.render.buttons import Action, Tap
-from bot.render.telegram import refusal as hidden_reason
 from bot.render.words import esc, parse_time
 
 
@@ -135,10 +134,8 @@ async def on_reason(update: Update, context: Context) -> None:
         return
     deps = deps_of(context)
     person = await person_of(deps, user)
-    reason = (message.text or "").strip()[:MAX_REASON] or None
-    if reason is not None and hidden_character(reason) is not None:
-        # Nothing is paused: the artist is asked to type the reason again as plain text.
-        await reply(update, esc(hidden_reason(person.language, person.timezone, "hidden_characters", "", {})))
+    usable, reason = await typed_reason(update, person)
+    if not usable:
         return
     try:
         change = await workflow.pause_artist(
