@@ -321,21 +321,7 @@ class Sandbox:
             language=AGENCY_LANGUAGE,
             actor=SEEDER,
         )
-        artists = []
-        for artist in ARTISTS:
-            if artist.agency != "starlight":
-                continue
-            row = await workflow.add_artist(
-                desk,
-                name=artist.name,
-                agency_id=agency_row.id,
-                policy=artist.policy,
-                language=artist.language,
-                timezone=artist.timezone,
-                red_lines=artist.red_lines,
-                actor=SEEDER,
-            )
-            artists.append(SeededArtist(key=artist.key, id=row.id))
+        artists = await _seed_artists(desk, "starlight", agency_row.id)
         made = await workflow.add_creator(desk, name=CREATOR_NAME, actor=SEEDER)
         seeded = Seeded(
             agency_id=agency_row.id,
@@ -361,20 +347,7 @@ class Sandbox:
             timezone=MOONRISE_TIMEZONE,
             actor=SEEDER,
         )
-        artists = list(seeded.artists)
-        for artist in ARTISTS:
-            if artist.agency == "moonrise":
-                row = await workflow.add_artist(
-                    desk,
-                    name=artist.name,
-                    agency_id=agency.id,
-                    policy=artist.policy,
-                    language=artist.language,
-                    timezone=artist.timezone,
-                    red_lines=artist.red_lines,
-                    actor=SEEDER,
-                )
-                artists.append(SeededArtist(key=artist.key, id=row.id))
+        artists = list(seeded.artists) + await _seed_artists(desk, "moonrise", agency.id)
         return seeded.model_copy(update={"moonrise_agency_id": agency.id, "artists": artists})
 
     async def _open_chats(self, seeded: Seeded) -> None:
@@ -485,3 +458,22 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 def prepare_sandbox(settings: Settings) -> Sandbox:
     """The sandbox for settings without platform tokens: `.settings` to build with, `.attach` to wire."""
     return Sandbox(settings)
+
+
+async def _seed_artists(desk: workflow.Desk, agency_key: str, agency_id: str) -> list[SeededArtist]:
+    """Adds the demo artists of one agency (in the order ARTISTS lists them)."""
+    seeded = []
+    for artist in ARTISTS:
+        if artist.agency == agency_key:
+            row = await workflow.add_artist(
+                desk,
+                name=artist.name,
+                agency_id=agency_id,
+                policy=artist.policy,
+                language=artist.language,
+                timezone=artist.timezone,
+                red_lines=artist.red_lines,
+                actor=SEEDER,
+            )
+            seeded.append(SeededArtist(key=artist.key, id=row.id))
+    return seeded
