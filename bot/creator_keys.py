@@ -154,7 +154,7 @@ async def authenticate(desk: Desk, api_key: str) -> Creator | None:
     """The creator whose live key this is, or None (unknown or revoked); notes when it was used."""
     key_hash = hash_secret(api_key)
     now = desk.clock.now()
-    async with desk.db.read() as session:
+    async with desk.db.read(quick=True) as session:
         row = (await session.execute(_KEY_BY_HASH, {"key_hash": key_hash})).scalar_one_or_none()
         if row is not None:
             if row.revoked_at is not None:

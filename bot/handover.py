@@ -85,7 +85,7 @@ def _artist_recipient(artist: Artist, default_timezone: str) -> Recipient:
 
 async def telegram_card(desk: Desk, request_id: str, artist_id: str, default_timezone: str) -> CardPlace:
     """The request and its card's place in the artist's chat; a request that is gone is given up."""
-    async with desk.db.read() as session:
+    async with desk.db.read(quick=True) as session:
         view = await load_request_view(session, request_id)
         ref = await card_ref(session, request_id, ChannelKind.telegram.value, artist_id)
     if view is None:

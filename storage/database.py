@@ -69,7 +69,9 @@ class Database:
             if database != ":memory:":
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
             options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-            options["module"] = one_hop_dbapi()
+            # The writer's statements run on the event loop's thread (see storage/sqlite_driver.py);
+            # the readers' hop to a thread of their own, so a long report never holds up the loop.
+            options["module"] = one_hop_dbapi(inline_wait_ms=SQLITE_BUSY_TIMEOUT_MS)
             # Every session ends its transaction (commit or rollback) and SQLAlchemy's Connection
             # rolls back one left open when it closes, so the pool's own ROLLBACK on every return
             # is a redundant trip to aiosqlite's thread.
@@ -77,14 +79,18 @@ class Database:
         else:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
-        self.read_engine = self.engine
+        self.read_engine = self.quick_read_engine = self.engine
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine, immediate=True)
+            _configure_sqlite(self.engine, immediate=True, busy_timeout_ms=0)
             # Readers get their own engine with deferred transactions: in WAL they never wait for a writer.
-            self.read_engine = create_async_engine(self.url, **options)
-            _configure_sqlite(self.read_engine, immediate=False)
+            self.read_engine = create_async_engine(self.url, **{**options, "module": one_hop_dbapi()})
+            _configure_sqlite(self.read_engine, immediate=False, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+            # Point reads on the hot paths (who tapped, the card to edit, the API key) run inline.
+            self.quick_read_engine = create_async_engine(self.url, **options)
+            _configure_sqlite(self.quick_read_engine, immediate=False, busy_timeout_ms=0)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._quick_read_sessions = async_sessionmaker(self.quick_read_engine, expire_on_commit=False)
         # SQLite has one writer at a time. Queueing writers here, in order, is far cheaper than
         # letting them collide in SQLite's busy handler, which sleeps and retries.
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
@@ -114,9 +120,15 @@ class Database:
             yield await stack.enter_async_context(self.engine.begin())
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncSession]:
-        """A read-only view of the database that never waits for writers; do not write through it."""
-        async with self._read_sessions() as session, session.begin():
+    async def read(self, *, quick: bool = False) -> AsyncIterator[AsyncSession]:
+        """A read-only view of the database that never waits for writers; do not write through it.
+
+        `quick` is for a few rows found by key on a hot path: on SQLite its statements run on the
+        event loop's thread instead of hopping to a connection's thread (see
+        storage/sqlite_driver.py). A read that may scan many rows must not be quick: it would hold
+        up the loop for as long as SQLite takes."""
+        sessions = self._quick_read_sessions if quick else self._read_sessions
+        async with sessions() as session, session.begin():
             yield session
 
     async def ping(self) -> bool:
@@ -155,6 +167,7 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+            await self.quick_read_engine.dispose()
 
 
 def _first_line(error: BaseException) -> str:
@@ -162,8 +175,9 @@ def _first_line(error: BaseException) -> str:
     return message[0] if message else type(error).__name__
 
 
-def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
-    """WAL, a busy timeout, foreign keys; BEGIN IMMEDIATE for writers so they queue instead of deadlocking."""
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, busy_timeout_ms: int) -> None:
+    """WAL, a busy timeout, foreign keys; BEGIN IMMEDIATE for writers so they queue instead of
+    deadlocking. An inline writer's busy timeout is 0: its driver waits on a thread instead."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -171,7 +185,7 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

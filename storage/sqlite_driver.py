@@ -1,14 +1,24 @@
-"""SQLAlchemy's aiosqlite adapter with one thread hop per statement instead of three or four.
+"""SQLAlchemy's aiosqlite adapter with one thread hop per statement, or none.
 
 SQLAlchemy's adapter runs each statement as separate calls into aiosqlite's thread: open a
 cursor, execute, fetch the rows, close the cursor, each a future resolved through the event
 loop. On the tap path that was ~80 hops per decision, most of its CPU outside SQLite. Here a
 statement (with its rows) is one function run on the connection's thread, one hop. Server-side
 cursors (streamed results) keep SQLAlchemy's own cursor.
+
+An *inline* connection (the write engine's) goes further: its statements, commits and rollbacks
+run on the event loop's own thread, with no hop at all. A writer's statements take microseconds
+and in WAL mode they never wait for a lock once `BEGIN IMMEDIATE` holds the write lock; only
+taking that lock can wait, for another process's writer. So an inline connection keeps SQLite's
+busy timeout at 0: a statement that finds the database locked fails at once, without blocking
+the loop, and is run again on the connection's thread with the full busy timeout, where waiting
+blocks nothing else. A statement that fails with SQLITE_BUSY has changed nothing, so running it
+again is safe.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections import deque
 from collections.abc import Sequence
@@ -22,7 +32,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util.concurrency import await_only
 
-_Outcome = tuple[Any, list[Any] | None, int | None, int]
+_Outcome = tuple[Any, list[Any] | None, Any, int]  # description, rows, lastrowid, rowcount
+log = logging.getLogger(__name__)
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
@@ -42,17 +53,56 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         cursor.close()
 
 
+def _is_busy(error: BaseException) -> bool:
+    """SQLITE_BUSY (or SQLITE_LOCKED): the statement found the database locked and changed nothing."""
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    message = str(error).lower()
+    return "locked" in message or "busy" in message
+
+
+async def _nothing() -> None:
+    """Awaited by an inline statement: SQLAlchemy's Core refuses a statement that never awaits
+    (it takes that for a blocking driver); this await costs a greenlet switch, not a loop turn."""
+
+
+def _run_waiting(
+    connection: sqlite3.Connection, wait_ms: int, operation: str, parameters: Any, many: bool
+) -> _Outcome:
+    """Runs on the connection's thread: the statement with the full busy timeout, then back to 0."""
+    connection.execute(f"PRAGMA busy_timeout={wait_ms}")
+    try:
+        return _run(connection, operation, parameters, many)
+    finally:
+        connection.execute("PRAGMA busy_timeout=0")
+
+
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
-    """A buffered cursor whose execute is one call on aiosqlite's thread."""
+    """A buffered cursor whose execute is one call on aiosqlite's thread (none when inline)."""
 
     __slots__ = ()
 
-    def _one_hop(self, operation: Any, parameters: Any, many: bool) -> None:
+    def _outcome(self, operation: Any, parameters: Any, many: bool) -> _Outcome:
         raw: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        try:
-            description, rows, lastrowid, rowcount = self.await_(
-                raw._execute(_run, raw._conn, operation, parameters, many)  # type: ignore[no-untyped-call]
+        wait_ms = self._adapt_connection.inline_wait_ms  # type: ignore[attr-defined]
+        if wait_ms is not None:
+            self.await_(_nothing())
+            try:
+                return _run(raw._conn, operation, parameters, many)
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error):
+                    raise
+            log.debug("the database is locked by another connection; waiting off the event loop")
+            return self.await_(  # type: ignore[no-any-return]
+                raw._execute(_run_waiting, raw._conn, wait_ms, operation, parameters, many)  # type: ignore[no-untyped-call]
             )
+        return self.await_(  # type: ignore[no-any-return]
+            raw._execute(_run, raw._conn, operation, parameters, many)  # type: ignore[no-untyped-call]
+        )
+
+    def _one_hop(self, operation: Any, parameters: Any, many: bool) -> None:
+        try:
+            description, rows, lastrowid, rowcount = self._outcome(operation, parameters, many)
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self.description = description
@@ -73,9 +123,39 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    """SQLAlchemy's adapted aiosqlite connection, handing out one-hop cursors."""
+    """SQLAlchemy's adapted aiosqlite connection, handing out one-hop cursors.
 
-    __slots__ = ()
+    `inline_wait_ms` is None for a connection whose work hops to aiosqlite's thread; for an
+    inline one, the busy timeout a locked statement gets when it is run again on that thread."""
+
+    __slots__ = ("inline_wait_ms",)
+
+    def __init__(self, dbapi: Any, connection: Any, inline_wait_ms: int | None = None) -> None:
+        """Adapts `connection`; inline when `inline_wait_ms` is given."""
+        super().__init__(dbapi, connection)
+        self.inline_wait_ms = inline_wait_ms
+
+    def _end(self, how: str) -> None:
+        raw: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        try:
+            if self.inline_wait_ms is not None:
+                try:
+                    getattr(raw._conn, how)()
+                    return
+                except sqlite3.OperationalError as error:
+                    if not _is_busy(error):
+                        raise
+            self.await_(getattr(raw, how)())
+        except Exception as error:
+            self._handle_exception(error)
+
+    def commit(self) -> None:
+        """Commits, on the loop's thread when inline."""
+        self._end("commit")
+
+    def rollback(self) -> None:
+        """Rolls back, on the loop's thread when inline."""
+        self._end("rollback")
 
     def cursor(self, server_side: bool = False) -> AsyncAdapt_aiosqlite_cursor:
         """A one-hop cursor; a server-side (streaming) one stays SQLAlchemy's."""
@@ -87,14 +167,28 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """The DBAPI module handed to `create_async_engine(module=...)`."""
 
+    def __init__(self, inline_wait_ms: int | None = None) -> None:
+        """Connections run their statements inline when `inline_wait_ms` is given (see the module)."""
+        super().__init__(aiosqlite, sqlite3)
+        self.inline_wait_ms = inline_wait_ms
+
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         """Opens an aiosqlite connection (its thread a daemon, as SQLAlchemy does) and adapts it."""
         kw.pop("async_fallback", None)
+        if self.inline_wait_ms is not None:
+            # Used from the loop's thread and, when a statement must wait, from aiosqlite's: never
+            # both at once, since each call is awaited before the next is made.
+            kw["check_same_thread"] = False
+            kw["timeout"] = 0
         connection = self.aiosqlite.connect(*arg, **kw)
         connection._thread.daemon = True
-        return OneHopConnection(self, await_only(connection))
+        return OneHopConnection(self, await_only(connection), self.inline_wait_ms)
 
 
-def one_hop_dbapi() -> OneHopDBAPI:
-    """The module for `create_async_engine(url, module=one_hop_dbapi())` on sqlite+aiosqlite."""
-    return OneHopDBAPI(aiosqlite, sqlite3)
+def one_hop_dbapi(inline_wait_ms: int | None = None) -> OneHopDBAPI:
+    """The module for `create_async_engine(url, module=one_hop_dbapi())` on sqlite+aiosqlite.
+
+    With `inline_wait_ms`, statements run on the event loop's thread, with SQLite's busy timeout
+    at 0; one that finds the database locked runs again on aiosqlite's thread, waiting up to
+    `inline_wait_ms`. For a writer's engine, whose transactions are short."""
+    return OneHopDBAPI(inline_wait_ms)

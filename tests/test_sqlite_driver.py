@@ -1,11 +1,17 @@
-"""The one-hop aiosqlite driver behaves like SQLAlchemy's own: rows, counts, errors, many rows."""
+"""The one-hop aiosqlite driver behaves like SQLAlchemy's own: rows, counts, errors, many rows; the
+writer's statements run on the loop's thread, and one that finds the database locked waits off it."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from storage.database import Database
@@ -38,4 +44,81 @@ async def test_one_hop_cursor_returns_rows_counts_and_errors_like_the_stock_driv
         async with database.read() as session:
             assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 5
     finally:
+        await database.dispose()
+
+
+class _OnRecord(logging.Handler):
+    """Sets an event when the driver says it is waiting for the lock."""
+
+    def __init__(self, seen: asyncio.Event) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen = seen
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "locked" in record.getMessage():
+            self.seen.set()
+
+
+def _with_thread_id(database: Database) -> None:
+    """Every connection of both engines gets `thread_id()`: the thread a statement runs on."""
+    for engine in (database.engine, database.read_engine, database.quick_read_engine):
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _register(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.create_function("thread_id", 0, threading.get_ident)
+
+
+async def test_the_writers_and_quick_readers_statements_run_on_the_loops_thread_the_others_on_their_own(
+    tmp_path: Path,
+) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    _with_thread_id(database)
+    try:
+        async with database.transaction() as session:
+            writer = (await session.execute(text("SELECT thread_id()"))).scalar_one()
+        async with database.read() as session:
+            reader = (await session.execute(text("SELECT thread_id()"))).scalar_one()
+        async with database.read(quick=True) as session:
+            quick = (await session.execute(text("SELECT thread_id()"))).scalar_one()
+    finally:
+        await database.dispose()
+    assert writer == quick == threading.get_ident()
+    assert reader != threading.get_ident()
+
+
+async def test_a_write_that_finds_the_database_locked_waits_off_the_loop_then_lands(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    waiting = asyncio.Event()
+    driver_log = logging.getLogger("storage.sqlite_driver")
+    handler, level = _OnRecord(waiting), driver_log.level
+    driver_log.addHandler(handler)
+    driver_log.setLevel(logging.DEBUG)
+    try:
+        async with database.transaction() as session:
+            await session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+        other = sqlite3.connect(path, isolation_level=None)  # another process's writer
+        other.execute("BEGIN IMMEDIATE")
+
+        async def write() -> None:
+            async with database.transaction() as session:
+                await session.execute(text("INSERT INTO t (body) VALUES ('after the wait')"))
+
+        writing = asyncio.create_task(write())
+        await waiting.wait()
+        # Back here while the writer's BEGIN IMMEDIATE waits for the lock: the loop is not blocked.
+        assert not writing.done()
+        other.execute("INSERT INTO t (body) VALUES ('first')")
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(writing, timeout=30)
+        async with database.read() as session:
+            rows = (await session.execute(text("SELECT body FROM t ORDER BY id"))).scalars().all()
+        assert rows == ["first", "after the wait"]
+        async with database.transaction() as session:  # the busy timeout is back to 0 afterwards
+            timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar_one()
+        assert timeout == 0
+    finally:
+        driver_log.removeHandler(handler)
+        driver_log.setLevel(level)
         await database.dispose()

@@ -82,7 +82,7 @@ async def artist_row(desk: Desk, artist_id: str) -> Artist | None:
 
 async def artist_of_telegram_user(desk: Desk, telegram_user_id: int) -> Artist | None:
     """The artist linked to this Telegram user, if any."""
-    async with desk.db.read() as session:
+    async with desk.db.read(quick=True) as session:
         return await artist_by_telegram_user(session, telegram_user_id)
 
 
