@@ -11,17 +11,7 @@ from typing import Annotated
 import typer
 
 from bot.bundle import BundleError, build_bundle, verify_bundle
-from bot.cli_base import (
-    ADMIN,
-    ArtistArg,
-    BadInput,
-    JsonFlag,
-    _emit,
-    _fail,
-    _run,
-    app,
-    artist_app,
-)
+from bot.cli_base import ADMIN, BadInput, JsonFlag, _emit, _fail, _run, app, artist_app
 from bot.cli_verify import KeysOption, keys_document, not_valid
 from bot.receipts import ReceiptError
 from bot.workflow import Desk
@@ -46,7 +36,7 @@ def _write_private(path: Path, data: bytes) -> None:
 
 @artist_app.command("export")
 def artist_export(
-    artist_id: ArtistArg,
+    artist_id: Annotated[str, typer.Argument(metavar="ART", help="The artist's id.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the bundle (.zip).")],
     as_json: JsonFlag = False,
 ) -> None:
@@ -93,7 +83,7 @@ def bundle_verify(
 
 @artist_app.command("erase")
 def artist_erase(
-    artist_id: ArtistArg,
+    artist_id: Annotated[str, typer.Argument(metavar="ART", help="The artist's id.")],
     confirm: Annotated[bool, typer.Option("--confirm", help="Erasure cannot be undone: say so.")] = False,
     as_json: JsonFlag = False,
 ) -> None:

@@ -26,6 +26,11 @@ from storage.tables import Agency, Artist, Creator, Invite, Request
 INVITE_LIFETIME = timedelta(days=7)
 
 
+def operator(by: str) -> Actor:
+    """The actor an operator's command acts as, named by who ran it."""
+    return Actor(ActorKind.admin, by or "admin", ChannelKind.cli)
+
+
 async def add_agency(
     desk: Desk,
     *,
@@ -37,7 +42,7 @@ async def add_agency(
     actor: Actor | None = None,
 ) -> Agency:
     """Registers an agency with its Slack channel, the members allowed to act and its language."""
-    actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
+    actor = actor or operator("admin")
     now = desk.clock.now()
     agency = Agency(
         id=new_id("agy"),
@@ -67,7 +72,7 @@ async def add_artist(
     require_preview: bool = False,
 ) -> Artist:
     """Registers an artist with their decision policy, language, time zone and red lines."""
-    actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
+    actor = actor or operator("admin")
     now = desk.clock.now()
     artist = Artist(
         id=new_id("art"),
@@ -105,7 +110,7 @@ async def add_creator(
     desk: Desk, *, name: str, webhook_url: str | None = None, actor: Actor | None = None
 ) -> NewCreator:
     """Registers a creator; its API key is returned once and kept only as a hash."""
-    actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
+    actor = actor or operator("admin")
     now = desk.clock.now()
     api_key = "lk_" + secrets.token_urlsafe(32)
     webhook_secret = "whsec_" + secrets.token_urlsafe(32) if webhook_url else None
@@ -128,7 +133,7 @@ async def create_invite(
     desk: Desk, *, subject_kind: ActorKind, subject_id: str, actor: Actor | None = None
 ) -> str:
     """Makes a one-time Telegram link token for an artist or creator; valid for 7 days."""
-    actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
+    actor = actor or operator("admin")
     now = desk.clock.now()
     token = secrets.token_urlsafe(24)
     async with transition(desk, actor, "invite.create", subject_kind.value, subject_id) as session:

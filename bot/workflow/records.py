@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import (
-    Actor,
     ActorKind,
     ChannelKind,
     FieldError,
@@ -39,15 +38,11 @@ from bot.workflow.desk import (
     transition,
 )
 from bot.workflow.errors import InvalidInput, NotFound
+from bot.workflow.parties import operator
 from bot.workflow.slack_links import slack_status
 from storage.tables import Agency, Artist, Creator, CreatorKey, Grant, Request
 
 MEMBER_NOTICE = "agency_member"  # the notice kind that tells a board its members changed
-
-
-def operator(by: str) -> Actor:
-    """The actor an operator's command acts as, named by who ran it."""
-    return Actor(ActorKind.admin, by or "admin", ChannelKind.cli)
 
 
 def _when(value: datetime | None) -> str | None:
@@ -76,13 +71,7 @@ def agency_record(agency: Agency, artists: int = 0) -> dict[str, Any]:
 
 def artist_record(artist: Artist) -> dict[str, Any]:
     """An artist as the CLI shows it (never the Telegram ids, only whether the chat is linked)."""
-    return {
-        "id": artist.id,
-        "name": artist.name,
-        "agency_id": artist.agency_id,
-        "policy": artist.policy,
-        "language": artist.language,
-        "timezone": artist.timezone,
+    return artist.columns("id", "name", "agency_id", "policy", "language", "timezone") | {
         "red_lines": RedLines.model_validate(artist.red_lines or {}).model_dump(mode="json"),
         "require_preview": bool(artist.require_preview),
         "telegram_linked": artist.telegram_chat_id is not None,
