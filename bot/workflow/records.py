@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.models import (
     ActorKind,
     ChannelKind,
-    FieldError,
     Language,
     Policy,
     RedLines,
@@ -39,8 +38,8 @@ from bot.workflow.desk import (
     tell_board_of_open_requests,
     transition,
 )
-from bot.workflow.errors import InvalidInput, NotFound
-from bot.workflow.parties import operator
+from bot.workflow.errors import NotFound
+from bot.workflow.parties import check_policy_has_agency, operator
 from bot.workflow.slack_links import slack_status
 from storage.tables import Agency, Artist, Creator, CreatorKey, Grant, Request
 
@@ -260,8 +259,7 @@ async def update_artist(
         if agency_id is not None:
             await _agency(session, agency_id)
         changes = _apply(artist, _stored(wanted))
-        if artist.policy != Policy.artist_only.value and artist.agency_id is None:
-            raise InvalidInput([FieldError("policy", f"{artist.policy} needs an agency")])
+        check_policy_has_agency(artist.policy, artist.agency_id)
         if changes:
             await audit(session, desk, actor, "artist.updated", "artist", artist.id, {"changes": changes})
             tell_artist(
