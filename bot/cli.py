@@ -18,9 +18,7 @@ from bot import workflow
 from bot.app import serve
 from bot.cli_base import (
     ADMIN,
-    ArtistArg,
     BadInput,
-    CreatorArg,
     JsonFlag,
     _emit,
     _fail,
@@ -125,8 +123,13 @@ def _invite(kind: ActorKind, subject_id: str, as_json: bool) -> None:
     _emit(as_json, result, f"send this one-time link (valid 7 days): {result['link']}")
 
 
+# Unlike the record commands' ART and CRT, these arguments show under their parameter names.
+ArtistIdArg = Annotated[str, typer.Argument(help="The artist's id.")]
+CreatorIdArg = Annotated[str, typer.Argument(help="The creator's id.")]
+
+
 @artist_app.command("invite")
-def artist_invite(artist_id: ArtistArg, as_json: JsonFlag = False) -> None:
+def artist_invite(artist_id: ArtistIdArg, as_json: JsonFlag = False) -> None:
     """Makes a one-time Telegram link that connects the artist's chat."""
     _invite(ActorKind.artist, artist_id, as_json)
 
@@ -138,7 +141,7 @@ def _emit_pause(as_json: bool, change: workflow.PauseChange, verb: str) -> None:
 
 @artist_app.command("pause")
 def artist_pause(
-    artist_id: ArtistArg,
+    artist_id: ArtistIdArg,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why; told to the creators and the agency.")
     ] = None,
@@ -155,7 +158,7 @@ def artist_pause(
 
 
 @artist_app.command("resume")
-def artist_resume(artist_id: ArtistArg, as_json: JsonFlag = False) -> None:
+def artist_resume(artist_id: ArtistIdArg, as_json: JsonFlag = False) -> None:
     """Resumes the artist's paused grants, whoever paused them; each takes its window's status."""
 
     async def work(desk: Desk) -> workflow.PauseChange:
@@ -165,7 +168,7 @@ def artist_resume(artist_id: ArtistArg, as_json: JsonFlag = False) -> None:
 
 
 @creator_app.command("invite")
-def creator_invite(creator_id: CreatorArg, as_json: JsonFlag = False) -> None:
+def creator_invite(creator_id: CreatorIdArg, as_json: JsonFlag = False) -> None:
     """Makes a one-time Telegram link for a creator's status updates."""
     _invite(ActorKind.creator, creator_id, as_json)
 

@@ -57,8 +57,6 @@ _out = Console(highlight=False, soft_wrap=True)
 T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
-ArtistArg = Annotated[str, typer.Argument(metavar="ART", help="The artist's id.")]
-CreatorArg = Annotated[str, typer.Argument(metavar="CRT", help="The creator's id.")]
 ADMIN = Actor(ActorKind.admin, "admin", ChannelKind.cli)
 
 

@@ -12,7 +12,6 @@ from bot import creator_keys, workflow
 from bot.app import webhook_policy
 from bot.cli_base import (
     BadInput,
-    CreatorArg,
     JsonFlag,
     _check_name,
     _emit,
@@ -36,6 +35,7 @@ secret_app = typer.Typer(help="A creator's webhook signing secret.", no_args_is_
 creator_app.add_typer(key_app, name="key")
 creator_app.add_typer(secret_app, name="webhook-secret")
 
+CreatorArg = Annotated[str, typer.Argument(metavar="CRT", help="The creator's id.")]
 WebhookOption = Annotated[
     str | None, typer.Option("--webhook-url", help="Where signed status updates are POSTed.")
 ]

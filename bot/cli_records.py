@@ -13,7 +13,6 @@ import typer
 
 from bot import workflow
 from bot.cli_base import (
-    ArtistArg,
     BadInput,
     JsonFlag,
     _check_name,
@@ -31,6 +30,7 @@ member_app = typer.Typer(help="The Slack members allowed to act for an agency.",
 agency_app.add_typer(member_app, name="member")
 
 AgencyArg = Annotated[str, typer.Argument(metavar="AGY", help="The agency's id.")]
+ArtistArg = Annotated[str, typer.Argument(metavar="ART", help="The artist's id.")]
 
 
 def default_by() -> str:
