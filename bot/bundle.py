@@ -69,75 +69,90 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _row(
+    record: str, request: dict[str, Any], record_id: Any, at: Any, status: Any, **cells: Any
+) -> dict[str, Any]:
+    """One line of history.csv: what it records, under which request, its id, time and status,
+    and whichever other columns it fills."""
+    return {
+        "record": record,
+        "request_id": request["id"],
+        "id": record_id,
+        "at": at,
+        "status": status,
+    } | cells
+
+
 def _csv(history: dict[str, Any]) -> bytes:
     rows: list[dict[str, Any]] = []
     for request in history["requests"]:
         terms = request.get("terms") or {}
         rows.append(
-            {
-                "record": "request",
-                "request_id": request["id"],
-                "id": request["id"],
-                "at": request["created_at"],
-                "status": request["status"],
-                "actor": f"creator:{request['creator']['id']}",
-                "detail": f"{terms.get('project_title')} {terms.get('starts_at')}..{terms.get('ends_at')}",
-                "reason": request.get("reason") or "",
-            }
+            _row(
+                "request",
+                request,
+                request["id"],
+                request["created_at"],
+                request["status"],
+                actor=f"creator:{request['creator']['id']}",
+                detail=f"{terms.get('project_title')} {terms.get('starts_at')}..{terms.get('ends_at')}",
+                reason=request.get("reason") or "",
+            )
         )
         for decision in request["decisions"]:
             rows.append(
-                {
-                    "record": "decision",
-                    "request_id": request["id"],
-                    "id": decision["id"],
-                    "at": decision["at"],
-                    "status": decision["outcome"],
-                    "actor": f"{decision['actor_kind']}:{decision['actor_id']}",
-                    "channel": decision["channel"],
-                    "detail": decision["terms_hash"],
-                    "reason": decision.get("reason") or "",
-                }
+                _row(
+                    "decision",
+                    request,
+                    decision["id"],
+                    decision["at"],
+                    decision["outcome"],
+                    actor=f"{decision['actor_kind']}:{decision['actor_id']}",
+                    channel=decision["channel"],
+                    detail=decision["terms_hash"],
+                    reason=decision.get("reason") or "",
+                )
             )
         grant = request.get("grant")
         if grant:
+            window = f"{grant['starts_at']}..{grant['ends_at']}"
             rows.append(
-                {
-                    "record": "grant",
-                    "request_id": request["id"],
-                    "grant_id": grant["id"],
-                    "id": grant["id"],
-                    "at": grant["created_at"],
-                    "status": grant["status"],
-                    "detail": f"{grant['starts_at']}..{grant['ends_at']}",
-                }
+                _row(
+                    "grant",
+                    request,
+                    grant["id"],
+                    grant["created_at"],
+                    grant["status"],
+                    grant_id=grant["id"],
+                    detail=window,
+                )
             )
             deletion = grant.get("deletion")
             if deletion:
                 rows.append(
-                    {
-                        "record": "deletion",
-                        "request_id": request["id"],
-                        "grant_id": grant["id"],
-                        "id": grant["id"],
-                        "at": deletion["confirmed_at"] or deletion["due_at"],
-                        "status": "confirmed" if deletion["confirmed_at"] else "owed",
-                        "detail": deletion["cause"],
-                        "reason": deletion.get("statement") or "",
-                    }
+                    _row(
+                        "deletion",
+                        request,
+                        grant["id"],
+                        deletion["confirmed_at"] or deletion["due_at"],
+                        "confirmed" if deletion["confirmed_at"] else "owed",
+                        grant_id=grant["id"],
+                        detail=deletion["cause"],
+                        reason=deletion.get("statement") or "",
+                    )
                 )
         for event in request["usage"]:
             rows.append(
-                {
-                    "record": "violation" if event["violation"] else "usage",
-                    "request_id": request["id"],
-                    "grant_id": event["grant_id"],
-                    "id": event["violation_id"] or event["id"],
-                    "at": event["occurred_at"],
-                    "status": event["grant_status"],
-                    "detail": f"{event['kind']} x{event['count']} {event.get('media') or ''}".strip(),
-                    "reason": " ".join(event["reasons"]) or (event.get("note") or ""),
-                }
+                _row(
+                    "violation" if event["violation"] else "usage",
+                    request,
+                    event["violation_id"] or event["id"],
+                    event["occurred_at"],
+                    event["grant_status"],
+                    grant_id=event["grant_id"],
+                    detail=f"{event['kind']} x{event['count']} {event.get('media') or ''}".strip(),
+                    reason=" ".join(event["reasons"]) or (event.get("note") or ""),
+                )
             )
     for row in rows:
         for column, value in row.items():

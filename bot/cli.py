@@ -15,13 +15,13 @@ import typer
 from pydantic import ValidationError
 
 from bot import workflow
-from bot.app import build_desk, serve
+from bot.app import serve
 from bot.cli_base import (
+    ADMIN,
     BadInput,
     JsonFlag,
     _emit,
     _fail,
-    _load_keys,
     _run,
     _settings,
     app,
@@ -33,9 +33,10 @@ from bot.cli_base import (
     report_app,
 )
 from bot.cli_outputs import check_release, release_online, release_summary
+from bot.cli_verify import KeysOption, keys_document, not_valid
 from bot.config import ConfigError, Settings
 from bot.exposure import startup_refusal
-from bot.models import Actor, ActorKind, ChannelKind
+from bot.models import ActorKind
 from bot.receipts import (
     DELETION_RECEIPT_TYPE,
     OUTPUT_RECEIPT_TYPE,
@@ -122,22 +123,25 @@ def _invite(kind: ActorKind, subject_id: str, as_json: bool) -> None:
     _emit(as_json, result, f"send this one-time link (valid 7 days): {result['link']}")
 
 
+# Unlike the record commands' ART and CRT, these arguments show under their parameter names.
+ArtistIdArg = Annotated[str, typer.Argument(help="The artist's id.")]
+CreatorIdArg = Annotated[str, typer.Argument(help="The creator's id.")]
+
+
 @artist_app.command("invite")
-def artist_invite(
-    artist_id: Annotated[str, typer.Argument(help="The artist's id.")], as_json: JsonFlag = False
-) -> None:
+def artist_invite(artist_id: ArtistIdArg, as_json: JsonFlag = False) -> None:
     """Makes a one-time Telegram link that connects the artist's chat."""
     _invite(ActorKind.artist, artist_id, as_json)
 
 
-def _pause_summary(change: workflow.PauseChange, verb: str) -> tuple[dict[str, Any], str]:
+def _emit_pause(as_json: bool, change: workflow.PauseChange, verb: str) -> None:
     data = {"artist_id": change.artist_id, "at": change.at.isoformat(), "grants": change.grants}
-    return data, f"{verb} {len(change.grants)} grant(s) of {change.artist_id}"
+    _emit(as_json, data, f"{verb} {len(change.grants)} grant(s) of {change.artist_id}")
 
 
 @artist_app.command("pause")
 def artist_pause(
-    artist_id: Annotated[str, typer.Argument(help="The artist's id.")],
+    artist_id: ArtistIdArg,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why; told to the creators and the agency.")
     ] = None,
@@ -148,31 +152,23 @@ def artist_pause(
     async def work(desk: Desk) -> workflow.PauseChange:
         if reason is not None and (len(reason) > workflow.MAX_PAUSE_REASON or not reason.isprintable()):
             raise BadInput(f"--reason must be one line of at most {workflow.MAX_PAUSE_REASON} characters")
-        actor = Actor(ActorKind.admin, "admin", ChannelKind.cli)
-        return await workflow.pause_artist(desk, artist_id=artist_id, actor=actor, reason=reason)
+        return await workflow.pause_artist(desk, artist_id=artist_id, actor=ADMIN, reason=reason)
 
-    data, human = _pause_summary(_run(work), "paused")
-    _emit(as_json, data, human)
+    _emit_pause(as_json, _run(work), "paused")
 
 
 @artist_app.command("resume")
-def artist_resume(
-    artist_id: Annotated[str, typer.Argument(help="The artist's id.")], as_json: JsonFlag = False
-) -> None:
+def artist_resume(artist_id: ArtistIdArg, as_json: JsonFlag = False) -> None:
     """Resumes the artist's paused grants, whoever paused them; each takes its window's status."""
 
     async def work(desk: Desk) -> workflow.PauseChange:
-        actor = Actor(ActorKind.admin, "admin", ChannelKind.cli)
-        return await workflow.resume_artist(desk, artist_id=artist_id, actor=actor)
+        return await workflow.resume_artist(desk, artist_id=artist_id, actor=ADMIN)
 
-    data, human = _pause_summary(_run(work), "resumed")
-    _emit(as_json, data, human)
+    _emit_pause(as_json, _run(work), "resumed")
 
 
 @creator_app.command("invite")
-def creator_invite(
-    creator_id: Annotated[str, typer.Argument(help="The creator's id.")], as_json: JsonFlag = False
-) -> None:
+def creator_invite(creator_id: CreatorIdArg, as_json: JsonFlag = False) -> None:
     """Makes a one-time Telegram link for a creator's status updates."""
     _invite(ActorKind.creator, creator_id, as_json)
 
@@ -220,10 +216,7 @@ def audit_verify(
 @receipt_app.command("verify")
 def receipt_verify(
     file: Annotated[Path, typer.Argument(help="The receipt JSON file.")],
-    keys: Annotated[
-        str | None,
-        typer.Option("--keys", help="likeness-keys.json file or URL (default: this service's key)."),
-    ] = None,
+    keys: KeysOption = None,
     online: Annotated[
         bool, typer.Option("--online", help="Also fetch the grant's status now: exit 3 when not active.")
     ] = False,
@@ -243,18 +236,13 @@ def receipt_verify(
     is the released output, byte for byte)."""
     try:
         receipt = read_json_file(file)
-        if keys is not None:
-            document = _load_keys(keys)
-        else:
-            document = build_desk(_settings()).signer.public_keys_document()
+        document = keys_document(keys)
         verify_receipt(receipt, parse_keys_document(document))
         check_issued_before_retirement(receipt, document)
         if receipt.get("type") == OUTPUT_RECEIPT_TYPE or output_file is not None:
             release = check_release(receipt, output_file)
     except ReceiptError as error:
-        if as_json:
-            sys.stdout.write(json.dumps({"valid": False, "problem": str(error)}) + "\n")
-        _fail(f"receipt not valid: {error}")
+        not_valid("receipt", error, as_json)
     if receipt.get("type") == OUTPUT_RECEIPT_TYPE:
         if online:
             release_online(release, receipt, url, as_json)

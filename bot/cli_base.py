@@ -11,11 +11,9 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import httpx
 import typer
 from rich.console import Console
 
@@ -23,9 +21,9 @@ from bot import workflow
 from bot.app import build_desk, configure_logging
 from bot.clean_text import MAX_NAME, hidden_character
 from bot.config import ConfigError, Settings, load_settings
+from bot.models import Actor, ActorKind, ChannelKind
 from bot.receipts import (
     ReceiptError,
-    read_json_file,
 )
 from bot.workflow import Desk
 from storage.database import DatabaseError
@@ -59,6 +57,7 @@ _out = Console(highlight=False, soft_wrap=True)
 T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+ADMIN = Actor(ActorKind.admin, "admin", ChannelKind.cli)
 
 
 class BadInput(Exception):
@@ -129,17 +128,3 @@ def _check_slack_id(option: str, value: str, example: str) -> str:
     if not value or not value.isascii() or not value.isalnum() or len(value) > 64:
         raise BadInput(f"{option} {value!r} is not a Slack id like {example}")
     return value
-
-
-# ---------------------------------------------------------------- serve and db
-
-
-def _load_keys(source: str) -> Any:
-    if source.startswith(("http://", "https://")):
-        try:
-            answer = httpx.get(source, timeout=10)
-            answer.raise_for_status()
-            return answer.json()
-        except (httpx.HTTPError, ValueError) as error:
-            raise ReceiptError(f"cannot read keys from {source}: {error}") from None
-    return read_json_file(Path(source))

@@ -4,18 +4,15 @@ format), and erasure of the artist's personal data (see bot/workflow/erasure.py)
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from bot.app import build_desk
 from bot.bundle import BundleError, build_bundle, verify_bundle
-from bot.cli_base import BadInput, JsonFlag, _emit, _fail, _load_keys, _run, _settings, app, artist_app
-from bot.models import Actor, ActorKind, ChannelKind
+from bot.cli_base import ADMIN, BadInput, JsonFlag, _emit, _fail, _run, app, artist_app
+from bot.cli_verify import KeysOption, keys_document, not_valid
 from bot.receipts import ReceiptError
 from bot.workflow import Desk
 from bot.workflow.erasure import Erased, erase_artist
@@ -61,10 +58,7 @@ def artist_export(
 @bundle_app.command("verify")
 def bundle_verify(
     file: Annotated[Path, typer.Argument(help="The bundle (.zip).")],
-    keys: Annotated[
-        str | None,
-        typer.Option("--keys", help="likeness-keys.json file or URL (default: this service's keys)."),
-    ] = None,
+    keys: KeysOption = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Exit 0 when the manifest's signature, every member's hash and every receipt inside hold."""
@@ -73,14 +67,9 @@ def bundle_verify(
             data = file.read_bytes()
         except OSError as error:
             raise BundleError(f"cannot read {file}: {error.strerror or error}") from None
-        document: Any = (
-            _load_keys(keys) if keys is not None else build_desk(_settings()).signer.public_keys_document()
-        )
-        checked = verify_bundle(data, document)
+        checked = verify_bundle(data, keys_document(keys))
     except ReceiptError as error:
-        if as_json:
-            sys.stdout.write(json.dumps({"valid": False, "problem": str(error)}) + "\n")
-        _fail(f"bundle not valid: {error}")
+        not_valid("bundle", error, as_json)
     found = {
         "valid": True,
         "artist_id": checked.artist_id,
@@ -104,8 +93,7 @@ def artist_erase(
         _fail("erasure cannot be undone; run again with --confirm", 2)
 
     async def work(desk: Desk) -> Erased:
-        actor = Actor(ActorKind.admin, "admin", ChannelKind.cli)
-        return await erase_artist(desk, artist_id=artist_id, actor=actor)
+        return await erase_artist(desk, artist_id=artist_id, actor=ADMIN)
 
     done = _run(work)
     found = {"artist_id": done.artist_id, "erased": True, "requests": done.requests}

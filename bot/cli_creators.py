@@ -10,8 +10,17 @@ import typer
 
 from bot import creator_keys, workflow
 from bot.app import webhook_policy
-from bot.cli_base import BadInput, JsonFlag, _check_name, _emit, _err, _run, _settings, creator_app
-from bot.cli_records import ByOption, by_of, show_list, show_record
+from bot.cli_base import (
+    BadInput,
+    JsonFlag,
+    _check_name,
+    _emit,
+    _err,
+    _run,
+    _settings,
+    creator_app,
+)
+from bot.cli_records import ByOption, by_of, emit_deactivated, emit_list, emit_shown
 from bot.webhook_address import (
     WebhookAddressRefused,
     WebhookPolicy,
@@ -76,19 +85,15 @@ def creator_add(
 @creator_app.command("list")
 def creator_list(as_json: JsonFlag = False) -> None:
     """Lists the creators (never a key or a secret)."""
-    records = _run(workflow.list_creators)
-    _emit(as_json, {"creators": records}, show_list(records, "id", "name", "webhook_url", "deactivated_at"))
+    emit_list(
+        as_json, "creators", _run(workflow.list_creators), "id", "name", "webhook_url", "deactivated_at"
+    )
 
 
 @creator_app.command("show")
 def creator_show(creator_id: CreatorArg, as_json: JsonFlag = False) -> None:
     """Shows one creator: name, webhook URL, live keys, requests filed."""
-
-    async def work(desk: Desk) -> dict[str, Any]:
-        return await workflow.show_creator(desk, creator_id)
-
-    record = _run(work)
-    _emit(as_json, record, show_record(record))
+    emit_shown(as_json, workflow.show_creator, creator_id)
 
 
 @creator_app.command("update")
@@ -122,12 +127,7 @@ def creator_update(
 @creator_app.command("deactivate")
 def creator_deactivate(creator_id: CreatorArg, by: ByOption = None, as_json: JsonFlag = False) -> None:
     """Refuses the creator's API keys from the next call and stops its webhooks."""
-
-    async def work(desk: Desk) -> dict[str, Any]:
-        return await workflow.deactivate_creator(desk, creator_id, by=by_of(by))
-
-    record = _run(work)
-    _emit(as_json, record, f"creator {creator_id} deactivated at {record['deactivated_at']}")
+    emit_deactivated(as_json, "creator", workflow.deactivate_creator, creator_id, by)
 
 
 @key_app.command("add")

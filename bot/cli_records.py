@@ -5,6 +5,7 @@ OS user) in the audit chain."""
 from __future__ import annotations
 
 import getpass
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -77,6 +78,37 @@ def show_list(records: list[dict[str, Any]], *fields: str) -> str:
     )
 
 
+def emit_list(as_json: bool, kind: str, records: list[dict[str, Any]], *fields: str) -> None:
+    """Prints records under `kind` as JSON, or one line per record with the given fields."""
+    _emit(as_json, {kind: records}, show_list(records, *fields))
+
+
+def emit_shown(as_json: bool, show: Callable[[Desk, str], Awaitable[dict[str, Any]]], record_id: str) -> None:
+    """Prints the one record `show` reads: JSON, or `key: value` lines."""
+
+    async def work(desk: Desk) -> dict[str, Any]:
+        return await show(desk, record_id)
+
+    record = _run(work)
+    _emit(as_json, record, show_record(record))
+
+
+def emit_deactivated(
+    as_json: bool,
+    kind: str,
+    deactivate: Callable[..., Awaitable[dict[str, Any]]],
+    record_id: str,
+    by: str | None,
+) -> None:
+    """Deactivates one record in the name of `--by` and prints when."""
+
+    async def work(desk: Desk) -> dict[str, Any]:
+        return await deactivate(desk, record_id, by=by_of(by))
+
+    record = _run(work)
+    _emit(as_json, record, f"{kind} {record_id} deactivated at {record['deactivated_at']}")
+
+
 def _changed(kind: str, record: dict[str, Any]) -> str:
     changed = record.get("changed")
     if not changed:
@@ -125,19 +157,13 @@ def agency_add(
 @agency_app.command("list")
 def agency_list(as_json: JsonFlag = False) -> None:
     """Lists the agencies."""
-    records = _run(workflow.list_agencies)
-    _emit(as_json, {"agencies": records}, show_list(records, "id", "name", "slack_channel_id", "artists"))
+    emit_list(as_json, "agencies", _run(workflow.list_agencies), "id", "name", "slack_channel_id", "artists")
 
 
 @agency_app.command("show")
 def agency_show(agency_id: AgencyArg, as_json: JsonFlag = False) -> None:
     """Shows one agency: its Slack channel, members, time zone and artists."""
-
-    async def work(desk: Desk) -> dict[str, Any]:
-        return await workflow.show_agency(desk, agency_id)
-
-    record = _run(work)
-    _emit(as_json, record, show_record(record))
+    emit_shown(as_json, workflow.show_agency, agency_id)
 
 
 @agency_app.command("update")
@@ -282,23 +308,13 @@ def artist_list(
     async def work(desk: Desk) -> list[dict[str, Any]]:
         return await workflow.list_artists(desk, agency_id=agency)
 
-    records = _run(work)
-    _emit(
-        as_json,
-        {"artists": records},
-        show_list(records, "id", "name", "agency_id", "policy", "deactivated_at"),
-    )
+    emit_list(as_json, "artists", _run(work), "id", "name", "agency_id", "policy", "deactivated_at")
 
 
 @artist_app.command("show")
 def artist_show(artist_id: ArtistArg, as_json: JsonFlag = False) -> None:
     """Shows one artist: policy, red lines, language, time zone, agency and counts."""
-
-    async def work(desk: Desk) -> dict[str, Any]:
-        return await workflow.show_artist(desk, artist_id)
-
-    record = _run(work)
-    _emit(as_json, record, show_record(record))
+    emit_shown(as_json, workflow.show_artist, artist_id)
 
 
 @artist_app.command("update")
@@ -348,9 +364,4 @@ def artist_update(
 @artist_app.command("deactivate")
 def artist_deactivate(artist_id: ArtistArg, by: ByOption = None, as_json: JsonFlag = False) -> None:
     """No new requests for the artist (the API answers 409 `deactivated`); existing grants stand."""
-
-    async def work(desk: Desk) -> dict[str, Any]:
-        return await workflow.deactivate_artist(desk, artist_id, by=by_of(by))
-
-    record = _run(work)
-    _emit(as_json, record, f"artist {artist_id} deactivated at {record['deactivated_at']}")
+    emit_deactivated(as_json, "artist", workflow.deactivate_artist, artist_id, by)

@@ -21,11 +21,11 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -169,6 +169,37 @@ class _Buttons:
     seed: bytes
 
 
+class _Stamped(Protocol):
+    @property
+    def stamp(self) -> tuple[int, int, int] | None: ...
+
+
+_S = TypeVar("_S", bound=_Stamped)
+
+
+class _Watched(Generic[_S]):
+    """What `load` reads from `path`, read again once the file's stamp changes."""
+
+    def __init__(self, path: Path, load: Callable[[], _S], lock: threading.Lock) -> None:
+        self.path = path
+        self._load = load
+        self._lock = lock
+        self.value = load()
+
+    def current(self) -> _S:
+        """The value, read again first when the file changed since."""
+        value = self.value
+        if _stamp(self.path) != value.stamp:
+            value = self.reload()
+        return value
+
+    def reload(self) -> _S:
+        """Reads the file again now."""
+        with self._lock:
+            value = self.value = self._load()
+        return value
+
+
 class KeyRing:
     """The receipt key set and the button secrets, read from their files and reloaded on change.
 
@@ -182,9 +213,9 @@ class KeyRing:
         self.key_file = key_file
         self.retired_file = key_file.with_name(key_file.stem + ".retired.json")
         self.button_file = button_file
-        self._lock = threading.Lock()
-        self._keys = self._load_keys()
-        self._buttons = self._load_buttons()
+        lock = threading.Lock()
+        self._keys = _Watched(key_file, self._load_keys, lock)
+        self._buttons = _Watched(button_file, self._load_buttons, lock)
 
     # ------------------------------------------------------------ receipt keys
 
@@ -195,25 +226,18 @@ class KeyRing:
         retired = tuple(e for e in document["keys"] if e.get("kid") != signer.kid)
         return _Loaded(_stamp(self.key_file), signer, retired)
 
-    def _current(self) -> _Loaded:
-        loaded = self._keys
-        if _stamp(self.key_file) != loaded.stamp:
-            with self._lock:
-                loaded = self._keys = self._load_keys()
-        return loaded
-
     @property
     def kid(self) -> str:
         """The id of the key that signs now."""
-        return self._current().signer.kid
+        return self._keys.current().signer.kid
 
     def sign(self, body: dict[str, Any]) -> dict[str, Any]:
         """Signs with the active key (see `Signer.sign`)."""
-        return self._current().signer.sign(body)
+        return self._keys.current().signer.sign(body)
 
     def public_keys_document(self) -> dict[str, Any]:
         """The active key and every retired one, as served at /.well-known/likeness-keys.json."""
-        loaded = self._current()
+        loaded = self._keys.current()
         active = loaded.signer.public_keys_document()["keys"]
         return {"keys": [*active, *loaded.retired]}
 
@@ -232,9 +256,7 @@ class KeyRing:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
             _write_atomically(self.key_file, pem)
-        with self._lock:
-            self._keys = self._load_keys()
-        return old.kid, self._keys.signer.kid
+        return old.kid, self._keys.reload().signer.kid
 
     # ------------------------------------------------------------ button secrets
 
@@ -258,24 +280,17 @@ class KeyRing:
             raise ProofError(f"BUTTON_SECRET_FILE {self.button_file} has no webhook_seed")
         return _Buttons(stamp, tuple(v.encode("ascii") for v in values), seed.encode("ascii"))
 
-    def _current_buttons(self) -> _Buttons:
-        loaded = self._buttons
-        if _stamp(self.button_file) != loaded.stamp:
-            with self._lock:
-                loaded = self._buttons = self._load_buttons()
-        return loaded
-
     def callback_key(self) -> bytes:
         """The secret that signs new button data."""
-        return self._current_buttons().secrets[0]
+        return self._buttons.current().secrets[0]
 
     def callback_keys(self) -> tuple[bytes, ...]:
         """Every secret whose button data is accepted, newest first."""
-        return self._current_buttons().secrets
+        return self._buttons.current().secrets
 
     def telegram_webhook_seed(self) -> bytes:
         """A stable secret the Telegram webhook token is derived from; button rotation leaves it."""
-        return self._current_buttons().seed
+        return self._buttons.current().seed
 
     def rotate_buttons(self, *, drop_old: bool = False) -> int:
         """A new button secret signs from now on; old ones stay accepted unless `drop_old`."""
@@ -288,6 +303,4 @@ class KeyRing:
                 "webhook_seed": current.seed.decode("ascii"),
             }
             _write_atomically(self.button_file, json.dumps(document, indent=2).encode())
-        with self._lock:
-            self._buttons = self._load_buttons()
-        return len(self._buttons.secrets)
+        return len(self._buttons.reload().secrets)

@@ -189,22 +189,33 @@ def metrics_route(desk: Desk) -> Callable[[Request], Awaitable[Response]]:
     return scrape
 
 
-class CountResponses:
-    """ASGI middleware counting every HTTP answer by its status code."""
+class AnswerStartHook:
+    """ASGI middleware that shows `on_start` the start of every HTTP answer before it is sent."""
 
     def __init__(self, app: ASGIApp) -> None:
         """Wraps `app`."""
         self.app = app
 
+    def on_start(self, message: Message) -> None:
+        """Sees (and may change) one `http.response.start` message."""
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Passes the call through, counting the status of the answer it starts."""
+        """Passes the call through, handing the start of its answer to `on_start`."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        async def counting(message: Message) -> None:
+        async def starting(message: Message) -> None:
             if message["type"] == "http.response.start":
-                HTTP_RESPONSES.labels(status=str(message["status"])).inc()
+                self.on_start(message)
             await send(message)
 
-        await self.app(scope, receive, counting)
+        await self.app(scope, receive, starting)
+
+
+class CountResponses(AnswerStartHook):
+    """ASGI middleware counting every HTTP answer by its status code."""
+
+    def on_start(self, message: Message) -> None:
+        """Counts the answer's status."""
+        HTTP_RESPONSES.labels(status=str(message["status"])).inc()

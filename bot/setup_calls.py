@@ -16,22 +16,30 @@ LONGEST_WAIT = 600.0
 _running: set[asyncio.Task[None]] = set()
 
 
-async def try_now_or_keep_trying(
-    name: str, call: Callable[[], Awaitable[object]], *, alive: Callable[[], bool]
-) -> bool:
-    """Tries `call` once now; on failure logs it and keeps trying in the background (`keep_trying`).
-    True when the first try succeeded."""
+async def _failure(call: Callable[[], Awaitable[object]]) -> Exception | None:
+    """What one try of `call` raised (a cancellation goes on up), or None when it succeeded."""
     try:
         await call()
     except asyncio.CancelledError:
         raise
     except Exception as error:
-        log.warning(
-            "set-up call %s failed (%s: %s); retrying in the background", name, type(error).__name__, error
-        )
-        keep_trying(name, call, alive=alive)
-        return False
-    return True
+        return error
+    return None
+
+
+async def try_now_or_keep_trying(
+    name: str, call: Callable[[], Awaitable[object]], *, alive: Callable[[], bool]
+) -> bool:
+    """Tries `call` once now; on failure logs it and keeps trying in the background (`keep_trying`).
+    True when the first try succeeded."""
+    error = await _failure(call)
+    if error is None:
+        return True
+    log.warning(
+        "set-up call %s failed (%s: %s); retrying in the background", name, type(error).__name__, error
+    )
+    keep_trying(name, call, alive=alive)
+    return False
 
 
 def keep_trying(
@@ -49,23 +57,15 @@ def keep_trying(
     async def attempts() -> None:
         wait = first_retry
         while alive():
-            try:
-                await call()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning(
-                    "set-up call %s failed (%s: %s); retrying in %.0f s",
-                    name,
-                    type(error).__name__,
-                    error,
-                    wait,
-                )
-                await sleep(wait)
-                wait = min(wait * 2, longest_wait)
-                continue
-            log.info("set-up call %s done", name)
-            return
+            error = await _failure(call)
+            if error is None:
+                log.info("set-up call %s done", name)
+                return
+            log.warning(
+                "set-up call %s failed (%s: %s); retrying in %.0f s", name, type(error).__name__, error, wait
+            )
+            await sleep(wait)
+            wait = min(wait * 2, longest_wait)
 
     task = asyncio.create_task(attempts(), name=f"setup-{name}")
     _running.add(task)

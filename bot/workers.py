@@ -24,7 +24,7 @@ import sys
 import time
 from types import FrameType
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message
 
 from bot.app import (
     bind_socket,
@@ -35,7 +35,8 @@ from bot.app import (
     socket_url,
 )
 from bot.config import Settings
-from storage.database import Database
+from bot.metrics import AnswerStartHook
+from storage.database import upgrade_database
 
 log = logging.getLogger("likeness.workers")
 
@@ -70,32 +71,23 @@ def workers_refusal(settings: Settings, workers: int) -> str | None:
     return None
 
 
-class WorkerHeader:
+class WorkerHeader(AnswerStartHook):
     """Names the worker that answered in a `Likeness-Worker` header (1…N), for operators and tests."""
 
     def __init__(self, app: ASGIApp, index: int) -> None:
         """Wraps `app`; `index` is this worker's number."""
-        self.app = app
+        super().__init__(app)
         self.value = str(index).encode()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Adds the header to every HTTP answer."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def named(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (WORKER_HEADER, self.value)]
-            await send(message)
-
-        await self.app(scope, receive, named)
+    def on_start(self, message: Message) -> None:
+        """Adds the header to the answer."""
+        message["headers"] = [*message.get("headers", []), (WORKER_HEADER, self.value)]
 
 
 def serve_workers(settings: Settings, workers: int) -> int:
     """Runs `workers` processes on one port until SIGTERM or SIGINT; returns the exit code."""
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(_migrate(settings.database_url))
+    asyncio.run(upgrade_database(settings.database_url))
     # The port is reserved, not listened on: only the workers' sockets take connections.
     reserved = bind_socket(settings.http_host, settings.http_port, reuse_port=True, listen=False)
     url = socket_url(reserved)
@@ -118,14 +110,6 @@ def serve_workers(settings: Settings, workers: int) -> int:
         return _watch(children, ready_in, url, workers)
     finally:
         reserved.close()
-
-
-async def _migrate(url: str) -> None:
-    database = Database(url)
-    try:
-        await database.upgrade()
-    finally:
-        await database.dispose()
 
 
 def _die_with_parent() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -118,20 +119,16 @@ class Schedule:
 
     async def start(self) -> None:
         """Starts the scheduler; the first sweep runs at once, catching up on anything missed."""
-        self.scheduler.add_job(
-            self._guarded_sweep,
-            IntervalTrigger(seconds=self.sweep_interval.total_seconds()),
-            id=SWEEP_JOB,
-            next_run_time=datetime.now(UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,
-        )
+        jobs: list[tuple[Callable[[], Awaitable[None]], timedelta, str]] = [
+            (self._guarded_sweep, self.sweep_interval, SWEEP_JOB)
+        ]
         if self.checkpoint_interval is not None:
+            jobs.append((self._guarded_checkpoint, self.checkpoint_interval, CHECKPOINT_JOB))
+        for run, interval, job_id in jobs:
             self.scheduler.add_job(
-                self._guarded_checkpoint,
-                IntervalTrigger(seconds=self.checkpoint_interval.total_seconds()),
-                id=CHECKPOINT_JOB,
+                run,
+                IntervalTrigger(seconds=interval.total_seconds()),
+                id=job_id,
                 next_run_time=datetime.now(UTC),
                 max_instances=1,
                 coalesce=True,

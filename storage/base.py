@@ -35,3 +35,7 @@ class Base(DeclarativeBase):
     """Base of every table."""
 
     type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+    def columns(self, *names: str) -> dict[str, Any]:
+        """The values of these attributes by name, in the order named (plain data for JSON)."""
+        return {name: getattr(self, name) for name in names}

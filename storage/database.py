@@ -170,6 +170,15 @@ class Database:
             await self.quick_read_engine.dispose()
 
 
+async def upgrade_database(url: str) -> None:
+    """Applies every migration not yet applied to the database at `url`, with an engine of its own."""
+    database = Database(url)
+    try:
+        await database.upgrade()
+    finally:
+        await database.dispose()
+
+
 def _first_line(error: BaseException) -> str:
     message = str(getattr(error, "orig", None) or error).strip().splitlines()
     return message[0] if message else type(error).__name__

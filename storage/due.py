@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from bot.models import OPEN_STATUSES, ActorKind, GrantStatus
 from storage.tables import Agency, Artist, Deletion, Grant, Output, ReportRun, Request
@@ -19,6 +20,7 @@ _OPEN = [s.value for s in OPEN_STATUSES]
 _NOT_ENDED = [GrantStatus.scheduled.value, GrantStatus.active.value]
 
 Row = TypeVar("Row", Request, Grant, Deletion, Output)
+Reminded = TypeVar("Reminded", Request, Grant, Output)
 
 
 async def _locked(session: AsyncSession, query: Select[tuple[Row]], limit: int) -> list[Row]:
@@ -26,28 +28,41 @@ async def _locked(session: AsyncSession, query: Select[tuple[Row]], limit: int) 
     return list((await session.execute(query.limit(limit).with_for_update(skip_locked=True))).scalars())
 
 
+# What a row must still be to be reminded of, and the column of its deadline, by table.
+_WAITING: dict[
+    type[Request | Grant | Output], tuple[ColumnElement[bool], InstrumentedAttribute[datetime]]
+] = {
+    Request: (Request.status.in_(_OPEN), Request.decision_due_at),
+    Grant: (Grant.status.in_(_NOT_ENDED), Grant.ends_at),
+    Output: (Output.status == "pending", Output.release_due_at),
+}
+
+
+async def rows_to_remind(
+    session: AsyncSession,
+    table: type[Reminded],
+    now: datetime,
+    *,
+    index: int,
+    within: timedelta,
+    limit: int,
+) -> list[Reminded]:
+    """Open requests, scheduled or active grants, or pending outputs whose deadline (decision, end,
+    release) falls within `within` and that have not had reminder `index` yet, earliest first."""
+    waiting, due_at = _WAITING[table]
+    query = (
+        select(table)
+        .where(waiting, table.reminders_sent <= index, due_at > now, due_at <= now + within)
+        .order_by(due_at)
+    )
+    return await _locked(session, query, limit)
+
+
 async def overdue_requests(session: AsyncSession, now: datetime, limit: int) -> list[Request]:
     """Open requests whose decision deadline has passed, earliest deadline first."""
     query = (
         select(Request)
         .where(Request.status.in_(_OPEN), Request.decision_due_at <= now)
-        .order_by(Request.decision_due_at)
-    )
-    return await _locked(session, query, limit)
-
-
-async def requests_to_remind(
-    session: AsyncSession, now: datetime, *, index: int, within: timedelta, limit: int
-) -> list[Request]:
-    """Open requests due within `within` that have not had reminder `index` yet."""
-    query = (
-        select(Request)
-        .where(
-            Request.status.in_(_OPEN),
-            Request.reminders_sent <= index,
-            Request.decision_due_at > now,
-            Request.decision_due_at <= now + within,
-        )
         .order_by(Request.decision_due_at)
     )
     return await _locked(session, query, limit)
@@ -66,23 +81,6 @@ async def grants_to_start(session: AsyncSession, now: datetime, limit: int) -> l
 async def grants_to_end(session: AsyncSession, now: datetime, limit: int) -> list[Grant]:
     """Scheduled or active grants whose window has ended, earliest end first."""
     query = select(Grant).where(Grant.status.in_(_NOT_ENDED), Grant.ends_at <= now).order_by(Grant.ends_at)
-    return await _locked(session, query, limit)
-
-
-async def grants_to_remind(
-    session: AsyncSession, now: datetime, *, index: int, within: timedelta, limit: int
-) -> list[Grant]:
-    """Scheduled or active grants ending within `within` that have not had reminder `index` yet."""
-    query = (
-        select(Grant)
-        .where(
-            Grant.status.in_(_NOT_ENDED),
-            Grant.reminders_sent <= index,
-            Grant.ends_at > now,
-            Grant.ends_at <= now + within,
-        )
-        .order_by(Grant.ends_at)
-    )
     return await _locked(session, query, limit)
 
 
@@ -173,20 +171,3 @@ async def outputs_of_ended_grants(session: AsyncSession, now: datetime, limit: i
         .with_for_update(skip_locked=True, of=Output)
     )
     return list((await session.execute(query)).scalars())
-
-
-async def outputs_to_remind(
-    session: AsyncSession, now: datetime, *, index: int, within: timedelta, limit: int
-) -> list[Output]:
-    """Pending outputs due within `within` that have not had reminder `index` yet."""
-    query = (
-        select(Output)
-        .where(
-            Output.status == "pending",
-            Output.reminders_sent <= index,
-            Output.release_due_at > now,
-            Output.release_due_at <= now + within,
-        )
-        .order_by(Output.release_due_at)
-    )
-    return await _locked(session, query, limit)

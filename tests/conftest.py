@@ -18,7 +18,7 @@ from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
-from storage.database import Database
+from storage.database import Database, upgrade_database
 from tests.pg_server import PgServer, start_pg_server
 
 _db_names = itertools.count(1)
@@ -79,22 +79,14 @@ def _migrated_copy(db_url: str, templates: dict[str, str], request: pytest.Fixtu
     if db_url.startswith("sqlite"):
         template = Path(templates["sqlite"])
         if not template.exists():
-            asyncio.run(_upgrade(f"sqlite+aiosqlite:///{template}"))
+            asyncio.run(upgrade_database(f"sqlite+aiosqlite:///{template}"))
         shutil.copyfile(template, db_url.removeprefix("sqlite+aiosqlite:///"))
         return
     server: PgServer = request.getfixturevalue("pg_server")
     if "postgresql" not in templates:
         templates["postgresql"] = server.create_database("migrated_template")
-        asyncio.run(_upgrade(templates["postgresql"]))
+        asyncio.run(upgrade_database(templates["postgresql"]))
     server.create_database(db_url.rsplit("/", 1)[1], template="migrated_template", replace=True)
-
-
-async def _upgrade(url: str) -> None:
-    database = Database(url)
-    try:
-        await database.upgrade()
-    finally:
-        await database.dispose()
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ through the outbox like every message to a person."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Unpack
 
 from bot.models import Actor, ActorKind, ChannelKind, GrantStatus, Outcome
 from bot.workflow.decisions import check_decision
-from bot.workflow.desk import Desk, Recipient, queue_notice
+from bot.workflow.desk import Desk, NoticeDetail, Recipient, queue_notice
 from bot.workflow.errors import NotAllowed, NotFound, NotOpen
 from bot.workflow.grants import grant_status_at, revoke_grant
 from bot.workflow.output_release import check_output_decision
@@ -73,15 +73,12 @@ async def _tell(
     kind: str,
     *,
     request_id: str | None = None,
-    grant_id: str | None = None,
-    payload: dict[str, Any] | None = None,
+    **detail: Unpack[NoticeDetail],
 ) -> None:
     """Queues one message for the artist alone; nothing else changes, so nothing is audited."""
     to = Recipient(ChannelKind.telegram, ActorKind.artist, artist_id)
     async with desk.db.transaction() as session:
-        queue_notice(
-            session, desk.clock.now(), to, kind, request_id=request_id, grant_id=grant_id, payload=payload
-        )
+        queue_notice(session, desk.clock.now(), to, kind, request_id=request_id, **detail)
     desk.committed(frozenset({ChannelKind.telegram}))
 
 

@@ -23,37 +23,25 @@ def _at(moment: datetime | None) -> str | None:
 
 
 def _decision(decision: Decision) -> dict[str, Any]:
-    return {
-        "id": decision.id,
-        "at": _at(decision.created_at),
-        "actor_kind": decision.actor_kind,
-        "actor_id": decision.actor_id,
-        "actor_display": decision.actor_display,
-        "channel": decision.channel,
-        "outcome": decision.outcome,
-        "terms_hash": decision.terms_hash,
-        "ai_training_confirmed": decision.ai_training_confirmed,
-        "reason": decision.reason,
-    }
+    return {"id": decision.id, "at": _at(decision.created_at)} | decision.columns(
+        "actor_kind",
+        "actor_id",
+        "actor_display",
+        "channel",
+        "outcome",
+        "terms_hash",
+        "ai_training_confirmed",
+        "reason",
+    )
 
 
 def _usage(event: UsageEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "grant_id": event.grant_id,
-        "kind": event.kind,
-        "count": event.count,
-        "media": event.media,
-        "territory": event.territory,
-        "likeness": event.likeness,
-        "note": event.note,
-        "occurred_at": _at(event.occurred_at),
-        "received_at": _at(event.received_at),
-        "grant_status": event.grant_status,
-        "violation": event.violation,
-        "violation_id": event.violation_id,
-        "reasons": list(event.reasons or []),
-    }
+    return (
+        event.columns("id", "grant_id", "kind", "count", "media", "territory", "likeness", "note")
+        | {"occurred_at": _at(event.occurred_at), "received_at": _at(event.received_at)}
+        | event.columns("grant_status", "violation", "violation_id")
+        | {"reasons": list(event.reasons or [])}
+    )
 
 
 def _receipt(receipt: dict[str, Any] | None) -> dict[str, Any]:

@@ -169,15 +169,11 @@ async def _record(
 
 def output_data(output: Output) -> dict[str, object]:
     """What the audit chain and notices carry of an output."""
-    return {
-        "output_id": output.id,
-        "grant_id": output.grant_id,
-        "sha256": output.sha256,
-        "media_type": output.media_type,
-        "size": output.size,
-        "status": output.status,
-        "release_due_at": utc_iso(output.release_due_at),
-    }
+    return (
+        {"output_id": output.id}
+        | output.columns("grant_id", "sha256", "media_type", "size", "status")
+        | {"release_due_at": utc_iso(output.release_due_at)}
+    )
 
 
 @dataclass(frozen=True)

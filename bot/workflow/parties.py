@@ -4,10 +4,13 @@ made and redeemed, and each person's language."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import (
     OPEN_STATUSES,
@@ -26,6 +29,35 @@ from storage.tables import Agency, Artist, Creator, Invite, Request
 INVITE_LIFETIME = timedelta(days=7)
 
 
+def operator(by: str) -> Actor:
+    """The actor an operator's command acts as, named by who ran it."""
+    return Actor(ActorKind.admin, by or "admin", ChannelKind.cli)
+
+
+def check_policy_has_agency(policy: str, agency_id: str | None) -> None:
+    """A policy that shares the decision (any but artist_only) needs an agency to share it with."""
+    if policy != Policy.artist_only.value and agency_id is None:
+        raise InvalidInput([FieldError("policy", f"{policy} needs an agency")])
+
+
+async def _register(
+    desk: Desk,
+    actor: Actor | None,
+    kind: str,
+    row: Agency | Artist | Creator,
+    data: dict[str, Any],
+    check: Callable[[AsyncSession], Awaitable[None]] | None = None,
+) -> None:
+    """Adds a new party's row with its `<kind>.added` audit event in one transaction, acting as
+    `actor` (an operator by default), once `check` has found nothing wrong."""
+    actor = actor or operator("admin")
+    async with transition(desk, actor, f"{kind}.add", kind, row.id) as session:
+        if check is not None:
+            await check(session)
+        session.add(row)
+        await audit(session, desk, actor, f"{kind}.added", kind, row.id, data)
+
+
 async def add_agency(
     desk: Desk,
     *,
@@ -37,8 +69,6 @@ async def add_agency(
     actor: Actor | None = None,
 ) -> Agency:
     """Registers an agency with its Slack channel, the members allowed to act and its language."""
-    actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
-    now = desk.clock.now()
     agency = Agency(
         id=new_id("agy"),
         name=name,
@@ -46,11 +76,9 @@ async def add_agency(
         slack_member_ids=sorted(set(slack_member_ids or [])),
         timezone=timezone,
         language=language.value,
-        created_at=now,
+        created_at=desk.clock.now(),
     )
-    async with transition(desk, actor, "agency.add", "agency", agency.id) as session:
-        session.add(agency)
-        await audit(session, desk, actor, "agency.added", "agency", agency.id, {"name": name})
+    await _register(desk, actor, "agency", agency, {"name": name})
     return agency
 
 
@@ -67,8 +95,12 @@ async def add_artist(
     require_preview: bool = False,
 ) -> Artist:
     """Registers an artist with their decision policy, language, time zone and red lines."""
-    actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
-    now = desk.clock.now()
+
+    async def check(session: AsyncSession) -> None:
+        if agency_id is not None and await session.get(Agency, agency_id) is None:
+            raise NotFound(f"no agency {agency_id}")
+        check_policy_has_agency(policy.value, agency_id)
+
     artist = Artist(
         id=new_id("art"),
         name=name,
@@ -78,17 +110,9 @@ async def add_artist(
         timezone=timezone,
         red_lines=(red_lines or RedLines()).model_dump(mode="json"),
         require_preview=require_preview,
-        created_at=now,
+        created_at=desk.clock.now(),
     )
-    async with transition(desk, actor, "artist.add", "artist", artist.id) as session:
-        if agency_id is not None and await session.get(Agency, agency_id) is None:
-            raise NotFound(f"no agency {agency_id}")
-        if policy is not Policy.artist_only and agency_id is None:
-            raise InvalidInput([FieldError("policy", f"{policy.value} needs an agency")])
-        session.add(artist)
-        await audit(
-            session, desk, actor, "artist.added", "artist", artist.id, {"name": name, "policy": policy.value}
-        )
+    await _register(desk, actor, "artist", artist, {"name": name, "policy": policy.value}, check)
     return artist
 
 
@@ -105,8 +129,6 @@ async def add_creator(
     desk: Desk, *, name: str, webhook_url: str | None = None, actor: Actor | None = None
 ) -> NewCreator:
     """Registers a creator; its API key is returned once and kept only as a hash."""
-    actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
-    now = desk.clock.now()
     api_key = "lk_" + secrets.token_urlsafe(32)
     webhook_secret = "whsec_" + secrets.token_urlsafe(32) if webhook_url else None
     creator = Creator(
@@ -116,11 +138,9 @@ async def add_creator(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         language="en",
-        created_at=now,
+        created_at=desk.clock.now(),
     )
-    async with transition(desk, actor, "creator.add", "creator", creator.id) as session:
-        session.add(creator)
-        await audit(session, desk, actor, "creator.added", "creator", creator.id, {"name": name})
+    await _register(desk, actor, "creator", creator, {"name": name})
     return NewCreator(creator, api_key, webhook_secret)
 
 
@@ -128,7 +148,7 @@ async def create_invite(
     desk: Desk, *, subject_kind: ActorKind, subject_id: str, actor: Actor | None = None
 ) -> str:
     """Makes a one-time Telegram link token for an artist or creator; valid for 7 days."""
-    actor = actor or Actor(ActorKind.admin, "admin", ChannelKind.cli)
+    actor = actor or operator("admin")
     now = desk.clock.now()
     token = secrets.token_urlsafe(24)
     async with transition(desk, actor, "invite.create", subject_kind.value, subject_id) as session:

@@ -13,17 +13,17 @@ the rules that join records (a shared policy needs an agency, an agency must exi
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import (
-    Actor,
     ActorKind,
     ChannelKind,
-    FieldError,
     Language,
     Policy,
     RedLines,
@@ -38,16 +38,14 @@ from bot.workflow.desk import (
     tell_board_of_open_requests,
     transition,
 )
-from bot.workflow.errors import InvalidInput, NotFound
+from bot.workflow.errors import NotFound
+from bot.workflow.parties import check_policy_has_agency, operator
 from bot.workflow.slack_links import slack_status
 from storage.tables import Agency, Artist, Creator, CreatorKey, Grant, Request
 
+_Deactivated = TypeVar("_Deactivated", Artist, Creator)
+
 MEMBER_NOTICE = "agency_member"  # the notice kind that tells a board its members changed
-
-
-def operator(by: str) -> Actor:
-    """The actor an operator's command acts as, named by who ran it."""
-    return Actor(ActorKind.admin, by or "admin", ChannelKind.cli)
 
 
 def _when(value: datetime | None) -> str | None:
@@ -76,13 +74,7 @@ def agency_record(agency: Agency, artists: int = 0) -> dict[str, Any]:
 
 def artist_record(artist: Artist) -> dict[str, Any]:
     """An artist as the CLI shows it (never the Telegram ids, only whether the chat is linked)."""
-    return {
-        "id": artist.id,
-        "name": artist.name,
-        "agency_id": artist.agency_id,
-        "policy": artist.policy,
-        "language": artist.language,
-        "timezone": artist.timezone,
+    return artist.columns("id", "name", "agency_id", "policy", "language", "timezone") | {
         "red_lines": RedLines.model_validate(artist.red_lines or {}).model_dump(mode="json"),
         "require_preview": bool(artist.require_preview),
         "telegram_linked": artist.telegram_chat_id is not None,
@@ -161,27 +153,37 @@ async def show_agency(desk: Desk, agency_id: str) -> dict[str, Any]:
         return agency_record(agency, len(artists)) | {"artist_ids": artists}
 
 
+class _Changes(TypedDict, total=False):
+    """What an operator may change of an agency or an artist (None, or left out: unchanged)."""
+
+    name: str | None
+    language: Language | None
+    timezone: str | None
+
+
+class AgencyChanges(_Changes, total=False):
+    """What `update_agency` may change besides."""
+
+    slack_channel_id: str | None
+
+
+class ArtistChanges(_Changes, total=False):
+    """What `update_artist` may change besides."""
+
+    agency_id: str | None
+    policy: Policy | None
+    red_lines: RedLines | None
+    require_preview: bool | None
+
+
 async def update_agency(
-    desk: Desk,
-    agency_id: str,
-    *,
-    by: str,
-    name: str | None = None,
-    slack_channel_id: str | None = None,
-    timezone: str | None = None,
-    language: Language | None = None,
+    desk: Desk, agency_id: str, *, by: str, **wanted: Unpack[AgencyChanges]
 ) -> dict[str, Any]:
     """Changes an agency's name, Slack channel, time zone or language; audited with the changes."""
     actor = operator(by)
     async with transition(desk, actor, "agency.update", "agency", agency_id) as session:
         agency = await _agency(session, agency_id, lock=True)
-        wanted = {
-            "name": name,
-            "slack_channel_id": slack_channel_id,
-            "timezone": timezone,
-            "language": language.value if language else None,
-        }
-        changes = _apply(agency, wanted)
+        changes = _apply(agency, _stored(wanted))
         if changes:
             await audit(session, desk, actor, "agency.updated", "agency", agency.id, {"changes": changes})
         return agency_record(agency) | {"changed": sorted(changes)}
@@ -246,37 +248,18 @@ async def show_artist(desk: Desk, artist_id: str) -> dict[str, Any]:
 
 
 async def update_artist(
-    desk: Desk,
-    artist_id: str,
-    *,
-    by: str,
-    name: str | None = None,
-    agency_id: str | None = None,
-    policy: Policy | None = None,
-    language: Language | None = None,
-    timezone: str | None = None,
-    red_lines: RedLines | None = None,
-    require_preview: bool | None = None,
+    desk: Desk, artist_id: str, *, by: str, **wanted: Unpack[ArtistChanges]
 ) -> dict[str, Any]:
     """Changes an artist's record; a decision made after it commits reads the new policy and red
     lines. The artist is told in Telegram what changed."""
     actor = operator(by)
     async with transition(desk, actor, "artist.update", "artist", artist_id) as session:
         artist = await _artist(session, artist_id, lock=True)
+        agency_id = wanted.get("agency_id")
         if agency_id is not None:
             await _agency(session, agency_id)
-        wanted: dict[str, Any] = {
-            "name": name,
-            "agency_id": agency_id,
-            "policy": policy.value if policy else None,
-            "language": language.value if language else None,
-            "timezone": timezone,
-            "red_lines": red_lines.model_dump(mode="json") if red_lines is not None else None,
-            "require_preview": require_preview,
-        }
-        changes = _apply(artist, wanted)
-        if artist.policy != Policy.artist_only.value and artist.agency_id is None:
-            raise InvalidInput([FieldError("policy", f"{artist.policy} needs an agency")])
+        changes = _apply(artist, _stored(wanted))
+        check_policy_has_agency(artist.policy, artist.agency_id)
         if changes:
             await audit(session, desk, actor, "artist.updated", "artist", artist.id, {"changes": changes})
             tell_artist(
@@ -291,13 +274,7 @@ async def update_artist(
 
 async def deactivate_artist(desk: Desk, artist_id: str, *, by: str) -> dict[str, Any]:
     """No new requests for the artist from now on (409 `deactivated`); their grants are untouched."""
-    actor = operator(by)
-    async with transition(desk, actor, "artist.deactivate", "artist", artist_id) as session:
-        artist = await _artist(session, artist_id, lock=True)
-        if artist.deactivated_at is None:
-            artist.deactivated_at = desk.clock.now()
-            await audit(session, desk, actor, "artist.deactivated", "artist", artist.id)
-        return artist_record(artist)
+    return await _deactivate(desk, "artist", artist_id, by=by, load=_artist, record=artist_record)
 
 
 # ---------------------------------------------------------------- creators
@@ -352,16 +329,41 @@ async def update_creator(
 
 async def deactivate_creator(desk: Desk, creator_id: str, *, by: str) -> dict[str, Any]:
     """Refuses the creator's API keys from the next call and stops its webhooks (pending ones too)."""
+    return await _deactivate(desk, "creator", creator_id, by=by, load=_creator, record=creator_record)
+
+
+async def _deactivate(
+    desk: Desk,
+    kind: str,
+    record_id: str,
+    *,
+    by: str,
+    load: Callable[..., Awaitable[_Deactivated]],
+    record: Callable[[_Deactivated], dict[str, Any]],
+) -> dict[str, Any]:
+    """Marks an artist or a creator deactivated from now (audited, once); its record as shown."""
     actor = operator(by)
-    async with transition(desk, actor, "creator.deactivate", "creator", creator_id) as session:
-        creator = await _creator(session, creator_id, lock=True)
-        if creator.deactivated_at is None:
-            creator.deactivated_at = desk.clock.now()
-            await audit(session, desk, actor, "creator.deactivated", "creator", creator.id)
-        return creator_record(creator, 0)
+    async with transition(desk, actor, f"{kind}.deactivate", kind, record_id) as session:
+        row = await load(session, record_id, lock=True)
+        if row.deactivated_at is None:
+            row.deactivated_at = desk.clock.now()
+            await audit(session, desk, actor, f"{kind}.deactivated", kind, row.id)
+        return record(row)
 
 
 # ---------------------------------------------------------------- changes
+
+
+def _stored(wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The wanted values as their columns keep them: enums by value, red lines as JSON."""
+    stored: dict[str, Any] = {}
+    for field, value in wanted.items():
+        if isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, RedLines):
+            value = value.model_dump(mode="json")
+        stored[field] = value
+    return stored
 
 
 def _apply(row: Any, wanted: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from bot.models import Actor, ActorKind, ChannelKind, utc_iso
 from bot.workflow.desk import Desk, audit, transition
 from bot.workflow.errors import NotFound, Refused
+from bot.workflow.parties import operator
 from storage.tables import Agency, SlackInstallLink
 
 LINK_LIFETIME = timedelta(days=7)
@@ -79,7 +80,7 @@ def _signed_text(link_id: str, agency_id: str, expires_at: datetime) -> str:
 
 async def issue_install_link(desk: Desk, agency_id: str, *, by: str, signer: Signer) -> IssuedLink:
     """A fresh install link for the agency; NotFound when there is no such agency (nothing written)."""
-    actor = Actor(ActorKind.admin, by or "admin", ChannelKind.cli)
+    actor = operator(by)
     async with desk.db.read() as session:
         if await session.get(Agency, agency_id) is None:
             raise NotFound(f"no agency {agency_id}")

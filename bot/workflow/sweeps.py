@@ -93,7 +93,7 @@ async def send_decision_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> in
     offsets = desk.rules.decision_reminders
 
     async def rows(session: AsyncSession, now: datetime, index: int, within: timedelta) -> list[Request]:
-        return await due.requests_to_remind(session, now, index=index, within=within, limit=limit)
+        return await due.rows_to_remind(session, Request, now, index=index, within=within, limit=limit)
 
     async def remind(session: AsyncSession, now: datetime, request: Request, index: int) -> None:
         view = await load_view(session, request.id)
@@ -167,7 +167,7 @@ async def send_grant_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
     """Reminds artist, agency and creator before a grant ends, at each configured offset, once each."""
 
     async def rows(session: AsyncSession, now: datetime, index: int, within: timedelta) -> list[Grant]:
-        return await due.grants_to_remind(session, now, index=index, within=within, limit=limit)
+        return await due.rows_to_remind(session, Grant, now, index=index, within=within, limit=limit)
 
     async def remind(session: AsyncSession, now: datetime, grant: Grant, index: int) -> None:
         view = await load_view(session, grant.request_id)
@@ -270,7 +270,7 @@ async def send_output_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> int:
     """Reminds artists of outputs waiting for release, at the decision reminders' offsets."""
 
     async def rows(session: AsyncSession, now: datetime, index: int, within: timedelta) -> list[Output]:
-        return await due.outputs_to_remind(session, now, index=index, within=within, limit=limit)
+        return await due.rows_to_remind(session, Output, now, index=index, within=within, limit=limit)
 
     async def remind(session: AsyncSession, now: datetime, output: Output, index: int) -> None:
         view = await load_view(session, output.request_id)

@@ -2,6 +2,8 @@
 the agencies' install links, and each agency's workspace)
 """
 
+from typing import Any
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -13,6 +15,32 @@ down_revision = '0009'
 def _sealed() -> sa.Text:
     # Fernet-sealed tokens (bot/secrets_box.py) are longer than slack_sdk's String(200).
     return sa.Text()
+
+
+def _app_columns() -> list[sa.Column[Any]]:
+    # The columns slack_sdk's installations and bots tables both begin with: the row, the app and
+    # the enterprise.
+    return [
+        sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column('client_id', sa.String(length=32), nullable=False),
+        sa.Column('app_id', sa.String(length=32), nullable=False),
+        sa.Column('enterprise_id', sa.String(length=32), nullable=True),
+        sa.Column('enterprise_name', sa.String(length=200), nullable=True),
+    ]
+
+
+def _bot_columns() -> list[sa.Column[Any]]:
+    # The workspace and its bot, as slack_sdk's installations and bots tables both keep them.
+    return [
+        sa.Column('team_id', sa.String(length=32), nullable=True),
+        sa.Column('team_name', sa.String(length=200), nullable=True),
+        sa.Column('bot_token', _sealed(), nullable=True),
+        sa.Column('bot_id', sa.String(length=32), nullable=True),
+        sa.Column('bot_user_id', sa.String(length=32), nullable=True),
+        sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
+        sa.Column('bot_refresh_token', _sealed(), nullable=True),
+        sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
+    ]
 
 
 def upgrade() -> None:
@@ -38,20 +66,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_slack_install_links_agency_id'), ['agency_id'], unique=False)
 
     op.create_table('slack_installations',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('client_id', sa.String(length=32), nullable=False),
-    sa.Column('app_id', sa.String(length=32), nullable=False),
-    sa.Column('enterprise_id', sa.String(length=32), nullable=True),
-    sa.Column('enterprise_name', sa.String(length=200), nullable=True),
+    *_app_columns(),
     sa.Column('enterprise_url', sa.String(length=200), nullable=True),
-    sa.Column('team_id', sa.String(length=32), nullable=True),
-    sa.Column('team_name', sa.String(length=200), nullable=True),
-    sa.Column('bot_token', _sealed(), nullable=True),
-    sa.Column('bot_id', sa.String(length=32), nullable=True),
-    sa.Column('bot_user_id', sa.String(length=32), nullable=True),
-    sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
-    sa.Column('bot_refresh_token', _sealed(), nullable=True),
-    sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
+    *_bot_columns(),
     sa.Column('user_id', sa.String(length=32), nullable=False),
     sa.Column('user_token', _sealed(), nullable=True),
     sa.Column('user_scopes', sa.String(length=1000), nullable=True),
@@ -70,19 +87,8 @@ def upgrade() -> None:
                     ['client_id', 'enterprise_id', 'team_id', 'user_id', 'installed_at'], unique=False)
 
     op.create_table('slack_bots',
-    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
-    sa.Column('client_id', sa.String(length=32), nullable=False),
-    sa.Column('app_id', sa.String(length=32), nullable=False),
-    sa.Column('enterprise_id', sa.String(length=32), nullable=True),
-    sa.Column('enterprise_name', sa.String(length=200), nullable=True),
-    sa.Column('team_id', sa.String(length=32), nullable=True),
-    sa.Column('team_name', sa.String(length=200), nullable=True),
-    sa.Column('bot_token', _sealed(), nullable=True),
-    sa.Column('bot_id', sa.String(length=32), nullable=True),
-    sa.Column('bot_user_id', sa.String(length=32), nullable=True),
-    sa.Column('bot_scopes', sa.String(length=1000), nullable=True),
-    sa.Column('bot_refresh_token', _sealed(), nullable=True),
-    sa.Column('bot_token_expires_at', sa.DateTime(), nullable=True),
+    *_app_columns(),
+    *_bot_columns(),
     sa.Column('is_enterprise_install', sa.Boolean(), nullable=False),
     sa.Column('installed_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id')
