@@ -25,8 +25,8 @@ from bench.figures import Figure
 from bot import workflow
 from bot.app import build_desk
 from bot.config import load_settings
-from bot.models import ActorKind, Outcome
-from sandbox.factories import make_parties, make_terms
+from bot.models import ActorKind
+from sandbox.factories import approve, make_parties, make_terms
 from sandbox.service_process import run_cli, service_env, start_service
 from sandbox.slack import SlackSimulator
 from sandbox.telegram import TelegramSimulator
@@ -57,16 +57,9 @@ async def _prepare(env: dict[str, str]) -> tuple[str, str, str, str]:
             ends_at=(now + timedelta(days=300)).isoformat(),
         ),
     )
-    decided = await workflow.decide(
-        desk,
-        request_id=submitted.view.request.id,
-        actor=parties.artist(),
-        outcome=Outcome.approve,
-        terms_hash=submitted.view.request.terms_hash,
-    )
+    grant = await approve(desk, submitted, parties.artist())
     await desk.db.dispose()
-    assert decided.view.grant is not None
-    return parties.artist_id, parties.agency_id, decided.view.grant.id, parties.api_key
+    return parties.artist_id, parties.agency_id, grant.id, parties.api_key
 
 
 def _bulk_usage(database: Path, grant_id: str, artist_id: str, creator_id: str) -> None:
