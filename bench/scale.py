@@ -1,6 +1,6 @@
 """Scale-out on PostgreSQL: one process against two (`likeness serve --workers 2`) on one server.
 
-Three parts, all through real processes on a throwaway PostgreSQL server (tests/pg_server.py):
+Three parts, all through real processes on a throwaway PostgreSQL server (sandbox/pg_server.py):
 
 - **Fan-out with two processes**: 1,000 cards queued for 1,000 linked artists, sent by two
   workers sharing the send budget in PostgreSQL to the Bot API simulator, which enforces
@@ -36,10 +36,10 @@ from bench._telegram import TOKEN, Card, Crowd, end_crowd, free_port, make_crowd
 from bench.fanout import ALLOWED, Fanout, fanout_figures
 from bench.figures import Figure
 from bench.intake import request_body
+from sandbox.pg_server import PgServer, start_pg_server
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from storage.database import Database
 from storage.tables import Notice
-from tests.pg_server import PgServer, start_pg_server
 
 CARDS = 1_000
 TAPS = 400

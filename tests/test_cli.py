@@ -143,7 +143,7 @@ def test_a_malformed_database_url_is_reported_plainly(env: dict[str, str]) -> No
 
 
 def test_an_unreachable_database_is_reported_plainly(env: dict[str, str]) -> None:
-    from tests.pg_server import free_port
+    from sandbox.pg_server import free_port
 
     url = f"postgresql+asyncpg://app:hunter2@127.0.0.1:{free_port()}/likeness"
     code, _, err = likeness(env | {"DATABASE_URL": url}, "db", "upgrade")
