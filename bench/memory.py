@@ -26,7 +26,7 @@ from bot import workflow
 from bot.app import build_desk
 from bot.config import load_settings
 from bot.models import ActorKind
-from sandbox.factories import approve, make_parties, make_terms
+from sandbox.factories import approve, make_parties, submit
 from sandbox.service_process import run_cli, service_env, start_service
 from sandbox.slack import SlackSimulator
 from sandbox.telegram import TelegramSimulator
@@ -47,15 +47,8 @@ async def _prepare(env: dict[str, str]) -> tuple[str, str, str, str]:
     token = await workflow.create_invite(desk, subject_kind=ActorKind.artist, subject_id=parties.artist_id)
     await workflow.redeem_invite(desk, token=token, telegram_user_id=USER, chat_id=USER)
     now = desk.clock.now()
-    submitted = await workflow.submit_request(
-        desk,
-        creator_id=parties.creator_id,
-        terms_in=make_terms(
-            desk,
-            parties.artist_id,
-            starts_at=now.isoformat(),
-            ends_at=(now + timedelta(days=300)).isoformat(),
-        ),
+    submitted = await submit(
+        desk, parties, starts_at=now.isoformat(), ends_at=(now + timedelta(days=300)).isoformat()
     )
     grant = await approve(desk, submitted, parties.artist())
     await desk.db.dispose()
