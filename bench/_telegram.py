@@ -10,7 +10,6 @@ starts afterwards and finds the cards waiting in its outbox.
 from __future__ import annotations
 
 import asyncio
-import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from bot.config import load_settings
 from bot.models import ActorKind, TermsIn
 from bot.workflow import Desk
 from sandbox.factories import terms_data
+from sandbox.pg_server import free_port as free_port  # the benchmarks' webhook ports
 from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.telegram import TelegramSimulator
 
@@ -98,13 +98,6 @@ async def poll_until(check: Callable[[], bool], timeout: float, every: float = 0
 def ok_calls(sim: TelegramSimulator, method: str) -> int:
     """How many calls of `method` the simulator answered with success."""
     return sum(1 for call in sim.calls(method) if call["ok"])
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _terms(desk: Desk, artist_id: str, number: int) -> TermsIn:

@@ -24,7 +24,8 @@ GOAL_RATE = 600
 CPU_GOAL_MS = 1.5
 
 
-def _body(artist: str, number: int) -> dict[str, object]:
+def request_body(artist: str, number: int) -> dict[str, object]:
+    """The body of request `number` for `artist`, starting tomorrow for 30 days."""
     now = datetime.now(UTC)
     return {
         "artist_id": artist,
@@ -50,7 +51,7 @@ async def _load(url: str, headers: dict[str, str], artist: str, duration: float)
             while time.perf_counter() < deadline:
                 number += 1
                 async with session.post(
-                    f"{url}/v1/requests", json=_body(artist, worker_id * 1_000_000 + number)
+                    f"{url}/v1/requests", json=request_body(artist, worker_id * 1_000_000 + number)
                 ) as r:
                     await r.read()
                     if r.status == 201:

@@ -25,8 +25,8 @@ from bench.figures import Figure
 from bot import workflow
 from bot.app import build_desk
 from bot.config import load_settings
-from bot.models import ActorKind, Outcome
-from sandbox.factories import make_parties, make_terms
+from bot.models import ActorKind
+from sandbox.factories import approve, make_parties, submit
 from sandbox.service_process import run_cli, service_env, start_service
 from sandbox.slack import SlackSimulator
 from sandbox.telegram import TelegramSimulator
@@ -47,26 +47,12 @@ async def _prepare(env: dict[str, str]) -> tuple[str, str, str, str]:
     token = await workflow.create_invite(desk, subject_kind=ActorKind.artist, subject_id=parties.artist_id)
     await workflow.redeem_invite(desk, token=token, telegram_user_id=USER, chat_id=USER)
     now = desk.clock.now()
-    submitted = await workflow.submit_request(
-        desk,
-        creator_id=parties.creator_id,
-        terms_in=make_terms(
-            desk,
-            parties.artist_id,
-            starts_at=now.isoformat(),
-            ends_at=(now + timedelta(days=300)).isoformat(),
-        ),
+    submitted = await submit(
+        desk, parties, starts_at=now.isoformat(), ends_at=(now + timedelta(days=300)).isoformat()
     )
-    decided = await workflow.decide(
-        desk,
-        request_id=submitted.view.request.id,
-        actor=parties.artist(),
-        outcome=Outcome.approve,
-        terms_hash=submitted.view.request.terms_hash,
-    )
+    grant = await approve(desk, submitted, parties.artist())
     await desk.db.dispose()
-    assert decided.view.grant is not None
-    return parties.artist_id, parties.agency_id, decided.view.grant.id, parties.api_key
+    return parties.artist_id, parties.agency_id, grant.id, parties.api_key
 
 
 def _bulk_usage(database: Path, grant_id: str, artist_id: str, creator_id: str) -> None:

@@ -1,6 +1,6 @@
 """Scale-out on PostgreSQL: one process against two (`likeness serve --workers 2`) on one server.
 
-Three parts, all through real processes on a throwaway PostgreSQL server (tests/pg_server.py):
+Three parts, all through real processes on a throwaway PostgreSQL server (sandbox/pg_server.py):
 
 - **Fan-out with two processes**: 1,000 cards queued for 1,000 linked artists, sent by two
   workers sharing the send budget in PostgreSQL to the Bot API simulator, which enforces
@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -34,15 +33,15 @@ import psutil
 from sqlalchemy import func, select
 
 from bench._telegram import TOKEN, Card, Crowd, end_crowd, free_port, make_crowd, ok_calls, poll_until
+from bench.fanout import ALLOWED, Fanout, fanout_figures
 from bench.figures import Figure
+from bench.intake import request_body
+from sandbox.pg_server import PgServer, start_pg_server
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from storage.database import Database
 from storage.tables import Notice
-from tests.pg_server import PgServer, start_pg_server
 
 CARDS = 1_000
-ALLOWED = 30.0
-FANOUT_GOAL = 0.9
 TAPS = 400
 TAP_INTERVAL = 1 / 200
 WEBHOOK_CONNECTIONS = 40
@@ -181,20 +180,9 @@ async def _fanout_and_taps(pg: PgServer) -> dict[str, object]:
         with _measured(service, pg.data_dir) as fan_cpu:
             await poll_until(lambda: ok_calls(sim, "sendMessage") >= CARDS, timeout=CARDS / ALLOWED * 4 + 60)
         await asyncio.sleep(2.0)  # the last sends are marked; a duplicate would show up now
-        calls = [c for c in sim.calls("sendMessage") if c["ok"]]
-        times = sorted(float(c["time"]) for c in calls)
-        delivered = crowd.delivered_cards()
-        got["fanout"] = {
-            "rate": (len(times) - 1) / (times[-1] - times[0]),
-            "span": times[-1] - times[0],
-            "sent": len(calls),
-            "429": sim.rate_limited_count,
-            "lost": CARDS - len(delivered),
-            "duplicates": sum(len(m) - 1 for m in delivered.values()),
-            "not_marked": CARDS - (await _notice_states(url)).get("sent", 0),
-            "busiest_chat": max(sim.chat_stats(card.user_id)["max_in_1s"] for card in crowd.cards),
-            "cpu": fan_cpu,
-        }
+        got["fanout"] = Fanout.of(crowd)
+        got["not_marked"] = CARDS - (await _notice_states(url)).get("sent", 0)
+        got["fanout_cpu"] = fan_cpu
         two = crowd.cards[:TAPS]
         one = crowd.cards[TAPS : 2 * TAPS]
         got["taps2"] = await _tap_round(crowd, two, pg.data_dir)
@@ -210,21 +198,6 @@ async def _fanout_and_taps(pg: PgServer) -> dict[str, object]:
 # ---------------------------------------------------------------- intake
 
 
-def _body(artist: str, number: int) -> dict[str, object]:
-    now = datetime.now(UTC)
-    return {
-        "artist_id": artist,
-        "project_title": f"Bench {number}",
-        "use_description": "A digital double for a thirty second advertising spot, face only.",
-        "media": ["advertising"],
-        "likeness": ["face"],
-        "territory": ["CN"],
-        "starts_at": (now + timedelta(days=1)).isoformat(),
-        "ends_at": (now + timedelta(days=30)).isoformat(),
-        "ai_training": False,
-    }
-
-
 async def _load(url: str, key: str, artist: str, duration: float) -> tuple[int, int]:
     done = errors = 0
     deadline = time.perf_counter() + duration
@@ -237,7 +210,7 @@ async def _load(url: str, key: str, artist: str, duration: float) -> tuple[int, 
             sent = 0
             while time.perf_counter() < deadline:
                 sent += 1
-                body = _body(artist, number * 1_000_000 + sent)
+                body = request_body(artist, number * 1_000_000 + sent)
                 async with session.post(f"{url}/v1/requests", json=body) as answer:
                     await answer.read()
                     if answer.status == 201:
@@ -288,13 +261,12 @@ def run() -> list[Figure]:
         intake = _intake(pg)
     finally:
         pg.stop()
-    fan = telegram["fanout"]
-    assert isinstance(fan, dict)
-    rate = float(fan["rate"])
+    fan, fan_cpu = telegram["fanout"], telegram["fanout_cpu"]
+    assert isinstance(fan, Fanout) and isinstance(fan_cpu, CpuShare)
     fan_note = (
-        f"{fan['sent']} cards in {fan['span']:.1f} s (ideal {CARDS / ALLOWED:.1f} s) by 2 workers on "
-        f"PostgreSQL; {fan['duplicates']} duplicates; {fan['not_marked']} notices not marked sent; at most "
-        f"{fan['busiest_chat']} message(s) in any chat within 1 s; {fan['cpu'].note()}"
+        f"{fan.sent} cards in {fan.span:.1f} s (ideal {CARDS / ALLOWED:.1f} s) by 2 workers on "
+        f"PostgreSQL; {fan.duplicates} duplicates; {telegram['not_marked']} notices not marked sent; at most "
+        f"{fan.busiest_chat} message(s) in any chat within 1 s; {fan_cpu.note()}"
     )
     taps1, taps2 = telegram["taps1"], telegram["taps2"]
     assert isinstance(taps1, tuple) and isinstance(taps2, tuple)
@@ -311,34 +283,7 @@ def run() -> list[Figure]:
         f"2 processes ({in2[2].note()}); non-201 answers: {in1[1]} / {in2[1]}"
     )
     return [
-        Figure(
-            "Telegram fan-out rate, 2 processes",
-            rate,
-            "msg/s",
-            "allowed rate (simulator's per-bot limit)",
-            ALLOWED,
-            goal=f"ratio ≥ {FANOUT_GOAL}",
-            met=rate / ALLOWED >= FANOUT_GOAL,
-            note=fan_note,
-        ),
-        Figure(
-            "fan-out 429s provoked, 2 processes",
-            float(fan["429"]),
-            "answers",
-            "cards sent",
-            float(CARDS),
-            goal="0",
-            met=fan["429"] == 0,
-        ),
-        Figure(
-            "fan-out cards lost, 2 processes",
-            float(fan["lost"]),
-            "cards",
-            "cards queued",
-            float(CARDS),
-            goal="0",
-            met=fan["lost"] == 0,
-        ),
+        *fanout_figures(fan, fan_note, ", 2 processes"),
         Figure(
             "taps answered, 2 processes (PostgreSQL, webhook)",
             taps2[0],

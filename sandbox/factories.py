@@ -16,6 +16,7 @@ from bot.models import (
     Language,
     Likeness,
     Media,
+    Outcome,
     Policy,
     RedLines,
     TermsIn,
@@ -103,6 +104,19 @@ async def submit(desk: Desk, parties: Parties, **overrides: Any) -> workflow.Sub
     return await workflow.submit_request(
         desk, creator_id=parties.creator_id, terms_in=make_terms(desk, parties.artist_id, **overrides)
     )
+
+
+async def approve(desk: Desk, submitted: workflow.Submitted, actor: Actor) -> workflow.Grant:
+    """`actor` approves the submitted request at the terms it was submitted with; the grant it makes."""
+    decided = await workflow.decide(
+        desk,
+        request_id=submitted.view.request.id,
+        actor=actor,
+        outcome=Outcome.approve,
+        terms_hash=submitted.view.request.terms_hash,
+    )
+    assert decided.view.grant is not None
+    return decided.view.grant
 
 
 def stated_use(kind: UsageKind, count: int = 1, **overrides: Any) -> UsageIn:

@@ -18,8 +18,8 @@ from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
+from sandbox.pg_server import PgServer, start_pg_server
 from storage.database import Database, upgrade_database
-from tests.pg_server import PgServer, start_pg_server
 
 _db_names = itertools.count(1)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from bot.clock import SystemClock
 from bot.models import Policy
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
+from sandbox.pg_server import free_port
 from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.slack import SlackSimulator
 from storage.database import Database
@@ -42,13 +42,6 @@ async def cli(env: dict[str, str], cwd: Path, *args: str, ok: bool = True) -> tu
         assert process.returncode == 0, err.decode()
     parsed = json.loads(out) if out.strip() else None
     return int(process.returncode or 0), parsed, err.decode()
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the service's PUBLIC_URL must be known before it starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -132,7 +125,7 @@ async def start_oauth_world(tmp_path: Path) -> OAuthWorld:
         sim.add_channel(board, f"{domain}-board", team)
         sim.add_user(agent, f"{domain}.agent", team)
     await sim.start()
-    port = free_port()
+    port = free_port()  # the service's PUBLIC_URL must be known before it starts
     env = service_env(
         tmp_path,
         SLACK_CLIENT_ID=sim.client_id,

@@ -1,6 +1,6 @@
 """The house rules of ARCHITECTURE.md, checked on the source itself (read as syntax trees, never run).
 
-- Nothing in bot/ imports sandbox/, not even lazily inside a function.
+- Nothing in bot/ imports sandbox/, not even lazily inside a function; nothing in bench/ imports tests/.
 - The channel edges (bot/handlers/, bot/api/) import neither sqlalchemy nor storage/: they read
   through the workflow's query functions.
 - No import circle among the modules of bot/, storage/, scheduler/ and sandbox/ (the imports
@@ -78,9 +78,10 @@ def _dynamic_imports(tree: ast.AST) -> Iterator[str]:
             yield str(first.value)
 
 
-def every_import(module: str) -> set[str]:
-    """Every module this one may import, wherever the statement is (functions and TYPE_CHECKING too)."""
-    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+def every_import(module: str, path: Path | None = None) -> set[str]:
+    """Every module this one (at `path`, if not one of PACKAGES) may import, wherever the statement is
+    (functions and TYPE_CHECKING too)."""
+    tree = ast.parse((path or MODULES[module]).read_text(encoding="utf-8"))
     found = {
         name
         for node in ast.walk(tree)
@@ -168,6 +169,15 @@ def test_nothing_in_bot_imports_the_sandbox() -> None:
         module: sorted(name for name in every_import(module) if _is_under(name, "sandbox"))
         for module in MODULES
         if _is_under(module, "bot")
+    }
+
+    assert {module: names for module, names in offenders.items() if names} == {}
+
+
+def test_the_benchmarks_never_import_the_tests() -> None:
+    offenders = {
+        module: sorted(name for name in every_import(module, path) if _is_under(name, "tests"))
+        for module, path in sources("bench").items()
     }
 
     assert {module: names for module, names in offenders.items() if names} == {}

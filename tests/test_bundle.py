@@ -22,7 +22,7 @@ from bot.clock import FrozenClock
 from bot.config import load_settings
 from bot.models import Outcome, UsageKind
 from bot.workflow import Desk
-from sandbox.factories import make_parties, stated_use, submit
+from sandbox.factories import approve, make_parties, stated_use, submit
 from sandbox.service_process import service_env
 
 MEMBERS = ("manifest.json", "bundle.json", "history.csv")
@@ -39,15 +39,7 @@ async def make_history(desk: Desk) -> tuple[str, str]:
     and a denied one. Returns the artist's id and the granted request's id."""
     parties = await make_parties(desk)
     granted = await submit(desk, parties, starts_at=desk.clock.now().isoformat())
-    decided = await workflow.decide(
-        desk,
-        request_id=granted.view.request.id,
-        actor=parties.artist(),
-        outcome=Outcome.approve,
-        terms_hash=granted.view.request.terms_hash,
-    )
-    assert decided.view.grant is not None
-    grant_id = decided.view.grant.id
+    grant_id = (await approve(desk, granted, parties.artist())).id
     for use in (stated_use(UsageKind.render, 3), stated_use(UsageKind.publish, territory=["US"])):
         tick(desk)
         await workflow.record_usage(desk, creator_id=parties.creator_id, grant_id=grant_id, usage=use)

@@ -143,7 +143,7 @@ def test_a_malformed_database_url_is_reported_plainly(env: dict[str, str]) -> No
 
 
 def test_an_unreachable_database_is_reported_plainly(env: dict[str, str]) -> None:
-    from tests.pg_server import free_port
+    from sandbox.pg_server import free_port
 
     url = f"postgresql+asyncpg://app:hunter2@127.0.0.1:{free_port()}/likeness"
     code, _, err = likeness(env | {"DATABASE_URL": url}, "db", "upgrade")
@@ -172,8 +172,7 @@ def test_receipt_verify_accepts_a_genuine_receipt_and_refuses_any_changed_byte(
     from bot import workflow
     from bot.app import build_desk
     from bot.config import load_settings
-    from bot.models import Outcome
-    from sandbox.factories import make_parties, make_terms
+    from sandbox.factories import approve, make_parties, make_terms
 
     async def make_receipt() -> dict[str, object]:
         desk = build_desk(
@@ -184,18 +183,11 @@ def test_receipt_verify_accepts_a_genuine_receipt_and_refuses_any_changed_byte(
         submitted = await workflow.submit_request(
             desk, creator_id=parties.creator_id, terms_in=make_terms(desk, parties.artist_id)
         )
-        decided = await workflow.decide(
-            desk,
-            request_id=submitted.view.request.id,
-            actor=parties.artist(),
-            outcome=Outcome.approve,
-            terms_hash=submitted.view.request.terms_hash,
-        )
+        grant = await approve(desk, submitted, parties.artist())
         keys = desk.signer.public_keys_document()
         await desk.db.dispose()
-        assert decided.view.grant is not None
         (tmp_path / "keys.json").write_text(json.dumps(keys))
-        return decided.view.grant.receipt
+        return grant.receipt
 
     receipt = asyncio.run(make_receipt())
     genuine = tmp_path / "receipt.json"
@@ -238,8 +230,7 @@ def test_receipt_verify_accepts_a_deletion_receipt_and_refuses_any_changed_byte(
     from bot import workflow
     from bot.app import build_desk
     from bot.config import load_settings
-    from bot.models import Outcome
-    from sandbox.factories import make_parties, make_terms
+    from sandbox.factories import approve, make_parties, make_terms
 
     async def make_receipt() -> dict[str, object]:
         desk = build_desk(
@@ -253,15 +244,7 @@ def test_receipt_verify_accepts_a_deletion_receipt_and_refuses_any_changed_byte(
             creator_id=parties.creator_id,
             terms_in=make_terms(desk, parties.artist_id, starts_at=now.isoformat()),
         )
-        decided = await workflow.decide(
-            desk,
-            request_id=submitted.view.request.id,
-            actor=parties.artist(),
-            outcome=Outcome.approve,
-            terms_hash=submitted.view.request.terms_hash,
-        )
-        assert decided.view.grant is not None
-        grant_id = decided.view.grant.id
+        grant_id = (await approve(desk, submitted, parties.artist())).id
         await workflow.revoke_grant(desk, grant_id=grant_id, actor=parties.artist())
         confirmed = await workflow.confirm_deletion(
             desk,

@@ -14,9 +14,9 @@ from bot.adapters.webhook import _signatures, verify_webhook
 from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.workflow import Desk
+from sandbox.pg_server import PgServer
 from sandbox.service_process import service_env, start_service
 from storage.tables import Creator
-from tests.pg_server import PgServer
 from tests.test_cli import likeness
 from tests.test_workflow import row_counts
 

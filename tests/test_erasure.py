@@ -22,7 +22,7 @@ from bot.models import Actor, ActorKind, ChannelKind, Outcome, UsageKind, canoni
 from bot.receipts import parse_keys_document, verify_receipt
 from bot.workflow import Desk
 from bot.workflow.erasure import erase_artist
-from sandbox.factories import make_parties, make_terms, stated_use
+from sandbox.factories import approve, make_parties, make_terms, stated_use
 from sandbox.service_process import service_env
 from storage.audit import verify_chain
 from storage.personal import open_sealed
@@ -57,15 +57,8 @@ async def make_person(desk: Desk) -> tuple[str, dict[str, Any], str]:
     granted = await workflow.submit_request(
         desk, creator_id=parties.creator_id, terms_in=make_terms(desk, artist.id, starts_at=now.isoformat())
     )
-    decided = await workflow.decide(
-        desk,
-        request_id=granted.view.request.id,
-        actor=me,
-        outcome=Outcome.approve,
-        terms_hash=granted.view.request.terms_hash,
-    )
-    assert decided.view.grant is not None
-    grant_id = decided.view.grant.id
+    grant = await approve(desk, granted, me)
+    grant_id = grant.id
     bad_use = stated_use(UsageKind.publish, territory=["US"], note=f"Posted {NAME}'s scene in the US")
     await workflow.record_usage(desk, creator_id=parties.creator_id, grant_id=grant_id, usage=bad_use)
     denied = await workflow.submit_request(
@@ -89,7 +82,7 @@ async def make_person(desk: Desk) -> tuple[str, dict[str, Any], str]:
     await workflow.pause_artist(desk, artist_id=artist.id, actor=me, reason=PAUSE_REASON)
     await workflow.resume_artist(desk, artist_id=artist.id, actor=me)
     await workflow.revoke_grant(desk, grant_id=grant_id, actor=me)
-    return artist.id, decided.view.grant.receipt, grant_id
+    return artist.id, grant.receipt, grant_id
 
 
 async def test_erasure_leaves_no_personal_string_a_verifying_chain_and_verifying_receipts(

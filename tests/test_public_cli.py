@@ -17,8 +17,8 @@ from bot.app import build_desk
 from bot.config import load_settings
 from bot.receipts import Signer
 from sandbox.factories import make_parties, make_terms
+from sandbox.pg_server import free_port
 from sandbox.service_process import ServiceProcess, service_env, start_service
-from tests.pg_server import free_port
 from tests.test_cli import likeness
 from tests.test_workflow import approve
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from sandbox.pg_server import free_port
 from sandbox.service_process import ROOT, ServiceProcess, service_env, start_service
 from storage.database import Database
 from storage.tables import Artist
-from tests.pg_server import free_port
 from tests.test_cli import likeness
 from tests.test_public_cli import make_grants
 

@@ -28,12 +28,12 @@ from bot.delivery import Outbox
 from bot.models import ActorKind
 from bot.workflow import Desk
 from sandbox.factories import make_parties, submit
+from sandbox.pg_server import PgServer
 from sandbox.service_process import service_env, start_service
 from scheduler import jobs
 from scheduler.cron import queue_due_reports
 from scheduler.jobs import Schedule
 from storage.tables import Notice, ReportRun
-from tests.pg_server import PgServer
 from tests.test_workflow import approve, link_artist
 from tests.webhook_receiver import LOOPBACK_HOOKS, WebhookReceiver
 

@@ -13,9 +13,9 @@ from bot.adapters.slack import ChannelPace
 from bot.adapters.telegram_limits import ChatRateLimiter
 from bot.delivery import RetryLater
 from bot.send_budget import DatabaseBudget
+from sandbox.pg_server import PgServer
 from storage.database import Database
 from storage.send_budgets import book_turn, forget_idle_lanes, hold_lane
-from tests.pg_server import PgServer
 
 _names = itertools.count()
 

@@ -59,7 +59,7 @@ def test_every_acknowledged_submission_survives_sigkill(tmp_path: Path) -> None:
 
 
 def test_serve_listens_where_configured_and_serves_docs_and_keys(tmp_path: Path) -> None:
-    from tests.pg_server import free_port
+    from sandbox.pg_server import free_port
 
     port = free_port()
     service = start_service(service_env(tmp_path, HTTP_PORT=str(port)), tmp_path)

@@ -16,11 +16,11 @@ from bench._telegram import TOKEN, Crowd, end_crowd, free_port, make_crowd, ok_c
 from bot.config import load_settings
 from bot.models import ActorKind
 from bot.workers import workers_refusal
+from sandbox.pg_server import PgServer
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from sandbox.telegram.rules import SECRET_TOKEN_HEADER
 from storage.database import Database
 from storage.tables import Decision, Notice
-from tests.pg_server import PgServer
 
 WEBHOOK_SECRET = "workers-test-webhook-secret"
 

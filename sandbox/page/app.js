@@ -380,9 +380,12 @@ function el(tag, props = {}, ...children) {
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// A body is sent as JSON, or as it is when it is FormData (multipart, its parts typed by the browser).
 async function call(method, path, body, headers = {}) {
   const options = { method, headers: { ...headers } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    options.body = body;
+  } else if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
@@ -652,38 +655,52 @@ function readForm() {
 }
 
 function clearErrors() {
-  for (const field of $$("#request-form .field.invalid")) {
+  clearFormErrors("#request-form", "#form-error");
+}
+
+// A form's answer from the API cleared: no field marked invalid, the error box above them hidden.
+function clearFormErrors(form, errorBox) {
+  for (const field of $$(`${form} .field.invalid`)) {
     field.classList.remove("invalid");
     $(".err", field).textContent = "";
   }
-  $("#form-error").hidden = true;
-  $("#form-error").textContent = "";
+  $(errorBox).hidden = true;
+  $(errorBox).textContent = "";
 }
 
-// FastAPI's 422: detail[] with loc ["body", field, ...]; shown beside the field it names.
-function showErrors(detail) {
-  clearErrors();
+// FastAPI's 422: detail[] with loc ["body", field, ...]. Each problem goes to the box of `form` whose
+// `attr` names its field; one naming no box there is general ("field: message").
+function problemsByBox(detail, form, attr) {
   const general = [];
-  const byField = new Map();
+  const byBox = new Map();
   for (const problem of Array.isArray(detail) ? detail : []) {
     const loc = (problem.loc || []).filter((part) => part !== "body");
     const field = loc.length ? String(loc[0]) : "";
-    const box = field ? $(`#request-form .field[data-field="${CSS.escape(field)}"]`) : null;
-    // A union (compensation: an amount, or "none") reports each branch; the literal one is noise.
-    const isLiteral = loc.some((p) => typeof p === "string" && p.startsWith("literal["));
-    const where = loc
-      .slice(1)
-      .filter((p) => !(typeof p === "string" && (/^[A-Z]/.test(p) || p.startsWith("literal["))))
-      .map((p) => (typeof p === "number" ? `#${p + 1}` : p));
-    const text = (where.length ? `${where.join(" ")}: ` : "") + problem.msg;
+    const box = field ? $(`${form} .field[${attr}="${CSS.escape(field)}"]`) : null;
     if (!box) {
       general.push(field ? `${field}: ${problem.msg}` : problem.msg);
       continue;
     }
-    if (!byField.has(box)) byField.set(box, []);
-    byField.get(box).push({ text, isLiteral });
+    if (!byBox.has(box)) byBox.set(box, []);
+    byBox.get(box).push({ loc, msg: problem.msg });
   }
-  for (const [box, items] of byField) {
+  return { general, byBox };
+}
+
+// The request form's 422, shown beside the field each problem names.
+function showErrors(detail) {
+  clearErrors();
+  const { general, byBox } = problemsByBox(detail, "#request-form", "data-field");
+  for (const [box, problems] of byBox) {
+    const items = problems.map(({ loc, msg }) => {
+      // A union (compensation: an amount, or "none") reports each branch; the literal one is noise.
+      const isLiteral = loc.some((p) => typeof p === "string" && p.startsWith("literal["));
+      const where = loc
+        .slice(1)
+        .filter((p) => !(typeof p === "string" && (/^[A-Z]/.test(p) || p.startsWith("literal["))))
+        .map((p) => (typeof p === "number" ? `#${p + 1}` : p));
+      return { text: (where.length ? `${where.join(" ")}: ` : "") + msg, isLiteral };
+    });
     const useful = items.some((i) => !i.isLiteral) ? items.filter((i) => !i.isLiteral) : items;
     box.classList.add("invalid");
     $(".err", box).textContent = [...new Set(useful.map((i) => i.text))].join(" · ");
@@ -828,17 +845,10 @@ async function uploadOutput(grantId, input) {
   const form = new FormData();
   form.append("file", file);
   form.append("description", t("outputDescription", { name: file.name }));
-  const response = await fetch(`/v1/grants/${grantId}/outputs`, { method: "POST", headers: creatorHeaders(), body: form });
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = text;
-  }
+  const answer = await call("POST", `/v1/grants/${grantId}/outputs`, form, creatorHeaders());
   input.value = "";
-  if (!response.ok) {
-    toast(t("failed", { why: whyOf({ ok: false, status: response.status, data }) }), "bad");
+  if (!answer.ok) {
+    toast(t("failed", { why: whyOf(answer) }), "bad");
     return;
   }
   toast(t("outputSent"), "good");
@@ -919,27 +929,15 @@ function readUse() {
 }
 
 function clearUseErrors() {
-  for (const box of $$("#use-form .field.invalid")) {
-    box.classList.remove("invalid");
-    $(".err", box).textContent = "";
-  }
-  $("#use-error").hidden = true;
-  $("#use-error").textContent = "";
+  clearFormErrors("#use-form", "#use-error");
 }
 
 function showUseErrors(detail) {
   clearUseErrors();
-  const general = [];
-  for (const problem of Array.isArray(detail) ? detail : []) {
-    const loc = (problem.loc || []).filter((part) => part !== "body");
-    const box = loc.length ? $(`#use-form .field[data-use-field="${CSS.escape(String(loc[0]))}"]`) : null;
-    if (!box) {
-      general.push(loc.length ? `${loc[0]}: ${problem.msg}` : problem.msg);
-      continue;
-    }
+  const { general, byBox } = problemsByBox(detail, "#use-form", "data-use-field");
+  for (const [box, problems] of byBox) {
     box.classList.add("invalid");
-    const err = $(".err", box);
-    err.textContent = err.textContent ? `${err.textContent} · ${problem.msg}` : problem.msg;
+    $(".err", box).textContent = problems.map((p) => p.msg).join(" · ");
   }
   $("#use-error").textContent = [t("useFix"), ...general].join(" ");
   $("#use-error").hidden = false;
@@ -1513,39 +1511,24 @@ function slackRoot(message) {
       el("div", { class: "slack-thread-count" }, replies.length === 1 ? t("oneReply") : t("replies", { n: replies.length })),
     );
     for (const reply of replies) {
-      thread.append(
-        el(
-          "div",
-          { class: "slack-reply", dataset: { ts: reply.ts } },
-          el("span", { class: "slack-avatar small" }, "LC"),
-          el(
-            "div",
-            { class: "slack-body" },
-            slackAuthor(reply.ts, reply.edited),
-            reply.reply_broadcast ? el("div", { class: "slack-broadcast" }, `↪ ${t("alsoChannel")}`) : null,
-            slackBody(reply),
-          ),
-        ),
-      );
+      const broadcast = reply.reply_broadcast ? el("div", { class: "slack-broadcast" }, `↪ ${t("alsoChannel")}`) : null;
+      const replyBody = el("div", { class: "slack-body" }, slackAuthor(reply.ts, reply.edited), broadcast, slackBody(reply));
+      thread.append(slackRow("slack-reply", reply.ts, "slack-avatar small", replyBody));
     }
     body.append(thread);
   }
-  return el("div", { class: "slack-msg", dataset: { ts: message.ts } }, el("span", { class: "slack-avatar" }, "LC"), body);
+  return slackRow("slack-msg", message.ts, "slack-avatar", body);
+}
+
+// One row of the Slack pane: the app's avatar beside what it said.
+function slackRow(rowClass, ts, avatarClass, body) {
+  return el("div", { class: rowClass, dataset: { ts } }, el("span", { class: avatarClass }, "LC"), body);
 }
 
 function slackEphemeral(entry) {
-  return el(
-    "div",
-    { class: "slack-msg ephemeral", dataset: { ts: entry.message_ts } },
-    el("span", { class: "slack-avatar" }, "LC"),
-    el(
-      "div",
-      { class: "slack-body" },
-      el("div", { class: "slack-only" }, `👁 ${t("onlyYou")}`),
-      slackAuthor(entry.message_ts, null),
-      slackBody(entry),
-    ),
-  );
+  const only = el("div", { class: "slack-only" }, `👁 ${t("onlyYou")}`);
+  const body = el("div", { class: "slack-body" }, only, slackAuthor(entry.message_ts, null), slackBody(entry));
+  return slackRow("slack-msg ephemeral", entry.message_ts, "slack-avatar", body);
 }
 
 async function refreshSlack() {
@@ -1742,24 +1725,8 @@ function wire() {
   }
   for (const button of $$("[data-skip]")) button.addEventListener("click", () => skip(button.dataset.skip));
   for (const button of $$("[data-lang]")) button.addEventListener("click", () => setLanguage(button.dataset.lang));
-  $("#tg-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const input = $("#tg-input");
-    sendTelegram(input.value);
-    input.value = "";
-  });
-  $("#tg-commands").replaceChildren(
-    ...TG_COMMANDS.map((c) => el("button", { type: "button", onclick: () => sendTelegram(c) }, c)),
-  );
-  $("#slack-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const input = $("#slack-input");
-    runSlashCommand(input.value);
-    input.value = "";
-  });
-  $("#slack-commands").replaceChildren(
-    ...SLACK_COMMANDS.map((c) => el("button", { type: "button", onclick: () => runSlashCommand(c) }, c)),
-  );
+  wireComposer("tg", TG_COMMANDS, sendTelegram);
+  wireComposer("slack", SLACK_COMMANDS, runSlashCommand);
   $("#slack-user").addEventListener("change", (event) => {
     S.slackUser = event.target.value;
     closeSlackView(false);
@@ -1770,6 +1737,20 @@ function wire() {
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && S.openView) closeSlackView(true);
   });
+}
+
+// A chat's composer (#<chat>-form, -input, -commands): what is typed is sent with `send`, and so is
+// each quick command, one button each.
+function wireComposer(chat, commands, send) {
+  $(`#${chat}-form`).addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $(`#${chat}-input`);
+    send(input.value);
+    input.value = "";
+  });
+  $(`#${chat}-commands`).replaceChildren(
+    ...commands.map((c) => el("button", { type: "button", onclick: () => send(c) }, c)),
+  );
 }
 
 function populate() {

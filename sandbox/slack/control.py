@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -60,19 +61,20 @@ class ControlRoutes(SlackOAuth):
         return web.json_response([{"id": cid, "name": name} for cid, name in self._channels.items()])
 
     async def _c_add_channel(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        team = body.get("team_id")
-        if team is not None and str(team) not in self._teams:
-            return self._bad(f"no workspace {team}")
-        self.add_channel(str(body["id"]), str(body.get("name") or body["id"]), str(team) if team else None)
-        return web.json_response({"ok": True})
+        return await self._add_named(request, self.add_channel)
 
     async def _c_add_user(self, request: web.Request) -> web.Response:
+        return await self._add_named(request, self.add_user)
+
+    async def _add_named(
+        self, request: web.Request, add: Callable[[str, str, str | None], None]
+    ) -> web.Response:
+        """Adds the body's `id` named `name` (else the id) through `add`, in its `team_id` if given."""
         body = await self._body(request)
         team = body.get("team_id")
         if team is not None and str(team) not in self._teams:
             return self._bad(f"no workspace {team}")
-        self.add_user(str(body["id"]), str(body.get("name") or body["id"]), str(team) if team else None)
+        add(str(body["id"]), str(body.get("name") or body["id"]), str(team) if team else None)
         return web.json_response({"ok": True})
 
     async def _c_add_workspace(self, request: web.Request) -> web.Response:
@@ -160,10 +162,24 @@ class ControlRoutes(SlackOAuth):
     def _answer_json(answer: AppResponse) -> JSON:
         return {"status": answer.status, "body": answer.body, "timed_out": answer.timed_out}
 
-    async def _c_click(self, request: web.Request) -> web.Response:
+    async def _act(
+        self,
+        request: web.Request,
+        act: Callable[[JSON], Awaitable[AppResponse]],
+        refused: tuple[type[Exception], ...] = (KeyError, ValueError, RuntimeError),
+    ) -> web.Response:
+        """Acts as Slack towards the app as the body says; the app's answer, or 400 when refused."""
         body = await self._body(request)
         try:
-            answer = await self.click(
+            answer = await act(body)
+        except refused as exc:
+            return self._bad(str(exc))
+        return web.json_response(self._answer_json(answer))
+
+    async def _c_click(self, request: web.Request) -> web.Response:
+        return await self._act(
+            request,
+            lambda body: self.click(
                 str(body["user_id"]),
                 str(body["channel"]),
                 str(body["message_ts"]),
@@ -171,37 +187,32 @@ class ControlRoutes(SlackOAuth):
                 value=body.get("value"),
                 block_id=body.get("block_id"),
                 tamper=body.get("tamper"),
-            )
-        except (KeyError, ValueError, RuntimeError) as exc:
-            return self._bad(str(exc))
-        return web.json_response(self._answer_json(answer))
+            ),
+        )
 
     async def _c_submit_view(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        try:
-            answer = await self.submit_view(
+        return await self._act(
+            request,
+            lambda body: self.submit_view(
                 str(body["user_id"]),
                 str(body["view_id"]),
                 dict(body.get("values") or {}),
                 tamper=body.get("tamper"),
-            )
-        except (KeyError, ValueError, RuntimeError, PermissionError) as exc:
-            return self._bad(str(exc))
-        return web.json_response(self._answer_json(answer))
+            ),
+            (KeyError, ValueError, RuntimeError, PermissionError),
+        )
 
     async def _c_slash_command(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        try:
-            answer = await self.slash_command(
+        return await self._act(
+            request,
+            lambda body: self.slash_command(
                 str(body["user_id"]),
                 str(body["channel"]),
                 command=str(body.get("command") or "/likeness"),
                 text=str(body.get("text") or ""),
                 tamper=body.get("tamper"),
-            )
-        except (KeyError, ValueError, RuntimeError) as exc:
-            return self._bad(str(exc))
-        return web.json_response(self._answer_json(answer))
+            ),
+        )
 
     async def _c_config(self, request: web.Request) -> web.Response:
         body = await self._body(request)

@@ -182,6 +182,16 @@ class BotApi(Updates):
             raise bad("chat not found")
         return chat_id
 
+    def _text_body(self, params: Params, too_long: str) -> Body:
+        """A message's ``text`` with its entities, refused when empty before or after parsing."""
+        raw = params.get_str("text") or ""
+        if not raw.strip():
+            raise bad("message text is empty")
+        body = self._parse_body(raw, params, "entities", MAX_MESSAGE_LENGTH, too_long)
+        if not body.text:
+            raise bad("message text is empty")
+        return body
+
     def _parse_body(self, raw: str, params: Params, entities_param: str, limit: int, too_long: str) -> Body:
         mode = (params.get_str("parse_mode") or "").strip()
         html: str | None = None
@@ -235,31 +245,14 @@ class BotApi(Updates):
         reply_parameters = params.get_json("reply_parameters")
         if reply_to is None and isinstance(reply_parameters, dict):
             reply_to = reply_parameters.get("message_id")
-        message = self._store(
-            Message(
-                bot_token=bot.token,
-                chat_id=chat_id,
-                message_id=self._next_message_id(bot, chat_id),
-                date=int(time.time()),
-                from_bot=True,
-                user_id=None,
-                kind=kind,
-                body=body,
-                reply_markup=markup,
-                file=file,
-                reply_to_message_id=reply_to,
-            )
+        message = self._post(
+            bot, chat_id, kind, body, reply_markup=markup, file=file, reply_to_message_id=reply_to
         )
         return self._message_api(message)
 
     async def _send_message(self, bot: BotAccount, params: Params) -> JSONDict:
         chat_id = self._check_recipient(bot, params)
-        raw = params.get_str("text") or ""
-        if not raw.strip():
-            raise bad("message text is empty")
-        body = self._parse_body(raw, params, "entities", MAX_MESSAGE_LENGTH, "message is too long")
-        if not body.text:
-            raise bad("message text is empty")
+        body = self._text_body(params, "message is too long")
         markup = self._parse_markup(params)
         return self._new_bot_message(bot, chat_id, params, "text", body, markup)
 
@@ -297,12 +290,7 @@ class BotApi(Updates):
         message = self._message_to_edit(bot, params)
         if message.kind != "text":
             raise bad("there is no text in the message to edit")
-        raw = params.get_str("text") or ""
-        if not raw.strip():
-            raise bad("message text is empty")
-        body = self._parse_body(raw, params, "entities", MAX_MESSAGE_LENGTH, "MESSAGE_TOO_LONG")
-        if not body.text:
-            raise bad("message text is empty")
+        body = self._text_body(params, "MESSAGE_TOO_LONG")
         # Like Telegram: an edit without reply_markup removes the inline keyboard.
         return self._apply_edit(message, body, self._parse_markup(params, inline_only=True))
 

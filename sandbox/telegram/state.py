@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from sandbox.telegram.files import File
 from sandbox.telegram.rules import JSONDict
@@ -72,6 +73,16 @@ class Body:
     parse_mode: str | None
 
 
+class Parts(TypedDict, total=False):
+    """What a new message may carry besides its body: who wrote it (else the bot), buttons, a file,
+    the message it replies to."""
+
+    user_id: int | None
+    reply_markup: JSONDict | None
+    file: File | None
+    reply_to_message_id: int | None
+
+
 @dataclass
 class Message:
     bot_token: str
@@ -79,9 +90,9 @@ class Message:
     message_id: int
     date: int
     from_bot: bool
-    user_id: int | None
     kind: str  # "text", "photo", "document", "video" or "audio"
     body: Body
+    user_id: int | None = None
     reply_markup: JSONDict | None = None
     file: File | None = None
     reply_to_message_id: int | None = None

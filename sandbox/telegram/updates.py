@@ -68,18 +68,8 @@ class Updates(TelegramWorld):
             if user_id not in group.member_ids:
                 raise ValueError(f"user {user_id} is not a member of group {target}")
         body = Body(text=text, html=None, entities=command_entities(text), parse_mode=None)
-        message = self._store(
-            Message(
-                bot_token=bot.token,
-                chat_id=target,
-                message_id=self._next_message_id(bot, target),
-                date=int(time.time()),
-                from_bot=False,
-                user_id=user_id,
-                kind="text",
-                body=body,
-                reply_to_message_id=reply_to_message_id,
-            )
+        message = self._post(
+            bot, target, "text", body, user_id=user_id, reply_to_message_id=reply_to_message_id
         )
         payload = self._message_api(message)
         if original is not None:

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, Unpack, cast
 
 import aiohttp
 
@@ -20,7 +20,7 @@ from sandbox.telegram.files import File, FileStore
 from sandbox.telegram.limits import FloodLimiter, RateLimits
 from sandbox.telegram.params import Params
 from sandbox.telegram.rules import FAULT_KINDS, JSONDict
-from sandbox.telegram.state import BotAccount, CallbackQuery, Group, Message, User, bot_id
+from sandbox.telegram.state import Body, BotAccount, CallbackQuery, Group, Message, Parts, User, bot_id
 
 T = TypeVar("T")
 ApiMethod = Callable[[BotAccount, Params], Awaitable[Any]]
@@ -349,7 +349,18 @@ class TelegramWorld(FaultInjection):
         bot.next_message_id[chat_id] = number + 1
         return number
 
-    def _store(self, message: Message) -> Message:
+    def _post(self, bot: BotAccount, chat_id: int, kind: str, body: Body, **parts: Unpack[Parts]) -> Message:
+        """Stores a new message of the chat, dated now: the bot's unless ``user_id`` wrote it."""
+        message = Message(
+            bot_token=bot.token,
+            chat_id=chat_id,
+            message_id=self._next_message_id(bot, chat_id),
+            date=int(time.time()),
+            from_bot=parts.get("user_id") is None,
+            kind=kind,
+            body=body,
+            **parts,
+        )
         self._message_seq += 1
         message.seq = self._message_seq
         self._chats.setdefault((message.bot_token, message.chat_id), {})[message.message_id] = message

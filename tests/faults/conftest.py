@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from sandbox.pg_server import free_port
 from tests.faults.exposed import Exposed
 from tests.faults.world import (
     TELEGRAM_WEBHOOK_SECRET,
     close_world,
     open_world,
 )
-from tests.pg_server import free_port
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

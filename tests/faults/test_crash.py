@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from bot.render.buttons import Action
+from sandbox.pg_server import free_port
 from sandbox.slack.interactions import AppResponse
 from tests.faults.world import (
     AGENT,
@@ -47,7 +48,6 @@ from tests.faults.world import (
     seeded_rng,
     tracebacks,
 )
-from tests.pg_server import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

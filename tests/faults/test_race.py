@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.render.buttons import Action
+from sandbox.pg_server import PgServer
 from storage.audit import verify_chain
 from storage.tables import AuditEvent
 from tests.faults.exposed import (
@@ -39,7 +40,6 @@ from tests.faults.world import (
     seeded_rng,
     tracebacks,
 )
-from tests.pg_server import PgServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

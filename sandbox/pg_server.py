@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL server for tests, started from the Debian package's binaries."""
+"""A throwaway PostgreSQL server for tests and benchmarks, started from the Debian package's binaries."""
 
 from __future__ import annotations
 
