@@ -44,20 +44,27 @@ def event_content(event: AuditEvent) -> dict[str, Any]:
 
 
 class _PendingEvents:
-    """The events a transaction appended, not yet written, and the head they lead to."""
+    """The events a transaction appended, not yet linked into the chain nor written."""
 
-    def __init__(self, last_seq: int, last_hash: str) -> None:
-        self.head_seq, self.head_hash = last_seq, last_hash
-        self.rows: list[dict[str, Any]] = []
+    def __init__(self) -> None:
+        self.contents: list[dict[str, Any]] = []
+        self.times: list[datetime] = []
 
     def __call__(self, session: Session) -> None:
-        if not self.rows:
+        if not self.contents:
             return
-        session.execute(insert(_EVENTS), self.rows)
-        session.execute(
-            update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=self.head_seq, last_hash=self.head_hash)
-        )
-        self.rows = []
+        head = session.execute(_HEAD_FOR_UPDATE).one()
+        seq, prev_hash = head.last_seq, head.last_hash
+        rows = []
+        for content, at in zip(self.contents, self.times, strict=True):
+            seq += 1
+            content["seq"] = seq
+            digest = event_hash(prev_hash, content)
+            rows.append(content | {"at": at, "prev_hash": prev_hash, "hash": digest})
+            prev_hash = digest
+        session.execute(insert(_EVENTS), rows)
+        session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=seq, last_hash=prev_hash))
+        self.contents, self.times = [], []
 
 
 _PENDING = "audit_events"
@@ -78,31 +85,32 @@ async def append_audit(
 ) -> None:
     """Appends one event to the chain inside the caller's transaction.
 
-    The head row is read and locked once per transaction (FOR UPDATE on PostgreSQL; SQLite's
-    write lock does the same), so concurrent appends queue and the chain stays a single line.
-    The transaction's events are written when it commits (storage/deferred.py): one INSERT for
-    all of them and one UPDATE of the head, however many it appended.
+    The events are linked into the chain and written when the transaction commits
+    (storage/deferred.py), after its other writes: the head row is read and locked then (FOR
+    UPDATE on PostgreSQL; SQLite's write lock does the same), each event gets the next number and
+    its hash, and one INSERT writes them all, one UPDATE moves the head. So concurrent
+    transactions queue on the head only for the last moment of their commit, and the chain stays
+    a single line in commit order.
     """
     pending: _PendingEvents | None = deferred(session, _PENDING)
     if pending is None:
-        head = (await session.execute(_HEAD_FOR_UPDATE)).one()
-        found = _PendingEvents(head.last_seq, head.last_hash)
-        defer(session, _PENDING, lambda: found)
+        found = _PendingEvents()
+        defer(session, _PENDING, lambda: found, last=True)
         pending = found
-    content: dict[str, Any] = {
-        "seq": pending.head_seq + 1,
-        "at": utc_iso(at),
-        "actor_kind": actor_kind,
-        "actor_id": actor_id,
-        "channel": channel,
-        "action": action,
-        "subject_kind": subject_kind,
-        "subject_id": subject_id,
-        "data": data or {},
-    }
-    digest = event_hash(pending.head_hash, content)
-    pending.rows.append(content | {"at": at, "prev_hash": pending.head_hash, "hash": digest})
-    pending.head_seq, pending.head_hash = content["seq"], digest
+    pending.contents.append(
+        {
+            "seq": 0,  # numbered at commit
+            "at": utc_iso(at),
+            "actor_kind": actor_kind,
+            "actor_id": actor_id,
+            "channel": channel,
+            "action": action,
+            "subject_kind": subject_kind,
+            "subject_id": subject_id,
+            "data": data or {},
+        }
+    )
+    pending.times.append(at)
 
 
 @dataclass(frozen=True)
