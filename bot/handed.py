@@ -1,0 +1,201 @@
+"""What delivery hands a sender for one notice: one typed value per kind of notice, read by
+`bot/handover.py` from what the outbox row names. Plain data; the sender only translates it.
+
+A sender asks for the value it expects (`await handed(CardPlace)`) once its own checks pass
+(the bot is connected, the workspace has a token); the reading happens then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Protocol, TypeVar
+
+from bot.models import Language, Outcome
+
+if TYPE_CHECKING:
+    from bot.report_types import Report
+    from bot.workflow.queries import GrantSummary
+    from storage.queries import RequestView
+    from storage.tables import Agency
+
+# The output notices each channel shows: the file for review, a reminder, an outcome.
+ARTIST_OUTPUT_NOTICES = frozenset({"output_review", "output_reminder", "output_decided"})
+BOARD_OUTPUT_NOTICES = frozenset({"output_post", "output_update"})
+
+T = TypeVar("T")
+
+
+class Handover(Protocol):
+    """Reads what the notice is rendered from and hands it over, checked to be a `kind`; raises
+    `RetryLater`, `Undeliverable` or `Skipped` when the notice is held back, given up or has
+    nothing left to send."""
+
+    async def __call__(self, kind: type[T]) -> T:
+        """The notice's handed value, which must be a `kind`."""
+        ...
+
+
+# ---------------------------------------------------------------- Telegram
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where and how a notice's recipient is written to."""
+
+    chat_id: int
+    language: Language
+    timezone: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CardPlace:
+    """A request as its artist's card shows it, and where that card was posted (if it was)."""
+
+    view: RequestView
+    posted: tuple[int, int] | None
+    recipient: Recipient
+
+
+@dataclass(frozen=True)
+class CardEdit:
+    """A card update: the request as the card now shows it, and the posted card it edits."""
+
+    place: CardPlace
+    posted: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class GrantQuestion:
+    """A question to the artist about one of their grants (confirm a revocation)."""
+
+    recipient: Recipient
+    grant: GrantSummary
+
+
+@dataclass(frozen=True)
+class ArtistReport:
+    """The artist's usage report as it stands now."""
+
+    recipient: Recipient
+    report: Report
+
+
+@dataclass(frozen=True)
+class HistoryBundle:
+    """The artist's signed history bundle, packed now, and the file name it goes under."""
+
+    recipient: Recipient
+    data: bytes
+    filename: str
+
+
+@dataclass(frozen=True)
+class CreatorStatus:
+    """A studio's Telegram chat and the title its status update is about."""
+
+    chat_id: int
+    language: Language
+    title: str
+
+
+@dataclass(frozen=True)
+class OutputToShow:
+    """An output as the artist is shown it: the file's bytes and type, and its caption's parts."""
+
+    recipient: Recipient
+    output_id: str
+    media_type: str
+    sha256: str
+    filename: str
+    data: bytes
+    description: str
+    status: str
+    release_due_at: datetime
+    title: str
+    creator_name: str
+
+
+# ---------------------------------------------------------------- Slack
+
+
+@dataclass(frozen=True)
+class Board:
+    """What one board notice needs: the request, where the board is, where its root message is,
+    and which decisions the agency may make on it (the workflow's answer, shown as buttons)."""
+
+    view: RequestView
+    channel: str
+    root: tuple[str, str] | None
+    agency_may: tuple[Outcome, ...]
+
+
+@dataclass(frozen=True)
+class AgencyBoard:
+    """An agency and its board channel, for a notice about the agency itself (not a request)."""
+
+    channel: str
+    agency: Agency
+
+
+@dataclass(frozen=True)
+class AgencyReport:
+    """An agency's usage report, its usage events as a CSV file (closed by the sender) and the
+    channel it goes to; `agency` says the board's language."""
+
+    channel: str
+    report: Report
+    table: IO[bytes]
+    agency: Agency | None = None
+
+
+@dataclass(frozen=True)
+class OutputOnBoard:
+    """An output as the agency's board shows it in the request's thread."""
+
+    channel: str
+    thread_ts: str
+    output_id: str
+    media_type: str
+    sha256: str
+    filename: str
+    data: bytes
+    description: str
+    status: str
+    reason: str | None
+    release_due_at: datetime
+    title: str
+    artist_name: str
+    agency_may_decide: bool
+    agency: Agency | None
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    """Where a creator's webhook goes and the secrets it is signed with."""
+
+    webhook_url: str
+    webhook_secret: str
+    webhook_secret_previous: str | None
+    webhook_secret_previous_until: datetime | None
+
+
+Handed = (
+    Recipient
+    | CardPlace
+    | CardEdit
+    | GrantQuestion
+    | ArtistReport
+    | HistoryBundle
+    | CreatorStatus
+    | OutputToShow
+    | Board
+    | AgencyBoard
+    | AgencyReport
+    | OutputOnBoard
+    | WebhookTarget
+)
