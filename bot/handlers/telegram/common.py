@@ -88,6 +88,22 @@ async def read_tap(update: Update, context: Context) -> tuple[CallbackQuery, Tap
     return query, tap, person
 
 
+async def read_chosen_reason(
+    update: Update, context: Context, recorded: Callable[[str], str | None]
+) -> tuple[CallbackQuery, Tap, Person, str] | None:
+    """A tap that chose a reason from a list: the tap, the tapper and the reason as `recorded`
+    words it; None after refusing an unsigned button or a reason no list offers (as forged)."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return None
+    query, tap, person = tapped
+    reason = recorded(tap.action.partition(".")[2])
+    if reason is None:
+        await query.answer(texts.forged_button(person.language), show_alert=True)
+        return None
+    return query, tap, person, reason
+
+
 async def refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
     """Answers the tap with why nothing changed (who decided and when, lapsed, withdrawn, ...)."""
     text = texts.refusal(person.language, person.timezone, why.code, why.message, why.details)

@@ -20,6 +20,7 @@ from bot.handlers.telegram.common import (
     deps_of,
     log,
     person_of,
+    read_chosen_reason,
     read_tap,
     refuse,
     reply,
@@ -120,15 +121,10 @@ async def on_deny(update: Update, context: Context) -> None:
 
 async def on_deny_reason(update: Update, context: Context) -> None:
     """Denies the request with the reason chosen from the list."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    reason = cards.recorded_reason(tap.action.partition(".")[2])
-    if reason is None:
-        await query.answer(texts.forged_button(person.language), show_alert=True)
-        return
-    await _decide(query, deps_of(context), person, tap.subject, Outcome.deny, reason=reason)
+    chosen = await read_chosen_reason(update, context, cards.recorded_reason)
+    if chosen is not None:
+        query, tap, person, reason = chosen
+        await _decide(query, deps_of(context), person, tap.subject, Outcome.deny, reason=reason)
 
 
 async def on_own_words(update: Update, context: Context) -> None:

@@ -19,13 +19,13 @@ from bot.handlers.telegram.common import (
     deps_of,
     log,
     person_of,
+    read_chosen_reason,
     read_tap,
     reply,
     set_buttons,
     take_tap,
     typed_reason,
 )
-from bot.render import telegram as texts
 from bot.render import telegram_outputs as output_texts
 from bot.render import words
 from bot.render.buttons import Action, Tap
@@ -90,15 +90,10 @@ async def on_reject(update: Update, context: Context) -> None:
 
 async def on_reject_reason(update: Update, context: Context) -> None:
     """Rejects the output with the reason chosen."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    reason = output_texts.recorded_reason(tap.action.partition(".")[2])
-    if reason is None:
-        await query.answer(texts.forged_button(person.language), show_alert=True)
-        return
-    await _settle(query, context, person, tap.subject, reason)
+    chosen = await read_chosen_reason(update, context, output_texts.recorded_reason)
+    if chosen is not None:
+        query, tap, person, reason = chosen
+        await _settle(query, context, person, tap.subject, reason)
 
 
 async def on_back(update: Update, context: Context) -> None:
