@@ -101,10 +101,10 @@ class CreatorStatus:
 
 
 @dataclass(frozen=True)
-class OutputToShow:
-    """An output as the artist is shown it: the file's bytes and type, and its caption's parts."""
+class ShownOutput:
+    """An output as either side is shown it: the file's bytes (empty when not sent), type and
+    name, and the words around it."""
 
-    recipient: Recipient
     output_id: str
     media_type: str
     sha256: str
@@ -114,6 +114,13 @@ class OutputToShow:
     status: str
     release_due_at: datetime
     title: str
+
+
+@dataclass(frozen=True)
+class OutputToShow(ShownOutput):
+    """An output in the artist's chat, with who made it."""
+
+    recipient: Recipient
     creator_name: str
 
 
@@ -151,21 +158,13 @@ class AgencyReport:
 
 
 @dataclass(frozen=True)
-class OutputOnBoard:
-    """An output as the agency's board shows it in the request's thread."""
+class OutputOnBoard(ShownOutput):
+    """An output in the request's thread on the agency's board, with whose likeness it shows,
+    whether the agency may decide it, and the reason it was rejected with (if it was)."""
 
     channel: str
     thread_ts: str
-    output_id: str
-    media_type: str
-    sha256: str
-    filename: str
-    data: bytes
-    description: str
-    status: str
     reason: str | None
-    release_due_at: datetime
-    title: str
     artist_name: str
     agency_may_decide: bool
     agency: Agency | None

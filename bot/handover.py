@@ -11,6 +11,8 @@ left to say (skipped), a recipient who cannot be written to any more is given up
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
 from bot.bundle import build_bundle, bundle_name
@@ -287,19 +289,8 @@ async def output_for_artist(
         view = await load_request_view(session, output.request_id) if output is not None else None
     if output is None or view is None or output.artist_id != artist_id:
         raise Undeliverable(f"no output {output_id} for this artist")
-    return OutputToShow(
-        recipient=recipient,
-        output_id=output.id,
-        media_type=output.media_type,
-        sha256=output.sha256,
-        filename=_file_name(output),
-        data=_output_file(desk, output) if with_file and output.status == "pending" else b"",
-        description=output.description,
-        status=output.status,
-        release_due_at=output.release_due_at,
-        title=str(view.request.terms.get("project_title", "")),
-        creator_name=view.creator.name,
-    )
+    data = _output_file(desk, output) if with_file and output.status == "pending" else b""
+    return OutputToShow(**_shown(output, view, data), recipient=recipient, creator_name=view.creator.name)
 
 
 async def output_for_board(desk: Desk, notice: Outgoing, *, with_file: bool) -> OutputOnBoard:
@@ -312,28 +303,32 @@ async def output_for_board(desk: Desk, notice: Outgoing, *, with_file: bool) -> 
         output = await session.get(Output, output_id)
     if output is None or output.request_id != board.view.request.id:
         raise Undeliverable(f"no output {output_id} of this request")
+    view = board.view
     return OutputOnBoard(
+        **_shown(output, view, _output_file(desk, output) if with_file else b""),
         channel=board.channel,
         thread_ts=board.root[1],
-        output_id=output.id,
-        media_type=output.media_type,
-        sha256=output.sha256,
-        filename=_file_name(output),
-        data=_output_file(desk, output) if with_file else b"",
-        description=output.description,
-        status=output.status,
         reason=output.reason,
-        release_due_at=output.release_due_at,
-        title=str(board.view.request.terms.get("project_title", "")),
-        artist_name=board.view.artist.name,
-        agency_may_decide=board.view.artist.policy == Policy.agency_may_decide.value,
-        agency=board.view.agency,
+        artist_name=view.artist.name,
+        agency_may_decide=view.artist.policy == Policy.agency_may_decide.value,
+        agency=view.agency,
     )
 
 
-def _file_name(output: Output) -> str:
-    """The name an output's file is sent under: the start of its hash and its type's extension."""
-    return f"{output.sha256[:16]}.{_EXTENSION.get(output.media_type, 'bin')}"
+def _shown(output: Output, view: RequestView, data: bytes) -> dict[str, Any]:
+    """What either side is shown of an output (`bot.handed.ShownOutput`'s fields), its file `data`
+    sent under the start of its hash and its type's extension."""
+    return {
+        "output_id": output.id,
+        "media_type": output.media_type,
+        "sha256": output.sha256,
+        "filename": f"{output.sha256[:16]}.{_EXTENSION.get(output.media_type, 'bin')}",
+        "data": data,
+        "description": output.description,
+        "status": output.status,
+        "release_due_at": output.release_due_at,
+        "title": str(view.request.terms.get("project_title", "")),
+    }
 
 
 def _output_file(desk: Desk, output: Output) -> bytes:

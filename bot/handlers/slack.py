@@ -99,6 +99,14 @@ async def slack_actor(desk: Desk, *, channel_id: str, user_id: str, user_name: s
     return Actor(ActorKind.agency, agency.id, ChannelKind.slack, display=user_name, member=user_id)
 
 
+async def member_actor(desk: Desk, body: dict[str, Any], channel_id: str) -> Actor:
+    """The member a Slack payload's `user` names, acting in `channel_id` (see `slack_actor`)."""
+    user = body.get("user") or {}
+    user_id = str(user.get("id") or "")
+    user_name = str(user.get("name") or user.get("username") or user_id)
+    return await slack_actor(desk, channel_id=channel_id, user_id=user_id, user_name=user_name)
+
+
 # ---------------------------------------------------------------- listeners
 
 
@@ -212,12 +220,7 @@ class BoardListeners:
             return
         user = body.get("user") or {}
         user_id = str(user.get("id") or "")
-        actor = await slack_actor(
-            self.desk,
-            channel_id=form.channel_id,
-            user_id=user_id,
-            user_name=str(user.get("name") or user.get("username") or user_id),
-        )
+        actor = await member_actor(self.desk, body, form.channel_id)
         try:
             await workflow.decide(
                 self.desk,
@@ -253,12 +256,7 @@ class BoardListeners:
         if not grant_id.startswith("grt_"):
             await self._foreign(channel, respond)
             return
-        actor = await slack_actor(
-            self.desk,
-            channel_id=channel,
-            user_id=user_id,
-            user_name=str(user.get("name") or user.get("username") or user_id),
-        )
+        actor = await member_actor(self.desk, body, channel)
         try:
             await workflow.revoke_grant(
                 self.desk, grant_id=grant_id, actor=actor, reason="revoked on the artist's behalf in Slack"

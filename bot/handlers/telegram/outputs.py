@@ -7,6 +7,8 @@ a handler makes itself. The creator and the agency hear of it through the outbox
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from telegram import CallbackQuery, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
@@ -26,9 +28,10 @@ from bot.handlers.telegram.common import (
     take_tap,
     typed_reason,
 )
+from bot.models import Language
 from bot.render import telegram_outputs as output_texts
 from bot.render import words
-from bot.render.buttons import Action, Tap
+from bot.render.buttons import Action, Keyboard, Tap
 
 
 async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
@@ -79,13 +82,17 @@ async def _check(deps: Deps, tap: Tap, person: Person) -> object:
     return await workflow.check_output_decision(deps.desk, output_id=tap.subject, actor=person.actor)
 
 
-async def on_reject(update: Update, context: Context) -> None:
-    """Offers the reasons to reject the output with, once the workflow agrees they may decide it."""
+async def _offer(update: Update, context: Context, keyboard: Callable[[Language, str], Keyboard]) -> None:
+    """Puts `keyboard`'s buttons under the output, once the workflow agrees they may decide it."""
     taken = await take_tap(update, context, _check, refusal=_refuse)
     if taken is not None:
         query, tap, person, _ = taken
-        keyboard = output_texts.reject_reasons_keyboard(person.language, tap.subject)
-        await set_buttons(query, deps_of(context).signer.markup(keyboard))
+        await set_buttons(query, deps_of(context).signer.markup(keyboard(person.language, tap.subject)))
+
+
+async def on_reject(update: Update, context: Context) -> None:
+    """Offers the reasons to reject the output with, once the workflow agrees they may decide it."""
+    await _offer(update, context, output_texts.reject_reasons_keyboard)
 
 
 async def on_reject_reason(update: Update, context: Context) -> None:
@@ -98,11 +105,7 @@ async def on_reject_reason(update: Update, context: Context) -> None:
 
 async def on_back(update: Update, context: Context) -> None:
     """Puts Release and Reject back under the output."""
-    taken = await take_tap(update, context, _check, refusal=_refuse)
-    if taken is not None:
-        query, tap, person, _ = taken
-        keyboard = output_texts.review_keyboard(person.language, tap.subject)
-        await set_buttons(query, deps_of(context).signer.markup(keyboard))
+    await _offer(update, context, output_texts.review_keyboard)
 
 
 async def on_own_words(update: Update, context: Context) -> None:
