@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar, cast
+from typing import Protocol, TypeVar, cast, get_origin
 
 from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, update
 
@@ -89,11 +89,12 @@ async def deliver(
 
     async def handed(kind: type[T]) -> T:
         value = await handover.prepare(desk, notice, default_timezone)
-        if not isinstance(value, kind):
+        expected = get_origin(kind) or kind  # a generic kind (`ToChat[Report]`) is checked by its class
+        if not isinstance(value, expected):
             raise TypeError(
-                f"a {notice.kind!r} notice is handed a {type(value).__name__}, not a {kind.__name__}"
+                f"a {notice.kind!r} notice is handed a {type(value).__name__}, not a {expected.__name__}"
             )
-        return value
+        return cast(T, value)
 
     try:
         return await sender.send(notice, handed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Generic, Protocol, TypeAlias, TypeVar
 
 from bot.models import Language, Outcome
 
@@ -24,6 +24,7 @@ ARTIST_OUTPUT_NOTICES = frozenset({"output_review", "output_reminder", "output_d
 BOARD_OUTPUT_NOTICES = frozenset({"output_post", "output_update"})
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 class Handover(Protocol):
@@ -32,7 +33,7 @@ class Handover(Protocol):
     nothing left to send."""
 
     async def __call__(self, kind: type[T]) -> T:
-        """The notice's handed value, which must be a `kind`."""
+        """The notice's handed value, which must be a `kind` (of a generic kind, its class)."""
         ...
 
 
@@ -67,37 +68,14 @@ class CardEdit:
 
 
 @dataclass(frozen=True)
-class GrantQuestion:
-    """A question to the artist about one of their grants (confirm a revocation)."""
+class ToChat(Generic[S]):
+    """A chat and what a notice to it is about: to the artist, a grant asked about
+    (`ToChat[GrantSummary]`), the usage report as it stands (`ToChat[Report]`), the signed
+    history bundle packed now (`ToChat[bytes]`); to a studio, the title of the request its
+    status update is about (`ToChat[str]`)."""
 
     recipient: Recipient
-    grant: GrantSummary
-
-
-@dataclass(frozen=True)
-class ArtistReport:
-    """The artist's usage report as it stands now."""
-
-    recipient: Recipient
-    report: Report
-
-
-@dataclass(frozen=True)
-class HistoryBundle:
-    """The artist's signed history bundle, packed now, and the file name it goes under."""
-
-    recipient: Recipient
-    data: bytes
-    filename: str
-
-
-@dataclass(frozen=True)
-class CreatorStatus:
-    """A studio's Telegram chat and the title its status update is about."""
-
-    chat_id: int
-    language: Language
-    title: str
+    subject: S
 
 
 @dataclass(frozen=True)
@@ -148,13 +126,12 @@ class AgencyBoard:
 
 @dataclass(frozen=True)
 class AgencyReport:
-    """An agency's usage report, its usage events as a CSV file (closed by the sender) and the
-    channel it goes to; `agency` says the board's language."""
+    """An agency's usage report, its usage events as a CSV file (closed by the sender), and the
+    board it goes to (whose agency says the board's language)."""
 
-    channel: str
+    board: AgencyBoard
     report: Report
     table: IO[bytes]
-    agency: Agency | None = None
 
 
 @dataclass(frozen=True)
@@ -183,18 +160,19 @@ class WebhookTarget:
     webhook_secret_previous_until: datetime | None
 
 
-Handed = (
-    Recipient
-    | CardPlace
-    | CardEdit
-    | GrantQuestion
-    | ArtistReport
-    | HistoryBundle
-    | CreatorStatus
-    | OutputToShow
-    | Board
-    | AgencyBoard
-    | AgencyReport
-    | OutputOnBoard
-    | WebhookTarget
+# Every value a sender may be handed (a string: some of its parts are named for type checking only).
+Handed: TypeAlias = (
+    "Recipient"
+    " | CardPlace"
+    " | CardEdit"
+    " | ToChat[GrantSummary]"
+    " | ToChat[Report]"
+    " | ToChat[bytes]"
+    " | ToChat[str]"
+    " | OutputToShow"
+    " | Board"
+    " | AgencyBoard"
+    " | AgencyReport"
+    " | OutputOnBoard"
+    " | WebhookTarget"
 )

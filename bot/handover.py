@@ -15,23 +15,20 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.bundle import build_bundle, bundle_name
+from bot.bundle import build_bundle
 from bot.handed import (
     ARTIST_OUTPUT_NOTICES,
     BOARD_OUTPUT_NOTICES,
     AgencyBoard,
     AgencyReport,
-    ArtistReport,
     Board,
     CardEdit,
     CardPlace,
-    CreatorStatus,
-    GrantQuestion,
     Handed,
-    HistoryBundle,
     OutputOnBoard,
     OutputToShow,
     Recipient,
+    ToChat,
     WebhookTarget,
 )
 from bot.models import OPEN_STATUSES, ActorKind, ChannelKind, Policy, RequestStatus
@@ -85,7 +82,7 @@ async def _for_telegram(desk: Desk, notice: Outgoing, default_timezone: str) -> 
     if notice.recipient_kind == ActorKind.creator.value:
         if kind != "status":
             raise Undeliverable(f"unknown creator notice kind {kind!r}")
-        return await telegram_creator(desk, notice)
+        return await telegram_creator(desk, notice, default_timezone)
     if notice.recipient_kind != ActorKind.artist.value:
         raise Undeliverable(f"no Telegram notices for a {notice.recipient_kind}")
     if kind in _CARD_NOTICES:
@@ -109,11 +106,11 @@ async def _for_telegram(desk: Desk, notice: Outgoing, default_timezone: str) -> 
         raise Undeliverable(f"unknown Telegram notice kind {kind!r}")
     recipient = await telegram_artist(desk, artist_id, default_timezone)
     if kind == "report":
-        return ArtistReport(recipient, await build_report(desk, artist_id=artist_id))
+        return ToChat(recipient, await build_report(desk, artist_id=artist_id))
     if kind == "revoke_question":
-        return GrantQuestion(recipient, await grant_asked_about(desk, notice.grant_id or ""))
+        return ToChat(recipient, await grant_asked_about(desk, notice.grant_id or ""))
     if kind == HISTORY_NOTICE:  # the artist's signed history bundle, built as it is sent
-        return HistoryBundle(recipient, await build_bundle(desk, artist_id=artist_id), bundle_name(artist_id))
+        return ToChat(recipient, await build_bundle(desk, artist_id=artist_id))
     return recipient  # the other questions, and a pause or a record changed by someone else
 
 
@@ -185,15 +182,17 @@ async def card_to_edit(desk: Desk, notice: Outgoing, place: CardPlace) -> tuple[
     raise Skipped("the card never reached the artist (e.g. they had blocked the bot): nothing to edit")
 
 
-async def telegram_creator(desk: Desk, notice: Outgoing) -> CreatorStatus:
-    """The creator's chat for a status update; a creator without one is given up."""
+async def telegram_creator(desk: Desk, notice: Outgoing, default_timezone: str) -> ToChat[str]:
+    """The creator's chat and the title a status update is about; a creator without a chat is
+    given up."""
     async with desk.db.read() as session:
         creator = await session.get(Creator, notice.recipient_id)
         view = await load_request_view(session, notice.request_id) if notice.request_id else None
     if creator is None or creator.telegram_chat_id is None:
         raise Undeliverable("the creator has no linked Telegram chat")
     title = str(view.request.terms.get("project_title", "")) if view else ""
-    return CreatorStatus(creator.telegram_chat_id, language_of(creator.language), title)
+    chat = Recipient(creator.telegram_chat_id, language_of(creator.language), default_timezone, creator.name)
+    return ToChat(chat, title)
 
 
 # ---------------------------------------------------------------- Slack
@@ -272,7 +271,7 @@ async def agency_report(desk: Desk, agency_id: str) -> AgencyReport:
         report = await build_report(desk, agency_id=board.agency.id)
     except NotFound as why:
         raise Undeliverable(why.message) from why
-    return AgencyReport(board.channel, report, await usage_csv(desk, report), board.agency)
+    return AgencyReport(board, report, await usage_csv(desk, report))
 
 
 # ---------------------------------------------------------------- outputs

@@ -304,8 +304,8 @@ class SlackSender:
             chart = await self.charts.draw(report)
             stamp = report.period_end.strftime("%Y-%m-%d")
             await self.upload(
-                found.channel,
-                comment=board.report_comment(report, found.agency),
+                found.board.channel,
+                comment=board.report_comment(report, found.board.agency),
                 files=[
                     (f"likeness-usage-{stamp}.png", chart, "Uses per week"),
                     (f"likeness-usage-{stamp}.csv", table, "Usage events"),

@@ -42,18 +42,16 @@ from telegram.error import (
 
 from bot.adapters.telegram_limits import ChatRateLimiter as ChatRateLimiter
 from bot.adapters.telegram_outputs import send_output_notice
+from bot.bundle import bundle_name
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
 from bot.handed import (
     ARTIST_OUTPUT_NOTICES,
-    ArtistReport,
     CardEdit,
     CardPlace,
-    CreatorStatus,
-    GrantQuestion,
     Handover,
-    HistoryBundle,
     OutputToShow,
     Recipient,
+    ToChat,
 )
 from bot.models import ActorKind, ChannelKind
 from bot.render import telegram as texts
@@ -67,8 +65,9 @@ from bot.render import telegram_reports as report_texts
 from bot.render import violations, words
 from bot.render.buttons import NO_BUTTONS, CallbackSigner
 from bot.render.telegram_cards import card_from_view as card_from_view
+from bot.report_types import Report
 from bot.reports import ChartDrawer
-from bot.workflow import Desk
+from bot.workflow import Desk, GrantSummary
 from bot.workflow.history import HISTORY_NOTICE
 
 log = logging.getLogger(__name__)
@@ -154,7 +153,7 @@ class TelegramSender:
 
     async def _send(self, notice: Outgoing, handed: Handover) -> Delivered:
         if notice.recipient_kind == ActorKind.creator.value:
-            return await self._send_creator_status(notice, await handed(CreatorStatus))
+            return await self._send_creator_status(notice, await handed(ToChat[str]))
         kind = notice.kind
         if kind == "card":
             return await self.post_card(await handed(CardPlace), nudge=bool(notice.payload.get("nudge")))
@@ -165,11 +164,11 @@ class TelegramSender:
         if kind in {"grant_reminder", "grant_expired", "violation", "deletion_confirmed"}:
             return await self._tell_about_grant(notice, await handed(CardPlace))
         if kind == "report":
-            return await self._send_report(notice, await handed(ArtistReport))
+            return await self._send_report(notice, await handed(ToChat[Report]))
         if kind == "revoke_question":
-            question = await handed(GrantQuestion)
+            question = await handed(ToChat[GrantSummary])
             language = question.recipient.language
-            rendered = texts.revoke_question(language, texts.grant_line(question.grant))
+            rendered = texts.revoke_question(language, texts.grant_line(question.subject))
             await self._send_text(question.recipient.chat_id, rendered)
             return Delivered()
         if kind == "deny_prompt":
@@ -177,10 +176,11 @@ class TelegramSender:
         if kind in ARTIST_OUTPUT_NOTICES:
             return await send_output_notice(self, notice, await handed(OutputToShow))
         if kind == HISTORY_NOTICE:
-            bundle = await handed(HistoryBundle)
+            bundle = await handed(ToChat[bytes])
             caption = history_texts.caption(bundle.recipient.language)
+            name = bundle_name(notice.recipient_id)
             await self.bot.send_document(
-                bundle.recipient.chat_id, bundle.data, filename=bundle.filename, caption=caption
+                bundle.recipient.chat_id, bundle.subject, filename=name, caption=caption
             )
             return Delivered()
         artist = await handed(Recipient)  # gives up a kind the handover has nothing for
@@ -324,8 +324,8 @@ class TelegramSender:
         await self._send_text(recipient.chat_id, texts.Rendered(text, keyboard))
         return Delivered()
 
-    async def _send_report(self, notice: Outgoing, handed: ArtistReport) -> Delivered:
-        recipient, report = handed.recipient, handed.report
+    async def _send_report(self, notice: Outgoing, handed: ToChat[Report]) -> Delivered:
+        recipient, report = handed.recipient, handed.subject
         # Drawn in a child process: matplotlib never enters (or holds up) this one. Drawn before
         # the text goes out, so a chart that fails is retried without sending the text twice.
         chart = await self.charts.draw(report, report_texts.chart_labels(recipient.language, report))
@@ -350,7 +350,8 @@ class TelegramSender:
                 await asyncio.sleep(min(wait, 30.0))
         return Delivered()
 
-    async def _send_creator_status(self, notice: Outgoing, status: CreatorStatus) -> Delivered:
-        text = texts.creator_status(status.language, self.default_timezone, status.title, notice.payload)
-        await self._send_text(status.chat_id, texts.Rendered(text))
+    async def _send_creator_status(self, notice: Outgoing, status: ToChat[str]) -> Delivered:
+        studio = status.recipient
+        text = texts.creator_status(studio.language, self.default_timezone, status.subject, notice.payload)
+        await self._send_text(studio.chat_id, texts.Rendered(text))
         return Delivered()
