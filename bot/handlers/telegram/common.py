@@ -175,6 +175,21 @@ async def linked_artist(update: Update, context: Context) -> tuple[Person, Artis
     return person, person.artist
 
 
+ArtistAnswer = Callable[["Deps", "Person", Artist], Awaitable[texts.Rendered]]
+
+
+async def answer_artist(update: Update, context: Context, answer: ArtistAnswer) -> None:
+    """Answers a command only a linked artist may give with what `answer` says (and its buttons);
+    anyone else is told how to link."""
+    linked = await linked_artist(update, context)
+    if linked is None:
+        return
+    person, artist = linked
+    deps = deps_of(context)
+    rendered = await answer(deps, person, artist)
+    await reply(update, rendered.text, deps.signer.markup(rendered.keyboard))
+
+
 def callback_pattern(action: str) -> str:
     # The separator after the action keeps 'rv' from matching 'rvy:...'.
     return "^" + re.escape(action) + "[:.]"
