@@ -60,6 +60,7 @@ from bot.render import telegram_deletion as deletion_texts
 from bot.render import telegram_history as history_texts
 from bot.render import telegram_outputs as output_texts
 from bot.render import telegram_pause as pause_texts
+from bot.render import telegram_prompts as prompts
 from bot.render import telegram_records as record_texts
 from bot.render import telegram_reports as report_texts
 from bot.render import violations, words
@@ -186,14 +187,14 @@ class TelegramSender:
         artist = await handed(Recipient)  # gives up a kind the handover has nothing for
         if kind == "output_prompt":
             text = output_texts.reject_prompt(artist.language, str(notice.payload.get("output_id", "")))
-            return await self._ask(artist, text, cards.deny_placeholder(artist.language), notice)
+            return await self._ask(artist, text, prompts.reason_placeholder(artist.language), notice)
         if kind == "pause_update":  # someone else paused
             text = pause_texts.artist_notice(artist.language, artist.timezone, notice.payload)
         elif kind == "record_update":  # someone changed the record
             text = record_texts.artist_notice(artist.language, notice.payload)
         else:  # the reason to pause
             text = pause_texts.reason_prompt(artist.language, notice.recipient_id)
-            return await self._ask(artist, text, pause_texts.reason_placeholder(artist.language), None)
+            return await self._ask(artist, text, prompts.reason_placeholder(artist.language), None)
         await self._send_text(artist.chat_id, texts.Rendered(text))
         return Delivered()
 
@@ -262,7 +263,7 @@ class TelegramSender:
     async def _ask_deny_reason(self, notice: Outgoing, place: CardPlace) -> Delivered:
         artist, title = place.recipient, self._card(place).terms.project_title
         text = cards.deny_prompt(artist.language, notice.request_id or "", title)
-        return await self._ask(artist, text, cards.deny_placeholder(artist.language), notice)
+        return await self._ask(artist, text, prompts.reason_placeholder(artist.language), notice)
 
     async def _ask(
         self, artist: Recipient, text: str, placeholder: str, notice: Outgoing | None
