@@ -134,6 +134,23 @@ async def take_tap(
     return query, tap, person, result
 
 
+ReasonAsker = Callable[[Desk, Tap, Actor, "int | None"], Awaitable[object]]
+
+
+async def ask_in_own_words(
+    update: Update, context: Context, ask: ReasonAsker, *, refusal: Refusal = refuse
+) -> None:
+    """Has the workflow ask, through the outbox, for a reason in the tapper's own words, as a
+    reply to the message they tapped (`ask` gets its id); a refusal is answered by `refusal`."""
+    tapped = update.callback_query
+    message_id = tapped.message.message_id if tapped and tapped.message else None
+
+    async def step(deps: Deps, tap: Tap, person: Person) -> object:
+        return await ask(deps.desk, tap, person.actor, message_id)
+
+    await take_tap(update, context, step, refusal=refusal)
+
+
 async def set_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
     try:
         await query.edit_message_reply_markup(reply_markup=markup)

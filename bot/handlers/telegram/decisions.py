@@ -17,6 +17,7 @@ from bot.handlers.telegram.common import (
     Context,
     Deps,
     Person,
+    ask_in_own_words,
     deps_of,
     log,
     person_of,
@@ -130,16 +131,13 @@ async def on_deny_reason(update: Update, context: Context) -> None:
 async def on_own_words(update: Update, context: Context) -> None:
     """Asks, through the outbox, for a reason in the artist's own words, as a reply to the card that
     names the request, once the workflow agrees they may deny it now."""
-    tapped = update.callback_query
-    card_message = tapped.message.message_id if tapped and tapped.message else None
-
-    async def ask(deps: Deps, tap: Tap, person: Person) -> RequestView:
-        desk, request_id = deps.desk, request_of(tap)
-        return await workflow.ask_deny_reason(
-            desk, request_id=request_id, actor=person.actor, reply_to=card_message
-        )
-
-    await take_tap(update, context, ask)
+    await ask_in_own_words(
+        update,
+        context,
+        lambda desk, tap, actor, card: workflow.ask_deny_reason(
+            desk, request_id=request_of(tap), actor=actor, reply_to=card
+        ),
+    )
 
 
 async def on_back(update: Update, context: Context) -> None:

@@ -18,6 +18,7 @@ from bot.handlers.telegram.common import (
     Context,
     Deps,
     Person,
+    ask_in_own_words,
     deps_of,
     log,
     person_of,
@@ -111,16 +112,14 @@ async def on_back(update: Update, context: Context) -> None:
 async def on_own_words(update: Update, context: Context) -> None:
     """Asks, through the outbox, for a reason in the artist's own words, as a reply to the output
     that names it, once the workflow agrees they may decide it."""
-    tapped = update.callback_query
-    output_message = tapped.message.message_id if tapped and tapped.message else None
-
-    async def ask(deps: Deps, tap: Tap, person: Person) -> None:
-        desk, output_id = deps.desk, tap.subject
-        await workflow.ask_output_reason(
-            desk, output_id=output_id, actor=person.actor, reply_to=output_message
-        )
-
-    await take_tap(update, context, ask, refusal=_refuse)
+    await ask_in_own_words(
+        update,
+        context,
+        lambda desk, tap, actor, output: workflow.ask_output_reason(
+            desk, output_id=tap.subject, actor=actor, reply_to=output
+        ),
+        refusal=_refuse,
+    )
 
 
 async def reject_in_own_words(update: Update, context: Context, output_id: str) -> None:
