@@ -119,7 +119,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     webhooks = WebhookSender(desk, policy=webhook_policy(settings))
     service.senders.append(webhooks)
     service.on_stop.append(webhooks.close)
-    outbox = Outbox(desk, service.senders)
+    outbox = Outbox(desk, service.senders, default_timezone=settings.default_timezone)
     service.outbox = outbox
     desk.on_commit.append(outbox.wake)
     service.on_start.append(outbox.start)

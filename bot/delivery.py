@@ -1,8 +1,10 @@
 """Drains the outbox through the channel senders: at least once, in order per lane, never dropped.
 
-A notice leaves only from here. The senders (`bot/adapters/`) only translate and send; what
-each notice is rendered from, and the rules that hold one back, skip it or give it up, are in
-`bot/handover.py`, which the senders call before they translate.
+A notice leaves only from here. For each notice `deliver` hands its sender what the notice is
+rendered from (read by `bot/handover.py`, which also holds a notice back, skips it or gives it
+up) and turns what came of the send into the notice's outcome: sent, retried, or given up (a
+place that stays unreachable past the sender's patience, a notice older than 24 h). The senders
+(`bot/adapters/`) only translate and send.
 
 Rows are claimed with a lease (FOR UPDATE SKIP LOCKED on PostgreSQL, so several instances
 share the work), sent, and marked sent in one step with whatever the platform gave back (e.g.
@@ -21,12 +23,19 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Protocol, TypeVar, cast, get_origin
 
 from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, update
 
-from bot import metrics
+from bot import handover, metrics
+from bot.handed import Handover
 from bot.models import ChannelKind
+from bot.outgoing import Delivered as Delivered
+from bot.outgoing import Outgoing as Outgoing
+from bot.outgoing import RetryLater as RetryLater
+from bot.outgoing import Skipped as Skipped
+from bot.outgoing import Undeliverable as Undeliverable
+from bot.outgoing import Unreachable as Unreachable
 from bot.workflow import Desk
 from storage.tables import CardRef, Notice
 
@@ -38,58 +47,7 @@ MAX_NOTICE_AGE = timedelta(hours=24)
 MAX_BACKOFF = timedelta(minutes=5)
 STOP_GRACE = 5.0
 
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A claimed notice, as a sender sees it."""
-
-    id: str
-    channel: ChannelKind
-    recipient_kind: str
-    recipient_id: str
-    kind: str
-    request_id: str | None
-    grant_id: str | None
-    payload: dict[str, Any]
-    attempts: int
-    created_at: datetime
-
-    @classmethod
-    def of(cls, notice: Notice) -> Outgoing:
-        """A stored notice as the drainer hands it to a sender."""
-        return cls(
-            id=notice.id,
-            channel=ChannelKind(notice.channel),
-            recipient_kind=notice.recipient_kind,
-            recipient_id=notice.recipient_id,
-            kind=notice.kind,
-            request_id=notice.request_id,
-            grant_id=notice.grant_id,
-            payload=dict(notice.payload),
-            attempts=notice.attempts,
-            created_at=notice.created_at,
-        )
-
-
-@dataclass(frozen=True)
-class Delivered:
-    """What a successful send leaves behind: where the card now lives, if it was one."""
-
-    card_chat_id: str | None = None
-    card_message_id: str | None = None
-
-
-class RetryLater(Exception):
-    """The platform asked us to wait (429) or is failing for now; try again after `after` seconds."""
-
-    def __init__(self, reason: str, after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.after = after
-
-
-class Undeliverable(Exception):
-    """This notice can never be delivered (e.g. the user blocked the bot); it is kept as failed."""
+T = TypeVar("T")
 
 
 class Sender(Protocol):
@@ -112,9 +70,53 @@ class Sender(Protocol):
         """Notices of one lane (e.g. one chat) are sent one after another, in order."""
         ...
 
-    async def send(self, notice: Outgoing) -> Delivered:
-        """Sends one notice; raises RetryLater or Undeliverable when it cannot."""
+    async def send(self, notice: Outgoing, handed: Handover) -> Delivered:
+        """Sends one notice, asking `handed` for what it is rendered from once the way out is
+        open; raises RetryLater or Undeliverable when it cannot, Unreachable when the
+        recipient's place is shut for now."""
         ...
+
+
+async def deliver(
+    desk: Desk, sender: Sender, notice: Outgoing, *, default_timezone: str = "UTC"
+) -> Delivered:
+    """Sends one notice through its sender, handing it what `bot.handover` reads for the notice.
+
+    A notice with nothing left to send (Skipped) counts as delivered; an unreachable place is
+    retried until the sender's patience runs out, then given up. Raises RetryLater or
+    Undeliverable for the drainer to record.
+    """
+
+    async def handed(kind: type[T]) -> T:
+        value = await handover.prepare(desk, notice, default_timezone)
+        expected = get_origin(kind) or kind  # a generic kind (`ToChat[Report]`) is checked by its class
+        if not isinstance(value, expected):
+            raise TypeError(
+                f"a {notice.kind!r} notice is handed a {type(value).__name__}, not a {expected.__name__}"
+            )
+        return cast(T, value)
+
+    try:
+        return await sender.send(notice, handed)
+    except Skipped:
+        return Delivered()
+    except Unreachable as shut:
+        raise _unreachable(notice, shut) from shut
+
+
+def _unreachable(notice: Outgoing, shut: Unreachable) -> RetryLater | Undeliverable:
+    """A place that is gone or lacks the bot: retried `shut.patience` times, then given up."""
+    if notice.attempts + 1 >= shut.patience:
+        return Undeliverable(f"{shut.place} unreachable: {shut.why}")
+    log.warning(
+        "%s of %s %s unreachable (%s): %s; retrying",
+        shut.place,
+        notice.recipient_kind,
+        notice.recipient_id,
+        shut.why,
+        shut.advice,
+    )
+    return RetryLater(f"channel unreachable: {shut.why}")
 
 
 @dataclass
@@ -139,6 +141,7 @@ class Outbox:
         lease: timedelta = timedelta(seconds=60),
         poll_interval: float = 1.0,
         concurrency: int = 64,
+        default_timezone: str = "UTC",
     ) -> None:
         """Prepares a drainer; `run()` starts it.
 
@@ -149,6 +152,7 @@ class Outbox:
             lease: how long a claim lasts before another instance may take the notice over.
             poll_interval: how often to look for work that another process queued.
             concurrency: how many lanes send at the same time.
+            default_timezone: the time zone of recipients without one of their own.
 
         Each sender declares its lane rules (`Sender.lane`, `Sender.lane_slice`).
         """
@@ -157,6 +161,7 @@ class Outbox:
         self.batch = batch
         self.lease = lease
         self.poll_interval = poll_interval
+        self.default_timezone = default_timezone
         self.stats = DeliveryStats()
         self._lanes = asyncio.Semaphore(concurrency)
         # One drain loop per channel, each with its own wake-up: a slow channel (Slack's pace, a
@@ -304,7 +309,9 @@ class Outbox:
             for position, notice in enumerate(notices):
                 sender = self.senders[notice.channel]
                 try:
-                    delivered = await sender.send(notice)
+                    delivered = await deliver(
+                        self.desk, sender, notice, default_timezone=self.default_timezone
+                    )
                 except RetryLater as wait:
                     metrics.delivery_retried(notice.channel.value, wait.reason)
                     retry_at = await self._retry(notice, wait.reason, wait.after)

@@ -3,6 +3,8 @@
 - Nothing in bot/ imports sandbox/, not even lazily inside a function; nothing in bench/ imports tests/.
 - The channel edges (bot/handlers/, bot/api/) import neither sqlalchemy nor storage/: they read
   through the workflow's query functions.
+- The senders (bot/adapters/) import neither sqlalchemy nor storage/ nor bot.handover: they
+  translate what the drainer hands them (bot/handed.py) and read nothing themselves.
 - No import circle among the modules of bot/, storage/, scheduler/ and sandbox/ (the imports
   made when a module loads; those under `if TYPE_CHECKING:` and inside functions are not).
 """
@@ -193,6 +195,17 @@ def test_the_channel_edges_import_neither_sqlalchemy_nor_storage(edge: str) -> N
         )
         for module in MODULES
         if _is_under(module, edge)
+    }
+
+    assert {module: names for module, names in offenders.items() if names} == {}
+
+
+def test_the_senders_read_nothing_and_import_no_handover() -> None:
+    readers = ("sqlalchemy", "storage", "bot.handover")
+    offenders = {
+        module: sorted(name for name in every_import(module) if any(_is_under(name, r) for r in readers))
+        for module in MODULES
+        if _is_under(module, "bot.adapters")
     }
 
     assert {module: names for module, names in offenders.items() if names} == {}

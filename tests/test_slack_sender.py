@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from bot import workflow
 from bot.adapters.slack import CHANNEL_PATIENCE, SlackSender
 from bot.clock import FrozenClock
-from bot.delivery import Outbox, Outgoing, RetryLater, Undeliverable
+from bot.delivery import Outbox, Outgoing, RetryLater, Undeliverable, deliver
 from bot.models import Actor, ActorKind, ChannelKind, Outcome, Policy
 from bot.receipts import load_or_create_signer
 from bot.render import slack as board
@@ -100,7 +100,7 @@ async def test_an_update_never_overtakes_its_first_post_and_then_edits_it_and_re
     )
     # Even handed over on its own, the update refuses to go before the post.
     with pytest.raises(RetryLater) as waiting:
-        await sender.send(Outgoing.of(update_notice))
+        await deliver(desk, sender, Outgoing.of(update_notice))
     assert "earlier board notice" in waiting.value.reason
 
     clock.advance(timedelta(minutes=1))
@@ -210,10 +210,10 @@ async def test_a_missing_channel_is_retried_for_a_while_then_given_up(
     [post] = await slack_notices(desk, request_id)
     sender = sender_for(desk, sim)
     with pytest.raises(RetryLater) as waiting:
-        await sender.send(Outgoing.of(post))
+        await deliver(desk, sender, Outgoing.of(post))
     assert "channel_not_found" in waiting.value.reason
     with pytest.raises(Undeliverable):
-        await sender.send(dataclasses.replace(Outgoing.of(post), attempts=CHANNEL_PATIENCE - 1))
+        await deliver(desk, sender, dataclasses.replace(Outgoing.of(post), attempts=CHANNEL_PATIENCE - 1))
 
 
 async def test_posts_to_one_channel_keep_their_interval_and_other_channels_do_not_wait(

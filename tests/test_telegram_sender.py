@@ -15,7 +15,7 @@ from bot import workflow
 from bot.adapters.telegram import ChatRateLimiter, TelegramSender
 from bot.adapters.webhook import WebhookSender
 from bot.clock import FrozenClock
-from bot.delivery import Delivered, Outbox, Outgoing, RetryLater, Undeliverable
+from bot.delivery import Delivered, Outbox, Outgoing, RetryLater, Undeliverable, deliver
 from bot.models import ActorKind, ChannelKind, Language, Outcome
 from bot.render.buttons import CallbackSigner, read_seen_subject, seen_subject
 from bot.reports import ChartDrawer, ChartError
@@ -100,7 +100,7 @@ async def test_a_card_goes_to_the_artists_chat_in_their_language_with_signed_but
     request = (await submit(desk, parties)).view.request
     request_id = request.id
 
-    delivered = await sender.send(await queued(desk, "card", request_id))
+    delivered = await deliver(desk, sender, await queued(desk, "card", request_id))
 
     [message] = [m for m in sim.messages(ARTIST_CHAT) if m["from_bot"]]
     assert delivered == Delivered(str(ARTIST_CHAT), str(message["message_id"]))
@@ -124,7 +124,7 @@ async def test_a_blocked_chat_is_undeliverable(
     sim.block_bot(TOKEN, ARTIST_CHAT)
 
     with pytest.raises(Undeliverable, match="blocked"):
-        await sender.send(await queued(desk, "card", request_id))
+        await deliver(desk, sender, await queued(desk, "card", request_id))
 
 
 @sqlite_only
@@ -141,7 +141,7 @@ async def test_telegram_trouble_becomes_retry_later_and_429_says_how_long(
     sim.inject(fault, methods="sendMessage", retry_after=7)
 
     with pytest.raises(RetryLater) as raised:
-        await sender.send(await queued(desk, "card", request_id))
+        await deliver(desk, sender, await queued(desk, "card", request_id))
 
     assert raised.value.after == after
     assert [m for m in sim.messages(ARTIST_CHAT) if m["from_bot"]] == []
@@ -181,7 +181,7 @@ async def test_a_card_update_waits_while_its_card_is_still_queued(
     await approve(desk, parties, request_id)
 
     with pytest.raises(RetryLater) as raised:
-        await sender.send(await queued(desk, "card_update", request_id))
+        await deliver(desk, sender, await queued(desk, "card_update", request_id))
     assert raised.value.after == 2
 
     await Outbox(desk, [sender]).drain_once()  # the card, then its update, in the lane's order
@@ -203,7 +203,7 @@ async def test_a_decision_edits_the_card_in_place_and_a_repeated_update_changes_
     assert card["edit_count"] == 1 and card["reply_markup"] is None
     assert "已同意" in str(card["text"])
 
-    again = await sender.send(await queued(desk, "card_update", request_id))  # e.g. after a crash
+    again = await deliver(desk, sender, await queued(desk, "card_update", request_id))  # e.g. after a crash
 
     assert again == Delivered()
     assert bot_messages(sim)[0]["edit_count"] == 1
@@ -219,7 +219,7 @@ async def test_a_card_the_artist_deleted_is_replaced_by_a_new_message_with_the_o
     await bot.delete_message(ARTIST_CHAT, int(str(card["message_id"])))
     await approve(desk, parties, request_id)
 
-    delivered = await sender.send(await queued(desk, "card_update", request_id))
+    delivered = await deliver(desk, sender, await queued(desk, "card_update", request_id))
 
     [replacement] = bot_messages(sim)
     assert delivered == Delivered(str(ARTIST_CHAT), str(replacement["message_id"]))
@@ -246,9 +246,9 @@ async def test_a_reminder_replies_to_the_open_card_and_is_dropped_once_decided(
         created_at=desk.clock.now(),
     )
 
-    await sender.send(reminder)
+    await deliver(desk, sender, reminder)
     await approve(desk, parties, request_id)
-    await sender.send(reminder)
+    await deliver(desk, sender, reminder)
 
     [_card, sent] = bot_messages(sim)
     assert sent["reply_to_message_id"] == card["message_id"]
@@ -261,7 +261,7 @@ async def test_a_report_is_a_summary_and_a_chart(
 ) -> None:
     assert await workflow.queue_report(desk, recipient_kind=ActorKind.artist, recipient_id=parties.artist_id)
 
-    await sender.send(await queued(desk, "report"))
+    await deliver(desk, sender, await queued(desk, "report"))
 
     summary, chart = bot_messages(sim)
     assert str(summary["text"]).startswith("📊 使用报告")
@@ -278,7 +278,7 @@ async def test_a_report_whose_chart_cannot_be_drawn_sends_nothing_and_is_retried
     assert await workflow.queue_report(desk, recipient_kind=ActorKind.artist, recipient_id=parties.artist_id)
     try:
         with pytest.raises(ChartError):
-            await sender.send(await queued(desk, "report"))
+            await deliver(desk, sender, await queued(desk, "report"))
     finally:
         await hasty.close()
     assert bot_messages(sim) == []  # no summary without its chart: the retry sends both, once
@@ -294,7 +294,7 @@ async def test_a_studio_that_linked_telegram_is_told_in_its_language(
     await workflow.redeem_invite(desk, token=token, telegram_user_id=3002, chat_id=3002)
     request_id = (await submit(desk, parties, project_title="Ads & <More>")).view.request.id
 
-    await sender.send(await queued(desk, "status", request_id))
+    await deliver(desk, sender, await queued(desk, "status", request_id))
 
     [told] = [m for m in sim.messages(3002) if m["from_bot"]]
     assert told["text"] == f"📨 “Ads & <More>” was sent to the artist.\nRef {request_id}"

@@ -14,7 +14,7 @@ import pytest
 
 from bot import workflow
 from bot.adapters.webhook import WebhookSender
-from bot.delivery import Delivered, Outgoing, Undeliverable
+from bot.delivery import Delivered, Outgoing, Undeliverable, deliver
 from bot.models import ChannelKind
 from bot.webhook_address import (
     WebhookAddressRefused,
@@ -150,7 +150,7 @@ async def test_a_loopback_webhook_is_undeliverable_by_default_and_nothing_is_sen
         try:
             before = await row_counts(desk)
             with pytest.raises(Undeliverable, match="webhook refused"):
-                await sender.send(notice)
+                await deliver(desk, sender, notice)
             assert await row_counts(desk) == before
         finally:
             await sender.close()
@@ -168,7 +168,7 @@ async def test_a_name_that_resolves_inside_is_refused_at_send_time(
     sender = WebhookSender(desk, policy=WebhookPolicy(allow_http=True), resolve=rebound)
     try:
         with pytest.raises(Undeliverable, match=r"hooks\.studio\.test resolves to 127\.0\.0\.1"):
-            await sender.send(notice)
+            await deliver(desk, sender, notice)
     finally:
         await sender.close()
     assert receiver.arrivals == 0
@@ -187,7 +187,7 @@ async def test_the_connection_goes_to_the_checked_address_with_the_name_kept(
         desk, policy=LOOPBACK_HOOKS, resolve=resolver({"hooks.studio.test": ["127.0.0.1"]}, calls)
     )
     try:
-        assert await sender.send(notice) == Delivered()
+        assert await deliver(desk, sender, notice) == Delivered()
     finally:
         await sender.close()
     assert calls == ["hooks.studio.test"]

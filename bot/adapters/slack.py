@@ -4,9 +4,11 @@
 message per second per channel, chat.update at tier 3) instead of finding them by 429, and
 maps every Slack answer onto the drainer's vocabulary: `RetryLater` for 429 (after its
 Retry-After), 5xx, network trouble and fixable set-up problems; `Undeliverable` only for
-what can never succeed. It decides nothing about requests and reads nothing: what to show
-comes from `bot.render.slack`, what happened from the notice, and the request and the board's
-place from `bot.handover`, which also holds back, skips and gives up notices.
+what can never succeed (a channel it cannot reach is `Unreachable`, which the drainer retries
+for a while). It decides nothing about requests and reads nothing: what to show comes from
+`bot.render.slack`, what happened from the notice, and the request and the board's place from
+what the drainer hands it (`bot/handed.py`, read by `bot/handover.py`, which also holds back,
+skips and gives up notices).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot import handover
-from bot.adapters.slack_outputs import BOARD_OUTPUT_NOTICES, send_output_to_board
-from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
+from bot.adapters.slack_outputs import send_output_to_board
+from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable, Unreachable
+from bot.handed import BOARD_OUTPUT_NOTICES, AgencyBoard, AgencyReport, Board, Handover, OutputOnBoard
 from bot.models import ChannelKind
 from bot.pacing import SendBudget
 from bot.render import slack as board
@@ -45,6 +47,7 @@ UPDATE_BURST, UPDATE_PERIOD = 10, 12.0
 # back-off, about half an hour in all) before the notice is given up: time for someone to
 # invite the bot, without retrying a deleted channel for a day.
 CHANNEL_PATIENCE = 10
+_CHANNEL_ADVICE = "invite the bot to the channel, or fix `likeness agency add --slack-channel`"
 
 _RETRY_ERRORS = frozenset(
     {
@@ -206,7 +209,7 @@ class SlackSender:
         """Prepares the sender; nothing is called until the first notice.
 
         Parameters:
-            desk: the workflow's desk, read to render the board as it stands.
+            desk: the workflow's desk; nothing is read through it (what a notice shows is handed over).
             client: a slack_sdk client with the bot token and the Web API base URL.
             post_interval: seconds between two messages to one channel.
             update_burst, update_period: chat.update allowance (per workspace).
@@ -232,33 +235,33 @@ class SlackSender:
         """One lane per agency: its board is one channel, so this keeps each channel's posts in order."""
         return notice.recipient_id
 
-    async def send(self, notice: Outgoing) -> Delivered:
-        """Posts, edits or uploads what one notice says; raises RetryLater / Undeliverable when it cannot."""
+    async def send(self, notice: Outgoing, handed: Handover) -> Delivered:
+        """Posts, edits or uploads what one notice says, with what `handed` gives; raises
+        RetryLater / Undeliverable when it cannot, Unreachable for a channel it cannot reach."""
         token = await self.tokens(notice.recipient_id) if self.tokens is not None else None
         if token is None and not self.client.token:
             raise Undeliverable(f"agency {notice.recipient_id} has not connected a Slack workspace")
         use_workspace_token(token)
         try:
-            if notice.kind == "board_post":
-                return await self._publish(notice, reply=None)
             if notice.kind == "report":
-                return await self._report(notice)
+                return await self._report(await handed(AgencyReport))
             if notice.kind == MEMBER_NOTICE:
-                found = await handover.agency_board(self.desk, notice.recipient_id)
+                found = await handed(AgencyBoard)
                 await self.post(found.channel, answers.member_notice(found.agency, notice.payload))
                 return Delivered()
             if notice.kind in BOARD_OUTPUT_NOTICES:
-                return await send_output_to_board(self, notice)
-            if notice.request_id is not None:
-                # board_update, and any later kind about a request: the root edited, a line in its thread.
-                return await self._publish(notice, reply={"event": notice.kind} | notice.payload)
+                return await send_output_to_board(self, notice, await handed(OutputOnBoard))
+            # board_post, board_update and any later kind about a request: the root posted or
+            # edited, a line in its thread (a kind without a request is given up by the handover).
+            reply = None if notice.kind == "board_post" else {"event": notice.kind} | notice.payload
+            return await self._publish(notice, await handed(Board), reply=reply)
         except ChannelUnreachable as why:
-            raise handover.channel_unreachable(notice, str(why), CHANNEL_PATIENCE) from why
-        raise Undeliverable(f"the Slack board has no use for a {notice.kind!r} notice")
+            raise Unreachable(
+                "Slack channel", str(why), patience=CHANNEL_PATIENCE, advice=_CHANNEL_ADVICE
+            ) from why
 
-    async def _publish(self, notice: Outgoing, *, reply: dict[str, Any] | None) -> Delivered:
+    async def _publish(self, notice: Outgoing, state: Board, *, reply: dict[str, Any] | None) -> Delivered:
         """Brings the root message to the request's current state; adds the event to its thread."""
-        state = await handover.slack_board(self.desk, notice)
         key = (state.view.request.id, notice.recipient_id)
         channel = state.channel
         root = state.root if state.root and state.root[0] == channel else None
@@ -293,17 +296,16 @@ class SlackSender:
             return Delivered()
         return Delivered(card_chat_id=root[0], card_message_id=root[1])
 
-    async def _report(self, notice: Outgoing) -> Delivered:
+    async def _report(self, found: AgencyReport) -> Delivered:
         """The usage report: a summary with the chart PNG and the CSV, in one upload message."""
-        found = await handover.agency_report(self.desk, notice.recipient_id)
         report = found.report
-        # Drawn in a child process: matplotlib never enters (or holds up) this one.
-        chart = await self.charts.draw(report)
-        stamp = report.period_end.strftime("%Y-%m-%d")
-        with await handover.usage_table(self.desk, report) as table:
+        with found.table as table:
+            # Drawn in a child process: matplotlib never enters (or holds up) this one.
+            chart = await self.charts.draw(report)
+            stamp = report.period_end.strftime("%Y-%m-%d")
             await self.upload(
-                found.channel,
-                comment=board.report_comment(report, found.agency),
+                found.board.channel,
+                comment=board.report_comment(report, found.board.agency),
                 files=[
                     (f"likeness-usage-{stamp}.png", chart, "Uses per week"),
                     (f"likeness-usage-{stamp}.csv", table, "Usage events"),

@@ -7,34 +7,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.delivery import Delivered, Outgoing
-from bot.handover_outputs import output_for_board
+from bot.handed import OutputOnBoard
 from bot.render import slack_outputs as texts
 
 if TYPE_CHECKING:
     from bot.adapters.slack import SlackSender
 
-BOARD_OUTPUT_NOTICES = frozenset({"output_post", "output_update"})
-_EXTENSION = {
-    "image/jpeg": "jpg",
-    "image/png": "png",
-    "image/webp": "webp",
-    "video/mp4": "mp4",
-    "audio/mpeg": "mp3",
-    "audio/ogg": "ogg",
-}
 
-
-async def send_output_to_board(sender: SlackSender, notice: Outgoing) -> Delivered:
-    """Posts an output (or its outcome) in the request's thread on the agency's board."""
-    posting = notice.kind == "output_post"
-    shown = await output_for_board(sender.desk, notice, with_file=posting)
-    if not posting:
+async def send_output_to_board(sender: SlackSender, notice: Outgoing, shown: OutputOnBoard) -> Delivered:
+    """Posts an output (one still to decide) or its outcome in the request's thread on the board."""
+    if notice.kind != "output_post":
         text = texts.output_outcome(shown.agency, dict(notice.payload), shown.reason)
         await sender.post(shown.channel, text, thread_ts=shown.thread_ts)
         return Delivered()
-    if shown.status != "pending":
-        return Delivered()  # decided before it could be shown: its outcome line follows
-    name = f"{shown.sha256[:16]}.{_EXTENSION.get(shown.media_type, 'bin')}"
+    name = shown.filename
     comment = texts.output_comment(
         shown.agency,
         artist=shown.artist_name,

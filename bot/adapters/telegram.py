@@ -9,9 +9,9 @@ is `bot.render.buttons.CallbackSigner`):
   maps Telegram's answers onto the drainer's vocabulary: `RetryLater` for 429, 5xx and network
   trouble, `Undeliverable` for what can never succeed (e.g. the user blocked the bot).
 
-The sender reads nothing itself: `bot.handover` reads what each notice is rendered from (the
-request, the card's place, the recipient's chat) and holds back, skips or gives up notices;
-every write goes through the drainer.
+The sender reads nothing itself: the drainer hands it what each notice is rendered from (the
+request, the card's place, the recipient's chat; `bot/handed.py`), having held back, skipped or
+given up what `bot/handover.py` says; every write goes through the drainer.
 """
 
 from __future__ import annotations
@@ -40,12 +40,19 @@ from telegram.error import (
     TelegramError,
 )
 
-from bot import handover
 from bot.adapters.telegram_limits import ChatRateLimiter as ChatRateLimiter
-from bot.adapters.telegram_outputs import OUTPUT_NOTICES, send_output_notice
-from bot.bundle import build_bundle, bundle_name
+from bot.adapters.telegram_outputs import send_output_notice
+from bot.bundle import bundle_name
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
-from bot.handover import open_for as open_for
+from bot.handed import (
+    ARTIST_OUTPUT_NOTICES,
+    CardEdit,
+    CardPlace,
+    Handover,
+    OutputToShow,
+    Recipient,
+    ToChat,
+)
 from bot.models import ActorKind, ChannelKind
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
@@ -53,13 +60,15 @@ from bot.render import telegram_deletion as deletion_texts
 from bot.render import telegram_history as history_texts
 from bot.render import telegram_outputs as output_texts
 from bot.render import telegram_pause as pause_texts
+from bot.render import telegram_prompts as prompts
 from bot.render import telegram_records as record_texts
 from bot.render import telegram_reports as report_texts
 from bot.render import violations, words
 from bot.render.buttons import NO_BUTTONS, CallbackSigner
 from bot.render.telegram_cards import card_from_view as card_from_view
+from bot.report_types import Report
 from bot.reports import ChartDrawer
-from bot.workflow import QUESTIONS, Desk
+from bot.workflow import Desk, GrantSummary
 from bot.workflow.history import HISTORY_NOTICE
 
 log = logging.getLogger(__name__)
@@ -83,7 +92,7 @@ class TelegramSender:
 
     Parameters:
         bot: the Application's bot (its rate limiter applies to every call).
-        desk: for reading the requests and cards to render.
+        desk: for the time reminders are written at.
         signer: signs the card's buttons.
         default_timezone: for recipients without a time zone of their own (creators).
         is_ready: whether the bot is connected; until then every send is retried later.
@@ -120,12 +129,13 @@ class TelegramSender:
         """
         return f"{notice.recipient_kind}:{notice.recipient_id}"
 
-    async def send(self, notice: Outgoing) -> Delivered:
-        """Sends one notice; Telegram's refusals become RetryLater or Undeliverable."""
+    async def send(self, notice: Outgoing, handed: Handover) -> Delivered:
+        """Sends one notice with what `handed` gives; Telegram's refusals become RetryLater or
+        Undeliverable."""
         if not self.is_ready():
             raise RetryLater("the Telegram bot is not connected yet", after=5)
         try:
-            return await self._send(notice)
+            return await self._send(notice, handed)
         except RetryAfter as error:
             raise RetryLater("Telegram flood control (429)", after=_retry_after_seconds(error)) from None
         except Forbidden as error:
@@ -142,62 +152,60 @@ class TelegramSender:
         except NetworkError as error:  # 5xx, timeouts, dropped connections
             raise RetryLater(f"Telegram unreachable: {error.message}") from None
 
-    async def _send(self, notice: Outgoing) -> Delivered:
+    async def _send(self, notice: Outgoing, handed: Handover) -> Delivered:
         if notice.recipient_kind == ActorKind.creator.value:
-            return await self._send_creator_status(notice)
-        if notice.recipient_kind != ActorKind.artist.value:
-            raise Undeliverable(f"no Telegram notices for a {notice.recipient_kind}")
-        if notice.kind == "card":
-            return await self.post_card(
-                notice.request_id or "", notice.recipient_id, nudge=bool(notice.payload.get("nudge"))
-            )
-        if notice.kind == "card_update":
-            return await self._update_card(notice)
-        if notice.kind == "decision_reminder":
-            return await self._remind_decision(notice)
-        if notice.kind in {"grant_reminder", "grant_expired", "violation", "deletion_confirmed"}:
-            return await self._tell_about_grant(notice)
-        if notice.kind == "report":
-            return await self._send_report(notice)
-        if notice.kind in QUESTIONS:
-            return await self._ask(notice)
-        if notice.kind in OUTPUT_NOTICES:
-            return await send_output_notice(self, notice)
-        if notice.kind == HISTORY_NOTICE:  # the artist's signed history bundle, built as it is sent
-            artist = await self._artist(notice.recipient_id)
-            bundle = await build_bundle(self.desk, artist_id=notice.recipient_id)
-            caption = history_texts.caption(artist.language)
+            return await self._send_creator_status(notice, await handed(ToChat[str]))
+        kind = notice.kind
+        if kind == "card":
+            return await self.post_card(await handed(CardPlace), nudge=bool(notice.payload.get("nudge")))
+        if kind == "card_update":
+            return await self._update_card(await handed(CardEdit))
+        if kind == "decision_reminder":
+            return await self._remind_decision(notice, await handed(CardPlace))
+        if kind in {"grant_reminder", "grant_expired", "violation", "deletion_confirmed"}:
+            return await self._tell_about_grant(notice, await handed(CardPlace))
+        if kind == "report":
+            return await self._send_report(notice, await handed(ToChat[Report]))
+        if kind == "revoke_question":
+            question = await handed(ToChat[GrantSummary])
+            language = question.recipient.language
+            rendered = texts.revoke_question(language, texts.grant_line(question.subject))
+            await self._send_text(question.recipient.chat_id, rendered)
+            return Delivered()
+        if kind == "deny_prompt":
+            return await self._ask_deny_reason(notice, await handed(CardPlace))
+        if kind in ARTIST_OUTPUT_NOTICES:
+            return await send_output_notice(self, notice, await handed(OutputToShow))
+        if kind == HISTORY_NOTICE:
+            bundle = await handed(ToChat[bytes])
+            caption = history_texts.caption(bundle.recipient.language)
+            name = bundle_name(notice.recipient_id)
             await self.bot.send_document(
-                artist.chat_id, bundle, filename=bundle_name(notice.recipient_id), caption=caption
+                bundle.recipient.chat_id, bundle.subject, filename=name, caption=caption
             )
             return Delivered()
-        if notice.kind in {"pause_update", "record_update"}:  # someone else paused, or changed the record
-            artist = await self._artist(notice.recipient_id)
-            if notice.kind == "pause_update":
-                text = pause_texts.artist_notice(artist.language, artist.timezone, notice.payload)
-            else:
-                text = record_texts.artist_notice(artist.language, notice.payload)
-            await self._send_text(artist.chat_id, texts.Rendered(text))
-            return Delivered()
-        raise Undeliverable(f"unknown Telegram notice kind {notice.kind!r}")
+        artist = await handed(Recipient)  # gives up a kind the handover has nothing for
+        if kind == "output_prompt":
+            text = output_texts.reject_prompt(artist.language, str(notice.payload.get("output_id", "")))
+            return await self._ask(artist, text, prompts.reason_placeholder(artist.language), notice)
+        if kind == "pause_update":  # someone else paused
+            text = pause_texts.artist_notice(artist.language, artist.timezone, notice.payload)
+        elif kind == "record_update":  # someone changed the record
+            text = record_texts.artist_notice(artist.language, notice.payload)
+        else:  # the reason to pause
+            text = pause_texts.reason_prompt(artist.language, notice.recipient_id)
+            return await self._ask(artist, text, prompts.reason_placeholder(artist.language), None)
+        await self._send_text(artist.chat_id, texts.Rendered(text))
+        return Delivered()
 
-    # ------------------------------------------------------------ what handover reads
-
-    async def _artist(self, artist_id: str) -> handover.Recipient:
-        return await handover.telegram_artist(self.desk, artist_id, self.default_timezone)
-
-    async def _card(
-        self, request_id: str, artist_id: str, *, nudge: bool = False
-    ) -> tuple[cards.Card, handover.CardPlace]:
-        place = await handover.telegram_card(self.desk, request_id, artist_id, self.default_timezone)
-        return card_from_view(place.view, timezone=place.recipient.timezone, nudge=nudge), place
+    def _card(self, place: CardPlace, *, nudge: bool = False) -> cards.Card:
+        return card_from_view(place.view, timezone=place.recipient.timezone, nudge=nudge)
 
     # ------------------------------------------------------------ cards
 
-    async def post_card(self, request_id: str, artist_id: str, *, nudge: bool = False) -> Delivered:
+    async def post_card(self, place: CardPlace, *, nudge: bool = False) -> Delivered:
         """Sends the request's card as a new message and takes the buttons off the previous one."""
-        card, place = await self._card(request_id, artist_id, nudge=nudge)
-        rendered = cards.card(card)
+        rendered = cards.card(self._card(place, nudge=nudge))
         message = await self._send_text(place.recipient.chat_id, rendered)
         old = place.posted
         if old is not None and old != (message.chat_id, message.message_id):
@@ -206,13 +214,9 @@ class TelegramSender:
             await self._remove_buttons(*old)
         return Delivered(str(message.chat_id), str(message.message_id))
 
-    async def _update_card(self, notice: Outgoing) -> Delivered:
-        request_id = notice.request_id or ""
-        card, place = await self._card(request_id, notice.recipient_id)
-        posted = await handover.card_to_edit(self.desk, notice, place)
-        if posted is None:
-            return Delivered()  # the card never reached the artist: nothing to edit
-        rendered = cards.card(card)
+    async def _update_card(self, edit: CardEdit) -> Delivered:
+        place, posted = edit.place, edit.posted
+        rendered = cards.card(self._card(place))
         try:
             await self.bot.edit_message_text(
                 rendered.text,
@@ -256,30 +260,16 @@ class TelegramSender:
 
     # ------------------------------------------------------------ questions to the artist
 
-    async def _ask(self, notice: Outgoing) -> Delivered:
-        """A question the artist answers: confirm a revocation (buttons), or a reason (a reply)."""
-        if notice.kind == "revoke_question":
-            artist = await self._artist(notice.recipient_id)
-            summary = await handover.grant_asked_about(self.desk, notice.grant_id or "")
-            await self._send_text(
-                artist.chat_id, texts.revoke_question(artist.language, texts.grant_line(summary))
-            )
-            return Delivered()
-        if notice.kind == "deny_prompt":
-            card, place = await self._card(notice.request_id or "", notice.recipient_id)
-            artist = place.recipient
-            text = cards.deny_prompt(artist.language, notice.request_id or "", card.terms.project_title)
-            placeholder = cards.deny_placeholder(artist.language)
-            reply_to = notice.payload.get("reply_to")
-        elif notice.kind == "output_prompt":
-            artist = await self._artist(notice.recipient_id)
-            text = output_texts.reject_prompt(artist.language, str(notice.payload.get("output_id", "")))
-            placeholder = cards.deny_placeholder(artist.language)
-            reply_to = notice.payload.get("reply_to")
-        else:
-            artist = await self._artist(notice.recipient_id)
-            text = pause_texts.reason_prompt(artist.language, notice.recipient_id)
-            placeholder, reply_to = pause_texts.reason_placeholder(artist.language), None
+    async def _ask_deny_reason(self, notice: Outgoing, place: CardPlace) -> Delivered:
+        artist, title = place.recipient, self._card(place).terms.project_title
+        text = cards.deny_prompt(artist.language, notice.request_id or "", title)
+        return await self._ask(artist, text, prompts.reason_placeholder(artist.language), notice)
+
+    async def _ask(
+        self, artist: Recipient, text: str, placeholder: str, notice: Outgoing | None
+    ) -> Delivered:
+        """A question the artist answers with a reply, to the message `notice` names (if any)."""
+        reply_to = notice.payload.get("reply_to") if notice is not None else None
         await self.bot.send_message(
             artist.chat_id,
             text,
@@ -295,11 +285,8 @@ class TelegramSender:
 
     # ------------------------------------------------------------ reminders and reports
 
-    async def _remind_decision(self, notice: Outgoing) -> Delivered:
-        card, place = await self._card(notice.request_id or "", notice.recipient_id)
-        if not handover.reminder_due(place):
-            return Delivered()  # decided or closed since the reminder was queued: nothing to remind
-        recipient = place.recipient
+    async def _remind_decision(self, notice: Outgoing, place: CardPlace) -> Delivered:
+        card, recipient = self._card(place), place.recipient
         text = texts.decision_reminder(
             recipient.language,
             recipient.timezone,
@@ -313,9 +300,8 @@ class TelegramSender:
         await self._send_text(recipient.chat_id, texts.Rendered(text), reply_to=reply_to)
         return Delivered()
 
-    async def _tell_about_grant(self, notice: Outgoing) -> Delivered:
-        card, place = await self._card(notice.request_id or "", notice.recipient_id)
-        recipient = place.recipient
+    async def _tell_about_grant(self, notice: Outgoing, place: CardPlace) -> Delivered:
+        card, recipient = self._card(place), place.recipient
         title, keyboard = card.terms.project_title, NO_BUTTONS
         if notice.kind == "grant_expired":
             text = texts.grant_expired(recipient.language, title)
@@ -339,9 +325,8 @@ class TelegramSender:
         await self._send_text(recipient.chat_id, texts.Rendered(text, keyboard))
         return Delivered()
 
-    async def _send_report(self, notice: Outgoing) -> Delivered:
-        recipient = await self._artist(notice.recipient_id)
-        report = await handover.artist_report(self.desk, notice.recipient_id)
+    async def _send_report(self, notice: Outgoing, handed: ToChat[Report]) -> Delivered:
+        recipient, report = handed.recipient, handed.subject
         # Drawn in a child process: matplotlib never enters (or holds up) this one. Drawn before
         # the text goes out, so a chart that fails is retried without sending the text twice.
         chart = await self.charts.draw(report, report_texts.chart_labels(recipient.language, report))
@@ -366,10 +351,8 @@ class TelegramSender:
                 await asyncio.sleep(min(wait, 30.0))
         return Delivered()
 
-    async def _send_creator_status(self, notice: Outgoing) -> Delivered:
-        if notice.kind != "status":
-            raise Undeliverable(f"unknown creator notice kind {notice.kind!r}")
-        status = await handover.telegram_creator(self.desk, notice)
-        text = texts.creator_status(status.language, self.default_timezone, status.title, notice.payload)
-        await self._send_text(status.chat_id, texts.Rendered(text))
+    async def _send_creator_status(self, notice: Outgoing, status: ToChat[str]) -> Delivered:
+        studio = status.recipient
+        text = texts.creator_status(studio.language, self.default_timezone, status.subject, notice.payload)
+        await self._send_text(studio.chat_id, texts.Rendered(text))
         return Delivered()

@@ -16,8 +16,8 @@ from datetime import datetime
 
 import httpx
 
-from bot import handover
 from bot.delivery import Delivered, Outgoing, RetryLater, Undeliverable
+from bot.handed import Handover, WebhookTarget
 from bot.models import ChannelKind, utc_iso
 from bot.webhook_address import (
     Resolver,
@@ -63,7 +63,7 @@ def verify_webhook(
     return any(hmac.compare_digest(expected, part) for part in parts)
 
 
-def _signatures(creator: handover.WebhookTarget, timestamp: int, body: bytes, now: datetime) -> str:
+def _signatures(creator: WebhookTarget, timestamp: int, body: bytes, now: datetime) -> str:
     """The header value: the old secret's signature too while a rotation's overlap lasts."""
     current = sign_webhook(creator.webhook_secret, timestamp, body)
     until = creator.webhook_secret_previous_until
@@ -83,7 +83,7 @@ class WebhookSender:
         self, desk: Desk, *, policy: WebhookPolicy | None = None, resolve: Resolver = system_resolver
     ) -> None:
         """Parameters:
-        desk: for the creator's URL and secret (read by `bot.handover`) and the time.
+        desk: for the time the events are signed at.
         policy: which URLs and addresses webhooks may go to (default: public https only).
         resolve: the name resolver whose checked answer each connection is pinned to.
         """
@@ -101,9 +101,10 @@ class WebhookSender:
         """One creator's updates arrive in the order they happened."""
         return notice.recipient_id
 
-    async def send(self, notice: Outgoing) -> Delivered:
-        """POSTs the signed event; anything but 2xx is retried with backoff for up to 24 h."""
-        creator = await handover.webhook_target(self.desk, notice.recipient_id)
+    async def send(self, notice: Outgoing, handed: Handover) -> Delivered:
+        """POSTs the signed event to the creator's webhook that `handed` gives; anything but 2xx
+        is retried with backoff for up to 24 h."""
+        creator = await handed(WebhookTarget)
         try:
             url = check_url(creator.webhook_url, self.policy)
         except WebhookAddressRefused as bad_url:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from slack_bolt import BoltResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from bot.service import Service
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENTS_PATH = "/slack/events"
 _OPEN = {s.value for s in OPEN_STATUSES}
@@ -99,6 +101,14 @@ async def slack_actor(desk: Desk, *, channel_id: str, user_id: str, user_name: s
     return Actor(ActorKind.agency, agency.id, ChannelKind.slack, display=user_name, member=user_id)
 
 
+async def member_actor(desk: Desk, body: dict[str, Any], channel_id: str) -> Actor:
+    """The member a Slack payload's `user` names, acting in `channel_id` (see `slack_actor`)."""
+    user = body.get("user") or {}
+    user_id = str(user.get("id") or "")
+    user_name = str(user.get("name") or user.get("username") or user_id)
+    return await slack_actor(desk, channel_id=channel_id, user_id=user_id, user_name=user_name)
+
+
 # ---------------------------------------------------------------- listeners
 
 
@@ -133,7 +143,11 @@ class BoardListeners:
             text = answers.foreign_button(await board_agency(self.desk, channel))
             await respond(text=text, response_type="ephemeral")
 
-    async def _click(self, body: dict[str, Any], respond: AsyncRespond | None) -> tuple[Click, Actor] | None:
+    async def _take_click(
+        self, body: dict[str, Any], respond: AsyncRespond | None, step: Callable[[Click, Actor], Awaitable[T]]
+    ) -> tuple[Click, T] | None:
+        """Reads the board click and runs its one workflow step; None after answering why not (a
+        button that is not the board's, or the workflow's refusal)."""
         try:
             click = Click.of(body)
         except ValueError:
@@ -142,39 +156,39 @@ class BoardListeners:
         actor = await slack_actor(
             self.desk, channel_id=click.channel, user_id=click.user, user_name=click.user_name
         )
-        return click, actor
+        try:
+            return click, await step(click, actor)
+        except workflow.Refused as why:
+            await self._tell(click.channel, click.user, await self._refusal(click.channel, why), respond)
+            return None
 
     async def approve(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Approve on behalf (or the agency's co-signature); the board itself follows through the outbox."""
-        clicked = await self._click(body, respond)
-        if clicked is None:
-            return
-        click, actor = clicked
-        try:
-            await workflow.decide(
+        await self._take_click(
+            body,
+            respond,
+            lambda click, actor: workflow.decide(
                 self.desk,
                 request_id=click.request_id,
                 actor=actor,
                 outcome=Outcome.approve,
                 terms_hash=click.terms_hash,
-            )
-        except workflow.Refused as why:
-            await self._tell(click.channel, click.user, await self._refusal(click.channel, why), respond)
+            ),
+        )
 
     async def deny(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """Opens the form that asks why, once the workflow agrees this member may deny now."""
         await ack()
-        clicked = await self._click(body, respond)
-        if clicked is None:
-            return
-        click, actor = clicked
-        try:
-            view = await workflow.check_decision(
+        taken = await self._take_click(
+            body,
+            respond,
+            lambda click, actor: workflow.check_decision(
                 self.desk, request_id=click.request_id, actor=actor, outcome=Outcome.deny
-            )
-        except workflow.Refused as why:
-            await self._tell(click.channel, click.user, await self._refusal(click.channel, why), respond)
+            ),
+        )
+        if taken is None:
             return
+        click, view = taken
         form = board.deny_form(
             view, channel_id=click.channel, message_ts=click.message_ts, terms_hash=click.terms_hash
         )
@@ -212,12 +226,7 @@ class BoardListeners:
             return
         user = body.get("user") or {}
         user_id = str(user.get("id") or "")
-        actor = await slack_actor(
-            self.desk,
-            channel_id=form.channel_id,
-            user_id=user_id,
-            user_name=str(user.get("name") or user.get("username") or user_id),
-        )
+        actor = await member_actor(self.desk, body, form.channel_id)
         try:
             await workflow.decide(
                 self.desk,
@@ -232,14 +241,11 @@ class BoardListeners:
 
     async def nudge(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Sends the artist's card again (at most once an hour); the thread says who nudged."""
-        clicked = await self._click(body, respond)
-        if clicked is None:
-            return
-        click, actor = clicked
-        try:
-            await workflow.nudge_artist(self.desk, request_id=click.request_id, actor=actor)
-        except workflow.Refused as why:
-            await self._tell(click.channel, click.user, await self._refusal(click.channel, why), respond)
+        await self._take_click(
+            body,
+            respond,
+            lambda click, actor: workflow.nudge_artist(self.desk, request_id=click.request_id, actor=actor),
+        )
 
     async def revoke(self, body: dict[str, Any], respond: AsyncRespond | None) -> None:
         """Revoke on behalf, from a violation in a request's thread; the workflow checks the policy."""
@@ -253,12 +259,7 @@ class BoardListeners:
         if not grant_id.startswith("grt_"):
             await self._foreign(channel, respond)
             return
-        actor = await slack_actor(
-            self.desk,
-            channel_id=channel,
-            user_id=user_id,
-            user_name=str(user.get("name") or user.get("username") or user_id),
-        )
+        actor = await member_actor(self.desk, body, channel)
         try:
             await workflow.revoke_grant(
                 self.desk, grant_id=grant_id, actor=actor, reason="revoked on the artist's behalf in Slack"

@@ -17,7 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot import workflow
 from bot.adapters.slack import SlackSender
 from bot.clean_text import MAX_REASON, hidden_character
-from bot.handlers.slack import board_agency, slack_actor
+from bot.handlers.slack import board_agency, member_actor
 from bot.handlers.slack_inbox import SlackInbox
 from bot.models import Actor, ActorKind, ChannelKind
 from bot.render import buttons
@@ -57,12 +57,7 @@ class OutputListeners:
         if not output_id.startswith("out_") or len(output_id) > 64:
             await self._tell(channel, user_id, answers.foreign_button(agency), respond)
             return
-        actor = await slack_actor(
-            self.desk,
-            channel_id=channel,
-            user_id=user_id,
-            user_name=str(user.get("name") or user.get("username") or user_id),
-        )
+        actor = await member_actor(self.desk, body, channel)
         try:
             await workflow.decide_output(
                 self.desk,
@@ -101,13 +96,7 @@ class OutputListeners:
         if not output_id.startswith("out_") or len(output_id) > 64:
             await self._tell(channel, user_id, answers.foreign_button(agency), respond)
             return
-        user = body.get("user") or {}
-        actor = await slack_actor(
-            self.desk,
-            channel_id=channel,
-            user_id=user_id,
-            user_name=str(user.get("name") or user.get("username") or user_id),
-        )
+        actor = await member_actor(self.desk, body, channel)
         try:  # the same guard as the rejection itself, before anyone types a reason
             await workflow.check_output_decision(self.desk, output_id=output_id, actor=actor)
         except workflow.Refused as why:
@@ -154,12 +143,7 @@ class OutputListeners:
         log.warning("a reject form with forged or unreadable metadata was submitted")
         user = body.get("user") or {}
         user_id = str(user.get("id") or "")
-        actor = await slack_actor(
-            self.desk,
-            channel_id=channel,
-            user_id=user_id,
-            user_name=str(user.get("name") or user.get("username") or user_id),
-        )
+        actor = await member_actor(self.desk, body, channel)
         if actor.kind is ActorKind.agency:  # who the form claims: unproven, so audited as a stranger
             actor = Actor(ActorKind.stranger, user_id, ChannelKind.slack, display=actor.display)
         await workflow.record_refusal(

@@ -98,15 +98,38 @@ def deny_form(view: RequestView, *, channel_id: str, message_ts: str, terms_hash
     else:
         intro = v._("Deny *%(title)s* on behalf of *%(artist)s*.", title=title, artist=artist)
     form = DenyForm(request.id, terms_hash, channel_id, message_ts)
+    return reason_form(
+        v,
+        callback_id=DENY_FORM,
+        private_metadata=form.private_metadata(),
+        title=v.label(N_("Deny request")),
+        submit=v.label(N_("Deny")),
+        intro=intro + " " + v._("The creator and the artist are told; this cannot be undone."),
+        placeholder=v.label(N_("e.g. the fee is below the agreed rate")),
+    )
+
+
+def reason_form(
+    v: BoardVoice,
+    *,
+    callback_id: str,
+    private_metadata: str,
+    title: str,
+    submit: str,
+    intro: str,
+    placeholder: str,
+) -> dict[str, Any]:
+    """A modal that asks why, in words of the board's voice: `intro` above one required reason
+    (REASON_BLOCK, REASON_INPUT, up to 500 characters) with `placeholder` in it."""
     return {
         "type": "modal",
-        "callback_id": DENY_FORM,
-        "private_metadata": form.private_metadata(),
-        "title": {"type": "plain_text", "text": v.label(N_("Deny request"))},
-        "submit": {"type": "plain_text", "text": v.label(N_("Deny"))},
+        "callback_id": callback_id,
+        "private_metadata": private_metadata,
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
         "close": {"type": "plain_text", "text": v.label(N_("Cancel"))},
         "blocks": [
-            section(intro + " " + v._("The creator and the artist are told; this cannot be undone.")),
+            section(intro),
             {
                 "type": "input",
                 "block_id": REASON_BLOCK,
@@ -116,10 +139,7 @@ def deny_form(view: RequestView, *, channel_id: str, message_ts: str, terms_hash
                     "action_id": REASON_INPUT,
                     "multiline": True,
                     "max_length": _REASON_MAX,
-                    "placeholder": {
-                        "type": "plain_text",
-                        "text": v.label(N_("e.g. the fee is below the agreed rate")),
-                    },
+                    "placeholder": {"type": "plain_text", "text": placeholder},
                 },
             },
         ],

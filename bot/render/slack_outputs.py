@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.render.slack_answers import REASON_BLOCK, REASON_INPUT
+from bot.render.slack_answers import reason_form
 from bot.render.slack_blocks import SlackMessage, button, cut, section
 from bot.render.slack_words import Audience, Mrkdwn, board_voice, escape
 from bot.render.words import N_
@@ -15,7 +15,6 @@ from bot.render.words import N_
 ACTION_RELEASE = "output_release"
 ACTION_REJECT = "output_reject"
 REJECT_FORM = "board_output_reject_reason"
-_REASON_MAX = 500
 _DESCRIPTION_SHOWN = 1500
 _BY = {"artist": N_("the artist"), "agency": N_("the agency"), "system": N_("its deadline")}
 
@@ -90,32 +89,15 @@ def reject_form(agency: Audience | None, output_id: str, *, private_metadata: st
         "this cannot be undone.",
         output=output,
     )
-    return {
-        "type": "modal",
-        "callback_id": REJECT_FORM,
-        "private_metadata": private_metadata,
-        "title": {"type": "plain_text", "text": v.label(N_("Reject output"))},
-        "submit": {"type": "plain_text", "text": v.label(N_("Reject"))},
-        "close": {"type": "plain_text", "text": v.label(N_("Cancel"))},
-        "blocks": [
-            section(intro),
-            {
-                "type": "input",
-                "block_id": REASON_BLOCK,
-                "label": {"type": "plain_text", "text": v.label(N_("Reason"))},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": REASON_INPUT,
-                    "multiline": True,
-                    "max_length": _REASON_MAX,
-                    "placeholder": {
-                        "type": "plain_text",
-                        "text": v.label(N_("e.g. the face does not look like the artist")),
-                    },
-                },
-            },
-        ],
-    }
+    return reason_form(
+        v,
+        callback_id=REJECT_FORM,
+        private_metadata=private_metadata,
+        title=v.label(N_("Reject output")),
+        submit=v.label(N_("Reject")),
+        intro=intro,
+        placeholder=v.label(N_("e.g. the face does not look like the artist")),
+    )
 
 
 def form_refused(agency: Audience | None) -> str:

@@ -24,6 +24,7 @@ from bot.models import (
 )
 from bot.render.buttons import Action, Button, Keyboard, seen_subject
 from bot.render.telegram import MAX_TEXT, Rendered
+from bot.render.telegram_prompts import reply_prompt
 from bot.render.words import (
     LIKENESS,
     MEDIA,
@@ -307,15 +308,7 @@ def recorded_reason(code: str) -> str | None:
 
 def deny_prompt(language: Language, request_id: str, title: str) -> str:
     """Asks for the artist's own reason, as a message they answer with Telegram's reply."""
-    v = Voice(language)
-    return "\n".join(
-        [
-            v._("✍️ Reply to this message with your reason for declining “%(title)s”.", title=title),
-            f"<i>decline:{esc(request_id)}</i>",
-        ]
+    question = Voice(language)._(
+        "✍️ Reply to this message with your reason for declining “%(title)s”.", title=title
     )
-
-
-def deny_placeholder(language: Language) -> str:
-    """The hint in the input field while the artist writes their reason."""
-    return Voice(language).label(N_("Your reason"))
+    return reply_prompt(question, "decline", request_id)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bot.models import Language
 from bot.render.buttons import Action, Button, Keyboard
+from bot.render.telegram_prompts import reply_prompt
 from bot.render.words import N_, Voice, esc
 
 MAX_CAPTION = 1024
@@ -64,13 +65,8 @@ def reject_reasons_keyboard(language: Language, output_id: str) -> Keyboard:
 
 def reject_prompt(language: Language, output_id: str) -> str:
     """Asks for the artist's own reason to reject an output, as a message they reply to."""
-    v = Voice(language)
-    return "\n".join(
-        [
-            v._("✍️ Reply to this message with your reason for rejecting this output."),
-            f"<i>reject:{esc(output_id)}</i>",
-        ]
-    )
+    question = Voice(language)._("✍️ Reply to this message with your reason for rejecting this output.")
+    return reply_prompt(question, "reject", output_id)
 
 
 def rejection_recorded(language: Language) -> str:

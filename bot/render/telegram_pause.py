@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.models import Language
 from bot.render.buttons import Action, Button, Keyboard
+from bot.render.telegram_prompts import reply_prompt
 from bot.render.words import N_, Html, Voice, parse_time
 
 # The reason prompt names the artist it is for; the artist answers it with Telegram's reply.
@@ -120,18 +121,10 @@ def kept(language: Language) -> str:
 
 def reason_prompt(language: Language, artist_id: str) -> str:
     """Asks for the reason of a pause, as a message the artist answers with Telegram's reply."""
-    v = Voice(language)
-    return "\n".join(
-        [
-            v._("✍️ Reply to this message with your reason for pausing; the studios and your agency see it."),
-            f"<i>pause:{artist_id}</i>",
-        ]
+    question = Voice(language)._(
+        "✍️ Reply to this message with your reason for pausing; the studios and your agency see it."
     )
-
-
-def reason_placeholder(language: Language) -> str:
-    """The hint in the input field while the artist writes their reason."""
-    return Voice(language).label(N_("Your reason"))
+    return reply_prompt(question, "pause", artist_id)
 
 
 def refusal(language: Language, code: str, details: Mapping[str, Any]) -> str:

@@ -13,9 +13,11 @@ from telegram.error import TelegramError
 from bot import workflow
 from bot.handlers.telegram.common import (
     Context,
+    Deps,
+    Person,
+    answer_artist,
     command_person,
     deps_of,
-    linked_artist,
     person_of,
     read_tap,
     reply,
@@ -23,6 +25,7 @@ from bot.handlers.telegram.common import (
 from bot.models import ActorKind, Language
 from bot.render import telegram as texts
 from bot.render import words
+from bot.workflow import Artist
 
 log = logging.getLogger("bot.handlers.telegram")
 
@@ -64,11 +67,10 @@ async def on_help(update: Update, context: Context) -> None:
 
 async def on_pending(update: Update, context: Context) -> None:
     """Lists the requests waiting for the artist's decision."""
-    linked = await linked_artist(update, context)
-    if linked is None:
-        return
-    person, artist = linked
-    deps = deps_of(context)
+    await answer_artist(update, context, _pending)
+
+
+async def _pending(deps: Deps, person: Person, artist: Artist) -> texts.Rendered:
     items = [
         texts.PendingLine(
             request_id=view.request.id,
@@ -78,35 +80,30 @@ async def on_pending(update: Update, context: Context) -> None:
         )
         for view in await workflow.queries.artist_open_requests(deps.desk, artist.id)
     ]
-    rendered = texts.pending_list(person.language, person.timezone, items)
-    await reply(update, rendered.text, deps.signer.markup(rendered.keyboard))
+    return texts.pending_list(person.language, person.timezone, items)
 
 
 async def on_grants(update: Update, context: Context) -> None:
     """Lists the artist's active and upcoming consents, each with a Revoke button."""
-    linked = await linked_artist(update, context)
-    if linked is None:
-        return
-    person, artist = linked
-    deps = deps_of(context)
+    await answer_artist(update, context, _grants)
+
+
+async def _grants(deps: Deps, person: Person, artist: Artist) -> texts.Rendered:
     lines = [
         texts.grant_line(summary)
         for summary in await workflow.queries.artist_live_grants(deps.desk, artist.id)
     ]
-    rendered = texts.grants_list(person.language, person.timezone, lines)
-    await reply(update, rendered.text, deps.signer.markup(rendered.keyboard))
+    return texts.grants_list(person.language, person.timezone, lines)
 
 
 async def on_report(update: Update, context: Context) -> None:
     """Queues this week's usage report for the artist now; the outbox sends text and chart."""
-    linked = await linked_artist(update, context)
-    if linked is None:
-        return
-    person, artist = linked
-    await workflow.queue_report(
-        deps_of(context).desk, recipient_kind=ActorKind.artist, recipient_id=artist.id
-    )
-    await reply(update, texts.report_queued(person.language))
+    await answer_artist(update, context, _report)
+
+
+async def _report(deps: Deps, person: Person, artist: Artist) -> texts.Rendered:
+    await workflow.queue_report(deps.desk, recipient_kind=ActorKind.artist, recipient_id=artist.id)
+    return texts.Rendered(texts.report_queued(person.language))
 
 
 _LANGUAGE_WORDS = {"zh": Language.zh_hans, "zh-hans": Language.zh_hans, "中文": Language.zh_hans}

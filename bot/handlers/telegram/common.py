@@ -88,6 +88,22 @@ async def read_tap(update: Update, context: Context) -> tuple[CallbackQuery, Tap
     return query, tap, person
 
 
+async def read_chosen_reason(
+    update: Update, context: Context, recorded: Callable[[str], str | None]
+) -> tuple[CallbackQuery, Tap, Person, str] | None:
+    """A tap that chose a reason from a list: the tap, the tapper and the reason as `recorded`
+    words it; None after refusing an unsigned button or a reason no list offers (as forged)."""
+    tapped = await read_tap(update, context)
+    if tapped is None:
+        return None
+    query, tap, person = tapped
+    reason = recorded(tap.action.partition(".")[2])
+    if reason is None:
+        await query.answer(texts.forged_button(person.language), show_alert=True)
+        return None
+    return query, tap, person, reason
+
+
 async def refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
     """Answers the tap with why nothing changed (who decided and when, lapsed, withdrawn, ...)."""
     text = texts.refusal(person.language, person.timezone, why.code, why.message, why.details)
@@ -116,6 +132,23 @@ async def take_tap(
         return None
     await query.answer()
     return query, tap, person, result
+
+
+ReasonAsker = Callable[[Desk, Tap, Actor, "int | None"], Awaitable[object]]
+
+
+async def ask_in_own_words(
+    update: Update, context: Context, ask: ReasonAsker, *, refusal: Refusal = refuse
+) -> None:
+    """Has the workflow ask, through the outbox, for a reason in the tapper's own words, as a
+    reply to the message they tapped (`ask` gets its id); a refusal is answered by `refusal`."""
+    tapped = update.callback_query
+    message_id = tapped.message.message_id if tapped and tapped.message else None
+
+    async def step(deps: Deps, tap: Tap, person: Person) -> object:
+        return await ask(deps.desk, tap, person.actor, message_id)
+
+    await take_tap(update, context, step, refusal=refusal)
 
 
 async def set_buttons(query: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
@@ -157,6 +190,21 @@ async def linked_artist(update: Update, context: Context) -> tuple[Person, Artis
         await reply(update, texts.not_linked(person.language if person else Language.en))
         return None
     return person, person.artist
+
+
+ArtistAnswer = Callable[["Deps", "Person", Artist], Awaitable[texts.Rendered]]
+
+
+async def answer_artist(update: Update, context: Context, answer: ArtistAnswer) -> None:
+    """Answers a command only a linked artist may give with what `answer` says (and its buttons);
+    anyone else is told how to link."""
+    linked = await linked_artist(update, context)
+    if linked is None:
+        return
+    person, artist = linked
+    deps = deps_of(context)
+    rendered = await answer(deps, person, artist)
+    await reply(update, rendered.text, deps.signer.markup(rendered.keyboard))
 
 
 def callback_pattern(action: str) -> str:

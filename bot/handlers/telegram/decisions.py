@@ -17,9 +17,11 @@ from bot.handlers.telegram.common import (
     Context,
     Deps,
     Person,
+    ask_in_own_words,
     deps_of,
     log,
     person_of,
+    read_chosen_reason,
     read_tap,
     refuse,
     reply,
@@ -120,30 +122,22 @@ async def on_deny(update: Update, context: Context) -> None:
 
 async def on_deny_reason(update: Update, context: Context) -> None:
     """Denies the request with the reason chosen from the list."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    reason = cards.recorded_reason(tap.action.partition(".")[2])
-    if reason is None:
-        await query.answer(texts.forged_button(person.language), show_alert=True)
-        return
-    await _decide(query, deps_of(context), person, tap.subject, Outcome.deny, reason=reason)
+    chosen = await read_chosen_reason(update, context, cards.recorded_reason)
+    if chosen is not None:
+        query, tap, person, reason = chosen
+        await _decide(query, deps_of(context), person, tap.subject, Outcome.deny, reason=reason)
 
 
 async def on_own_words(update: Update, context: Context) -> None:
     """Asks, through the outbox, for a reason in the artist's own words, as a reply to the card that
     names the request, once the workflow agrees they may deny it now."""
-    tapped = update.callback_query
-    card_message = tapped.message.message_id if tapped and tapped.message else None
-
-    async def ask(deps: Deps, tap: Tap, person: Person) -> RequestView:
-        desk, request_id = deps.desk, request_of(tap)
-        return await workflow.ask_deny_reason(
-            desk, request_id=request_id, actor=person.actor, reply_to=card_message
-        )
-
-    await take_tap(update, context, ask)
+    await ask_in_own_words(
+        update,
+        context,
+        lambda desk, tap, actor, card: workflow.ask_deny_reason(
+            desk, request_id=request_of(tap), actor=actor, reply_to=card
+        ),
+    )
 
 
 async def on_back(update: Update, context: Context) -> None:

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 from telegram import Update
 from telegram.ext import CommandHandler, filters
 
-from bot.handlers.telegram.common import Context, deps_of, linked_artist, reply
+from bot.handlers.telegram.common import Context, Deps, Person, answer_artist
 from bot.render import telegram_history as texts
+from bot.render.telegram import Rendered
+from bot.workflow import Artist
 from bot.workflow.history import queue_history
 
 if TYPE_CHECKING:
@@ -22,12 +24,12 @@ if TYPE_CHECKING:
 
 async def on_history(update: Update, context: Context) -> None:
     """Queues the artist's own history bundle for their chat; only their own, never another's."""
-    linked = await linked_artist(update, context)
-    if linked is None:
-        return
-    person, artist = linked
-    await queue_history(deps_of(context).desk, artist_id=artist.id)
-    await reply(update, texts.queued(person.language))
+    await answer_artist(update, context, _queue_history)
+
+
+async def _queue_history(deps: Deps, person: Person, artist: Artist) -> Rendered:
+    await queue_history(deps.desk, artist_id=artist.id)
+    return Rendered(texts.queued(person.language))
 
 
 def register_history_handler(application: TelegramApp) -> None:

@@ -7,6 +7,8 @@ a handler makes itself. The creator and the agency hear of it through the outbox
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from telegram import CallbackQuery, Message, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
@@ -16,19 +18,21 @@ from bot.handlers.telegram.common import (
     Context,
     Deps,
     Person,
+    ask_in_own_words,
     deps_of,
     log,
     person_of,
+    read_chosen_reason,
     read_tap,
     reply,
     set_buttons,
     take_tap,
     typed_reason,
 )
-from bot.render import telegram as texts
+from bot.models import Language
 from bot.render import telegram_outputs as output_texts
 from bot.render import words
-from bot.render.buttons import Action, Tap
+from bot.render.buttons import Action, Keyboard, Tap
 
 
 async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
@@ -79,50 +83,43 @@ async def _check(deps: Deps, tap: Tap, person: Person) -> object:
     return await workflow.check_output_decision(deps.desk, output_id=tap.subject, actor=person.actor)
 
 
-async def on_reject(update: Update, context: Context) -> None:
-    """Offers the reasons to reject the output with, once the workflow agrees they may decide it."""
+async def _offer(update: Update, context: Context, keyboard: Callable[[Language, str], Keyboard]) -> None:
+    """Puts `keyboard`'s buttons under the output, once the workflow agrees they may decide it."""
     taken = await take_tap(update, context, _check, refusal=_refuse)
     if taken is not None:
         query, tap, person, _ = taken
-        keyboard = output_texts.reject_reasons_keyboard(person.language, tap.subject)
-        await set_buttons(query, deps_of(context).signer.markup(keyboard))
+        await set_buttons(query, deps_of(context).signer.markup(keyboard(person.language, tap.subject)))
+
+
+async def on_reject(update: Update, context: Context) -> None:
+    """Offers the reasons to reject the output with, once the workflow agrees they may decide it."""
+    await _offer(update, context, output_texts.reject_reasons_keyboard)
 
 
 async def on_reject_reason(update: Update, context: Context) -> None:
     """Rejects the output with the reason chosen."""
-    tapped = await read_tap(update, context)
-    if tapped is None:
-        return
-    query, tap, person = tapped
-    reason = output_texts.recorded_reason(tap.action.partition(".")[2])
-    if reason is None:
-        await query.answer(texts.forged_button(person.language), show_alert=True)
-        return
-    await _settle(query, context, person, tap.subject, reason)
+    chosen = await read_chosen_reason(update, context, output_texts.recorded_reason)
+    if chosen is not None:
+        query, tap, person, reason = chosen
+        await _settle(query, context, person, tap.subject, reason)
 
 
 async def on_back(update: Update, context: Context) -> None:
     """Puts Release and Reject back under the output."""
-    taken = await take_tap(update, context, _check, refusal=_refuse)
-    if taken is not None:
-        query, tap, person, _ = taken
-        keyboard = output_texts.review_keyboard(person.language, tap.subject)
-        await set_buttons(query, deps_of(context).signer.markup(keyboard))
+    await _offer(update, context, output_texts.review_keyboard)
 
 
 async def on_own_words(update: Update, context: Context) -> None:
     """Asks, through the outbox, for a reason in the artist's own words, as a reply to the output
     that names it, once the workflow agrees they may decide it."""
-    tapped = update.callback_query
-    output_message = tapped.message.message_id if tapped and tapped.message else None
-
-    async def ask(deps: Deps, tap: Tap, person: Person) -> None:
-        desk, output_id = deps.desk, tap.subject
-        await workflow.ask_output_reason(
-            desk, output_id=output_id, actor=person.actor, reply_to=output_message
-        )
-
-    await take_tap(update, context, ask, refusal=_refuse)
+    await ask_in_own_words(
+        update,
+        context,
+        lambda desk, tap, actor, output: workflow.ask_output_reason(
+            desk, output_id=tap.subject, actor=actor, reply_to=output
+        ),
+        refusal=_refuse,
+    )
 
 
 async def reject_in_own_words(update: Update, context: Context, output_id: str) -> None:

@@ -7,6 +7,9 @@ signed callback data, and the workflow refuses (and audits) anyone who is not th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from telegram import CallbackQuery, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
@@ -16,18 +19,22 @@ from bot.handlers.telegram.common import (
     Context,
     Deps,
     Person,
+    Step,
     TelegramApp,
+    answer_artist,
     callback_pattern,
     deps_of,
-    linked_artist,
     person_of,
     reply,
     take_tap,
     typed_reason,
 )
+from bot.models import Language
 from bot.render import telegram_pause as texts
 from bot.render.buttons import Action, Tap
+from bot.render.telegram import Rendered
 from bot.render.words import esc, parse_time
+from bot.workflow import Artist
 
 
 async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -> None:
@@ -36,33 +43,29 @@ async def _refuse(query: CallbackQuery, why: workflow.Refused, person: Person) -
 
 async def on_pause(update: Update, context: Context) -> None:
     """Asks the artist to confirm pausing every consent (or says they are paused already)."""
-    linked = await linked_artist(update, context)
-    if linked is None:
-        return
-    person, artist = linked
+    await answer_artist(update, context, _pause_question)
+
+
+async def _pause_question(_deps: Deps, person: Person, artist: Artist) -> Rendered:
     try:
         workflow.check_may_ask_pause(artist)
     except workflow.NotOpen as why:
         by, at = why.details.get("paused_by"), parse_time(why.details.get("paused_at"))
-        await reply(update, texts.already_paused(person.language, person.timezone, by, at))
-        return
-    text, keyboard = texts.pause_question(person.language, artist.id)
-    await reply(update, text, deps_of(context).signer.markup(keyboard))
+        return Rendered(texts.already_paused(person.language, person.timezone, by, at))
+    return Rendered(*texts.pause_question(person.language, artist.id))
 
 
 async def on_resume(update: Update, context: Context) -> None:
     """Asks the artist to confirm lifting the pause (or says nothing is paused)."""
-    linked = await linked_artist(update, context)
-    if linked is None:
-        return
-    person, artist = linked
+    await answer_artist(update, context, _resume_question)
+
+
+async def _resume_question(_deps: Deps, person: Person, artist: Artist) -> Rendered:
     try:
         workflow.check_may_ask_resume(artist)
     except workflow.NotOpen:
-        await reply(update, texts.not_paused(person.language))
-        return
-    text, keyboard = texts.resume_question(person.language, artist.id)
-    await reply(update, text, deps_of(context).signer.markup(keyboard))
+        return Rendered(texts.not_paused(person.language))
+    return Rendered(*texts.resume_question(person.language, artist.id))
 
 
 async def on_word(update: Update, context: Context) -> None:
@@ -87,13 +90,23 @@ async def _resume(deps: Deps, tap: Tap, person: Person) -> workflow.PauseChange:
     return await workflow.resume_artist(deps.desk, artist_id=tap.subject, actor=person.actor)
 
 
-async def on_pause_confirmed(update: Update, context: Context) -> None:
-    """Pauses every consent of the artist: the one tap."""
-    taken = await take_tap(update, context, _pause_now, refusal=_refuse)
+async def _change(
+    update: Update,
+    context: Context,
+    step: Step[workflow.PauseChange],
+    said: Callable[[Language, str, int, datetime], str],
+) -> None:
+    """Makes the change the tap confirms and says, in the tapped message, how many grants it moved."""
+    taken = await take_tap(update, context, step, refusal=_refuse)
     if taken is not None:
         query, _, person, change = taken
-        text = texts.paused(person.language, person.timezone, len(change.grants), change.at)
+        text = said(person.language, person.timezone, len(change.grants), change.at)
         await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+
+
+async def on_pause_confirmed(update: Update, context: Context) -> None:
+    """Pauses every consent of the artist: the one tap."""
+    await _change(update, context, _pause_now, texts.paused)
 
 
 async def on_pause_with_reason(update: Update, context: Context) -> None:
@@ -104,11 +117,7 @@ async def on_pause_with_reason(update: Update, context: Context) -> None:
 
 async def on_resume_confirmed(update: Update, context: Context) -> None:
     """Lifts the pause: each grant returns to what its window implies."""
-    taken = await take_tap(update, context, _resume, refusal=_refuse)
-    if taken is not None:
-        query, _, person, change = taken
-        text = texts.resumed(person.language, person.timezone, len(change.grants), change.at)
-        await query.edit_message_text(text, parse_mode=ParseMode.HTML)
+    await _change(update, context, _resume, texts.resumed)
 
 
 async def _own_question(deps: Deps, tap: Tap, person: Person) -> None:
