@@ -126,21 +126,16 @@ async def transition(
             yield session
             queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
     except Refused as why:
-        if desk.audits_refusal(actor):
-            async with desk.db.transaction() as session:
-                # The step rolled back, and the inbox row's mark with it: it commits with the refusal.
-                arrival = await mark_handled(session, desk.clock.now())
-                await audit(
-                    session,
-                    desk,
-                    actor,
-                    f"{action}.refused",
-                    subject_kind,
-                    subject_id,
-                    {"code": why.code, "message": why.message},
-                )
-            if arrival is not None:
-                arrival.done = True
+        # The step rolled back, and the inbox row's mark with it: it commits with the refusal.
+        await record_refusal(
+            desk,
+            actor=actor,
+            action=action,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            reason=why.message,
+            code=why.code,
+        )
         raise
     if arrival is not None:
         arrival.done = True
@@ -204,8 +199,9 @@ async def record_refusal(
     reason: str,
     code: str = "not_authentic",
 ) -> None:
-    """Audits a refusal that came before any transition could run: a forged button, a stranger's
-    `/likeness` on an agency's board; past the actor's hourly cap, only counts it."""
+    """Audits a refusal in a transaction of its own, marking the inbox row being handled: one that
+    came before any transition could run (a forged button, a stranger's `/likeness` on an
+    agency's board), or a transition's; past the actor's hourly cap, only counts it."""
     if not desk.audits_refusal(actor):
         return
     async with desk.db.transaction() as session:
