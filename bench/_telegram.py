@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,3 +149,32 @@ async def end_crowd(crowd: Crowd) -> None:
         await crowd.stop()
     finally:
         await crowd.sim.stop()
+
+
+async def tap_at_rate(
+    crowd: Crowd, cards: list[Card], interval: float, callback_data: str | None = None
+) -> list[tuple[str, float]]:
+    """Taps each card's last message every `interval` s: its Approve, or the button carrying
+    `callback_data`; returns each tap's callback query id and wall-clock moment, then waits for
+    every tap to be answered."""
+    sim = crowd.sim
+    messages = {card.user_id: sim.messages(card.user_id, TOKEN)[-1] for card in cards}
+    tapped: list[tuple[str, float]] = []
+    loop = asyncio.get_running_loop()
+    start = loop.time() + 0.05
+    for number, card in enumerate(cards):
+        delay = start + number * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        moment = time.time()
+        query_id = await sim.tap(
+            TOKEN,
+            card.user_id,
+            card.user_id,
+            messages[card.user_id]["message_id"],
+            callback_data=callback_data,
+            button_text=None if callback_data else "Approve",
+        )
+        tapped.append((query_id, moment))
+    await poll_until(lambda: all(sim.callback_answer(q) for q, _ in tapped), timeout=300, every=0.05)
+    return tapped

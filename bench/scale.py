@@ -32,7 +32,7 @@ import aiohttp
 import psutil
 from sqlalchemy import func, select
 
-from bench._telegram import TOKEN, Card, Crowd, end_crowd, free_port, make_crowd, ok_calls, poll_until
+from bench._telegram import Card, Crowd, end_crowd, free_port, make_crowd, ok_calls, poll_until, tap_at_rate
 from bench.fanout import ALLOWED, Fanout, fanout_figures
 from bench.figures import Figure
 from bench.intake import request_body
@@ -144,21 +144,9 @@ async def _tap_round(crowd: Crowd, cards: list[Card], pg_data: Path) -> tuple[fl
     """Taps each card's Approve; the answered rate, the answers other than 'Approved', CPU."""
     sim = crowd.sim
     assert crowd.service is not None
-    messages = {card.user_id: sim.messages(card.user_id, TOKEN)[-1] for card in cards}
-    tapped: list[tuple[str, float]] = []
     edits = ok_calls(sim, "editMessageText")
-    loop = asyncio.get_running_loop()
     with _measured(crowd.service, pg_data) as cpu:
-        start = loop.time() + 0.05
-        for number, card in enumerate(cards):
-            delay = start + number * TAP_INTERVAL - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            moment = time.time()
-            message_id = messages[card.user_id]["message_id"]
-            query_id = await sim.tap(TOKEN, card.user_id, card.user_id, message_id, button_text="Approve")
-            tapped.append((query_id, moment))
-        await poll_until(lambda: all(sim.callback_answer(q) for q, _ in tapped), timeout=300, every=0.05)
+        tapped = await tap_at_rate(crowd, cards, TAP_INTERVAL)
     answers = [sim.callback_answer(q) for q, _ in tapped]
     last = max(float(a["time"]) for a in answers if a)
     wrong = sum(not str((a or {}).get("text") or "").startswith("Approved") for a in answers)

@@ -30,7 +30,17 @@ from pathlib import Path
 import aiosqlite
 import psutil
 
-from bench._telegram import TOKEN, Card, Crowd, end_crowd, free_port, make_crowd, ok_calls, poll_until
+from bench._telegram import (
+    TOKEN,
+    Card,
+    Crowd,
+    end_crowd,
+    free_port,
+    make_crowd,
+    ok_calls,
+    poll_until,
+    tap_at_rate,
+)
 from bench.figures import Figure
 
 ROOT = str(Path(__file__).resolve().parent.parent)
@@ -108,26 +118,8 @@ async def _tap_round(
     """Taps each card every `interval` s (Approve, or `callback_data` for the reference bot);
     waits for every answer, then for `quiet` (every card edit done); CPU is `process`'s."""
     sim = crowd.sim
-    messages = {card.user_id: sim.messages(card.user_id, TOKEN)[-1] for card in cards}
-    tapped: list[tuple[str, float]] = []
     cpu_before = sum(process.cpu_times()[:2])
-    loop = asyncio.get_running_loop()
-    start = loop.time() + 0.05
-    for number, card in enumerate(cards):
-        delay = start + number * interval - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        moment = time.time()
-        query_id = await sim.tap(
-            TOKEN,
-            card.user_id,
-            card.user_id,
-            messages[card.user_id]["message_id"],
-            callback_data=callback_data,
-            button_text=None if callback_data else "Approve",
-        )
-        tapped.append((query_id, moment))
-    await poll_until(lambda: all(sim.callback_answer(q) for q, _ in tapped), timeout=300, every=0.05)
+    tapped = await tap_at_rate(crowd, cards, interval, callback_data)
     answers = [sim.callback_answer(q) for q, _ in tapped]
     latencies = [
         (float(a["time"]) - moment) * 1000 for a, (_, moment) in zip(answers, tapped, strict=True) if a
