@@ -7,6 +7,7 @@ import itertools
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,13 +47,18 @@ def pg_server() -> Iterator[PgServer]:
         server.stop()
 
 
+def _fresh_url(request: pytest.FixtureRequest, folder: Path) -> str:
+    """A fresh, empty database URL of the kind `request.param` names (an SQLite file in `folder`)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{folder / 'likeness.db'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_database(f"t{next(_db_names)}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database URL, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'likeness.db'}"
-    server: PgServer = request.getfixturevalue("pg_server")
-    return server.create_database(f"t{next(_db_names)}")
+    return _fresh_url(request, tmp_path)
 
 
 @pytest.fixture
@@ -104,17 +110,35 @@ def migrated_url(db_url: str, migrated_templates: dict[str, str], request: pytes
     return db_url
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_migrated_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_templates: dict[str, str],
+) -> str:
+    """`migrated_url` for a module's tests to share, once on SQLite and once on PostgreSQL."""
+    url = _fresh_url(request, tmp_path_factory.mktemp("module_db"))
+    _migrated_copy(url, migrated_templates, request)
+    return url
+
+
+@asynccontextmanager
+async def open_desk(url: str, clock: FrozenClock, folder: Path) -> AsyncIterator[Desk]:
+    """The workflow's desk around a migrated database, its receipt key in `folder`."""
+    database = Database(url)
+    await database.upgrade()  # at head already: only checks
+    rules = Rules(decision_reminders=(timedelta(hours=24), timedelta(hours=2)))
+    try:
+        yield Desk(db=database, clock=clock, signer=load_or_create_signer(folder / "key.pem"), rules=rules)
+    finally:
+        await database.dispose()
+
+
 @pytest.fixture
 async def desk(migrated_url: str, clock: FrozenClock, tmp_path: Path) -> AsyncIterator[Desk]:
     """A migrated database with the workflow's desk around it."""
-    database = Database(migrated_url)
-    await database.upgrade()  # at head already: only checks
-    rules = Rules(decision_reminders=(timedelta(hours=24), timedelta(hours=2)))
-    desk = Desk(db=database, clock=clock, signer=load_or_create_signer(tmp_path / "key.pem"), rules=rules)
-    try:
-        yield desk
-    finally:
-        await database.dispose()
+    async with open_desk(migrated_url, clock, tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture
