@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import pytest_asyncio
 from sqlalchemy import select
 
 from bot.clock import SystemClock
@@ -126,6 +129,18 @@ class SlackWorld:
         assert answer.status_code == 201, answer.text
         return str(answer.json()["id"])
 
+    async def command(self, text: str, *, user: str = AGENT, channel: str = BOARD) -> str:
+        """Types `/likeness text` as `user` in `channel`; the answer shown to the user (the command is
+        acknowledged at once, with an empty body, and answered afterwards)."""
+        sim = self.sim
+        before = len([e for e in sim.ephemerals(user=user) if e["source"] == "response_url"])
+        answer = await sim.slash_command(user, channel, text=text)
+        assert answer.status == 200 and answer.body == ""
+        shown = await sim.wait_for(
+            lambda: [x for x in sim.ephemerals(user=user) if x["source"] == "response_url"][before:]
+        )
+        return str(shown[0]["text"])
+
     async def status(self, request_id: str) -> str:
         """The request's status as stored."""
         async with self.desk.db.transaction() as session:
@@ -205,6 +220,21 @@ async def stop_world(world: SlackWorld) -> None:
     await asyncio.to_thread(world.service.stop)
     await world.desk.db.dispose()
     await world.sim.stop()
+
+
+def module_world(folder: str) -> Any:
+    """A `world` fixture for a test module: one simulator and one service (its files in a temporary
+    folder named `folder`) shared by the module's tests, each of which looks at its own requests."""
+
+    @pytest_asyncio.fixture(loop_scope="module", scope="module", name="world")
+    async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
+        started = await start_world(tmp_path_factory.mktemp(folder))
+        try:
+            yield started
+        finally:
+            await stop_world(started)
+
+    return world
 
 
 # ---------------------------------------------------------------- reading the board

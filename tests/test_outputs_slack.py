@@ -5,30 +5,29 @@ the artist's policy lets the agency decide. The real service against the Slack s
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from storage.tables import Artist, AuditEvent, Grant, InboxItem, Notice, Output
 from tests.output_samples import sample
-from tests.slack_fixtures import AGENT, BOARD, SlackWorld, start_world, stop_world, wait_ephemeral, wait_root
+from tests.slack_fixtures import (
+    AGENT,
+    BOARD,
+    SlackWorld,
+    module_world,
+    wait_ephemeral,
+    wait_root,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
-    """One service and simulator for the module: each test files its own requests and outputs,
-    and looks only at what its own clicks stored."""
-    made = await start_world(tmp_path_factory.mktemp("outputs_slack"))
-    try:
-        yield made
-    finally:
-        await stop_world(made)
+# One service and simulator for the module: each test files its own requests and outputs,
+# and looks only at what its own clicks stored.
+world = module_world("outputs_slack")
 
 
 async def output_in_thread(

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from bot import workflow
@@ -20,7 +18,7 @@ from bot.receipts import parse_keys_document, verify_receipt
 from sandbox.service_process import run_cli
 from storage.tables import Notice, Request
 from tests.output_samples import sample
-from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world
+from tests.telegram_fixtures import TOKEN, Party, World, buttons, module_world
 
 KIND_OF = {
     "image/jpeg": "photo",
@@ -35,15 +33,8 @@ KIND_OF = {
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """One service and simulator for the module; each test has its own party and chat."""
-    made = await make_world(tmp_path_factory.mktemp("outputs_telegram"))
-    await made.start()
-    try:
-        yield made
-    finally:
-        await end_world(made)
+# One service and simulator for the module; each test has its own party and chat.
+world = module_world("outputs_telegram")
 
 
 async def active_grant(world: World, party: Party) -> str:

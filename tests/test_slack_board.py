@@ -7,12 +7,10 @@ most of the cost); each test works on requests of its own, found on the board by
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from bot import workflow
@@ -27,10 +25,9 @@ from tests.slack_fixtures import (
     STRANGER,
     SlackWorld,
     buttons,
+    module_world,
     roots_of,
-    start_world,
     status_text,
-    stop_world,
     value_of,
     wait_ephemeral,
     wait_form,
@@ -43,13 +40,7 @@ from tests.slack_fixtures import (
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
-    started = await start_world(Path(tmp_path_factory.mktemp("slack")))
-    try:
-        yield started
-    finally:
-        await stop_world(started)
+world = module_world("slack")
 
 
 # ---------------------------------------------------------------- the board through a request's life
@@ -329,14 +320,7 @@ async def test_slash_command_pending_status_report_and_help(world: SlackWorld) -
     request_id = await world.submit(world.roster.delegated, project_title="Slash Story")
     await wait_root(sim, BOARD, request_id)
 
-    async def command(text: str, user: str = PARTNER, channel: str = BOARD) -> str:
-        before = len([e for e in sim.ephemerals(user=user) if e["source"] == "response_url"])
-        answer = await sim.slash_command(user, channel, text=text)
-        assert answer.status == 200 and answer.body == ""  # acknowledged at once, answered afterwards
-        shown = await sim.wait_for(
-            lambda: [x for x in sim.ephemerals(user=user) if x["source"] == "response_url"][before:]
-        )
-        return str(shown[0]["text"])
+    command = functools.partial(world.command, user=PARTNER)
 
     pending = await command("pending")
     assert pending.startswith("*") and "waiting for a decision at Star Agency" in pending

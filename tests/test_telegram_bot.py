@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select, update
 
 from bot import workflow
@@ -27,21 +25,15 @@ from tests.telegram_fixtures import (
     TOKEN,
     World,
     buttons,
-    end_world,
-    make_world,
+    module_world,
     reply,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """The simulator and one running service (DEBUG logs, so the token check is as strict as it gets)."""
-    built = await make_world(tmp_path_factory.mktemp("telegram"), LOG_LEVEL="DEBUG")
-    await built.start()
-    yield built
-    await end_world(built)
+# The simulator and one running service (DEBUG logs, so the token check is as strict as it gets).
+world = module_world("telegram", LOG_LEVEL="DEBUG")
 
 
 async def request_row(world: World, request_id: str) -> Request:

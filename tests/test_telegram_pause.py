@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from bot import workflow
 from bot.models import Actor, ActorKind, ChannelKind, Language, Policy
 from storage.tables import Artist, AuditEvent, Grant, Notice
-from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world, reply
+from tests.telegram_fixtures import TOKEN, Party, World, buttons, module_world, reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    built = await make_world(tmp_path_factory.mktemp("telegram_pause"))
-    await built.start()
-    yield built
-    await end_world(built)
+world = module_world("telegram_pause")
 
 
 async def linked_studio(world: World, party: Party) -> int:
