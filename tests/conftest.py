@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from hypothesis import settings
 
 from bot.api import create_api
@@ -141,9 +142,26 @@ async def desk(migrated_url: str, clock: FrozenClock, tmp_path: Path) -> AsyncIt
         yield opened
 
 
-@pytest.fixture
-async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def module_desk(
+    module_migrated_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Desk]:
+    """`desk` shared by a module's tests (on a frozen clock of its own), for tests that each compare
+    only what their own calls wrote."""
+    async with open_desk(module_migrated_url, FrozenClock(START), tmp_path_factory.mktemp("desk")) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def api_client(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
     """The creators' REST API on the desk, called in-process over ASGI."""
     transport = httpx.ASGITransport(app=create_api(desk))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client
+
+
+@pytest.fixture
+async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
+    """The creators' REST API on the desk, called in-process over ASGI."""
+    async with api_client(desk) as client:
         yield client
