@@ -24,6 +24,7 @@ from bot.models import Outcome, UsageKind
 from bot.workflow import Desk
 from sandbox.factories import make_parties, stated_use, submit
 from sandbox.service_process import service_env
+from tests.test_workflow import approve
 
 MEMBERS = ("manifest.json", "bundle.json", "history.csv")
 
@@ -39,13 +40,7 @@ async def make_history(desk: Desk) -> tuple[str, str]:
     and a denied one. Returns the artist's id and the granted request's id."""
     parties = await make_parties(desk)
     granted = await submit(desk, parties, starts_at=desk.clock.now().isoformat())
-    decided = await workflow.decide(
-        desk,
-        request_id=granted.view.request.id,
-        actor=parties.artist(),
-        outcome=Outcome.approve,
-        terms_hash=granted.view.request.terms_hash,
-    )
+    decided = await approve(desk, granted.view.request.id, parties.artist())
     assert decided.view.grant is not None
     grant_id = decided.view.grant.id
     for use in (stated_use(UsageKind.render, 3), stated_use(UsageKind.publish, territory=["US"])):
