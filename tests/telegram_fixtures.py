@@ -121,6 +121,16 @@ class World:
             self.sim.mark_started(TOKEN, user)  # the user has pressed Start in the bot's chat
         return party
 
+    async def linked_studio(self, party: Party) -> int:
+        """The party's creator links a Telegram chat for its status updates; the chat's user id."""
+        studio = self.new_user("Studio")
+        token = await workflow.create_invite(
+            self.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
+        )
+        await self.sim.send_text(TOKEN, studio, f"/start {token}")
+        await self.wait_text(studio, "Status updates")
+        return studio
+
     async def crowd(self, count: int) -> list[Party]:
         """Many linked artists asked by one creator, for bursts (one party per artist)."""
         creator = await workflow.add_creator(self.desk, name="Burst Studio")

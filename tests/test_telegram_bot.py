@@ -104,12 +104,7 @@ async def test_a_used_expired_or_unknown_invite_gets_a_clear_reply_and_links_not
 
 async def test_a_creator_links_telegram_and_receives_status_updates(world: World) -> None:
     party = await world.party("Dong Mei")
-    studio_user = world.new_user("Studio")
-    token = await workflow.create_invite(
-        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
-    )
-    await world.sim.send_text(TOKEN, studio_user, f"/start {token}")
-    await world.wait_text(studio_user, "Status updates")
+    studio_user = await world.linked_studio(party)
 
     request_id = await world.submit(party, project_title="Night <Market> & Co")
     card = await world.card(party.user_id, request_id)
@@ -405,12 +400,7 @@ async def test_revoke_from_grants_asks_first_then_ends_the_consent_and_tells_the
     world: World,
 ) -> None:
     party = await world.party("Wu Lei")
-    studio_user = world.new_user("Studio")
-    token = await workflow.create_invite(
-        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
-    )
-    await world.sim.send_text(TOKEN, studio_user, f"/start {token}")
-    await world.wait_text(studio_user, "Status updates")
+    studio_user = await world.linked_studio(party)
     request_id = await world.submit(party, project_title="Voice for Ads")
     await world.tap(party.user_id, await world.card(party.user_id, request_id), "Approve")
     await world.wait_text(studio_user, "approved")
@@ -482,12 +472,7 @@ async def test_the_studio_is_told_to_delete_and_the_artist_hears_in_chinese_when
     world: World,
 ) -> None:
     party = await world.party("Zhou Xun", language=Language.zh_hans)
-    studio_user = world.new_user("Studio")
-    token = await workflow.create_invite(
-        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
-    )
-    await world.sim.send_text(TOKEN, studio_user, f"/start {token}")
-    await world.wait_text(studio_user, "Status updates")
+    studio_user = await world.linked_studio(party)
     request_id = await world.submit(
         party, project_title="Voice Model", starts_at=datetime.now(UTC).isoformat()
     )

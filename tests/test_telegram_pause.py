@@ -16,17 +16,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 world = module_world("telegram_pause")
 
 
-async def linked_studio(world: World, party: Party) -> int:
-    """The party's creator links a Telegram chat for its status updates; the chat's user id."""
-    studio = world.new_user("Studio")
-    token = await workflow.create_invite(
-        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
-    )
-    await world.sim.send_text(TOKEN, studio, f"/start {token}")
-    await world.wait_text(studio, "Status updates")
-    return studio
-
-
 async def approved_grant(world: World, party: Party, title: str, approve: str = "Approve") -> str:
     request_id = await world.submit(party, project_title=title)
     await world.tap(party.user_id, await world.card(party.user_id, request_id), approve)
@@ -45,7 +34,7 @@ async def grant_status(world: World, grant_id: str) -> str:
 
 async def test_pause_asks_once_then_pauses_everything_and_tells_the_studio(world: World) -> None:
     party = await world.party("Zhou Xun")
-    studio = await linked_studio(world, party)
+    studio = await world.linked_studio(party)
     grant_id = await approved_grant(world, party, "Night Market")
 
     await world.sim.send_text(TOKEN, party.user_id, "/pause")
