@@ -13,14 +13,7 @@ from sqlalchemy import select
 
 from storage.tables import Artist, AuditEvent, Grant, InboxItem, Notice, Output
 from tests.output_samples import sample
-from tests.slack_fixtures import (
-    AGENT,
-    BOARD,
-    SlackWorld,
-    module_world,
-    wait_ephemeral,
-    wait_root,
-)
+from tests.slack_fixtures import AGENT, BOARD, SlackWorld, module_world, wait_ephemeral, wait_root
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
