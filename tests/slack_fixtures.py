@@ -177,6 +177,17 @@ class SlackWorld:
         )
 
 
+def service_desk(env: dict[str, str]) -> Desk:
+    """A desk on the database and receipt key the service in `env` uses (its data folder made)."""
+    data = Path(env["DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    return Desk(
+        db=Database(env["DATABASE_URL"]),
+        clock=SystemClock(),
+        signer=load_or_create_signer(data / "signing_key.pem"),
+    )
+
+
 async def start_world(tmp_path: Path) -> SlackWorld:
     """Starts the simulator, makes the roster with the CLI, then starts `likeness serve` against both."""
     sim = SlackSimulator(bot_token=TOKEN, signing_secret=SECRET)
@@ -192,14 +203,8 @@ async def start_world(tmp_path: Path) -> SlackWorld:
         SLACK_API_BASE_URL=sim.api_base_url,
         SWEEP_INTERVAL="1h",
     )
-    data = tmp_path / "data"
-    data.mkdir(parents=True, exist_ok=True)
     # Migrate and make the receipt key here, once: the CLI runs below start in parallel.
-    desk = Desk(
-        db=Database(env["DATABASE_URL"]),
-        clock=SystemClock(),
-        signer=load_or_create_signer(data / "signing_key.pem"),
-    )
+    desk = service_desk(env)
     try:
         await desk.db.upgrade()
         # The service needs no parties to start: it boots while the CLI makes them.

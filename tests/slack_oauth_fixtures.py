@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +15,13 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from bot import workflow
-from bot.clock import SystemClock
 from bot.models import Policy
-from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
 from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.slack import SlackSimulator
-from storage.database import Database
 from storage.tables import AuditEvent, SlackInstallLink, slack_bots, slack_installations, slack_oauth_states
+from tests.pg_server import free_port
+from tests.slack_fixtures import service_desk
 
 SECRET = "likeness-oauth-signing-secret"
 TEAM_A, TEAM_B = "T0ALPHA", "T0BETA"
@@ -42,13 +40,6 @@ async def cli(env: dict[str, str], cwd: Path, *args: str, ok: bool = True) -> tu
         assert process.returncode == 0, err.decode()
     parsed = json.loads(out) if out.strip() else None
     return int(process.returncode or 0), parsed, err.decode()
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the service's PUBLIC_URL must be known before it starts)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -145,13 +136,7 @@ async def start_oauth_world(tmp_path: Path) -> OAuthWorld:
         CLOCK_CONTROL="true",
         SWEEP_INTERVAL="1h",
     )
-    data = tmp_path / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    desk = Desk(
-        db=Database(env["DATABASE_URL"]),
-        clock=SystemClock(),
-        signer=load_or_create_signer(data / "signing_key.pem"),
-    )
+    desk = service_desk(env)
     await desk.db.upgrade()
     # The parties are made in-process (the CLI's own tests cover the commands): five CLI starts
     # per world were most of these tests' time.

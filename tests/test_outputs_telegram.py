@@ -13,12 +13,13 @@ import pytest
 from sqlalchemy import select
 
 from bot import workflow
-from bot.models import Actor, ActorKind, ChannelKind, Outcome
+from bot.models import Actor, ActorKind, ChannelKind
 from bot.receipts import parse_keys_document, verify_receipt
 from sandbox.service_process import run_cli
-from storage.tables import Notice, Request
+from storage.tables import Notice
 from tests.output_samples import sample
 from tests.telegram_fixtures import TOKEN, Party, World, buttons, module_world
+from tests.test_workflow import approve
 
 KIND_OF = {
     "image/jpeg": "photo",
@@ -39,16 +40,8 @@ world = module_world("outputs_telegram")
 
 async def active_grant(world: World, party: Party) -> str:
     request_id = await world.submit(party, starts_at=datetime.now(UTC).isoformat())
-    async with world.desk.db.transaction() as session:
-        request = await session.get(Request, request_id)
-        assert request is not None
-        terms_hash = request.terms_hash
-    decided = await workflow.decide(
-        world.desk,
-        request_id=request_id,
-        actor=Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram),
-        outcome=Outcome.approve,
-        terms_hash=terms_hash,
+    decided = await approve(
+        world.desk, request_id, Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram)
     )
     assert decided.view.grant is not None
     return decided.view.grant.id
