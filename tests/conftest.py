@@ -35,6 +35,22 @@ settings.load_profile("suite")
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
 
+class FakeClock:
+    """Monotonic time (as the simulators read it) that moves only when the test says so, so that
+    rate limits and expiries never depend on the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        """The current time, in seconds."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Moves the time on."""
+        self.now += seconds
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """One throwaway PostgreSQL server for the whole run; each test gets its own database."""
