@@ -22,6 +22,7 @@ from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
 from storage.database import Database
 from tests.pg_server import PgServer, start_pg_server
+from tests.webhook_receiver import WebhookReceiver
 
 _db_names = itertools.count(1)
 
@@ -181,3 +182,14 @@ async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
     """The creators' REST API on the desk, called in-process over ASGI."""
     async with api_client(desk) as client:
         yield client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A creator's webhook endpoint on loopback, keeping what it receives."""
+    hook = WebhookReceiver()
+    await hook.start()
+    try:
+        yield hook
+    finally:
+        await hook.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,16 +35,6 @@ from storage.tables import Notice, ReportRun
 from tests.pg_server import PgServer
 from tests.test_workflow import approve, link_artist
 from tests.webhook_receiver import LOOPBACK_HOOKS, WebhookReceiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    hook = WebhookReceiver()
-    await hook.start()
-    try:
-        yield hook
-    finally:
-        await hook.stop()
 
 
 async def test_webhooks_are_signed_and_retried_until_the_endpoint_answers(

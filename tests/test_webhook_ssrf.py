@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,16 +112,6 @@ async def test_localhost_resolves_to_loopback_and_is_refused() -> None:
 
 
 # ---------------------------------------------------------------- at send time, both databases
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    hook = WebhookReceiver()
-    await hook.start()
-    try:
-        yield hook
-    finally:
-        await hook.stop()
 
 
 async def status_notice(desk: Desk, webhook_url: str) -> Outgoing:
