@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +51,14 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Moves the time on."""
         self.now += seconds
+
+
+async def stored_status(desk: Desk, model: Any, row_id: str) -> str:
+    """The status of one stored row (a request, grant, output …), found by its id."""
+    async with desk.db.read() as session:
+        row = await session.get(model, row_id)
+    assert row is not None
+    return str(row.status)
 
 
 @pytest.fixture(scope="session")

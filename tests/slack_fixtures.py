@@ -25,6 +25,7 @@ from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.slack import SlackSimulator
 from storage.database import Database
 from storage.tables import AuditEvent, Request
+from tests.conftest import stored_status
 
 TOKEN = "xoxb-likeness-test"
 SECRET = "likeness-test-signing-secret"
@@ -143,10 +144,7 @@ class SlackWorld:
 
     async def status(self, request_id: str) -> str:
         """The request's status as stored."""
-        async with self.desk.db.transaction() as session:
-            request = await session.get(Request, request_id)
-            assert request is not None
-            return request.status
+        return await stored_status(self.desk, Request, request_id)
 
     async def audit(self, request_id: str) -> list[tuple[str, str]]:
         """(action, actor id) of every audit event about a request, in order."""

@@ -149,15 +149,24 @@ async def verify_online_expected(
     }
 
 
-async def test_reject_takes_a_reason(world: World) -> None:
+async def reject_tapped(
+    world: World, media_type: str, description: str
+) -> tuple[Party, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A new party's active grant and an output on it whose Reject the artist taps: (the party, the
+    output as uploaded, its message, the message offering the reasons)."""
     party = await world.party()
     grant_id = await active_grant(world, party)
-    made = await upload(world, party, grant_id, "audio/mpeg", "The voice line for the trailer")
-    message = await output_message(world, party, "The voice line for the trailer")
+    made = await upload(world, party, grant_id, media_type, description)
+    message = await output_message(world, party, description)
     await world.tap(party.user_id, message, "❌ Reject")
     reasons = await world.sim.wait_for(
         lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
     )
+    return party, made, message, reasons
+
+
+async def test_reject_takes_a_reason(world: World) -> None:
+    party, made, _, reasons = await reject_tapped(world, "audio/mpeg", "The voice line for the trailer")
     answer = await world.tap(party.user_id, reasons, "I do not like how I appear")
     assert answer["text"] == "Rejected. Thank you."
     headers = {"Authorization": f"Bearer {party.api_key}"}
@@ -171,14 +180,7 @@ async def test_reject_takes_a_reason(world: World) -> None:
 async def test_reject_in_the_artists_own_words(world: World) -> None:
     from tests.telegram_fixtures import reply
 
-    party = await world.party()
-    grant_id = await active_grant(world, party)
-    made = await upload(world, party, grant_id, "video/mp4", "The teaser, 12 seconds")
-    message = await output_message(world, party, "The teaser, 12 seconds")
-    await world.tap(party.user_id, message, "❌ Reject")
-    await world.sim.wait_for(
-        lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
-    )
+    party, made, message, _ = await reject_tapped(world, "video/mp4", "The teaser, 12 seconds")
     await world.tap(party.user_id, message, "Write my own reason…")
     prompt = await world.wait_text(party.user_id, "Reply to this message with your reason for rejecting")
     assert prompt["reply_to_message_id"] == message["message_id"]  # under the output it is about

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from bot.render.slack import ACTION_APPROVE
 from sandbox.service_process import run_cli, service_env
 from storage.tables import Agency, Notice, Request, slack_bots, slack_installations
+from tests.conftest import stored_status
 from tests.slack_fixtures import request_of, roots_of, wait_root
 from tests.slack_oauth_fixtures import (
     AGENT_A,
@@ -81,13 +82,6 @@ async def _connect_both(world: OAuthWorld) -> None:
         assert world.agencies[team] in page.text
 
 
-async def _status(world: OAuthWorld, request_id: str) -> str:
-    async with world.desk.db.read() as session:
-        request = await session.get(Request, request_id)
-        assert request is not None
-        return request.status
-
-
 @on_the_module_loop
 async def test_two_agencies_install_and_each_board_posts_with_its_own_workspace_token(
     connected: OAuthWorld,
@@ -123,7 +117,7 @@ async def test_a_click_from_workspace_b_is_routed_to_agency_b(connected: OAuthWo
 
     assert answer.status == 200, world.service.log()[-4000:]
     await world.sim.wait_for(lambda: world.sim.message(BOARD_B, root["ts"])["edits"])
-    assert await _status(world, request_b) == "approved"
+    assert await stored_status(world.desk, Request, request_b) == "approved"
 
 
 @on_the_module_loop
