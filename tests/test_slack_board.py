@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -415,29 +417,36 @@ async def test_board_posts_queued_before_a_crash_go_out_after_the_restart(world:
 # ---------------------------------------------------------------- violations
 
 
-async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_members_name(
-    world: SlackWorld,
-) -> None:
+async def violation_told(
+    world: SlackWorld, artist_id: str, use: dict[str, Any], **terms: Any
+) -> tuple[str, str, httpx.Response, dict[str, Any]]:
+    """The artist approves a request (`terms` over the factory's) and the creator reports `use` of the
+    grant: (the grant's id, the board root's ts, the API's answer, the violation's thread reply)."""
     sim = world.sim
-    request_id = await world.submit(world.roster.delegated)
+    request_id = await world.submit(artist_id, **terms)
     ts = (await wait_root(sim, BOARD, request_id))["ts"]
-    await world.artist_decides(request_id, world.roster.delegated)
+    await world.artist_decides(request_id, artist_id)
     await wait_status(sim, BOARD, ts, "Approved")
     async with world.desk.db.transaction() as session:
         grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
     async with world.http() as client:
-        used = await client.post(
-            f"/v1/grants/{grant.id}/usage",
-            json={"kind": "publish", "media": "game", "territory": ["US"]},
-        )
+        used = await client.post(f"/v1/grants/{grant.id}/usage", json=use)
+    await wait_thread(sim, BOARD, ts, 2)
+    return grant.id, ts, used, sim.thread(BOARD, ts)[-1]
+
+
+async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_members_name(
+    world: SlackWorld,
+) -> None:
+    sim = world.sim
+    use = {"kind": "publish", "media": "game", "territory": ["US"]}
+    grant_id, ts, used, reply = await violation_told(world, world.roster.delegated, use)
     assert used.status_code == 409
     assert used.json()["violation"]["reasons"] == [
         "grant_not_active",
         "media_not_granted",
         "territory_not_granted",
     ]
-    await wait_thread(sim, BOARD, ts, 2)
-    reply = sim.thread(BOARD, ts)[-1]
     assert "the medium is not among those granted" in reply["text"]
     assert buttons(reply) == ["board_revoke"]
 
@@ -454,9 +463,9 @@ async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_membe
         f":no_entry: <@{PARTNER}> (for the agency, on behalf of Li Wei) revoked consent."
     )
     async with world.desk.db.transaction() as session:
-        revoked = await session.get(Grant, grant.id)
+        revoked = await session.get(Grant, grant_id)
         assert revoked is not None and revoked.status == "revoked"
-    audit = await world.audit(grant.id)
+    audit = await world.audit(grant_id)
     assert ("grant.revoked", PARTNER) in audit
     assert ("grant.revoke.refused", STRANGER) in audit
 
@@ -464,19 +473,8 @@ async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_membe
 async def test_where_the_artist_decides_alone_a_violation_offers_no_revoke_on_behalf(
     world: SlackWorld,
 ) -> None:
-    sim = world.sim
-    request_id = await world.submit(world.roster.solo, ai_training=False)
-    ts = (await wait_root(sim, BOARD, request_id))["ts"]
-    await world.artist_decides(request_id, world.roster.solo)
-    await wait_status(sim, BOARD, ts, "Approved")
-    async with world.desk.db.transaction() as session:
-        grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
-    async with world.http() as client:
-        used = await client.post(
-            f"/v1/grants/{grant.id}/usage", json={"kind": "train", "likeness": ["voice"]}
-        )
+    use = {"kind": "train", "likeness": ["voice"]}
+    _, _, used, reply = await violation_told(world, world.roster.solo, use, ai_training=False)
     assert used.json()["violation"]["reasons"] == ["grant_not_active", "ai_training_not_granted"]
-    await wait_thread(sim, BOARD, ts, 2)
-    reply = sim.thread(BOARD, ts)[-1]
     assert "AI training was not granted" in reply["text"]
     assert buttons(reply) == []

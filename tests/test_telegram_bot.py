@@ -23,6 +23,7 @@ from storage.tables import Agency, Artist, AuditEvent, Creator, Decision, Grant,
 from tests.telegram_fixtures import (
     BOT_USERNAME,
     TOKEN,
+    Party,
     World,
     buttons,
     module_world,
@@ -271,13 +272,19 @@ async def test_approving_ai_training_takes_a_second_explicit_tap(world: World) -
     assert decision.outcome == "approve" and decision.ai_training_confirmed
 
 
-async def test_deny_with_a_chosen_reason(world: World) -> None:
-    party = await world.party("Hu Ge")
+async def deny_tapped(world: World, name: str) -> tuple[Party, str, dict[str, Any], dict[str, Any]]:
+    """A new party's artist taps Deny on a request's card: (the party, the request's id, the card as
+    it was, the card showing the reasons)."""
+    party = await world.party(name)
     request_id = await world.submit(party)
     card = await world.card(party.user_id, request_id)
-
     await world.tap(party.user_id, card, "Deny")
     reasons = await world.card_where(party.user_id, request_id, lambda c: "Back" in buttons(c))
+    return party, request_id, card, reasons
+
+
+async def test_deny_with_a_chosen_reason(world: World) -> None:
+    party, request_id, _, reasons = await deny_tapped(world, "Hu Ge")
     assert "No AI training of my likeness" not in buttons(reasons)  # offered only when AI training is asked
     assert (await request_row(world, request_id)).status == "pending"
     answer = await world.tap(party.user_id, reasons, "The compensation is too low")
@@ -290,11 +297,7 @@ async def test_deny_with_a_chosen_reason(world: World) -> None:
 
 
 async def test_deny_in_own_words_answers_a_prompt_that_survives_a_restart(world: World) -> None:
-    party = await world.party("Liu Shishi")
-    request_id = await world.submit(party)
-    card = await world.card(party.user_id, request_id)
-    await world.tap(party.user_id, card, "Deny")
-    reasons = await world.card_where(party.user_id, request_id, lambda c: "Back" in buttons(c))
+    party, request_id, card, reasons = await deny_tapped(world, "Liu Shishi")
     await world.tap(party.user_id, reasons, "Write my own reason…")
     prompt = await world.wait_text(party.user_id, "Reply to this message")
     assert prompt["reply_markup"]["force_reply"] is True
