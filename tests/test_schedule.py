@@ -172,6 +172,16 @@ async def _approved_grants(
         await desk.db.dispose()
 
 
+async def _one_swept_grant(
+    tmp_path: Path, receiver: WebhookReceiver, ends: timedelta
+) -> tuple[dict[str, str], str]:
+    """The environment of a service sweeping every second under clock control, and one grant on its
+    database, from now for `ends`, whose creator's webhook is `receiver`: (environment, grant id)."""
+    env = service_env(tmp_path, SWEEP_INTERVAL="1s", CLOCK_CONTROL="true")
+    [grant] = await _approved_grants(env, 1, starts=timedelta(0), ends=ends, webhook=receiver.url)
+    return env, grant
+
+
 def _events(receiver: WebhookReceiver, kind: str) -> Counter[str]:
     return Counter(e["data"]["grant_id"] for e in receiver.accepted() if e["type"] == kind)
 
@@ -179,10 +189,7 @@ def _events(receiver: WebhookReceiver, kind: str) -> Counter[str]:
 async def test_a_90_second_grant_expires_within_one_sweep_of_its_end(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
-    env = service_env(tmp_path, SWEEP_INTERVAL="1s", CLOCK_CONTROL="true")
-    [grant] = await _approved_grants(
-        env, 1, starts=timedelta(0), ends=timedelta(seconds=90), webhook=receiver.url
-    )
+    env, grant = await _one_swept_grant(tmp_path, receiver, ends=timedelta(seconds=90))
     service = await asyncio.to_thread(start_service, env, tmp_path)
     try:
         async with httpx.AsyncClient(base_url=service.url) as client:
@@ -198,10 +205,7 @@ async def test_a_90_second_grant_expires_within_one_sweep_of_its_end(
 async def test_after_downtime_what_fell_due_is_done_once_and_stale_reminders_are_skipped(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
-    env = service_env(tmp_path, SWEEP_INTERVAL="1s", CLOCK_CONTROL="true")
-    [grant] = await _approved_grants(
-        env, 1, starts=timedelta(0), ends=timedelta(days=10), webhook=receiver.url
-    )
+    env, grant = await _one_swept_grant(tmp_path, receiver, ends=timedelta(days=10))
 
     async def run_once(offset: str, expect: str) -> None:
         service = await asyncio.to_thread(start_service, env | {"CLOCK_OFFSET": offset}, tmp_path)
