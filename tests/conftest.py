@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
+from sandbox.factories import Parties, make_parties
 from storage.database import Database
 from tests.pg_server import PgServer, start_pg_server
 from tests.webhook_receiver import WebhookReceiver
@@ -184,6 +186,24 @@ async def api_client(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=create_api(desk))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         yield client
+
+
+@dataclass
+class Door:
+    """The creators' API in front of a desk, and the parties on that desk."""
+
+    api: httpx.AsyncClient
+    desk: Desk
+    parties: Parties
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def door(module_desk: Desk) -> AsyncIterator[Door]:
+    """The API on `module_desk` with fresh parties, once per database for a module's tests that each
+    compare only what their own calls wrote (a refusal: nothing)."""
+    parties = await make_parties(module_desk)
+    async with api_client(module_desk) as client:
+        yield Door(client, module_desk, parties)
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -23,7 +22,7 @@ from bot.clean_text import check_clean_line, check_clean_text, hidden_character,
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, terms_data
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
-from tests.conftest import api_client
+from tests.conftest import Door
 from tests.test_api import auth
 from tests.test_workflow import row_counts
 
@@ -46,24 +45,10 @@ async def parties(desk: Desk) -> Parties:
     return await make_parties(desk)
 
 
-@dataclass
-class Door:
-    """The API in front of a desk with its parties and an active grant that takes outputs."""
-
-    api: httpx.AsyncClient
-    desk: Desk
-    parties: Parties
-    grant: str
-
-
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def door(module_desk: Desk, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Door]:
-    """One door per database for the module's refusals: each compares the rows before and after its
-    own call, and none of them keeps an output."""
-    parties = await make_parties(module_desk)
-    grant = await grant_taking_outputs(module_desk, parties, tmp_path_factory.mktemp("outputs"))
-    async with api_client(module_desk) as api:
-        yield Door(api, module_desk, parties, grant)
+async def door_grant(door: Door, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An active grant of the door's parties that takes outputs: none of the tests on it keeps one."""
+    return await grant_taking_outputs(door.desk, door.parties, tmp_path_factory.mktemp("outputs"))
 
 
 on_the_module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -474,9 +459,14 @@ HOSTILE_UPLOADS: list[tuple[str, dict[str, Any], int]] = [
 @on_the_module_loop
 @pytest.mark.parametrize(("case", "given", "status"), HOSTILE_UPLOADS, ids=[c[0] for c in HOSTILE_UPLOADS])
 async def test_hostile_output_uploads_are_refused_plainly_and_keep_nothing(
-    door: Door, caplog: pytest.LogCaptureFixture, case: str, given: dict[str, Any], status: int
+    door: Door,
+    door_grant: str,
+    caplog: pytest.LogCaptureFixture,
+    case: str,
+    given: dict[str, Any],
+    status: int,
 ) -> None:
-    api, desk, parties, output_grant = door.api, door.desk, door.parties, door.grant
+    api, desk, parties, output_grant = door.api, door.desk, door.parties, door_grant
     from tests.output_samples import sample
 
     before = await row_counts(desk)
