@@ -23,6 +23,7 @@ from bot.clock import FrozenClock
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
 from sandbox.factories import Parties, make_parties
+from sandbox.service_process import service_env
 from storage.database import Database
 from tests.pg_server import PgServer, start_pg_server
 from tests.webhook_receiver import WebhookReceiver
@@ -122,6 +123,21 @@ def _migrated_copy(db_url: str, templates: dict[str, str], request: pytest.Fixtu
         templates["postgresql"] = server.create_database("migrated_template")
         asyncio.run(_upgrade(templates["postgresql"]))
     server.create_database(db_url.rsplit("/", 1)[1], template="migrated_template", replace=True)
+
+
+@pytest.fixture(scope="module")
+def cli_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_templates: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> Path:
+    """A service folder (`service_env(folder)`) whose database is a copy of the migrated template,
+    shared by a module's refused commands: each must leave it as it is."""
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "data").mkdir(mode=0o700)  # private, as the service makes its own
+    _migrated_copy(service_env(folder)["DATABASE_URL"], migrated_templates, request)
+    (folder / "data" / "likeness.db").chmod(0o600)
+    return folder
 
 
 async def _upgrade(url: str) -> None:

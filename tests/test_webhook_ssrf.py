@@ -203,14 +203,14 @@ def creator_rows(database: Path) -> int:
         ("https://0.0.0.0/hook", "unspecified"),
     ],
 )
-def test_the_cli_refuses_inside_webhooks_in_one_line(tmp_path: Path, url: str, words: str) -> None:
-    env = service_env(tmp_path, ALLOW_PRIVATE_WEBHOOKS="false")
-    done = run_cli(env, tmp_path, "creator", "add", "--name", "Studio", "--webhook-url", url)
+def test_the_cli_refuses_inside_webhooks_in_one_line(cli_folder: Path, url: str, words: str) -> None:
+    env = service_env(cli_folder, ALLOW_PRIVATE_WEBHOOKS="false")
+    done = run_cli(env, cli_folder, "creator", "add", "--name", "Studio", "--webhook-url", url)
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --webhook-url") and words in lines[0]
     assert "Traceback" not in done.stderr
-    assert creator_rows(tmp_path / "data" / "likeness.db") == 0
+    assert creator_rows(cli_folder / "data" / "likeness.db") == 0
 
 
 def test_the_cli_takes_a_loopback_webhook_when_private_webhooks_are_allowed(tmp_path: Path) -> None:

@@ -186,14 +186,6 @@ async def test_a_nul_in_an_id_is_not_found_on_both_databases(
 # ---------------------------------------------------------------- the CLI
 
 
-@pytest.fixture(scope="module")
-def cli_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database at head that every refused command must leave as it is (so they can share it)."""
-    folder = tmp_path_factory.mktemp("cli")
-    assert run_cli(service_env(folder), folder, "db", "upgrade").returncode == 0
-    return folder
-
-
 @pytest.mark.parametrize(
     "args",
     [
