@@ -125,19 +125,32 @@ def _migrated_copy(db_url: str, templates: dict[str, str], request: pytest.Fixtu
     server.create_database(db_url.rsplit("/", 1)[1], template="migrated_template", replace=True)
 
 
+def _migrated_folder(folder: Path, templates: dict[str, str], request: pytest.FixtureRequest) -> Path:
+    """Makes `service_env(folder)`'s SQLite database a copy of the migrated template, its data folder
+    and file private as the service makes its own; `folder`."""
+    (folder / "data").mkdir(mode=0o700)
+    _migrated_copy(service_env(folder)["DATABASE_URL"], templates, request)
+    (folder / "data" / "likeness.db").chmod(0o600)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def cli_folder(
     tmp_path_factory: pytest.TempPathFactory,
     migrated_templates: dict[str, str],
     request: pytest.FixtureRequest,
 ) -> Path:
-    """A service folder (`service_env(folder)`) whose database is a copy of the migrated template,
-    shared by a module's refused commands: each must leave it as it is."""
-    folder = tmp_path_factory.mktemp("cli")
-    (folder / "data").mkdir(mode=0o700)  # private, as the service makes its own
-    _migrated_copy(service_env(folder)["DATABASE_URL"], migrated_templates, request)
-    (folder / "data" / "likeness.db").chmod(0o600)
-    return folder
+    """A service folder (`service_env(folder)`) with a migrated database, shared by a module's
+    refused commands: each must leave it as it is."""
+    return _migrated_folder(tmp_path_factory.mktemp("cli"), migrated_templates, request)
+
+
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, migrated_templates: dict[str, str], request: pytest.FixtureRequest
+) -> dict[str, str]:
+    """`service_env(tmp_path)`, its database already migrated (a copy of the template)."""
+    return service_env(_migrated_folder(tmp_path, migrated_templates, request))
 
 
 async def _upgrade(url: str) -> None:

@@ -21,7 +21,6 @@ from bot.render.slack import report_comment
 from bot.reports import build_report
 from bot.workflow import Desk, Rules
 from sandbox.factories import make_parties
-from sandbox.service_process import service_env
 from scheduler import Schedule
 from storage.audit import GENESIS_HASH, event_content, event_hash
 from storage.database import Database
@@ -84,8 +83,8 @@ async def renumber_after_deleting(database: Database) -> None:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return service_env(tmp_path)
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def _events(env: dict[str, str], count: int) -> None:

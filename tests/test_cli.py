@@ -18,13 +18,13 @@ from bot.cli import app
 from bot.config import load_settings
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
-from sandbox.service_process import run_cli, service_env
+from sandbox.service_process import run_cli
 from tests.test_workflow import approve
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return service_env(tmp_path)
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def likeness(env: dict[str, str], *args: str) -> tuple[int, str, str]:
