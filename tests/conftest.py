@@ -115,13 +115,13 @@ def _migrated_copy(db_url: str, templates: dict[str, str], request: pytest.Fixtu
     if db_url.startswith("sqlite"):
         template = Path(templates["sqlite"])
         if not template.exists():
-            asyncio.run(_upgrade(f"sqlite+aiosqlite:///{template}"))
+            asyncio.run(migrate(f"sqlite+aiosqlite:///{template}"))
         shutil.copyfile(template, db_url.removeprefix("sqlite+aiosqlite:///"))
         return
     server: PgServer = request.getfixturevalue("pg_server")
     if "postgresql" not in templates:
         templates["postgresql"] = server.create_database("migrated_template")
-        asyncio.run(_upgrade(templates["postgresql"]))
+        asyncio.run(migrate(templates["postgresql"]))
     server.create_database(db_url.rsplit("/", 1)[1], template="migrated_template", replace=True)
 
 
@@ -153,7 +153,8 @@ def cli_env(
     return service_env(_migrated_folder(tmp_path, migrated_templates, request))
 
 
-async def _upgrade(url: str) -> None:
+async def migrate(url: str) -> None:
+    """Migrates the database at `url` to head."""
     database = Database(url)
     try:
         await database.upgrade()
