@@ -16,8 +16,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from bot import workflow
 from bot.clock import SystemClock
-from bot.models import Actor, ActorKind, ChannelKind, Outcome
+from bot.models import Actor, ActorKind, ChannelKind, Outcome, Policy
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, decide
 from sandbox.factories import terms_at
@@ -56,7 +57,7 @@ async def cli(env: dict[str, str], cwd: Path, *args: str) -> dict[str, Any]:
 
 @dataclass
 class Roster:
-    """The parties every board test uses, made with the CLI."""
+    """The parties every board test uses."""
 
     creator_key: str
     agency: str
@@ -66,31 +67,22 @@ class Roster:
     names: dict[str, str] = field(default_factory=dict)
 
 
-async def make_roster(env: dict[str, str], cwd: Path) -> Roster:
-    """An agency on the board channel with two members, one artist per policy, and a creator."""
-    agency = await cli(
-        env,
-        cwd,
-        *("agency", "add", "--name", "Star Agency", "--slack-channel", BOARD),
-        *("--slack-member", AGENT, "--slack-member", PARTNER),
+async def make_roster(desk: Desk) -> Roster:
+    """An agency on the board channel with two members, one artist per policy, and a creator, made
+    in-process (the CLI's own tests cover the commands; five CLI starts per world cost the most)."""
+    agency = await workflow.add_agency(
+        desk, name="Star Agency", slack_channel_id=BOARD, slack_member_ids=[AGENT, PARTNER]
     )
-    artists = [("Solo Sun", "artist_only"), ("Li Wei", "agency_may_decide"), ("Mei Lin", "both_required")]
-    creator, *made = await asyncio.gather(
-        cli(env, cwd, "creator", "add", "--name", "Dream Studio"),
-        *(
-            cli(env, cwd, "artist", "add", "--name", name, "--agency", agency["id"], "--policy", policy)
-            for name, policy in artists
-        ),
-    )
-    ids = [m["id"] for m in made]
-    return Roster(
-        creator_key=creator["api_key"],
-        agency=agency["id"],
-        solo=ids[0],
-        delegated=ids[1],
-        shared=ids[2],
-        names={i: a[0] for i, a in zip(ids, artists, strict=True)},
-    )
+    creator = await workflow.add_creator(desk, name="Dream Studio")
+    artists = [
+        ("Solo Sun", Policy.artist_only),
+        ("Li Wei", Policy.agency_may_decide),
+        ("Mei Lin", Policy.both_required),
+    ]
+    ids = [(await workflow.add_artist(desk, name=n, agency_id=agency.id, policy=p)).id for n, p in artists]
+    solo, delegated, shared = ids
+    names = {i: a[0] for i, a in zip(ids, artists, strict=True)}
+    return Roster(creator.api_key, agency.id, solo, delegated, shared, names)
 
 
 @dataclass
@@ -201,13 +193,12 @@ async def start_world(tmp_path: Path) -> SlackWorld:
         SLACK_API_BASE_URL=sim.api_base_url,
         SWEEP_INTERVAL="1h",
     )
-    # Migrate and make the receipt key here, once: the CLI runs below start in parallel.
     desk = service_desk(env)
     try:
         await desk.db.upgrade()
-        # The service needs no parties to start: it boots while the CLI makes them.
+        # The service needs no parties to start: it boots while they are made.
         service, roster = await asyncio.gather(
-            asyncio.to_thread(start_service, env, tmp_path, tag="slack"), make_roster(env, tmp_path)
+            asyncio.to_thread(start_service, env, tmp_path, tag="slack"), make_roster(desk)
         )
     except BaseException:
         await desk.db.dispose()

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from bot import workflow
+from bot.models import Language, Policy
 from tests.slack_fixtures import (
     AGENT,
     BOARD,
@@ -42,19 +44,19 @@ world = module_world("slack_language")
 async def zh(world: SlackWorld) -> dict[str, str]:
     """A Chinese agency on its own board channel, with one member and an artist it may decide for."""
     world.sim.add_channel(ZH_BOARD, "xingguang-board")
-    agency = await cli(
-        world.env,
-        world.cwd,
-        *("agency", "add", "--name", "星光经纪", "--slack-channel", ZH_BOARD, "--slack-member", AGENT),
-        *("--language", "zh-Hans", "--timezone", "Asia/Shanghai"),
+    agency = await workflow.add_agency(
+        world.desk,
+        name="星光经纪",
+        slack_channel_id=ZH_BOARD,
+        slack_member_ids=[AGENT],
+        language=Language.zh_hans,
+        timezone="Asia/Shanghai",
     )
-    artist = await cli(
-        world.env,
-        world.cwd,
-        *("artist", "add", "--name", "王芳", "--agency", agency["id"], "--policy", "agency_may_decide"),
+    artist = await workflow.add_artist(
+        world.desk, name="王芳", agency_id=agency.id, policy=Policy.agency_may_decide
     )
-    world.roster.names[artist["id"]] = "王芳"
-    return {"agency": agency["id"], "artist": artist["id"]}
+    world.roster.names[artist.id] = "王芳"
+    return {"agency": agency.id, "artist": artist.id}
 
 
 def all_text(message: dict[str, Any]) -> str:
