@@ -7,19 +7,26 @@ import itertools
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from hypothesis import settings
 
 from bot.api import create_api
 from bot.clock import FrozenClock
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, Rules
+from sandbox.factories import Parties, make_parties
 from sandbox.pg_server import PgServer, start_pg_server
+from sandbox.service_process import service_env
 from storage.database import Database, upgrade_database
+from tests.webhook_receiver import WebhookReceiver
 
 _db_names = itertools.count(1)
 
@@ -31,6 +38,30 @@ settings.register_profile(
 )
 settings.load_profile("suite")
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """Monotonic time (as the simulators read it) that moves only when the test says so, so that
+    rate limits and expiries never depend on the machine's speed."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        """The current time, in seconds."""
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Moves the time on."""
+        self.now += seconds
+
+
+async def stored_status(desk: Desk, model: Any, row_id: str) -> str:
+    """The status of one stored row (a request, grant, output …), found by its id."""
+    async with desk.db.read() as session:
+        row = await session.get(model, row_id)
+    assert row is not None
+    return str(row.status)
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +77,18 @@ def pg_server() -> Iterator[PgServer]:
         server.stop()
 
 
+def _fresh_url(request: pytest.FixtureRequest, folder: Path) -> str:
+    """A fresh, empty database URL of the kind `request.param` names (an SQLite file in `folder`)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{folder / 'likeness.db'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_database(f"t{next(_db_names)}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database URL, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'likeness.db'}"
-    server: PgServer = request.getfixturevalue("pg_server")
-    return server.create_database(f"t{next(_db_names)}")
+    return _fresh_url(request, tmp_path)
 
 
 @pytest.fixture
@@ -89,6 +125,34 @@ def _migrated_copy(db_url: str, templates: dict[str, str], request: pytest.Fixtu
     server.create_database(db_url.rsplit("/", 1)[1], template="migrated_template", replace=True)
 
 
+def _migrated_folder(folder: Path, templates: dict[str, str], request: pytest.FixtureRequest) -> Path:
+    """Makes `service_env(folder)`'s SQLite database a copy of the migrated template, its data folder
+    and file private as the service makes its own; `folder`."""
+    (folder / "data").mkdir(mode=0o700)
+    _migrated_copy(service_env(folder)["DATABASE_URL"], templates, request)
+    (folder / "data" / "likeness.db").chmod(0o600)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cli_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_templates: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> Path:
+    """A service folder (`service_env(folder)`) with a migrated database, shared by a module's
+    refused commands: each must leave it as it is."""
+    return _migrated_folder(tmp_path_factory.mktemp("cli"), migrated_templates, request)
+
+
+@pytest.fixture
+def cli_env(
+    tmp_path: Path, migrated_templates: dict[str, str], request: pytest.FixtureRequest
+) -> dict[str, str]:
+    """`service_env(tmp_path)`, its database already migrated (a copy of the template)."""
+    return service_env(_migrated_folder(tmp_path, migrated_templates, request))
+
+
 @pytest.fixture
 def migrated_url(db_url: str, migrated_templates: dict[str, str], request: pytest.FixtureRequest) -> str:
     """`db_url`, migrated to head (a copy of the migrated template, which is much quicker)."""
@@ -96,22 +160,86 @@ def migrated_url(db_url: str, migrated_templates: dict[str, str], request: pytes
     return db_url
 
 
-@pytest.fixture
-async def desk(migrated_url: str, clock: FrozenClock, tmp_path: Path) -> AsyncIterator[Desk]:
-    """A migrated database with the workflow's desk around it."""
-    database = Database(migrated_url)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_migrated_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    migrated_templates: dict[str, str],
+) -> str:
+    """`migrated_url` for a module's tests to share, once on SQLite and once on PostgreSQL."""
+    url = _fresh_url(request, tmp_path_factory.mktemp("module_db"))
+    _migrated_copy(url, migrated_templates, request)
+    return url
+
+
+@asynccontextmanager
+async def open_desk(url: str, clock: FrozenClock, folder: Path) -> AsyncIterator[Desk]:
+    """The workflow's desk around a migrated database, its receipt key in `folder`."""
+    database = Database(url)
     await database.upgrade()  # at head already: only checks
     rules = Rules(decision_reminders=(timedelta(hours=24), timedelta(hours=2)))
-    desk = Desk(db=database, clock=clock, signer=load_or_create_signer(tmp_path / "key.pem"), rules=rules)
     try:
-        yield desk
+        yield Desk(db=database, clock=clock, signer=load_or_create_signer(folder / "key.pem"), rules=rules)
     finally:
         await database.dispose()
 
 
 @pytest.fixture
-async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
+async def desk(migrated_url: str, clock: FrozenClock, tmp_path: Path) -> AsyncIterator[Desk]:
+    """A migrated database with the workflow's desk around it."""
+    async with open_desk(migrated_url, clock, tmp_path) as opened:
+        yield opened
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def module_desk(
+    module_migrated_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Desk]:
+    """`desk` shared by a module's tests (on a frozen clock of its own), for tests that each compare
+    only what their own calls wrote."""
+    async with open_desk(module_migrated_url, FrozenClock(START), tmp_path_factory.mktemp("desk")) as opened:
+        yield opened
+
+
+@asynccontextmanager
+async def api_client(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
     """The creators' REST API on the desk, called in-process over ASGI."""
     transport = httpx.ASGITransport(app=create_api(desk))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         yield client
+
+
+@dataclass
+class Door:
+    """The creators' API in front of a desk, and the parties on that desk."""
+
+    api: httpx.AsyncClient
+    desk: Desk
+    parties: Parties
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def door(module_desk: Desk) -> AsyncIterator[Door]:
+    """The API on `module_desk` with fresh parties, once per database for a module's tests that each
+    compare only what their own calls wrote (a refusal: nothing)."""
+    parties = await make_parties(module_desk)
+    async with api_client(module_desk) as client:
+        yield Door(client, module_desk, parties)
+
+
+@pytest.fixture
+async def api(desk: Desk) -> AsyncIterator[httpx.AsyncClient]:
+    """The creators' REST API on the desk, called in-process over ASGI."""
+    async with api_client(desk) as client:
+        yield client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A creator's webhook endpoint on loopback, keeping what it receives."""
+    hook = WebhookReceiver()
+    await hook.start()
+    try:
+        yield hook
+    finally:
+        await hook.stop()

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import pytest_asyncio
 from sqlalchemy import select
 
+from bot import workflow
 from bot.clock import SystemClock
-from bot.models import Actor, ActorKind, ChannelKind, Outcome
+from bot.models import Actor, ActorKind, ChannelKind, Outcome, Policy
 from bot.receipts import load_or_create_signer
 from bot.workflow import Desk, decide
 from sandbox.factories import terms_at
@@ -22,6 +26,7 @@ from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.slack import SlackSimulator
 from storage.database import Database
 from storage.tables import AuditEvent, Request
+from tests.conftest import stored_status
 
 TOKEN = "xoxb-likeness-test"
 SECRET = "likeness-test-signing-secret"
@@ -52,7 +57,7 @@ async def cli(env: dict[str, str], cwd: Path, *args: str) -> dict[str, Any]:
 
 @dataclass
 class Roster:
-    """The parties every board test uses, made with the CLI."""
+    """The parties every board test uses."""
 
     creator_key: str
     agency: str
@@ -62,31 +67,22 @@ class Roster:
     names: dict[str, str] = field(default_factory=dict)
 
 
-async def make_roster(env: dict[str, str], cwd: Path) -> Roster:
-    """An agency on the board channel with two members, one artist per policy, and a creator."""
-    agency = await cli(
-        env,
-        cwd,
-        *("agency", "add", "--name", "Star Agency", "--slack-channel", BOARD),
-        *("--slack-member", AGENT, "--slack-member", PARTNER),
+async def make_roster(desk: Desk) -> Roster:
+    """An agency on the board channel with two members, one artist per policy, and a creator, made
+    in-process (the CLI's own tests cover the commands; five CLI starts per world cost the most)."""
+    agency = await workflow.add_agency(
+        desk, name="Star Agency", slack_channel_id=BOARD, slack_member_ids=[AGENT, PARTNER]
     )
-    artists = [("Solo Sun", "artist_only"), ("Li Wei", "agency_may_decide"), ("Mei Lin", "both_required")]
-    creator, *made = await asyncio.gather(
-        cli(env, cwd, "creator", "add", "--name", "Dream Studio"),
-        *(
-            cli(env, cwd, "artist", "add", "--name", name, "--agency", agency["id"], "--policy", policy)
-            for name, policy in artists
-        ),
-    )
-    ids = [m["id"] for m in made]
-    return Roster(
-        creator_key=creator["api_key"],
-        agency=agency["id"],
-        solo=ids[0],
-        delegated=ids[1],
-        shared=ids[2],
-        names={i: a[0] for i, a in zip(ids, artists, strict=True)},
-    )
+    creator = await workflow.add_creator(desk, name="Dream Studio")
+    artists = [
+        ("Solo Sun", Policy.artist_only),
+        ("Li Wei", Policy.agency_may_decide),
+        ("Mei Lin", Policy.both_required),
+    ]
+    ids = [(await workflow.add_artist(desk, name=n, agency_id=agency.id, policy=p)).id for n, p in artists]
+    solo, delegated, shared = ids
+    names = {i: a[0] for i, a in zip(ids, artists, strict=True)}
+    return Roster(creator.api_key, agency.id, solo, delegated, shared, names)
 
 
 @dataclass
@@ -126,12 +122,21 @@ class SlackWorld:
         assert answer.status_code == 201, answer.text
         return str(answer.json()["id"])
 
+    async def command(self, text: str, *, user: str = AGENT, channel: str = BOARD) -> str:
+        """Types `/likeness text` as `user` in `channel`; the answer shown to the user (the command is
+        acknowledged at once, with an empty body, and answered afterwards)."""
+        sim = self.sim
+        before = len([e for e in sim.ephemerals(user=user) if e["source"] == "response_url"])
+        answer = await sim.slash_command(user, channel, text=text)
+        assert answer.status == 200 and answer.body == ""
+        shown = await sim.wait_for(
+            lambda: [x for x in sim.ephemerals(user=user) if x["source"] == "response_url"][before:]
+        )
+        return str(shown[0]["text"])
+
     async def status(self, request_id: str) -> str:
         """The request's status as stored."""
-        async with self.desk.db.transaction() as session:
-            request = await session.get(Request, request_id)
-            assert request is not None
-            return request.status
+        return await stored_status(self.desk, Request, request_id)
 
     async def audit(self, request_id: str) -> list[tuple[str, str]]:
         """(action, actor id) of every audit event about a request, in order."""
@@ -162,6 +167,17 @@ class SlackWorld:
         )
 
 
+def service_desk(env: dict[str, str]) -> Desk:
+    """A desk on the database and receipt key the service in `env` uses (its data folder made)."""
+    data = Path(env["DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    return Desk(
+        db=Database(env["DATABASE_URL"]),
+        clock=SystemClock(),
+        signer=load_or_create_signer(data / "signing_key.pem"),
+    )
+
+
 async def start_world(tmp_path: Path) -> SlackWorld:
     """Starts the simulator, makes the roster with the CLI, then starts `likeness serve` against both."""
     sim = SlackSimulator(bot_token=TOKEN, signing_secret=SECRET)
@@ -177,19 +193,12 @@ async def start_world(tmp_path: Path) -> SlackWorld:
         SLACK_API_BASE_URL=sim.api_base_url,
         SWEEP_INTERVAL="1h",
     )
-    data = tmp_path / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    # Migrate and make the receipt key here, once: the CLI runs below start in parallel.
-    desk = Desk(
-        db=Database(env["DATABASE_URL"]),
-        clock=SystemClock(),
-        signer=load_or_create_signer(data / "signing_key.pem"),
-    )
+    desk = service_desk(env)
     try:
         await desk.db.upgrade()
-        # The service needs no parties to start: it boots while the CLI makes them.
+        # The service needs no parties to start: it boots while they are made.
         service, roster = await asyncio.gather(
-            asyncio.to_thread(start_service, env, tmp_path, tag="slack"), make_roster(env, tmp_path)
+            asyncio.to_thread(start_service, env, tmp_path, tag="slack"), make_roster(desk)
         )
     except BaseException:
         await desk.db.dispose()
@@ -205,6 +214,21 @@ async def stop_world(world: SlackWorld) -> None:
     await asyncio.to_thread(world.service.stop)
     await world.desk.db.dispose()
     await world.sim.stop()
+
+
+def module_world(folder: str) -> Any:
+    """A `world` fixture for a test module: one simulator and one service (its files in a temporary
+    folder named `folder`) shared by the module's tests, each of which looks at its own requests."""
+
+    @pytest_asyncio.fixture(loop_scope="module", scope="module", name="world")
+    async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
+        started = await start_world(tmp_path_factory.mktemp(folder))
+        try:
+            yield started
+        finally:
+            await stop_world(started)
+
+    return world
 
 
 # ---------------------------------------------------------------- reading the board

@@ -15,15 +15,13 @@ from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from bot import workflow
-from bot.clock import SystemClock
 from bot.models import Policy
-from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
 from sandbox.pg_server import free_port
 from sandbox.service_process import ServiceProcess, service_env, start_service
 from sandbox.slack import SlackSimulator
-from storage.database import Database
 from storage.tables import AuditEvent, SlackInstallLink, slack_bots, slack_installations, slack_oauth_states
+from tests.slack_fixtures import service_desk
 
 SECRET = "likeness-oauth-signing-secret"
 TEAM_A, TEAM_B = "T0ALPHA", "T0BETA"
@@ -138,13 +136,7 @@ async def start_oauth_world(tmp_path: Path) -> OAuthWorld:
         CLOCK_CONTROL="true",
         SWEEP_INTERVAL="1h",
     )
-    data = tmp_path / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    desk = Desk(
-        db=Database(env["DATABASE_URL"]),
-        clock=SystemClock(),
-        signer=load_or_create_signer(data / "signing_key.pem"),
-    )
+    desk = service_desk(env)
     await desk.db.upgrade()
     # The parties are made in-process (the CLI's own tests cover the commands): five CLI starts
     # per world were most of these tests' time.

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import pytest_asyncio
 
 from bot import workflow
 from bot.clock import SystemClock
@@ -117,6 +120,16 @@ class World:
             await workflow.redeem_invite(self.desk, token=token, telegram_user_id=user, chat_id=user)
             self.sim.mark_started(TOKEN, user)  # the user has pressed Start in the bot's chat
         return party
+
+    async def linked_studio(self, party: Party) -> int:
+        """The party's creator links a Telegram chat for its status updates; the chat's user id."""
+        studio = self.new_user("Studio")
+        token = await workflow.create_invite(
+            self.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
+        )
+        await self.sim.send_text(TOKEN, studio, f"/start {token}")
+        await self.wait_text(studio, "Status updates")
+        return studio
 
     async def crowd(self, count: int) -> list[Party]:
         """Many linked artists asked by one creator, for bursts (one party per artist)."""
@@ -261,6 +274,22 @@ async def end_world(world: World) -> None:
         await world.close()
     finally:
         await world.sim.stop()
+
+
+def module_world(folder: str, **extra: str) -> Any:
+    """A `world` fixture for a test module: one simulator and one started service (`extra` in its
+    environment, its files in a temporary folder named `folder`), shared by the module's tests."""
+
+    @pytest_asyncio.fixture(loop_scope="module", scope="module", name="world")
+    async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
+        built = await make_world(tmp_path_factory.mktemp(folder), **extra)
+        await built.start()
+        try:
+            yield built
+        finally:
+            await end_world(built)
+
+    return world
 
 
 async def reply(sim: TelegramSimulator, user_id: int, to_message_id: int, text: str) -> int:

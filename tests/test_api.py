@@ -14,6 +14,7 @@ from bot.clock import FrozenClock
 from bot.receipts import parse_keys_document, verify_receipt
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, terms_data
+from tests.conftest import Door
 from tests.test_workflow import approve, row_counts
 
 
@@ -177,7 +178,9 @@ async def _refused_without_change(
     return answer
 
 
-async def test_malformed_json_is_400(api: httpx.AsyncClient, desk: Desk, parties: Parties) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_malformed_json_is_400(door: Door) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     headers = auth(parties) | {"Content-Type": "application/json"}
     answer = await _refused_without_change(
         api, desk, lambda: api.post("/v1/requests", content=b'{"artist_id": ', headers=headers), 400
@@ -185,7 +188,9 @@ async def test_malformed_json_is_400(api: httpx.AsyncClient, desk: Desk, parties
     assert "not valid JSON" in answer.json()["detail"]
 
 
-async def test_a_wrong_content_type_is_415(api: httpx.AsyncClient, desk: Desk, parties: Parties) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_wrong_content_type_is_415(door: Door) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     data = json.dumps(terms_data(desk, parties.artist_id))
     headers = auth(parties) | {"Content-Type": "text/plain"}
     await _refused_without_change(
@@ -193,16 +198,19 @@ async def test_a_wrong_content_type_is_415(api: httpx.AsyncClient, desk: Desk, p
     )
 
 
-async def test_a_body_over_one_mebibyte_is_413(api: httpx.AsyncClient, desk: Desk, parties: Parties) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_body_over_one_mebibyte_is_413(door: Door) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     data = terms_data(desk, parties.artist_id, labeling="x" * (1024 * 1024 + 10))
     await _refused_without_change(
         api, desk, lambda: api.post("/v1/requests", json=data, headers=auth(parties)), 413
     )
 
 
-async def test_a_streamed_body_over_one_mebibyte_is_413(
-    api: httpx.AsyncClient, desk: Desk, parties: Parties
-) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_streamed_body_over_one_mebibyte_is_413(door: Door) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
+
     async def chunks() -> AsyncIterator[bytes]:
         for _ in range(20):
             yield b" " * 65536
@@ -247,12 +255,14 @@ INVALID_FIELDS: list[tuple[str, Any, str]] = [
 ]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("field", "value", "loc"), INVALID_FIELDS, ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(INVALID_FIELDS)]
 )
 async def test_each_invalid_field_gets_a_field_level_422(
-    api: httpx.AsyncClient, desk: Desk, parties: Parties, field: str, value: Any, loc: str
+    door: Door, field: str, value: Any, loc: str
 ) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     data = terms_data(desk, parties.artist_id) | {field: value(desk)}
     answer = await _refused_without_change(
         api, desk, lambda: api.post("/v1/requests", json=data, headers=auth(parties)), 422
@@ -261,7 +271,9 @@ async def test_each_invalid_field_gets_a_field_level_422(
     assert any(loc in location for location in locations), answer.json()
 
 
-async def test_a_missing_field_is_named(api: httpx.AsyncClient, desk: Desk, parties: Parties) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_missing_field_is_named(door: Door) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     data = terms_data(desk, parties.artist_id)
     del data["ai_training"]
     answer = await _refused_without_change(
@@ -270,9 +282,9 @@ async def test_a_missing_field_is_named(api: httpx.AsyncClient, desk: Desk, part
     assert ["body", "ai_training"] in [item["loc"] for item in answer.json()["detail"]]
 
 
-async def test_an_unknown_artist_is_a_field_error(
-    api: httpx.AsyncClient, desk: Desk, parties: Parties
-) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_an_unknown_artist_is_a_field_error(door: Door) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     data = terms_data(desk, "art_doesnotexist")
     answer = await _refused_without_change(
         api, desk, lambda: api.post("/v1/requests", json=data, headers=auth(parties)), 422

@@ -21,7 +21,6 @@ from bot.render.slack import report_comment
 from bot.reports import build_report
 from bot.workflow import Desk, Rules
 from sandbox.factories import make_parties
-from sandbox.service_process import service_env
 from scheduler import Schedule
 from storage.audit import GENESIS_HASH, event_content, event_hash
 from storage.database import Database
@@ -84,13 +83,21 @@ async def renumber_after_deleting(database: Database) -> None:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return service_env(tmp_path)
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def _events(env: dict[str, str], count: int) -> None:
     for number in range(count):
         assert likeness(env, "agency", "add", "--name", f"Agency {number}")[0] == 0
+
+
+def _witnessed(env: dict[str, str], tmp_path: Path, count: int) -> Path:
+    """`count` audit events, then a signed checkpoint of the head kept in a witness file; its path."""
+    _events(env, count)
+    witness = tmp_path / "witness.json"
+    assert likeness(env, "audit", "checkpoint", "--out", str(witness))[0] == 0
+    return witness
 
 
 @pytest.mark.parametrize(
@@ -128,9 +135,7 @@ async def _run_tamper(url: str, tamper: Tamper) -> None:
 def test_a_rewound_and_rehashed_chain_passes_plain_verify_but_not_the_checkpoints(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    _events(env, 5)
-    witness = tmp_path / "witness.json"
-    likeness(env, "audit", "checkpoint", "--out", str(witness))
+    witness = _witnessed(env, tmp_path, 5)
     asyncio.run(_run_tamper(env["DATABASE_URL"], truncate_and_rewind))
     assert likeness(env, "audit", "verify")[0] == 0  # the chain alone cannot tell
     assert likeness(env, "audit", "verify", "--checkpoints", str(witness))[0] == 1
@@ -142,9 +147,7 @@ def test_a_rewound_and_rehashed_chain_passes_plain_verify_but_not_the_checkpoint
 def test_checkpoint_files_that_are_forged_or_malformed_are_refused_plainly(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    _events(env, 3)
-    witness = tmp_path / "witness.json"
-    likeness(env, "audit", "checkpoint", "--out", str(witness))
+    witness = _witnessed(env, tmp_path, 3)
     signed = json.loads(witness.read_text())
     cases: list[tuple[str, str]] = [
         (json.dumps(signed | {"seq": 2}), "signature"),

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from bot import workflow
+from bot.app import build_desk
 from bot.cli import app
-from sandbox.service_process import run_cli, service_env
+from bot.config import load_settings
+from bot.workflow import Desk
+from sandbox.factories import Parties, make_parties, submit
+from sandbox.service_process import run_cli
+from tests.test_workflow import approve
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return service_env(tmp_path)
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env
 
 
 def likeness(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -26,6 +35,27 @@ def likeness(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 
 def db_path(env: dict[str, str]) -> str:
     return env["DATABASE_URL"].removeprefix("sqlite+aiosqlite:///")
+
+
+async def granted_on_the_cli_database(
+    env: dict[str, str],
+    tmp_path: Path,
+    then: Callable[[Desk, Parties, workflow.Decided], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Parties and an approved request (its grant starting now) on the CLI's database, then `then`;
+    writes the service's public keys to `tmp_path / "keys.json"` and returns what `then` returned."""
+    desk = build_desk(
+        load_settings(**{k.lower(): v for k, v in env.items() if k in {"DATABASE_URL", "DATA_DIR"}})
+    )
+    try:
+        await desk.db.upgrade()
+        parties = await make_parties(desk)
+        submitted = await submit(desk, parties, starts_at=desk.clock.now().isoformat())
+        made = await then(desk, parties, await approve(desk, submitted.view.request.id, parties.artist()))
+        (tmp_path / "keys.json").write_text(json.dumps(desk.signer.public_keys_document()))
+        return made
+    finally:
+        await desk.db.dispose()
 
 
 def test_adds_print_one_json_object_with_the_id(env: dict[str, str]) -> None:
@@ -167,29 +197,11 @@ def test_audit_verify_names_the_first_tampered_event(env: dict[str, str]) -> Non
 def test_receipt_verify_accepts_a_genuine_receipt_and_refuses_any_changed_byte(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    import asyncio
+    async def grant_receipt(_desk: Desk, _parties: Parties, decided: workflow.Decided) -> dict[str, Any]:
+        assert decided.view.grant is not None
+        return decided.view.grant.receipt
 
-    from bot import workflow
-    from bot.app import build_desk
-    from bot.config import load_settings
-    from sandbox.factories import approve, make_parties, make_terms
-
-    async def make_receipt() -> dict[str, object]:
-        desk = build_desk(
-            load_settings(**{k.lower(): v for k, v in env.items() if k in {"DATABASE_URL", "DATA_DIR"}})
-        )
-        await desk.db.upgrade()
-        parties = await make_parties(desk)
-        submitted = await workflow.submit_request(
-            desk, creator_id=parties.creator_id, terms_in=make_terms(desk, parties.artist_id)
-        )
-        grant = await approve(desk, submitted, parties.artist())
-        keys = desk.signer.public_keys_document()
-        await desk.db.dispose()
-        (tmp_path / "keys.json").write_text(json.dumps(keys))
-        return grant.receipt
-
-    receipt = asyncio.run(make_receipt())
+    receipt = asyncio.run(granted_on_the_cli_database(env, tmp_path, grant_receipt))
     genuine = tmp_path / "receipt.json"
     genuine.write_text(json.dumps(receipt))
     keys = str(tmp_path / "keys.json")
@@ -225,26 +237,9 @@ def test_python_dash_m_bot_is_the_same_command(env: dict[str, str], tmp_path: Pa
 def test_receipt_verify_accepts_a_deletion_receipt_and_refuses_any_changed_byte(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    import asyncio
-
-    from bot import workflow
-    from bot.app import build_desk
-    from bot.config import load_settings
-    from sandbox.factories import approve, make_parties, make_terms
-
-    async def make_receipt() -> dict[str, object]:
-        desk = build_desk(
-            load_settings(**{k.lower(): v for k, v in env.items() if k in {"DATABASE_URL", "DATA_DIR"}})
-        )
-        await desk.db.upgrade()
-        parties = await make_parties(desk)
-        now = desk.clock.now()
-        submitted = await workflow.submit_request(
-            desk,
-            creator_id=parties.creator_id,
-            terms_in=make_terms(desk, parties.artist_id, starts_at=now.isoformat()),
-        )
-        grant_id = (await approve(desk, submitted, parties.artist())).id
+    async def deletion_receipt(desk: Desk, parties: Parties, decided: workflow.Decided) -> dict[str, Any]:
+        assert decided.view.grant is not None
+        grant_id = decided.view.grant.id
         await workflow.revoke_grant(desk, grant_id=grant_id, actor=parties.artist())
         confirmed = await workflow.confirm_deletion(
             desk,
@@ -253,13 +248,10 @@ def test_receipt_verify_accepts_a_deletion_receipt_and_refuses_any_changed_byte(
             statement="Training set and fine-tuned weights were erased from every store.",
             deleted_at=desk.clock.now(),
         )
-        keys = desk.signer.public_keys_document()
-        await desk.db.dispose()
-        (tmp_path / "keys.json").write_text(json.dumps(keys))
         assert confirmed.deletion.receipt is not None
         return confirmed.deletion.receipt
 
-    receipt = asyncio.run(make_receipt())
+    receipt = asyncio.run(granted_on_the_cli_database(env, tmp_path, deletion_receipt))
     genuine = tmp_path / "deletion.json"
     genuine.write_text(json.dumps(receipt))
     keys = str(tmp_path / "keys.json")

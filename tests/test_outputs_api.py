@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from sqlalchemy import func, select
 
 from bot import workflow
@@ -20,6 +22,7 @@ from bot.output_files import LIMITS, MIB, OutputFiles
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
 from storage.tables import Output
+from tests.conftest import Door
 from tests.output_samples import sample
 from tests.test_workflow import approve
 
@@ -138,19 +141,19 @@ REFUSALS = [
 ]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("case", "make", "media_type", "status", "code"), REFUSALS, ids=[r[0] for r in REFUSALS]
 )
 async def test_a_refused_file_leaves_no_row_and_no_file(
-    api: httpx.AsyncClient,
-    outputs_desk: Desk,
-    parties: Parties,
+    refusing: Door,
     case: str,
     make: Any,
     media_type: str,
     status: int,
     code: str,
 ) -> None:
+    api, outputs_desk, parties = refusing.api, refusing.desk, refusing.parties
     grant_id = await active_grant(outputs_desk, parties)
     answer = await upload(api, parties.api_key, grant_id, make(), media_type)
     assert answer.status_code == status, answer.text
@@ -260,9 +263,9 @@ async def test_anyone_can_check_whether_a_file_was_released(
     assert (await api.get("/public/outputs/not-a-hash")).status_code == 422
 
 
-@pytest.fixture
-async def file_server() -> AsyncIterator[str]:
-    """A loopback HTTP server: /poster.png, /missing (404), /moved (302 to the poster)."""
+@asynccontextmanager
+async def serving_files() -> AsyncIterator[str]:
+    """A loopback HTTP server: /poster.png, /missing (404), /moved (302 to the poster); its URL."""
     from aiohttp import web
 
     async def poster(_request: web.Request) -> web.Response:
@@ -283,6 +286,28 @@ async def file_server() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def file_server() -> AsyncIterator[str]:
+    """`serving_files` for one test."""
+    async with serving_files() as url:
+        yield url
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def module_file_server() -> AsyncIterator[str]:
+    """`serving_files` for the module's refused fetches."""
+    async with serving_files() as url:
+        yield url
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def refusing(door: Door, tmp_path_factory: pytest.TempPathFactory) -> Door:
+    """The door, its desk keeping outputs: shared by the module's refusals, none of which keeps one
+    (each checks that no output row or file exists)."""
+    door.desk.output_files = OutputFiles(tmp_path_factory.mktemp("outputs") / "data" / "outputs")
+    return door
 
 
 async def by_url(
@@ -312,6 +337,7 @@ async def test_an_output_named_by_url_is_fetched_checked_and_kept(
     assert (await stored(outputs_desk))[0] == 1
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(
     ("path", "private", "extra", "status", "code"),
     [
@@ -325,15 +351,15 @@ async def test_an_output_named_by_url_is_fetched_checked_and_kept(
     ids=["private address", "404", "redirect", "wrong sha256", "gif", "declared jpeg"],
 )
 async def test_a_refused_fetch_keeps_nothing(
-    outputs_desk: Desk,
-    parties: Parties,
-    file_server: str,
+    refusing: Door,
+    module_file_server: str,
     path: str,
     private: bool,
     extra: dict[str, str],
     status: int,
     code: str,
 ) -> None:
+    outputs_desk, parties, file_server = refusing.desk, refusing.parties, module_file_server
     grant_id = await active_grant(outputs_desk, parties)
     answer = await by_url(
         outputs_desk, parties.api_key, grant_id, file_server + path, private=private, **extra
@@ -343,7 +369,9 @@ async def test_a_refused_fetch_keeps_nothing(
     assert await stored(outputs_desk) == (0, [])
 
 
-async def test_a_malformed_url_body_is_a_field_422(outputs_desk: Desk, parties: Parties) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_malformed_url_body_is_a_field_422(refusing: Door) -> None:
+    outputs_desk, parties = refusing.desk, refusing.parties
     grant_id = await active_grant(outputs_desk, parties)
     answer = await by_url(
         outputs_desk, parties.api_key, grant_id, "ftp://example.com/a.png", private=False, sha256="x"

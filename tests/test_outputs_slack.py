@@ -5,30 +5,23 @@ the artist's policy lets the agency decide. The real service against the Slack s
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from storage.tables import Artist, AuditEvent, Grant, InboxItem, Notice, Output
+from tests.conftest import stored_status
 from tests.output_samples import sample
-from tests.slack_fixtures import AGENT, BOARD, SlackWorld, start_world, stop_world, wait_ephemeral, wait_root
+from tests.slack_fixtures import AGENT, BOARD, SlackWorld, module_world, wait_ephemeral, wait_root
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
-    """One service and simulator for the module: each test files its own requests and outputs,
-    and looks only at what its own clicks stored."""
-    made = await start_world(tmp_path_factory.mktemp("outputs_slack"))
-    try:
-        yield made
-    finally:
-        await stop_world(made)
+# One service and simulator for the module: each test files its own requests and outputs,
+# and looks only at what its own clicks stored.
+world = module_world("outputs_slack")
 
 
 async def output_in_thread(
@@ -60,13 +53,6 @@ async def output_in_thread(
     return output_id, root["ts"], actions
 
 
-async def status_of(world: SlackWorld, output_id: str) -> str:
-    async with world.desk.db.transaction() as session:
-        output = await session.get(Output, output_id)
-        assert output is not None
-        return output.status
-
-
 async def test_the_agency_releases_where_the_policy_lets_it_decide(world: SlackWorld) -> None:
     output_id, root_ts, actions = await output_in_thread(world, world.roster.delegated, "Trailer frame 12")
     before = await inbox_keys(world)
@@ -76,7 +62,7 @@ async def test_the_agency_releases_where_the_policy_lets_it_decide(world: SlackW
     await world.sim.wait_for(
         lambda: any("released* by the agency" in r["text"] for r in world.sim.thread(BOARD, root_ts))
     )
-    assert await status_of(world, output_id) == "released"
+    assert await stored_status(world.desk, Output, output_id) == "released"
     # The click was stored before its ack and marked handled with the release.
     assert await inbox_since(world, before) == [("output_release", True)]
 
@@ -90,14 +76,14 @@ async def test_the_agency_cannot_decide_for_an_artist_only_artist(world: SlackWo
     # A forged click with the output's id: refused, nothing changes.
     await world.sim.click(AGENT, BOARD, actions["ts"], "output_release", value=output_id)
     await wait_ephemeral(world.sim, AGENT, "decides alone")
-    assert await status_of(world, output_id) == "pending"
+    assert await stored_status(world.desk, Output, output_id) == "pending"
     # A forged Reject: refused before any form opens.
     await world.sim.click(AGENT, BOARD, actions["ts"], "output_reject", value=output_id)
     await world.sim.wait_for(
         lambda: len([e for e in world.sim.ephemerals(user=AGENT) if "decides alone" in e["text"]]) == 2
     )
     assert not [v for v in world.sim.views() if output_id in v["view"].get("private_metadata", "")]
-    assert await status_of(world, output_id) == "pending"
+    assert await stored_status(world.desk, Output, output_id) == "pending"
 
 
 async def reject_form_of(world: SlackWorld, output_id: str, actions: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +128,7 @@ async def test_the_agency_rejects_with_the_reason_it_types(world: SlackWorld) ->
     before = await inbox_keys(world)
     form = await reject_form_of(world, output_id, actions)
     # Nothing is decided by the click itself: the form asks why, and the reason is required.
-    assert await status_of(world, output_id) == "pending"
+    assert await stored_status(world.desk, Output, output_id) == "pending"
     assert await inbox_since(world, before) == []
     reason_input = next(b for b in form["view"]["blocks"] if b["type"] == "input")
     assert reason_input["block_id"] == "reason" and not reason_input.get("optional")
@@ -195,7 +181,7 @@ async def test_a_blank_reason_or_one_with_a_hidden_character_goes_back_to_the_fo
     assert shown["open"]
     assert shown["errors"]["reason"].startswith("The reason holds")
     assert "U+202E" in shown["errors"]["reason"]
-    assert await status_of(world, output_id) == "pending"
+    assert await stored_status(world.desk, Output, output_id) == "pending"
     assert await inbox_since(world, before) == []
 
 
@@ -213,8 +199,8 @@ async def test_a_forged_reject_form_naming_another_output_is_refused(world: Slac
     assert answer.json()["response_action"] == "errors"
     shown = next(v for v in world.sim.views() if v["id"] == form["id"])
     assert "not made by this service" in shown["errors"]["reason"]
-    assert await status_of(world, first) == "pending"
-    assert await status_of(world, other) == "pending"
+    assert await stored_status(world.desk, Output, first) == "pending"
+    assert await stored_status(world.desk, Output, other) == "pending"
     assert await inbox_since(world, before) == []
     async with world.desk.db.transaction() as session:
         refused = (

@@ -6,21 +6,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from bot import workflow
-from bot.models import Actor, ActorKind, ChannelKind, Outcome
+from bot.models import Actor, ActorKind, ChannelKind
 from bot.receipts import parse_keys_document, verify_receipt
 from sandbox.service_process import run_cli
-from storage.tables import Notice, Request
+from storage.tables import Notice
 from tests.output_samples import sample
-from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world
+from tests.telegram_fixtures import TOKEN, Party, World, buttons, module_world
+from tests.test_workflow import approve
 
 KIND_OF = {
     "image/jpeg": "photo",
@@ -35,29 +34,14 @@ KIND_OF = {
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """One service and simulator for the module; each test has its own party and chat."""
-    made = await make_world(tmp_path_factory.mktemp("outputs_telegram"))
-    await made.start()
-    try:
-        yield made
-    finally:
-        await end_world(made)
+# One service and simulator for the module; each test has its own party and chat.
+world = module_world("outputs_telegram")
 
 
 async def active_grant(world: World, party: Party) -> str:
     request_id = await world.submit(party, starts_at=datetime.now(UTC).isoformat())
-    async with world.desk.db.transaction() as session:
-        request = await session.get(Request, request_id)
-        assert request is not None
-        terms_hash = request.terms_hash
-    decided = await workflow.decide(
-        world.desk,
-        request_id=request_id,
-        actor=Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram),
-        outcome=Outcome.approve,
-        terms_hash=terms_hash,
+    decided = await approve(
+        world.desk, request_id, Actor(ActorKind.artist, party.artist_id, ChannelKind.telegram)
     )
     assert decided.view.grant is not None
     return decided.view.grant.id
@@ -165,15 +149,24 @@ async def verify_online_expected(
     }
 
 
-async def test_reject_takes_a_reason(world: World) -> None:
+async def reject_tapped(
+    world: World, media_type: str, description: str
+) -> tuple[Party, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A new party's active grant and an output on it whose Reject the artist taps: (the party, the
+    output as uploaded, its message, the message offering the reasons)."""
     party = await world.party()
     grant_id = await active_grant(world, party)
-    made = await upload(world, party, grant_id, "audio/mpeg", "The voice line for the trailer")
-    message = await output_message(world, party, "The voice line for the trailer")
+    made = await upload(world, party, grant_id, media_type, description)
+    message = await output_message(world, party, description)
     await world.tap(party.user_id, message, "❌ Reject")
     reasons = await world.sim.wait_for(
         lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
     )
+    return party, made, message, reasons
+
+
+async def test_reject_takes_a_reason(world: World) -> None:
+    party, made, _, reasons = await reject_tapped(world, "audio/mpeg", "The voice line for the trailer")
     answer = await world.tap(party.user_id, reasons, "I do not like how I appear")
     assert answer["text"] == "Rejected. Thank you."
     headers = {"Authorization": f"Bearer {party.api_key}"}
@@ -187,14 +180,7 @@ async def test_reject_takes_a_reason(world: World) -> None:
 async def test_reject_in_the_artists_own_words(world: World) -> None:
     from tests.telegram_fixtures import reply
 
-    party = await world.party()
-    grant_id = await active_grant(world, party)
-    made = await upload(world, party, grant_id, "video/mp4", "The teaser, 12 seconds")
-    message = await output_message(world, party, "The teaser, 12 seconds")
-    await world.tap(party.user_id, message, "❌ Reject")
-    await world.sim.wait_for(
-        lambda: next((m for m in world.sim.messages(party.user_id, TOKEN) if "Back" in buttons(m)), None)
-    )
+    party, made, message, _ = await reject_tapped(world, "video/mp4", "The teaser, 12 seconds")
     await world.tap(party.user_id, message, "Write my own reason…")
     prompt = await world.wait_text(party.user_id, "Reply to this message with your reason for rejecting")
     assert prompt["reply_to_message_id"] == message["message_id"]  # under the output it is about

@@ -190,10 +190,12 @@ async def test_pausing_twice_or_resuming_without_a_pause_is_refused_and_audited(
     assert len(await audit_rows(desk, "artist.resume.refused")) == 1
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("hidden", ["\u202eesaelp", "legal\x00hold", "\x1b[31mstop"])
 async def test_a_pause_reason_hiding_control_or_direction_characters_changes_nothing(
-    desk: Desk, hidden: str
+    module_desk: Desk, hidden: str
 ) -> None:
+    desk = module_desk  # each case makes its own parties and compares only its own before and after
     parties = await make_parties(desk, webhook_url=HOOK)
     grant = await grant_of(desk, parties)
     before, was = await row_counts(desk), await statuses(desk, grant)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import shutil
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from bot.receipts import load_or_create_signer
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, make_terms
 from storage.audit import verify_chain
-from storage.database import Database
+from storage.database import Database, upgrade_database
 from storage.tables import Decision, Grant, Request
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -136,6 +138,16 @@ def test_unknown_enum_values_and_territories_are_refused_with_the_field_named(
 # ---------------------------------------------------------------- the lifecycle as a state machine
 
 
+@functools.cache
+def migrated_template() -> Path:
+    """An SQLite database migrated to head once per test process; each example starts from a copy."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="lifecycle-template-")) / "l.db"
+    asyncio.run(upgrade_database(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
 class Lifecycle(RuleBasedStateMachine):
     """Random sequences of actions on one artist's requests keep the invariants."""
 
@@ -154,9 +166,10 @@ class Lifecycle(RuleBasedStateMachine):
 
         self.folder = Path(tempfile.mkdtemp(prefix="lifecycle-"))
         self.clock = FrozenClock(NOW)
+        shutil.copyfile(migrated_template(), self.folder / "l.db")
         database = Database(f"sqlite+aiosqlite:///{self.folder / 'l.db'}")
         self.desk = Desk(database, self.clock, load_or_create_signer(self.folder / "k.pem"))
-        self.run(database.upgrade())
+        self.run(database.upgrade())  # at head already: only checks
         self.parties: Parties = self.run(make_parties(self.desk, policy=policy))
 
     def teardown(self) -> None:

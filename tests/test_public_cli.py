@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,21 +23,28 @@ from sandbox.service_process import ServiceProcess, service_env, start_service
 from tests.test_cli import likeness
 from tests.test_workflow import approve
 
+Public = tuple[dict[str, str], ServiceProcess]
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+
+@contextmanager
+def public_service(folder: Path) -> Iterator[Public]:
+    """A migrated database in `folder` and `likeness serve` on it, at a known public URL; its
+    environment and the service."""
     port = free_port()
-    return service_env(tmp_path, HTTP_PORT=str(port), PUBLIC_URL=f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture
-def service(env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcess]:
+    env = service_env(folder, HTTP_PORT=str(port), PUBLIC_URL=f"http://127.0.0.1:{port}")
     likeness(env, "db", "upgrade")
-    running = start_service(env, tmp_path)
+    running = start_service(env, folder)
     try:
-        yield running
+        yield env, running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def public(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Public]:
+    """One service for the module: each test reads only the grants it made itself."""
+    with public_service(tmp_path_factory.mktemp("public")) as started:
+        yield started
 
 
 def make_grants(env: dict[str, str]) -> dict[str, Any]:
@@ -69,8 +77,9 @@ def make_grants(env: dict[str, str]) -> dict[str, Any]:
 
 
 def test_grant_check_exits_0_for_active_3_for_not_active_and_1_for_a_bad_signature(
-    env: dict[str, str], service: ServiceProcess, tmp_path: Path
+    public: Public, tmp_path: Path
 ) -> None:
+    env, service = public
     receipts = make_grants(env)
     active = receipts["active"]["grant"]["id"]
     revoked = receipts["revoked"]["grant"]["id"]
@@ -101,9 +110,8 @@ def test_grant_check_exits_0_for_active_3_for_not_active_and_1_for_a_bad_signatu
     assert code == 1 and "cannot reach" in err
 
 
-def test_receipt_verify_online_exits_3_once_the_grant_is_revoked(
-    env: dict[str, str], service: ServiceProcess, tmp_path: Path
-) -> None:
+def test_receipt_verify_online_exits_3_once_the_grant_is_revoked(public: Public, tmp_path: Path) -> None:
+    env, _ = public
     receipts = make_grants(env)
     for name, expected in [("active", 0), ("revoked", 3)]:
         path = tmp_path / f"{name}.json"
@@ -114,7 +122,8 @@ def test_receipt_verify_online_exits_3_once_the_grant_is_revoked(
         assert name in out
 
 
-def test_the_public_routes_over_real_http_never_answer_5xx(service: ServiceProcess) -> None:
+def test_the_public_routes_over_real_http_never_answer_5xx(public: Public) -> None:
+    _, service = public
     import httpx
 
     for path in [

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from sandbox.pg_server import free_port
-from sandbox.service_process import ROOT, ServiceProcess, service_env, start_service
+from sandbox.service_process import ROOT
 from storage.database import Database
 from storage.tables import Artist
-from tests.test_cli import likeness
-from tests.test_public_cli import make_grants
+from tests.test_public_cli import Public, make_grants, public_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
@@ -26,19 +24,10 @@ SHOTS = ROOT / "test-output" / "public"
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    port = free_port()
-    return service_env(tmp_path, HTTP_PORT=str(port), PUBLIC_URL=f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture
-def service(env: dict[str, str], tmp_path: Path) -> Iterator[ServiceProcess]:
-    likeness(env, "db", "upgrade")
-    running = start_service(env, tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop()
+def public(tmp_path: Path) -> Iterator[Public]:
+    """A service of the test's own: the test renames every artist in its database."""
+    with public_service(tmp_path) as started:
+        yield started
 
 
 async def _rename_artist(url: str, name: str) -> None:
@@ -50,9 +39,8 @@ async def _rename_artist(url: str, name: str) -> None:
         await database.dispose()
 
 
-def test_the_public_page_says_plainly_whether_a_use_is_allowed(
-    env: dict[str, str], service: ServiceProcess
-) -> None:
+def test_the_public_page_says_plainly_whether_a_use_is_allowed(public: Public) -> None:
+    env, service = public
     receipts = make_grants(env)
     asyncio.run(
         _rename_artist(env["DATABASE_URL"], "Li <img src=x onerror=alert(1)><script>alert(2)</script>")

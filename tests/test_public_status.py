@@ -46,6 +46,15 @@ async def granted(desk: Desk, parties: Parties, **overrides: Any) -> str:
     return decided.view.grant.id
 
 
+@pytest.fixture
+async def grant_in_force(ring: Desk, clock: FrozenClock) -> tuple[Parties, str]:
+    """Fresh parties and their grant, the clock two days on (inside the factory terms)."""
+    parties = await make_parties(ring)
+    grant_id = await granted(ring, parties)
+    clock.advance(timedelta(days=2))
+    return parties, grant_id
+
+
 def keys_of(desk: Desk) -> Any:
     return parse_key_set(desk.signer.public_keys_document())
 
@@ -154,11 +163,9 @@ async def test_hostile_or_unknown_ids_get_the_usual_404_and_change_nothing(
 
 
 async def test_the_page_says_plainly_whether_the_use_is_allowed_in_either_language(
-    ring: Desk, api: httpx.AsyncClient, clock: FrozenClock
+    ring: Desk, api: httpx.AsyncClient, grant_in_force: tuple[Parties, str]
 ) -> None:
-    parties = await make_parties(ring)
-    grant_id = await granted(ring, parties)
-    clock.advance(timedelta(days=2))
+    parties, grant_id = grant_in_force
     english = await api.get(f"/g/{grant_id}")
     assert english.status_code == 200 and english.headers["content-type"].startswith("text/html")
     assert "Allowed today" in english.text and 'lang="en"' in english.text
@@ -193,11 +200,9 @@ async def test_everything_from_the_database_is_escaped_on_the_page(
 
 
 async def test_an_admin_revocation_shows_at_once(
-    ring: Desk, api: httpx.AsyncClient, clock: FrozenClock
+    ring: Desk, api: httpx.AsyncClient, grant_in_force: tuple[Parties, str]
 ) -> None:
-    parties = await make_parties(ring)
-    grant_id = await granted(ring, parties)
-    clock.advance(timedelta(days=2))
+    _, grant_id = grant_in_force
     admin = Actor(ActorKind.admin, "admin", ChannelKind.cli)
     await workflow.revoke_grant(ring, grant_id=grant_id, actor=admin)
     assert (await api.get(f"/public/grants/{grant_id}")).json()["status"] == "revoked"

@@ -130,9 +130,9 @@ async def test_unknown_api_keys_spend_the_address_budget_but_a_known_key_still_w
 
 
 async def test_failed_slack_and_telegram_authentications_are_limited_per_address_but_slack_itself_is_not(
-    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    migrated_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with open_world(db_url, tmp_path, caplog, address_rate_limit="1/m,3") as world:
+    async with open_world(migrated_url, tmp_path, caplog, address_rate_limit="1/m,3") as world:
         rows = await world.rows()
         forged = [await world.slack_post(b"payload=%7B%7D", sign=False) for _ in range(2)]
         forged.append(await world.telegram_post(b"{}", secret="guess"))

@@ -6,18 +6,16 @@ from __future__ import annotations
 import getpass
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from sandbox.service_process import service_env
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    return service_env(tmp_path) | {"ALLOW_PRIVATE_WEBHOOKS": "false"}
+def env(cli_env: dict[str, str]) -> dict[str, str]:
+    return cli_env | {"ALLOW_PRIVATE_WEBHOOKS": "false"}
 
 
 def likeness(env: dict[str, str], *args: str) -> tuple[int, str, str]:

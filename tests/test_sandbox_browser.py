@@ -127,6 +127,16 @@ def board_message(page: Page, title: str) -> Locator:
     return page.locator("#slack-feed > .slack-msg").filter(has_text=title)
 
 
+def approved_on_lins_behalf(page: Page, config: dict[str, Any], title: str) -> tuple[Locator, Locator]:
+    """Sends a request to Lin, and a listed member approves it on her behalf on the board (Slack's
+    confirmation included): (the request's row, its board message)."""
+    row = send_request(page, config, to="lin", title=title)
+    message = board_message(page, title)
+    message.get_by_role("button", name="代为同意").click()
+    page.locator(".slack-confirm .confirm-go").click()
+    return row, message
+
+
 def shoot(page: Page, name: str) -> None:
     """Saves each pane and the whole page under test-output/sandbox/."""
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -225,10 +235,7 @@ def test_a_listed_member_approves_on_behalf_after_slacks_confirmation(
     page: Page, config: dict[str, Any]
 ) -> None:
     title = unique("Lantern festival poster")
-    row = send_request(page, config, to="lin", title=title)
-    message = board_message(page, title)
-    message.get_by_role("button", name="代为同意").click()
-    page.locator(".slack-confirm .confirm-go").click()
+    row, message = approved_on_lins_behalf(page, config, title)
 
     expect(message.locator("[data-part=root]")).to_contain_text(
         "已同意，由 Mei Chen（代表经纪公司，在 Slack 中）"
@@ -245,10 +252,7 @@ def test_the_studio_reports_uses_and_sees_each_violation_with_its_reasons(
     page: Page, config: dict[str, Any]
 ) -> None:
     title = unique("Rooftop chase, season 2")
-    row = send_request(page, config, to="lin", title=title)
-    message = board_message(page, title)
-    message.get_by_role("button", name="代为同意").click()
-    page.locator(".slack-confirm .confirm-go").click()
+    row, message = approved_on_lins_behalf(page, config, title)
     expect(row.locator(".grant-state")).to_have_text("active")
 
     row.get_by_role("button", name="Report a use").click()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,16 +35,6 @@ from scheduler.jobs import Schedule
 from storage.tables import Notice, ReportRun
 from tests.test_workflow import approve, link_artist
 from tests.webhook_receiver import LOOPBACK_HOOKS, WebhookReceiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    hook = WebhookReceiver()
-    await hook.start()
-    try:
-        yield hook
-    finally:
-        await hook.stop()
 
 
 async def test_webhooks_are_signed_and_retried_until_the_endpoint_answers(
@@ -183,6 +172,16 @@ async def _approved_grants(
         await desk.db.dispose()
 
 
+async def _one_swept_grant(
+    tmp_path: Path, receiver: WebhookReceiver, ends: timedelta
+) -> tuple[dict[str, str], str]:
+    """The environment of a service sweeping every second under clock control, and one grant on its
+    database, from now for `ends`, whose creator's webhook is `receiver`: (environment, grant id)."""
+    env = service_env(tmp_path, SWEEP_INTERVAL="1s", CLOCK_CONTROL="true")
+    [grant] = await _approved_grants(env, 1, starts=timedelta(0), ends=ends, webhook=receiver.url)
+    return env, grant
+
+
 def _events(receiver: WebhookReceiver, kind: str) -> Counter[str]:
     return Counter(e["data"]["grant_id"] for e in receiver.accepted() if e["type"] == kind)
 
@@ -190,10 +189,7 @@ def _events(receiver: WebhookReceiver, kind: str) -> Counter[str]:
 async def test_a_90_second_grant_expires_within_one_sweep_of_its_end(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
-    env = service_env(tmp_path, SWEEP_INTERVAL="1s", CLOCK_CONTROL="true")
-    [grant] = await _approved_grants(
-        env, 1, starts=timedelta(0), ends=timedelta(seconds=90), webhook=receiver.url
-    )
+    env, grant = await _one_swept_grant(tmp_path, receiver, ends=timedelta(seconds=90))
     service = await asyncio.to_thread(start_service, env, tmp_path)
     try:
         async with httpx.AsyncClient(base_url=service.url) as client:
@@ -209,10 +205,7 @@ async def test_a_90_second_grant_expires_within_one_sweep_of_its_end(
 async def test_after_downtime_what_fell_due_is_done_once_and_stale_reminders_are_skipped(
     tmp_path: Path, receiver: WebhookReceiver
 ) -> None:
-    env = service_env(tmp_path, SWEEP_INTERVAL="1s", CLOCK_CONTROL="true")
-    [grant] = await _approved_grants(
-        env, 1, starts=timedelta(0), ends=timedelta(days=10), webhook=receiver.url
-    )
+    env, grant = await _one_swept_grant(tmp_path, receiver, ends=timedelta(days=10))
 
     async def run_once(offset: str, expect: str) -> None:
         service = await asyncio.to_thread(start_service, env | {"CLOCK_OFFSET": offset}, tmp_path)

@@ -7,12 +7,12 @@ most of the cost); each test works on requests of its own, found on the board by
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from bot import workflow
@@ -27,10 +27,9 @@ from tests.slack_fixtures import (
     STRANGER,
     SlackWorld,
     buttons,
+    module_world,
     roots_of,
-    start_world,
     status_text,
-    stop_world,
     value_of,
     wait_ephemeral,
     wait_form,
@@ -43,13 +42,7 @@ from tests.slack_fixtures import (
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
-    started = await start_world(Path(tmp_path_factory.mktemp("slack")))
-    try:
-        yield started
-    finally:
-        await stop_world(started)
+world = module_world("slack")
 
 
 # ---------------------------------------------------------------- the board through a request's life
@@ -329,14 +322,7 @@ async def test_slash_command_pending_status_report_and_help(world: SlackWorld) -
     request_id = await world.submit(world.roster.delegated, project_title="Slash Story")
     await wait_root(sim, BOARD, request_id)
 
-    async def command(text: str, user: str = PARTNER, channel: str = BOARD) -> str:
-        before = len([e for e in sim.ephemerals(user=user) if e["source"] == "response_url"])
-        answer = await sim.slash_command(user, channel, text=text)
-        assert answer.status == 200 and answer.body == ""  # acknowledged at once, answered afterwards
-        shown = await sim.wait_for(
-            lambda: [x for x in sim.ephemerals(user=user) if x["source"] == "response_url"][before:]
-        )
-        return str(shown[0]["text"])
+    command = functools.partial(world.command, user=PARTNER)
 
     pending = await command("pending")
     assert pending.startswith("*") and "waiting for a decision at Star Agency" in pending
@@ -431,29 +417,36 @@ async def test_board_posts_queued_before_a_crash_go_out_after_the_restart(world:
 # ---------------------------------------------------------------- violations
 
 
-async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_members_name(
-    world: SlackWorld,
-) -> None:
+async def violation_told(
+    world: SlackWorld, artist_id: str, use: dict[str, Any], **terms: Any
+) -> tuple[str, str, httpx.Response, dict[str, Any]]:
+    """The artist approves a request (`terms` over the factory's) and the creator reports `use` of the
+    grant: (the grant's id, the board root's ts, the API's answer, the violation's thread reply)."""
     sim = world.sim
-    request_id = await world.submit(world.roster.delegated)
+    request_id = await world.submit(artist_id, **terms)
     ts = (await wait_root(sim, BOARD, request_id))["ts"]
-    await world.artist_decides(request_id, world.roster.delegated)
+    await world.artist_decides(request_id, artist_id)
     await wait_status(sim, BOARD, ts, "Approved")
     async with world.desk.db.transaction() as session:
         grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
     async with world.http() as client:
-        used = await client.post(
-            f"/v1/grants/{grant.id}/usage",
-            json={"kind": "publish", "media": "game", "territory": ["US"]},
-        )
+        used = await client.post(f"/v1/grants/{grant.id}/usage", json=use)
+    await wait_thread(sim, BOARD, ts, 2)
+    return grant.id, ts, used, sim.thread(BOARD, ts)[-1]
+
+
+async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_members_name(
+    world: SlackWorld,
+) -> None:
+    sim = world.sim
+    use = {"kind": "publish", "media": "game", "territory": ["US"]}
+    grant_id, ts, used, reply = await violation_told(world, world.roster.delegated, use)
     assert used.status_code == 409
     assert used.json()["violation"]["reasons"] == [
         "grant_not_active",
         "media_not_granted",
         "territory_not_granted",
     ]
-    await wait_thread(sim, BOARD, ts, 2)
-    reply = sim.thread(BOARD, ts)[-1]
     assert "the medium is not among those granted" in reply["text"]
     assert buttons(reply) == ["board_revoke"]
 
@@ -470,9 +463,9 @@ async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_membe
         f":no_entry: <@{PARTNER}> (for the agency, on behalf of Li Wei) revoked consent."
     )
     async with world.desk.db.transaction() as session:
-        revoked = await session.get(Grant, grant.id)
+        revoked = await session.get(Grant, grant_id)
         assert revoked is not None and revoked.status == "revoked"
-    audit = await world.audit(grant.id)
+    audit = await world.audit(grant_id)
     assert ("grant.revoked", PARTNER) in audit
     assert ("grant.revoke.refused", STRANGER) in audit
 
@@ -480,19 +473,8 @@ async def test_revoke_on_behalf_under_a_violation_revokes_the_grant_in_the_membe
 async def test_where_the_artist_decides_alone_a_violation_offers_no_revoke_on_behalf(
     world: SlackWorld,
 ) -> None:
-    sim = world.sim
-    request_id = await world.submit(world.roster.solo, ai_training=False)
-    ts = (await wait_root(sim, BOARD, request_id))["ts"]
-    await world.artist_decides(request_id, world.roster.solo)
-    await wait_status(sim, BOARD, ts, "Approved")
-    async with world.desk.db.transaction() as session:
-        grant = (await session.execute(select(Grant).where(Grant.request_id == request_id))).scalar_one()
-    async with world.http() as client:
-        used = await client.post(
-            f"/v1/grants/{grant.id}/usage", json={"kind": "train", "likeness": ["voice"]}
-        )
+    use = {"kind": "train", "likeness": ["voice"]}
+    _, _, used, reply = await violation_told(world, world.roster.solo, use, ai_training=False)
     assert used.json()["violation"]["reasons"] == ["grant_not_active", "ai_training_not_granted"]
-    await wait_thread(sim, BOARD, ts, 2)
-    reply = sim.thread(BOARD, ts)[-1]
     assert "AI training was not granted" in reply["text"]
     assert buttons(reply) == []

@@ -7,13 +7,13 @@ Over real HTTP: `likeness serve` ↔ the Slack simulator, the parties made with 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from bot import workflow
+from bot.models import Language, Policy
 from tests.slack_fixtures import (
     AGENT,
     BOARD,
@@ -22,9 +22,8 @@ from tests.slack_fixtures import (
     SlackWorld,
     buttons,
     cli,
-    start_world,
+    module_world,
     status_text,
-    stop_world,
     value_of,
     wait_form,
     wait_root,
@@ -38,44 +37,26 @@ ZH_BOARD = "C0ZHBOARD"
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
-    started = await start_world(Path(tmp_path_factory.mktemp("slack_language")))
-    try:
-        yield started
-    finally:
-        await stop_world(started)
+world = module_world("slack_language")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def zh(world: SlackWorld) -> dict[str, str]:
     """A Chinese agency on its own board channel, with one member and an artist it may decide for."""
     world.sim.add_channel(ZH_BOARD, "xingguang-board")
-    agency = await cli(
-        world.env,
-        world.cwd,
-        *("agency", "add", "--name", "星光经纪", "--slack-channel", ZH_BOARD, "--slack-member", AGENT),
-        *("--language", "zh-Hans", "--timezone", "Asia/Shanghai"),
+    agency = await workflow.add_agency(
+        world.desk,
+        name="星光经纪",
+        slack_channel_id=ZH_BOARD,
+        slack_member_ids=[AGENT],
+        language=Language.zh_hans,
+        timezone="Asia/Shanghai",
     )
-    artist = await cli(
-        world.env,
-        world.cwd,
-        *("artist", "add", "--name", "王芳", "--agency", agency["id"], "--policy", "agency_may_decide"),
+    artist = await workflow.add_artist(
+        world.desk, name="王芳", agency_id=agency.id, policy=Policy.agency_may_decide
     )
-    world.roster.names[artist["id"]] = "王芳"
-    return {"agency": agency["id"], "artist": artist["id"]}
-
-
-async def command(world: SlackWorld, user: str, channel: str, text: str) -> str:
-    """Types `/likeness text` and returns the answer shown to the user."""
-    sim = world.sim
-    before = len([e for e in sim.ephemerals(user=user) if e["source"] == "response_url"])
-    answer = await sim.slash_command(user, channel, text=text)
-    assert answer.status == 200
-    shown = await sim.wait_for(
-        lambda: [x for x in sim.ephemerals(user=user) if x["source"] == "response_url"][before:]
-    )
-    return str(shown[0]["text"])
+    world.roster.names[artist.id] = "王芳"
+    return {"agency": agency.id, "artist": artist.id}
 
 
 def all_text(message: dict[str, Any]) -> str:
@@ -174,23 +155,23 @@ async def test_likeness_answers_speak_the_agencys_language(world: SlackWorld, zh
     request_id = await world.submit(zh["artist"], project_title="春风")
     await wait_root(sim, ZH_BOARD, request_id)
 
-    pending = await command(world, AGENT, ZH_BOARD, "pending")
+    pending = await world.command("pending", channel=ZH_BOARD)
     assert pending.startswith("*星光经纪 有 ") and f"`{request_id}` *春风* — 王芳 · 截止 <!date^" in pending
-    assert (await command(world, AGENT, ZH_BOARD, "help")).startswith(
+    assert (await world.command("help", channel=ZH_BOARD)).startswith(
         "*在经纪公司看板频道中使用 `/likeness`：*"
     )
     assert "%(agency)s 的艺人没有请求" not in (
-        nothing := await command(world, AGENT, ZH_BOARD, "status req_x")
+        nothing := await world.command("status req_x", channel=ZH_BOARD)
     )
     assert nothing == "星光经纪 的艺人没有请求 `req_x`。"
-    assert await command(world, AGENT, ZH_BOARD, f"status {request_id}") == f"{request_id}: 待决定"
-    assert (await command(world, STRANGER, ZH_BOARD, "pending")).startswith(
+    assert await world.command(f"status {request_id}", channel=ZH_BOARD) == f"{request_id}: 待决定"
+    assert (await world.command("pending", user=STRANGER, channel=ZH_BOARD)).startswith(
         ":no_entry: 只有 星光经纪 登记的成员"
     )
-    assert "还" not in (unknown := await command(world, AGENT, ZH_BOARD, "pause art_nobody"))
+    assert "还" not in (unknown := await world.command("pause art_nobody", channel=ZH_BOARD))
     assert unknown == ":grey_question: 你的经纪公司名下没有艺人 `art_nobody`。"
 
-    english = await command(world, PARTNER, BOARD, "pending")
+    english = await world.command("pending", user=PARTNER)
     assert "waiting for a decision at Star Agency" in english or "Nothing is waiting" in english
 
 

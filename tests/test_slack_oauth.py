@@ -9,11 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 from sqlalchemy import select
 
 from bot.render.slack import ACTION_APPROVE
 from sandbox.service_process import run_cli, service_env
 from storage.tables import Agency, Notice, Request, slack_bots, slack_installations
+from tests.conftest import stored_status
 from tests.slack_fixtures import request_of, roots_of, wait_root
 from tests.slack_oauth_fixtures import (
     AGENT_A,
@@ -29,13 +31,40 @@ from tests.slack_oauth_fixtures import (
 )
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[OAuthWorld]:
-    started = await start_oauth_world(tmp_path)
+async def running(path: Path, *, connect: bool = False) -> AsyncIterator[OAuthWorld]:
+    """A world for the length of a fixture; with `connect`, both agencies have installed the app."""
+    started = await start_oauth_world(path)
     try:
+        if connect:
+            await _connect_both(started)
         yield started
     finally:
         await stop_oauth_world(started)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[OAuthWorld]:
+    """A world of the test's own, for a test that changes what the others read (an uninstall)."""
+    async for started in running(tmp_path, connect=True):
+        yield started
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def connected(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OAuthWorld]:
+    """Both agencies installed, once for the module: each test on it looks only at its own requests."""
+    async for started in running(tmp_path_factory.mktemp("oauth_connected"), connect=True):
+        yield started
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def unconnected(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OAuthWorld]:
+    """No workspace installed yet, once for the module: each test on it compares the rows before and
+    after its own refused steps, and only one of them installs (once)."""
+    async for started in running(tmp_path_factory.mktemp("oauth_unconnected")):
+        yield started
+
+
+on_the_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 
 async def poll(condition: Callable[[], Awaitable[bool]], timeout: float = 15) -> None:
@@ -53,17 +82,11 @@ async def _connect_both(world: OAuthWorld) -> None:
         assert world.agencies[team] in page.text
 
 
-async def _status(world: OAuthWorld, request_id: str) -> str:
-    async with world.desk.db.read() as session:
-        request = await session.get(Request, request_id)
-        assert request is not None
-        return request.status
-
-
+@on_the_module_loop
 async def test_two_agencies_install_and_each_board_posts_with_its_own_workspace_token(
-    world: OAuthWorld,
+    connected: OAuthWorld,
 ) -> None:
-    await _connect_both(world)
+    world = connected
     for team, board in ((TEAM_A, BOARD_A), (TEAM_B, BOARD_B)):
         _, shown, _ = await cli(world.env, world.cwd, "agency", "show", world.agencies[team])
         assert shown["slack_team_id"] == team
@@ -84,8 +107,9 @@ async def test_two_agencies_install_and_each_board_posts_with_its_own_workspace_
     assert ready.status_code == 200, ready.text
 
 
-async def test_a_click_from_workspace_b_is_routed_to_agency_b(world: OAuthWorld) -> None:
-    await _connect_both(world)
+@on_the_module_loop
+async def test_a_click_from_workspace_b_is_routed_to_agency_b(connected: OAuthWorld) -> None:
+    world = connected
     request_b = await world.submit(TEAM_B)
     root = await wait_root(world.sim, BOARD_B, request_b)
 
@@ -93,11 +117,12 @@ async def test_a_click_from_workspace_b_is_routed_to_agency_b(world: OAuthWorld)
 
     assert answer.status == 200, world.service.log()[-4000:]
     await world.sim.wait_for(lambda: world.sim.message(BOARD_B, root["ts"])["edits"])
-    assert await _status(world, request_b) == "approved"
+    assert await stored_status(world.desk, Request, request_b) == "approved"
 
 
-async def test_tokens_at_rest_are_sealed_not_plaintext(world: OAuthWorld) -> None:
-    await _connect_both(world)
+@on_the_module_loop
+async def test_tokens_at_rest_are_sealed_not_plaintext(connected: OAuthWorld) -> None:
+    world = connected
     tokens = [token for team in (TEAM_A, TEAM_B) for token in world.sim.team(team).tokens]
     assert len(tokens) == 2
     async with world.desk.db.read() as session:
@@ -113,7 +138,6 @@ async def test_tokens_at_rest_are_sealed_not_plaintext(world: OAuthWorld) -> Non
 
 
 async def test_an_uninstall_marks_the_agency_disconnected_and_stops_its_board(world: OAuthWorld) -> None:
-    await _connect_both(world)
     answer = await world.sim.uninstall(TEAM_A)
     assert answer.status == 200  # acknowledged at once; the listener runs after the ack
 
@@ -153,7 +177,11 @@ async def test_an_uninstall_marks_the_agency_disconnected_and_stops_its_board(wo
     assert roots_of(world.sim, BOARD_A, after) == []
 
 
-async def test_a_used_or_expired_or_forged_link_is_refused_and_nothing_is_written(world: OAuthWorld) -> None:
+@on_the_module_loop
+async def test_a_used_or_expired_or_forged_link_is_refused_and_nothing_is_written(
+    unconnected: OAuthWorld,
+) -> None:
+    world = unconnected
     link = await world.link(TEAM_A)
     assert (await world.install(link, TEAM_A, AGENT_A, BOARD_A)).status_code == 200
     expiring = await world.link(TEAM_B)
@@ -180,7 +208,9 @@ async def test_a_used_or_expired_or_forged_link_is_refused_and_nothing_is_writte
     assert len(world.sim.calls("oauth.v2.access")) == 1  # the one good install
 
 
-async def test_connect_slack_refuses_an_unknown_agency_in_one_line(world: OAuthWorld) -> None:
+@on_the_module_loop
+async def test_connect_slack_refuses_an_unknown_agency_in_one_line(unconnected: OAuthWorld) -> None:
+    world = unconnected
     before = await world.counts()
     code, out, err = await cli(world.env, world.cwd, "agency", "connect-slack", "agy_nosuch", ok=False)
     assert code == 1 and out is None

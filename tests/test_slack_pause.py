@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from bot import workflow
@@ -19,9 +15,8 @@ from tests.slack_fixtures import (
     STRANGER,
     SlackWorld,
     buttons,
-    start_world,
+    module_world,
     status_text,
-    stop_world,
     wait_ephemeral,
     wait_root,
     wait_status,
@@ -31,25 +26,7 @@ from tests.slack_fixtures import (
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[SlackWorld]:
-    started = await start_world(Path(tmp_path_factory.mktemp("slack_pause")))
-    try:
-        yield started
-    finally:
-        await stop_world(started)
-
-
-async def command(world: SlackWorld, text: str, user: str = AGENT) -> str:
-    """Runs `/likeness <text>` on the board as `user`; the ephemeral answer."""
-    sim = world.sim
-    before = len([e for e in sim.ephemerals(user=user) if e["source"] == "response_url"])
-    answer = await sim.slash_command(user, BOARD, text=text)
-    assert answer.status == 200
-    shown = await sim.wait_for(
-        lambda: [x for x in sim.ephemerals(user=user) if x["source"] == "response_url"][before:]
-    )
-    return str(shown[0]["text"])
+world = module_world("slack_pause")
 
 
 async def grant_status(world: SlackWorld, request_id: str) -> str:
@@ -76,7 +53,7 @@ async def test_a_deciding_agency_pauses_and_resumes_from_the_board(world: SlackW
         if e["action_id"] == "board_approve"
     )
 
-    answer = await command(world, f"pause {delegated} press   inquiry <!channel>")
+    answer = await world.command(f"pause {delegated} press   inquiry <!channel>")
 
     assert answer.startswith(":double_vertical_bar: Paused 1 grant(s) of *Li Wei*")
     assert await grant_status(world, approved) == "paused"
@@ -97,9 +74,9 @@ async def test_a_deciding_agency_pauses_and_resumes_from_the_board(world: SlackW
     refused = await wait_ephemeral(sim, PARTNER, "paused every consent")
     assert refused["text"].startswith(":no_entry: Not done:")
     assert await world.status(pending) == "pending"
-    assert "already paused" in await command(world, f"pause {delegated}")
+    assert "already paused" in await world.command(f"pause {delegated}")
 
-    answer = await command(world, f"resume {delegated}", user=PARTNER)  # any listed member of the agency
+    answer = await world.command(f"resume {delegated}", user=PARTNER)  # any listed member of the agency
 
     assert answer.startswith(":arrow_forward: Resumed 1 grant(s) of *Li Wei*")
     await wait_thread(sim, BOARD, pending_ts, 2)
@@ -120,14 +97,14 @@ async def test_a_deciding_agency_pauses_and_resumes_from_the_board(world: SlackW
 
 async def test_the_board_cannot_pause_a_solo_artist_nor_lift_the_artists_own_pause(world: SlackWorld) -> None:
     roster = world.roster
-    solo = await command(world, f"pause {roster.solo}")
+    solo = await world.command(f"pause {roster.solo}")
     assert solo == ":no_entry: Not done: this artist decides alone (policy artist_only): only they can pause."
     artist = Actor(ActorKind.artist, roster.shared, ChannelKind.telegram)
     await workflow.pause_artist(world.desk, artist_id=roster.shared, actor=artist)
-    lifted = await command(world, f"resume {roster.shared}")
+    lifted = await world.command(f"resume {roster.shared}")
     assert lifted.startswith(":no_entry: Not done: only the artist can resume this pause")
-    assert "No artist `art_nope`" in await command(world, "pause art_nope")
-    assert (await command(world, "pause")).startswith("*`/likeness` on your agency's board channel:*")
-    assert (await command(world, f"resume {roster.shared} now")).startswith("*`/likeness`")
-    assert "Only the members listed" in await command(world, f"pause {roster.delegated}", user=STRANGER)
+    assert "No artist `art_nope`" in await world.command("pause art_nope")
+    assert (await world.command("pause")).startswith("*`/likeness` on your agency's board channel:*")
+    assert (await world.command(f"resume {roster.shared} now")).startswith("*`/likeness`")
+    assert "Only the members listed" in await world.command(f"pause {roster.delegated}", user=STRANGER)
     await workflow.resume_artist(world.desk, artist_id=roster.shared, actor=artist)

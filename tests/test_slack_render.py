@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,7 @@ from bot.render import slack as board
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, submit
 from storage.queries import RequestView, load_request_view
+from tests.test_slack_words import EVENTS
 
 
 @pytest.fixture
@@ -139,25 +139,8 @@ async def test_a_red_line_denial_says_so(desk: Desk) -> None:
 async def test_every_board_event_has_its_own_thread_line(desk: Desk) -> None:
     parties = await make_parties(desk)
     view = (await submit(desk, parties)).view
-    events: dict[str, dict[str, Any]] = {
-        "request.approved": {
-            "decided_by_name": "Li Wei",
-            "channel": "telegram",
-            "decided_at": "2026-11-25T09:00:00Z",
-        },
-        "request.awaiting_cosign": {"decided_by_name": "agent", "channel": "slack"},
-        "request.denied": {"decided_by_name": "agent", "channel": "slack"},
-        "request.lapsed": {},
-        "request.withdrawn": {},
-        "request.nudged": {"by": "U100"},
-        "reminder.escalation": {"due_at": "2026-11-28T09:00:00Z"},
-        "reminder.grant_expiry": {"ends_at": "2027-01-01T00:00:00Z"},
-        "grant.active": {},
-        "grant.expired": {},
-        "grant.revoked": {},
-    }
-    lines = {event: board.thread_reply(view, {"event": event} | extra) for event, extra in events.items()}
-    assert len(set(lines.values())) == len(events)
+    lines = {event: board.thread_reply(view, {"event": event} | extra) for event, extra in EVENTS.items()}
+    assert len(set(lines.values())) == len(EVENTS)
     assert not [line for line in lines.values() if line.startswith("Update:")]
     assert "<!date^1795597200^" in lines["request.approved"] and "in Telegram" in lines["request.approved"]
     assert lines["request.nudged"].startswith(":bell: <@U100> nudged Li Wei")

@@ -23,6 +23,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.slack import SlackSimulator, Tamper, sign_request
+from tests.conftest import FakeClock
 
 TOKEN = "xoxb-test-token"
 SECRET = "test-signing-secret"
@@ -87,19 +88,6 @@ DENY_MODAL: dict[str, Any] = {
         },
     ],
 }
-
-
-class FakeClock:
-    """Monotonic time that moves only when told, for rate limits and trigger expiry."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -546,14 +534,17 @@ async def test_views_open_needs_a_fresh_unused_trigger_from_a_click(
     assert expired.value.response["error"] == "expired_trigger_id"
 
 
+async def deny_modal_opened(sim: SlackSimulator, client: AsyncWebClient, raw_app: RawApp) -> Any:
+    """Posts a request card, clicks its Deny and opens the deny modal with the click's trigger."""
+    root_ts = await post_request_card(client)
+    await sim.click(AGENT, AGENCY, root_ts, "deny")
+    return await client.views_open(trigger_id=raw_app.received[-1]["payload"]["trigger_id"], view=DENY_MODAL)
+
+
 async def test_views_update_replaces_an_open_modal_and_refuses_a_stale_hash(
     sim: SlackSimulator, client: AsyncWebClient, raw_app: RawApp
 ) -> None:
-    root_ts = await post_request_card(client)
-    await sim.click(AGENT, AGENCY, root_ts, "deny")
-    opened = await client.views_open(
-        trigger_id=raw_app.received[-1]["payload"]["trigger_id"], view=DENY_MODAL
-    )
+    opened = await deny_modal_opened(sim, client, raw_app)
     view = opened["view"]
 
     updated = await client.views_update(
@@ -569,11 +560,7 @@ async def test_views_update_replaces_an_open_modal_and_refuses_a_stale_hash(
 async def test_submit_view_sends_state_values_shaped_like_slack_and_applies_the_answer(
     sim: SlackSimulator, client: AsyncWebClient, raw_app: RawApp
 ) -> None:
-    root_ts = await post_request_card(client)
-    await sim.click(AGENT, AGENCY, root_ts, "deny")
-    opened = await client.views_open(
-        trigger_id=raw_app.received[-1]["payload"]["trigger_id"], view=DENY_MODAL
-    )
+    opened = await deny_modal_opened(sim, client, raw_app)
     view_id = opened["view"]["id"]
 
     raw_app.reply = {"response_action": "errors", "errors": {"reason": "Say why"}}

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select, update
 
 from bot import workflow
@@ -25,23 +23,18 @@ from storage.tables import Agency, Artist, AuditEvent, Creator, Decision, Grant,
 from tests.telegram_fixtures import (
     BOT_USERNAME,
     TOKEN,
+    Party,
     World,
     buttons,
-    end_world,
-    make_world,
+    module_world,
     reply,
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """The simulator and one running service (DEBUG logs, so the token check is as strict as it gets)."""
-    built = await make_world(tmp_path_factory.mktemp("telegram"), LOG_LEVEL="DEBUG")
-    await built.start()
-    yield built
-    await end_world(built)
+# The simulator and one running service (DEBUG logs, so the token check is as strict as it gets).
+world = module_world("telegram", LOG_LEVEL="DEBUG")
 
 
 async def request_row(world: World, request_id: str) -> Request:
@@ -112,12 +105,7 @@ async def test_a_used_expired_or_unknown_invite_gets_a_clear_reply_and_links_not
 
 async def test_a_creator_links_telegram_and_receives_status_updates(world: World) -> None:
     party = await world.party("Dong Mei")
-    studio_user = world.new_user("Studio")
-    token = await workflow.create_invite(
-        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
-    )
-    await world.sim.send_text(TOKEN, studio_user, f"/start {token}")
-    await world.wait_text(studio_user, "Status updates")
+    studio_user = await world.linked_studio(party)
 
     request_id = await world.submit(party, project_title="Night <Market> & Co")
     card = await world.card(party.user_id, request_id)
@@ -284,13 +272,19 @@ async def test_approving_ai_training_takes_a_second_explicit_tap(world: World) -
     assert decision.outcome == "approve" and decision.ai_training_confirmed
 
 
-async def test_deny_with_a_chosen_reason(world: World) -> None:
-    party = await world.party("Hu Ge")
+async def deny_tapped(world: World, name: str) -> tuple[Party, str, dict[str, Any], dict[str, Any]]:
+    """A new party's artist taps Deny on a request's card: (the party, the request's id, the card as
+    it was, the card showing the reasons)."""
+    party = await world.party(name)
     request_id = await world.submit(party)
     card = await world.card(party.user_id, request_id)
-
     await world.tap(party.user_id, card, "Deny")
     reasons = await world.card_where(party.user_id, request_id, lambda c: "Back" in buttons(c))
+    return party, request_id, card, reasons
+
+
+async def test_deny_with_a_chosen_reason(world: World) -> None:
+    party, request_id, _, reasons = await deny_tapped(world, "Hu Ge")
     assert "No AI training of my likeness" not in buttons(reasons)  # offered only when AI training is asked
     assert (await request_row(world, request_id)).status == "pending"
     answer = await world.tap(party.user_id, reasons, "The compensation is too low")
@@ -303,11 +297,7 @@ async def test_deny_with_a_chosen_reason(world: World) -> None:
 
 
 async def test_deny_in_own_words_answers_a_prompt_that_survives_a_restart(world: World) -> None:
-    party = await world.party("Liu Shishi")
-    request_id = await world.submit(party)
-    card = await world.card(party.user_id, request_id)
-    await world.tap(party.user_id, card, "Deny")
-    reasons = await world.card_where(party.user_id, request_id, lambda c: "Back" in buttons(c))
+    party, request_id, card, reasons = await deny_tapped(world, "Liu Shishi")
     await world.tap(party.user_id, reasons, "Write my own reason…")
     prompt = await world.wait_text(party.user_id, "Reply to this message")
     assert prompt["reply_markup"]["force_reply"] is True
@@ -413,12 +403,7 @@ async def test_revoke_from_grants_asks_first_then_ends_the_consent_and_tells_the
     world: World,
 ) -> None:
     party = await world.party("Wu Lei")
-    studio_user = world.new_user("Studio")
-    token = await workflow.create_invite(
-        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
-    )
-    await world.sim.send_text(TOKEN, studio_user, f"/start {token}")
-    await world.wait_text(studio_user, "Status updates")
+    studio_user = await world.linked_studio(party)
     request_id = await world.submit(party, project_title="Voice for Ads")
     await world.tap(party.user_id, await world.card(party.user_id, request_id), "Approve")
     await world.wait_text(studio_user, "approved")
@@ -490,12 +475,7 @@ async def test_the_studio_is_told_to_delete_and_the_artist_hears_in_chinese_when
     world: World,
 ) -> None:
     party = await world.party("Zhou Xun", language=Language.zh_hans)
-    studio_user = world.new_user("Studio")
-    token = await workflow.create_invite(
-        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
-    )
-    await world.sim.send_text(TOKEN, studio_user, f"/start {token}")
-    await world.wait_text(studio_user, "Status updates")
+    studio_user = await world.linked_studio(party)
     request_id = await world.submit(
         party, project_title="Voice Model", starts_at=datetime.now(UTC).isoformat()
     )

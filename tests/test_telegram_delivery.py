@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -12,7 +11,7 @@ from sqlalchemy import func, select
 
 from sandbox.telegram import RateLimits
 from storage.tables import Notice
-from tests.telegram_fixtures import TOKEN, Party, World, end_world, make_world
+from tests.telegram_fixtures import TOKEN, Party, World, end_world, make_world, module_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -20,13 +19,8 @@ ARTISTS = 50
 CARDS_EACH = 4
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """One service and fifty linked artists, shared by the two bursts."""
-    built = await make_world(tmp_path_factory.mktemp("telegram-burst"))
-    await built.start()
-    yield built
-    await end_world(built)
+# One service and fifty linked artists, shared by the two bursts.
+world = module_world("telegram-burst")
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")

@@ -6,28 +6,21 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from bot import workflow
 from bot.bundle import bundle_name, verify_bundle
 from bot.models import Actor, ActorKind, ChannelKind, Outcome
 from storage.tables import Request
-from tests.telegram_fixtures import TOKEN, World, end_world, make_world
+from tests.telegram_fixtures import TOKEN, World, module_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    """The simulator and one running service."""
-    built = await make_world(tmp_path_factory.mktemp("history"))
-    await built.start()
-    yield built
-    await end_world(built)
+# The simulator and one running service.
+world = module_world("history")
 
 
 def documents(world: World, chat_id: int) -> list[dict[str, Any]]:

@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from bot import workflow
 from bot.models import Actor, ActorKind, ChannelKind, Language, Policy
 from storage.tables import Artist, AuditEvent, Grant, Notice
-from tests.telegram_fixtures import TOKEN, Party, World, buttons, end_world, make_world, reply
+from tests.conftest import stored_status
+from tests.telegram_fixtures import TOKEN, Party, World, buttons, module_world, reply
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
-    built = await make_world(tmp_path_factory.mktemp("telegram_pause"))
-    await built.start()
-    yield built
-    await end_world(built)
-
-
-async def linked_studio(world: World, party: Party) -> int:
-    """The party's creator links a Telegram chat for its status updates; the chat's user id."""
-    studio = world.new_user("Studio")
-    token = await workflow.create_invite(
-        world.desk, subject_kind=ActorKind.creator, subject_id=party.creator_id
-    )
-    await world.sim.send_text(TOKEN, studio, f"/start {token}")
-    await world.wait_text(studio, "Status updates")
-    return studio
+world = module_world("telegram_pause")
 
 
 async def approved_grant(world: World, party: Party, title: str, approve: str = "Approve") -> str:
@@ -44,16 +26,9 @@ async def approved_grant(world: World, party: Party, title: str, approve: str = 
     return grant.id
 
 
-async def grant_status(world: World, grant_id: str) -> str:
-    async with world.desk.db.read() as session:
-        grant = await session.get(Grant, grant_id)
-    assert grant is not None
-    return grant.status
-
-
 async def test_pause_asks_once_then_pauses_everything_and_tells_the_studio(world: World) -> None:
     party = await world.party("Zhou Xun")
-    studio = await linked_studio(world, party)
+    studio = await world.linked_studio(party)
     grant_id = await approved_grant(world, party, "Night Market")
 
     await world.sim.send_text(TOKEN, party.user_id, "/pause")
@@ -63,13 +38,13 @@ async def test_pause_asks_once_then_pauses_everything_and_tells_the_studio(world
     stranger = world.new_user("Nosy")
     refused = await world.tap(party.user_id, question, "⏸ Pause everything", as_user=stranger)
     assert refused["show_alert"] and refused["text"] == "Only the artist can pause or resume their consents."
-    assert await grant_status(world, grant_id) == "scheduled"
+    assert await stored_status(world.desk, Grant, grant_id) == "scheduled"
 
     await world.tap(party.user_id, question, "⏸ Pause everything")
 
     done = await world.wait_text(party.user_id, "1 consent(s) paused")
     assert not buttons(done)
-    assert await grant_status(world, grant_id) == "paused"
+    assert await stored_status(world.desk, Grant, grant_id) == "paused"
     told = await world.wait_text(studio, "is paused")
     assert "Night Market" in told["text"] and "stop all use now" in told["text"]
     async with world.desk.db.read() as session:
@@ -84,7 +59,7 @@ async def test_pause_asks_once_then_pauses_everything_and_tells_the_studio(world
     question = await world.wait_text(party.user_id, "Resume your consents?")
     await world.tap(party.user_id, question, "▶️ Resume")
     await world.wait_text(party.user_id, "Resumed")
-    assert await grant_status(world, grant_id) == "scheduled"
+    assert await stored_status(world.desk, Grant, grant_id) == "scheduled"
     await world.wait_text(studio, "it starts as scheduled")
     await world.sim.send_text(TOKEN, party.user_id, "/resume")
     await world.wait_text(party.user_id, "Nothing is paused")
@@ -102,7 +77,7 @@ async def test_the_chinese_words_pause_with_a_reason_and_resume(world: World) ->
     await reply(world.sim, party.user_id, prompt["message_id"], "合同纠纷 <b>未解决</b>")
 
     await world.wait_text(party.user_id, "已暂停 1 项授权")
-    assert await grant_status(world, grant_id) == "paused"
+    assert await stored_status(world.desk, Grant, grant_id) == "paused"
     async with world.desk.db.read() as session:
         artist = await session.get(Artist, party.artist_id)
     assert artist is not None and artist.pause_reason == "合同纠纷 <b>未解决</b>"
@@ -111,7 +86,7 @@ async def test_the_chinese_words_pause_with_a_reason_and_resume(world: World) ->
     question = await world.wait_text(party.user_id, "恢复你的授权？")
     await world.tap(party.user_id, question, "▶️ 恢复")
     await world.wait_text(party.user_id, "已恢复")
-    assert await grant_status(world, grant_id) == "scheduled"
+    assert await stored_status(world.desk, Grant, grant_id) == "scheduled"
 
 
 async def test_a_pause_by_the_agency_is_told_to_the_artist_who_cannot_lift_it(world: World) -> None:

@@ -29,6 +29,7 @@ from telegram.error import (
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from sandbox.telegram import SECRET_TOKEN_HEADER, RateLimits, TelegramSimulator
+from tests.conftest import FakeClock
 
 TOKEN = "123456:TEST-token_for-the-simulator"
 BOT_USERNAME = "likeness_test_bot"
@@ -36,19 +37,6 @@ ADA = 1001
 EVE = 1002
 NEWCOMER = 1003
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand, so rate limits never depend on machine speed."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(autouse=True)

@@ -3,29 +3,24 @@ takes them only with the right X-Telegram-Bot-Api-Secret-Token."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot import workflow
 from bot.models import ActorKind
-from storage.tables import Artist, AuditEvent, Decision, InboxItem
+from sandbox.pg_server import free_port
+from storage.tables import Artist, InboxItem
 from tests.telegram_fixtures import TOKEN, World, buttons, end_world, make_world
+from tests.test_inbox import decision_and_events
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SECRET = "webhook-Secret_0123456789"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -125,15 +120,8 @@ async def test_telegram_sending_an_update_again_has_one_effect(world: World) -> 
     again = await world.http.post(f"{world.url}/telegram/webhook", json=tapped, headers={HEADER: SECRET})
 
     assert again.status_code == 200
+    decisions, events = await decision_and_events(world.desk, request_id)
     async with world.desk.db.read() as session:
-        decisions = await session.scalar(
-            select(func.count()).select_from(Decision).where(Decision.request_id == request_id)
-        )
-        events = await session.scalar(
-            select(func.count())
-            .select_from(AuditEvent)
-            .where(AuditEvent.subject_id == request_id, AuditEvent.action.like("decision.%"))
-        )
         row = await session.scalar(
             select(InboxItem).where(InboxItem.key.like(f"telegram:%:{tapped['update_id']}:%"))
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from telegram.ext import ExtBot
@@ -30,6 +31,7 @@ from sandbox.factories import Parties, make_parties, terms_data
 from sandbox.slack import SlackSimulator
 from sandbox.telegram import TelegramSimulator
 from storage.tables import AuditEvent, Grant, UsageEvent
+from tests.conftest import START, open_desk
 from tests.test_workflow import approve, row_counts
 from tests.webhook_receiver import LOOPBACK_HOOKS, WebhookReceiver
 
@@ -140,6 +142,19 @@ async def world(desk: Desk, clock: FrozenClock) -> AsyncIterator[World]:
         yield made
 
 
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def quiet_world(
+    module_migrated_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[World]:
+    """`world`, shared by the module's tests whose uses tell nobody: each looks only at its own use."""
+    clock = FrozenClock(START)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PTB_TIMEDELTA", "true")
+        async with open_desk(module_migrated_url, clock, tmp_path_factory.mktemp("violations")) as desk:
+            async for made in make_world(desk, clock, policy=Policy.agency_may_decide, language=Language.en):
+                yield made
+
+
 async def audit_actions(desk: Desk) -> list[str]:
     async with desk.db.read() as session:
         return list((await session.execute(select(AuditEvent.action).order_by(AuditEvent.seq))).scalars())
@@ -148,7 +163,9 @@ async def audit_actions(desk: Desk) -> list[str]:
 # ---------------------------------------------------------------- the answers
 
 
-async def test_a_use_inside_every_term_is_201_with_no_violation_and_tells_nobody(world: World) -> None:
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_use_inside_every_term_is_201_with_no_violation_and_tells_nobody(quiet_world: World) -> None:
+    world = quiet_world
     hooks_before = len(world.hook.received)
     answer = await world.use({"kind": "publish", "media": "series", "territory": ["CN"], "count": 2})
 
@@ -304,10 +321,12 @@ BAD = [
 ]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("body", "field"), BAD)
 async def test_a_use_that_does_not_say_what_it_is_is_a_field_422_storing_and_auditing_nothing(
-    world: World, body: dict[str, Any], field: str
+    quiet_world: World, body: dict[str, Any], field: str
 ) -> None:
+    world = quiet_world
     before = await row_counts(world.desk)
     answer = await world.use(body)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,16 +114,6 @@ async def test_localhost_resolves_to_loopback_and_is_refused() -> None:
 # ---------------------------------------------------------------- at send time, both databases
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    hook = WebhookReceiver()
-    await hook.start()
-    try:
-        yield hook
-    finally:
-        await hook.stop()
-
-
 async def status_notice(desk: Desk, webhook_url: str) -> Outgoing:
     made = await workflow.add_creator(desk, name="Dream Studio", webhook_url=webhook_url)
     return Outgoing(
@@ -214,14 +203,14 @@ def creator_rows(database: Path) -> int:
         ("https://0.0.0.0/hook", "unspecified"),
     ],
 )
-def test_the_cli_refuses_inside_webhooks_in_one_line(tmp_path: Path, url: str, words: str) -> None:
-    env = service_env(tmp_path, ALLOW_PRIVATE_WEBHOOKS="false")
-    done = run_cli(env, tmp_path, "creator", "add", "--name", "Studio", "--webhook-url", url)
+def test_the_cli_refuses_inside_webhooks_in_one_line(cli_folder: Path, url: str, words: str) -> None:
+    env = service_env(cli_folder, ALLOW_PRIVATE_WEBHOOKS="false")
+    done = run_cli(env, cli_folder, "creator", "add", "--name", "Studio", "--webhook-url", url)
     assert done.returncode == 1, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --webhook-url") and words in lines[0]
     assert "Traceback" not in done.stderr
-    assert creator_rows(tmp_path / "data" / "likeness.db") == 0
+    assert creator_rows(cli_folder / "data" / "likeness.db") == 0
 
 
 def test_the_cli_takes_a_loopback_webhook_when_private_webhooks_are_allowed(tmp_path: Path) -> None:

@@ -276,28 +276,19 @@ async def test_usage_outside_an_active_grant_is_stored_as_a_violation(desk: Desk
     decided = await approve(desk, submitted.view.request.id, parties.artist())
     assert decided.view.grant is not None
     grant_id = decided.view.grant.id
-    early = await workflow.record_usage(
-        desk,
-        creator_id=parties.creator_id,
-        grant_id=grant_id,
-        usage=UsageIn(kind=UsageKind.render, likeness=[Likeness.face]),
-    )
+
+    async def use(usage: UsageIn) -> workflow.UsageRecorded:
+        return await workflow.record_usage(
+            desk, creator_id=parties.creator_id, grant_id=grant_id, usage=usage
+        )
+
+    early = await use(UsageIn(kind=UsageKind.render, likeness=[Likeness.face]))
     assert early.event.violation and early.event.grant_status == "scheduled"
     clock.advance(timedelta(days=2))
-    fine = await workflow.record_usage(
-        desk,
-        creator_id=parties.creator_id,
-        grant_id=grant_id,
-        usage=UsageIn(kind=UsageKind.publish, count=3, media=Media.series, territory=["CN"]),
-    )
+    fine = await use(UsageIn(kind=UsageKind.publish, count=3, media=Media.series, territory=["CN"]))
     assert not fine.event.violation
     await workflow.revoke_grant(desk, grant_id=grant_id, actor=parties.artist())
-    late = await workflow.record_usage(
-        desk,
-        creator_id=parties.creator_id,
-        grant_id=grant_id,
-        usage=UsageIn(kind=UsageKind.train, likeness=[Likeness.face]),
-    )
+    late = await use(UsageIn(kind=UsageKind.train, likeness=[Likeness.face]))
     assert late.event.violation and late.event.grant_status == "revoked"
     assert late.event.reasons == ["grant_not_active", "ai_training_not_granted"]
 

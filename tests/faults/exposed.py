@@ -9,9 +9,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot import workflow
 from bot.models import Actor as WorkflowActor
-from bot.models import ActorKind, ChannelKind, Outcome
+from bot.models import ActorKind, ChannelKind
 from storage.tables import Decision, Grant, Request
 from tests.faults.world import (
     SIGNING_SECRET,
@@ -23,6 +22,7 @@ from tests.faults.world import (
     FaultWorld,
     utc_now,
 )
+from tests.test_workflow import approve as approve_as
 
 
 @dataclass
@@ -56,17 +56,8 @@ async def file_request(world: FaultWorld, creator: Creator, artist: Artist, **ov
 
 async def approve(world: FaultWorld, request_id: str, artist: Artist) -> str:
     """The artist's approval, as the Telegram handler records it; the grant's id."""
-    async with world.desk.db.read() as session:
-        request = await session.get(Request, request_id)
-        assert request is not None
-        terms_hash = request.terms_hash
-    decided = await workflow.decide(
-        world.desk,
-        request_id=request_id,
-        actor=WorkflowActor(ActorKind.artist, artist.artist_id, ChannelKind.telegram, display="artist"),
-        outcome=Outcome.approve,
-        terms_hash=terms_hash,
-    )
+    actor = WorkflowActor(ActorKind.artist, artist.artist_id, ChannelKind.telegram, display="artist")
+    decided = await approve_as(world.desk, request_id, actor)
     assert decided.view.grant is not None
     return decided.view.grant.id
 

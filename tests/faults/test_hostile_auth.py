@@ -37,8 +37,10 @@ FAILURES = "likeness_auth_failures_total"
 
 
 @pytest.fixture
-async def hostile(db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Hostile]:
-    async with open_world(db_url, tmp_path, caplog, refusal_audit_per_hour=3) as world:
+async def hostile(
+    migrated_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[Hostile]:
+    async with open_world(migrated_url, tmp_path, caplog, refusal_audit_per_hour=3) as world:
         yield world
     assert world.tracebacks() == []
 

@@ -16,11 +16,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from bot.clean_text import check_clean_line, check_clean_text, hidden_character, visible_text
 from bot.workflow import Desk
 from sandbox.factories import Parties, make_parties, terms_data
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
+from tests.conftest import Door
 from tests.test_api import auth
 from tests.test_workflow import row_counts
 
@@ -41,6 +43,15 @@ HIDDEN = {
 @pytest.fixture
 async def parties(desk: Desk) -> Parties:
     return await make_parties(desk)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def door_grant(door: Door, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An active grant of the door's parties that takes outputs: none of the tests on it keeps one."""
+    return await grant_taking_outputs(door.desk, door.parties, tmp_path_factory.mktemp("outputs"))
+
+
+on_the_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
@@ -83,16 +94,13 @@ FREE_TEXT = [
 ]
 
 
+@on_the_module_loop
 @pytest.mark.parametrize("field", [f for f, _ in FREE_TEXT])
 @pytest.mark.parametrize("name", ["NUL", "ESC", "right-to-left override", "pop directional isolate"])
 async def test_hidden_characters_in_request_text_are_a_field_422_and_write_nothing(
-    api: httpx.AsyncClient,
-    desk: Desk,
-    parties: Parties,
-    field: str,
-    name: str,
-    caplog: pytest.LogCaptureFixture,
+    door: Door, field: str, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     before = await row_counts(desk)
     base = terms_data(desk, parties.artist_id)
     value = base[field][:10] + HIDDEN[name] + base[field][10:]
@@ -105,9 +113,9 @@ async def test_hidden_characters_in_request_text_are_a_field_422_and_write_nothi
     no_tracebacks(caplog)
 
 
-async def test_a_nul_in_a_usage_note_is_a_422_not_a_500(
-    api: httpx.AsyncClient, desk: Desk, parties: Parties, caplog: pytest.LogCaptureFixture
-) -> None:
+@on_the_module_loop
+async def test_a_nul_in_a_usage_note_is_a_422_not_a_500(door: Door, caplog: pytest.LogCaptureFixture) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     before = await row_counts(desk)
     answer = await api.post(
         "/v1/grants/grt_0000000000000000/usage",
@@ -120,6 +128,7 @@ async def test_a_nul_in_a_usage_note_is_a_422_not_a_500(
     no_tracebacks(caplog)
 
 
+@on_the_module_loop
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -134,13 +143,9 @@ async def test_a_nul_in_a_usage_note_is_a_422_not_a_500(
     ],
 )
 async def test_text_and_links_are_bounded(
-    api: httpx.AsyncClient,
-    desk: Desk,
-    parties: Parties,
-    overrides: dict[str, Any],
-    field: str,
-    caplog: pytest.LogCaptureFixture,
+    door: Door, overrides: dict[str, Any], field: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     before = await row_counts(desk)
     data = terms_data(desk, parties.artist_id) | overrides
     answer = await api.post("/v1/requests", json=data, headers=auth(parties))
@@ -150,9 +155,9 @@ async def test_text_and_links_are_bounded(
     no_tracebacks(caplog)
 
 
-async def test_clean_text_in_any_script_with_ten_https_links_is_filed(
-    api: httpx.AsyncClient, desk: Desk, parties: Parties
-) -> None:
+@on_the_module_loop
+async def test_clean_text_in_any_script_with_ten_https_links_is_filed(door: Door) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     data = terms_data(
         desk,
         parties.artist_id,
@@ -165,10 +170,12 @@ async def test_clean_text_in_any_script_with_ten_https_links_is_filed(
     assert answer.json()["terms"]["project_title"] == "月光 Moonlight — שלום"
 
 
+@on_the_module_loop
 @pytest.mark.parametrize("path", ["/v1/requests/req_%00", "/v1/grants/grt_%00", "/v1/grants/grt_%00/receipt"])
 async def test_a_nul_in_an_id_is_not_found_on_both_databases(
-    api: httpx.AsyncClient, desk: Desk, parties: Parties, path: str, caplog: pytest.LogCaptureFixture
+    door: Door, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    api, desk, parties = door.api, door.desk, door.parties
     before = await row_counts(desk)
     answer = await api.get(path, headers=auth(parties))
     assert answer.status_code in {404, 422}, answer.text
@@ -177,14 +184,6 @@ async def test_a_nul_in_an_id_is_not_found_on_both_databases(
 
 
 # ---------------------------------------------------------------- the CLI
-
-
-@pytest.fixture(scope="module")
-def cli_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A database at head that every refused command must leave as it is (so they can share it)."""
-    folder = tmp_path_factory.mktemp("cli")
-    assert run_cli(service_env(folder), folder, "db", "upgrade").returncode == 0
-    return folder
 
 
 @pytest.mark.parametrize(
@@ -406,13 +405,18 @@ def test_a_public_sandbox_needs_the_token_printed_once(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- outputs (issue 15)
 
 
-@pytest.fixture
-async def output_grant(desk: Desk, parties: Parties, tmp_path: Path) -> str:
+async def grant_taking_outputs(desk: Desk, parties: Parties, folder: Path) -> str:
+    """An active grant, the desk keeping outputs in `folder`."""
     from bot.output_files import OutputFiles
     from tests.test_outputs_api import active_grant
 
-    desk.output_files = OutputFiles(tmp_path / "hostile-outputs")
+    desk.output_files = OutputFiles(folder / "hostile-outputs")
     return await active_grant(desk, parties)
+
+
+@pytest.fixture
+async def output_grant(desk: Desk, parties: Parties, tmp_path: Path) -> str:
+    return await grant_taking_outputs(desk, parties, tmp_path)
 
 
 def _kept(desk: Desk) -> list[Path]:
@@ -444,17 +448,17 @@ HOSTILE_UPLOADS: list[tuple[str, dict[str, Any], int]] = [
 ]
 
 
+@on_the_module_loop
 @pytest.mark.parametrize(("case", "given", "status"), HOSTILE_UPLOADS, ids=[c[0] for c in HOSTILE_UPLOADS])
 async def test_hostile_output_uploads_are_refused_plainly_and_keep_nothing(
-    api: httpx.AsyncClient,
-    desk: Desk,
-    parties: Parties,
-    output_grant: str,
+    door: Door,
+    door_grant: str,
     caplog: pytest.LogCaptureFixture,
     case: str,
     given: dict[str, Any],
     status: int,
 ) -> None:
+    api, desk, parties, output_grant = door.api, door.desk, door.parties, door_grant
     from tests.output_samples import sample
 
     before = await row_counts(desk)

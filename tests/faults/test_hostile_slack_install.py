@@ -23,9 +23,11 @@ TEAM, CHANNEL, INSTALLER = "T0INSTALLED", "C0INSTALLED", "U0INSTALLER"
 
 
 @pytest.fixture
-async def hostile(db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Hostile]:
+async def hostile(
+    migrated_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[Hostile]:
     async with open_world(
-        db_url,
+        migrated_url,
         tmp_path,
         caplog,
         slack_client_id="sandbox-client-id",
