@@ -56,6 +56,8 @@ class Schedule:
         self._stopping = False
         self._idle = asyncio.Event()
         self._idle.set()
+        self._checkpoint_idle = asyncio.Event()
+        self._checkpoint_idle.set()
 
     async def sweep(self) -> dict[str, int]:
         """One pass: lapses, reminders, activations, expiries, reports that fell due, old inbox rows."""
@@ -84,13 +86,21 @@ class Schedule:
     async def _guarded_checkpoint(self) -> None:
         if self._stopping:
             return
+        self._checkpoint_idle.clear()
         try:
             await self.checkpoint()
         except proof.CheckpointRefused as why:
             # Loud, and nothing signed: the chain no longer reaches what was witnessed.
             log.error("audit checkpoint refused: %s", why)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cut off at shutdown after STOP_GRACE: nothing was signed; the next start signs it.
+            log.warning("an audit checkpoint was cut off at shutdown; the next start makes it")
         except Exception:
             log.exception("audit checkpoint failed; trying again at the next interval")
+        finally:
+            self._checkpoint_idle.set()
 
     async def _guarded_sweep(self) -> None:
         if self._stopping:
@@ -137,19 +147,22 @@ class Schedule:
         self.scheduler.start()
 
     async def stop(self) -> None:
-        """Starts no new sweep, lets a running one finish (up to STOP_GRACE seconds), then shuts down.
+        """Starts no new sweep or checkpoint, lets a running one finish (up to STOP_GRACE seconds),
+        then shuts down.
 
-        A sweep still running after the grace is cancelled; its transaction rolls back, and the
-        rows it had not changed are still due, so the next start does that work once.
+        A sweep or checkpoint still running after the grace is cancelled; its transaction rolls
+        back, and what it had not done is still due, so the next start does that work once.
         """
         if not self.scheduler.running:
             return
         self._stopping = True
         self.scheduler.pause()
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout=STOP_GRACE)
+            await asyncio.wait_for(
+                asyncio.gather(self._idle.wait(), self._checkpoint_idle.wait()), timeout=STOP_GRACE
+            )
         except TimeoutError:
-            pass  # shutdown() below cancels it; `_guarded_sweep` says so in the log
+            pass  # shutdown() below cancels it; the guarded job says so in the log
         self.scheduler.shutdown(wait=False)
 
     def run_soon(self) -> None:

@@ -300,3 +300,28 @@ async def test_a_sweep_still_running_after_the_grace_is_cut_off_with_a_warning_n
     assert schedule.passes == 0
     assert any("cut off at shutdown" in r.getMessage() for r in caplog.records)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_a_checkpoint_still_running_after_the_grace_is_cut_off_with_a_warning_not_a_traceback(
+    desk: Desk, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, never = asyncio.Event(), asyncio.Event()
+
+    async def held(_desk: Desk, *, slot: object) -> None:
+        started.set()
+        await never.wait()
+
+    monkeypatch.setattr(jobs.proof, "take_checkpoint", held)
+    monkeypatch.setattr(jobs, "STOP_GRACE", 0.05)
+    schedule = Schedule(
+        desk,
+        sweep_interval=timedelta(hours=1),
+        report_cron="0 9 * * 1",
+        checkpoint_interval=timedelta(hours=1),
+    )
+    await schedule.start()
+    await started.wait()
+    await schedule.stop()
+    await schedule._checkpoint_idle.wait()  # the cancelled checkpoint unwinds on the loop's next turns
+    assert any("checkpoint was cut off at shutdown" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
