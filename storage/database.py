@@ -88,6 +88,7 @@ class Database:
             # Point reads on the hot paths (who tapped, the card to edit, the API key) run inline.
             self.quick_read_engine = create_async_engine(self.url, **options)
             _configure_sqlite(self.quick_read_engine, immediate=False, busy_timeout_ms=0)
+        _count_writes(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._quick_read_sessions = async_sessionmaker(self.quick_read_engine, expire_on_commit=False)
@@ -177,6 +178,25 @@ async def upgrade_database(url: str) -> None:
         await database.upgrade()
     finally:
         await database.dispose()
+
+
+_WRITES = "likeness.writes"  # connection info key: statements other than SELECT run so far
+
+
+def _count_writes(engine: AsyncEngine) -> None:
+    """Counts, per connection, every statement that is not a SELECT (run or attempted)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _counted(connection: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        if not statement.lstrip()[:6].upper().startswith("SELECT"):
+            connection.info[_WRITES] = connection.info.get(_WRITES, 0) + 1
+
+
+async def writes_so_far(session: AsyncSession) -> int:
+    """How many statements other than SELECT the session's connection has run (or tried): compare
+    two readings to learn whether anything was written in between."""
+    connection = await session.connection()
+    return int(connection.sync_connection.info.get(_WRITES, 0)) if connection.sync_connection else 0
 
 
 def _first_line(error: BaseException) -> str:

@@ -51,6 +51,12 @@ def write_deferred(session: Session) -> None:
         writers[name](session)
 
 
+def discard_deferred(session: AsyncSession | Session) -> None:
+    """Drops every write gathered so far in this transaction, unwritten."""
+    session.info.pop(_WRITERS, None)
+    session.info.pop(_LAST, None)
+
+
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     write_deferred(session)

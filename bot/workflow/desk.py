@@ -29,8 +29,8 @@ from bot.receipts import SigningKeys
 from bot.workflow.errors import NotFound, Refused
 from bot.workflow.handling import mark_handled
 from storage.audit import append_audit
-from storage.database import Database
-from storage.deferred import defer, deferred
+from storage.database import Database, writes_so_far
+from storage.deferred import defer, deferred, discard_deferred
 from storage.personal import PERSONAL_FIELDS, seal_personal
 from storage.queries import RequestView, load_request_view
 from storage.tables import Agency, Artist, Creator, Grant, Notice, Request
@@ -116,17 +116,34 @@ def reminders_already_past(due: datetime, offsets: tuple[timedelta, ...], now: d
 async def transition(
     desk: Desk, actor: Actor, action: str, subject_kind: str, subject_id: str
 ) -> AsyncIterator[AsyncSession]:
-    """A transaction whose refusal rolls back the work and commits only the refusal's audit event
-    (none past the actor's hourly cap), in a transaction of its own: a refused step wrote nothing,
-    so nothing else needs to be atomic with its audit event, and the step that goes through
-    pays for no savepoint. The inbox row being handled is marked in whichever of the two commits."""
+    """A transaction whose refusal commits only the refusal's audit event (none past the actor's
+    hourly cap), and the inbox row being handled marked done.
+
+    A step that refuses before writing anything (the usual case: its guard reads, then says no)
+    has its refusal audited in its own transaction, with the rows it read still locked: so the
+    chain puts the refusal before whatever was waiting for those rows (a policy change racing a
+    decision is audited after the refusal it came too late for). A step that wrote something
+    before refusing is rolled back and its refusal audited in a transaction of its own. Either
+    way the step that goes through pays for no savepoint."""
+    refused: Refused | None = None
     try:
         async with desk.db.transaction() as session:
             arrival = await mark_handled(session, desk.clock.now())  # the inbox row, in the same commit
-            yield session
+            before = await writes_so_far(session)
+            try:
+                yield session
+            except Refused as why:
+                if session.new or session.dirty or session.deleted or await writes_so_far(session) != before:
+                    raise
+                discard_deferred(session)  # the step's notices and events: it did not happen
+                if desk.audits_refusal(actor):
+                    refusal = {"code": why.code, "message": why.message}
+                    await audit(session, desk, actor, f"{action}.refused", subject_kind, subject_id, refusal)
+                refused = why
             queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
     except Refused as why:
-        # The step rolled back, and the inbox row's mark with it: it commits with the refusal.
+        # The step wrote before it refused: rolled back, the inbox row's mark with it; both commit
+        # with the refusal in a transaction of their own.
         await record_refusal(
             desk,
             actor=actor,
@@ -139,6 +156,8 @@ async def transition(
         raise
     if arrival is not None:
         arrival.done = True
+    if refused is not None:
+        raise refused
     if queued:
         desk.committed(frozenset(queued))
 
@@ -206,15 +225,8 @@ async def record_refusal(
         return
     async with desk.db.transaction() as session:
         arrival = await mark_handled(session, desk.clock.now())
-        await audit(
-            session,
-            desk,
-            actor,
-            f"{action}.refused",
-            subject_kind,
-            subject_id[:64],
-            {"code": code, "message": reason},
-        )
+        refusal = {"code": code, "message": reason}
+        await audit(session, desk, actor, f"{action}.refused", subject_kind, subject_id[:64], refusal)
     if arrival is not None:
         arrival.done = True
 
