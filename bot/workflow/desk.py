@@ -91,11 +91,8 @@ _notice_sequence = itertools.count()
 
 
 def _notice_id() -> str:
-    """A notice id that sorts in the order notices were queued by this process.
-
-    Notices written in one transaction share `created_at`; the outbox breaks the tie by id, so
-    the cards queued together at /start, say, leave in the order they were queued.
-    """
+    """A notice id that sorts in the order notices were queued by this process: notices written in
+    one transaction share `created_at`, and the outbox breaks the tie by id."""
     return f"ntc_{time.time_ns():016x}{next(_notice_sequence) % 0x10000:04x}"
 
 
@@ -117,14 +114,10 @@ async def transition(
     desk: Desk, actor: Actor, action: str, subject_kind: str, subject_id: str
 ) -> AsyncIterator[AsyncSession]:
     """A transaction whose refusal commits only the refusal's audit event (none past the actor's
-    hourly cap), and the inbox row being handled marked done.
-
-    A step that refuses before writing anything (the usual case: its guard reads, then says no)
-    has its refusal audited in its own transaction, with the rows it read still locked: so the
-    chain puts the refusal before whatever was waiting for those rows (a policy change racing a
-    decision is audited after the refusal it came too late for). A step that wrote something
-    before refusing is rolled back and its refusal audited in a transaction of its own. Either
-    way the step that goes through pays for no savepoint."""
+    hourly cap) and the handled inbox row's mark. A step that refuses before writing (its guard
+    read, then said no) commits the refusal in its own transaction, its row locks still held, so
+    the chain puts it before a change that waited on those rows; one that wrote is rolled back and
+    audited in a transaction of its own. The step that goes through pays for no savepoint."""
     refused: Refused | None = None
     try:
         async with desk.db.transaction() as session:
@@ -141,9 +134,7 @@ async def transition(
                     await audit(session, desk, actor, f"{action}.refused", subject_kind, subject_id, refusal)
                 refused = why
             queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
-    except Refused as why:
-        # The step wrote before it refused: rolled back, the inbox row's mark with it; both commit
-        # with the refusal in a transaction of their own.
+    except Refused as why:  # the step wrote: rolled back with the inbox row's mark, both made anew
         await record_refusal(
             desk,
             actor=actor,
