@@ -27,9 +27,7 @@ from bot.workflow.desk import (
     load_creators_grant,
     load_view,
     new_id,
-    tell_agency,
-    tell_artist,
-    tell_creator,
+    tell_grant_parties,
     transition,
 )
 from bot.workflow.errors import InvalidInput
@@ -37,7 +35,7 @@ from bot.workflow.grants import grant_status_at
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
 from bot.workflow.outputs import released_outputs
 from storage.queries import RequestView
-from storage.tables import Artist, Request, UsageEvent
+from storage.tables import Artist, Grant, Request, UsageEvent
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ async def record_usage(
         await session.flush()
         if reasons:
             await audit(session, desk, actor, "usage.violation", "grant", grant.id, violation_data(event))
-            tell_violation(session, now, await load_view(session, grant.request_id), event)
+            tell_violation(session, now, await load_view(session, grant.request_id), grant, event)
         remember_answer(session, now, creator_id, idempotency, "usage", event.id, 409 if reasons else 201)
     if reasons:
         metrics.VIOLATIONS.inc()
@@ -125,24 +123,20 @@ def violation_data(event: UsageEvent) -> dict[str, Any]:
     }
 
 
-def tell_violation(session: AsyncSession, now: datetime, view: RequestView, event: UsageEvent) -> None:
+def tell_violation(
+    session: AsyncSession, now: datetime, view: RequestView, grant: Grant, event: UsageEvent
+) -> None:
     """Tells everyone whose consent a use breaks, in the transaction that stores it: the artist in
     Telegram (with Revoke), the agency in the request's thread (Revoke on behalf where the policy
-    lets it decide), the creator by webhook `usage.violation`."""
+    lets it decide), the creator by webhook `usage.violation`; each violation every time."""
     data = violation_data(event)
-    request_id, grant_id = view.request.id, event.grant_id
-    tell_artist(
-        session, now, view.artist, "violation", request_id=request_id, grant_id=grant_id, payload=data
-    )
-    tell_agency(
+    tell_grant_parties(
         session,
         now,
-        view.agency,
-        "board_update",
-        request_id=request_id,
-        grant_id=grant_id,
-        payload={"event": "usage.violation", "agency_may_revoke": agency_may_withdraw(view)} | data,
-    )
-    tell_creator(
-        session, now, view.creator, "usage.violation", request_id=request_id, grant_id=grant_id, data=data
+        view,
+        grant,
+        key=None,
+        artist=("violation", data),
+        agency={"event": "usage.violation", "agency_may_revoke": agency_may_withdraw(view)} | data,
+        creator=("usage.violation", data),
     )
