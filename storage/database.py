@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from storage.migrations import at_head, run_upgrade
 from storage.sqlite_driver import one_hop_dbapi
 
+log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -80,11 +82,16 @@ class Database:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self.read_engine = self.quick_read_engine = self.engine
+        self.checkpoints: WalCheckpoints | None = None
         if self.dialect == "sqlite":
-            _configure_sqlite(self.engine, immediate=True, busy_timeout_ms=0)
+            _configure_sqlite(self.engine, immediate=True, busy_timeout_ms=0, checkpoints=False)
             # Readers get their own engine with deferred transactions: in WAL they never wait for a writer.
             self.read_engine = create_async_engine(self.url, **{**options, "module": one_hop_dbapi()})
             _configure_sqlite(self.read_engine, immediate=False, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
+            # The writer's commits run on the loop, so the WAL checkpoints (which copy pages into the
+            # database file and sync it) move to a reader's thread, every CHECKPOINT_EVERY commits.
+            self.checkpoints = WalCheckpoints(self.read_engine)
+            event.listen(self.engine.sync_engine, "commit", lambda _connection: self.checkpoints_due())
             # Point reads on the hot paths (who tapped, the card to edit, the API key) run inline.
             self.quick_read_engine = create_async_engine(self.url, **options)
             _configure_sqlite(self.quick_read_engine, immediate=False, busy_timeout_ms=0)
@@ -163,8 +170,15 @@ class Database:
                 f"{_first_line(error)}"
             ) from None
 
+    def checkpoints_due(self) -> None:
+        """Counts a committed write transaction; starts a WAL checkpoint when enough have passed."""
+        if self.checkpoints is not None:
+            self.checkpoints.committed()
+
     async def dispose(self) -> None:
-        """Closes every pooled connection."""
+        """Closes every pooled connection (after a WAL checkpoint under way has finished)."""
+        if self.checkpoints is not None:
+            await self.checkpoints.finish()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -204,9 +218,53 @@ def _first_line(error: BaseException) -> str:
     return message[0] if message else type(error).__name__
 
 
-def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, busy_timeout_ms: int) -> None:
+CHECKPOINT_EVERY = 200  # the writer's commits between two WAL checkpoints (SQLite's own: 1,000 pages)
+
+
+class WalCheckpoints:
+    """SQLite's WAL checkpoints, run on a reader's thread instead of inside the writer's commit.
+
+    A checkpoint copies the WAL's pages into the database file and syncs it: milliseconds, more on
+    a busy disk. SQLite runs one inside whichever commit crosses its threshold, and the writer's
+    commits run on the event loop, so the writer's own checkpoints are off and these run instead,
+    PASSIVE (they never wait for, nor hold up, a writer or a reader), one at a time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Checkpoints through `engine`'s connections, whose work runs on their own threads."""
+        self.engine = engine
+        self.commits = 0
+        self.done = 0
+        self._running: asyncio.Task[None] | None = None
+
+    def committed(self) -> None:
+        """Counts a commit; every CHECKPOINT_EVERY, starts a checkpoint unless one is under way."""
+        self.commits += 1
+        if self.commits >= CHECKPOINT_EVERY and (self._running is None or self._running.done()):
+            self.commits = 0
+            self._running = asyncio.get_running_loop().create_task(self._checkpoint(), name="wal-checkpoint")
+
+    async def _checkpoint(self) -> None:
+        try:
+            async with self.engine.connect() as connection:
+                driver: Any = (await connection.get_raw_connection()).driver_connection
+                cursor = await driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                await cursor.close()
+            self.done += 1
+        except Exception as error:  # the next one tries again; SQLite's data is safe in the WAL meanwhile
+            log.warning("WAL checkpoint failed: %s", _first_line(error))
+
+    async def finish(self) -> None:
+        """Waits for a checkpoint under way."""
+        if self._running is not None:
+            await asyncio.shield(self._running)
+
+
+def _configure_sqlite(
+    engine: AsyncEngine, *, immediate: bool, busy_timeout_ms: int, checkpoints: bool = True
+) -> None:
     """WAL, a busy timeout, foreign keys; BEGIN IMMEDIATE for writers so they queue instead of
-    deadlocking. An inline writer's busy timeout is 0: its driver waits on a thread instead."""
+    deadlocking. An inline writer's busy timeout is 0: its driver waits on a thread instead; and it
+    makes no WAL checkpoint of its own (`checkpoints=False`): WalCheckpoints does, off the loop."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -217,6 +275,8 @@ def _configure_sqlite(engine: AsyncEngine, *, immediate: bool, busy_timeout_ms: 
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not checkpoints:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

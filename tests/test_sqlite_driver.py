@@ -4,6 +4,7 @@ writer's statements run on the loop's thread, and one that finds the database lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
-from storage.database import Database
+from storage.database import CHECKPOINT_EVERY, Database
 
 
 async def test_one_hop_cursor_returns_rows_counts_and_errors_like_the_stock_driver(tmp_path: Path) -> None:
@@ -121,4 +122,35 @@ async def test_a_write_that_finds_the_database_locked_waits_off_the_loop_then_la
     finally:
         driver_log.removeHandler(handler)
         driver_log.setLevel(level)
+        await database.dispose()
+
+
+def _rows_in_the_database_file(path: Path) -> int:
+    """Rows of `t` in the database file itself, ignoring the WAL (immutable: read as it is on disk)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)) as db:
+        return int(db.execute("SELECT count(*) FROM t").fetchone()[0])
+
+
+async def test_wal_checkpoints_run_off_the_loop_every_so_many_commits(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints.db"
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    assert database.checkpoints is not None
+    try:
+        async with database.transaction() as session:
+            await session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY)"))
+            autocheckpoint = (await session.execute(text("PRAGMA wal_autocheckpoint"))).scalar_one()
+        assert autocheckpoint == 0  # the writer's commits, on the loop, copy nothing into the file
+        for _ in range(CHECKPOINT_EVERY - 2):
+            async with database.transaction() as session:
+                await session.execute(text("INSERT INTO t DEFAULT VALUES"))
+        await database.checkpoints.finish()
+        assert database.checkpoints.done == 0
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            _rows_in_the_database_file(path)  # everything so far is in the WAL only
+        async with database.transaction() as session:  # the commit that reaches CHECKPOINT_EVERY
+            await session.execute(text("INSERT INTO t DEFAULT VALUES"))
+        await database.checkpoints.finish()
+        assert database.checkpoints.done == 1
+        assert _rows_in_the_database_file(path) == CHECKPOINT_EVERY - 1
+    finally:
         await database.dispose()
