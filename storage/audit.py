@@ -47,16 +47,15 @@ class _PendingEvents:
     """The events a transaction appended, not yet linked into the chain nor written."""
 
     def __init__(self) -> None:
-        self.contents: list[dict[str, Any]] = []
-        self.times: list[datetime] = []
+        self.events: list[tuple[dict[str, Any], datetime]] = []  # (hashed content, its time)
 
     def __call__(self, session: Session) -> None:
-        if not self.contents:
+        if not self.events:
             return
         head = session.execute(_HEAD_FOR_UPDATE).one()
         seq, prev_hash = head.last_seq, head.last_hash
         rows = []
-        for content, at in zip(self.contents, self.times, strict=True):
+        for content, at in self.events:
             seq += 1
             content["seq"] = seq
             digest = event_hash(prev_hash, content)
@@ -64,7 +63,7 @@ class _PendingEvents:
             prev_hash = digest
         session.execute(insert(_EVENTS), rows)
         session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=seq, last_hash=prev_hash))
-        self.contents, self.times = [], []
+        self.events = []
 
 
 _PENDING = "audit_events"
@@ -97,20 +96,18 @@ async def append_audit(
         found = _PendingEvents()
         defer(session, _PENDING, lambda: found, last=True)
         pending = found
-    pending.contents.append(
-        {
-            "seq": 0,  # numbered at commit
-            "at": utc_iso(at),
-            "actor_kind": actor_kind,
-            "actor_id": actor_id,
-            "channel": channel,
-            "action": action,
-            "subject_kind": subject_kind,
-            "subject_id": subject_id,
-            "data": data or {},
-        }
-    )
-    pending.times.append(at)
+    content: dict[str, Any] = {
+        "seq": 0,  # numbered at commit
+        "at": utc_iso(at),
+        "actor_kind": actor_kind,
+        "actor_id": actor_id,
+        "channel": channel,
+        "action": action,
+        "subject_kind": subject_kind,
+        "subject_id": subject_id,
+        "data": data or {},
+    }
+    pending.events.append((content, at))
 
 
 @dataclass(frozen=True)

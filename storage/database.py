@@ -90,8 +90,8 @@ class Database:
             _configure_sqlite(self.read_engine, immediate=False, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
             # The writer's commits run on the loop, so the WAL checkpoints (which copy pages into the
             # database file and sync it) move to a reader's thread, every CHECKPOINT_EVERY commits.
-            self.checkpoints = WalCheckpoints(self.read_engine)
-            event.listen(self.engine.sync_engine, "commit", lambda _connection: self.checkpoints_due())
+            checkpoints = self.checkpoints = WalCheckpoints(self.read_engine)
+            event.listen(self.engine.sync_engine, "commit", lambda _connection: checkpoints.committed())
             # Point reads on the hot paths (who tapped, the card to edit, the API key) run inline.
             self.quick_read_engine = create_async_engine(self.url, **options)
             _configure_sqlite(self.quick_read_engine, immediate=False, busy_timeout_ms=0)
@@ -169,11 +169,6 @@ class Database:
                 f"cannot reach the database at {self.url.render_as_string(hide_password=True)}: "
                 f"{_first_line(error)}"
             ) from None
-
-    def checkpoints_due(self) -> None:
-        """Counts a committed write transaction; starts a WAL checkpoint when enough have passed."""
-        if self.checkpoints is not None:
-            self.checkpoints.committed()
 
     async def dispose(self) -> None:
         """Closes every pooled connection (after a WAL checkpoint under way has finished)."""
