@@ -58,6 +58,7 @@ class Schedule:
         self._idle.set()
         self._checkpoint_idle = asyncio.Event()
         self._checkpoint_idle.set()
+        self.checkpointed = asyncio.Event()  # set once a checkpoint run has ended, signed or not
 
     async def sweep(self) -> dict[str, int]:
         """One pass: lapses, reminders, activations, expiries, reports that fell due, old inbox rows."""
@@ -101,6 +102,7 @@ class Schedule:
             log.exception("audit checkpoint failed; trying again at the next interval")
         finally:
             self._checkpoint_idle.set()
+            self.checkpointed.set()
 
     async def _guarded_sweep(self) -> None:
         if self._stopping:

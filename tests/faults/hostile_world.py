@@ -174,6 +174,11 @@ async def open_world(
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await asyncio.wait_for(started.wait(), timeout=30)
+        # The schedule's start-up checkpoint runs on its own: let it end before a test counts rows,
+        # or an event the test makes first would be signed in the middle of its count.
+        schedule = service.schedule
+        if schedule is not None and schedule.checkpoint_interval is not None:
+            await asyncio.wait_for(schedule.checkpointed.wait(), timeout=30)
         channel = next(
             r.endpoint.__self__ for r in service.api.routes if getattr(r, "path", "") == "/telegram/webhook"
         )
