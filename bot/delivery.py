@@ -37,6 +37,8 @@ from bot.outgoing import Skipped as Skipped
 from bot.outgoing import Undeliverable as Undeliverable
 from bot.outgoing import Unreachable as Unreachable
 from bot.workflow import Desk
+from bot.workflow.notices import Handed, HandOver
+from storage.queries import RequestView
 from storage.tables import CardRef, Notice
 
 _NOTICE_ROWS = cast(Table, Notice.__table__)
@@ -78,9 +80,15 @@ class Sender(Protocol):
 
 
 async def deliver(
-    desk: Desk, sender: Sender, notice: Outgoing, *, default_timezone: str = "UTC"
+    desk: Desk,
+    sender: Sender,
+    notice: Outgoing,
+    *,
+    default_timezone: str = "UTC",
+    view: RequestView | None = None,
 ) -> Delivered:
-    """Sends one notice through its sender, handing it what `bot.handover` reads for the notice.
+    """Sends one notice through its sender, handing it what `bot.handover` reads for the notice
+    (a card update handed over with the `view` its step ended with shows that view).
 
     A notice with nothing left to send (Skipped) counts as delivered; an unreachable place is
     retried until the sender's patience runs out, then given up. Raises RetryLater or
@@ -88,7 +96,7 @@ async def deliver(
     """
 
     async def handed(kind: type[T]) -> T:
-        value = await handover.prepare(desk, notice, default_timezone)
+        value = await handover.prepare(desk, notice, default_timezone, view)
         expected = get_origin(kind) or kind  # a generic kind (`ToChat[Report]`) is checked by its class
         if not isinstance(value, expected):
             raise TypeError(
@@ -169,6 +177,7 @@ class Outbox:
         self._wakes = {channel: asyncio.Event() for channel in self.senders}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._handed: set[asyncio.Task[None]] = set()
 
     def wake(self, channels: Iterable[ChannelKind] | None = None) -> None:
         """Something was queued (on `channels`, or anywhere): look now instead of at the next poll."""
@@ -176,8 +185,23 @@ class Outbox:
             if channel in self._wakes:
                 self._wakes[channel].set()
 
+    def take(self, handed: Handed) -> None:
+        """Starts sending notices a committed step wrote claimed for this drainer, lane by lane
+        (none once stopping: their claims are released when the next run starts)."""
+        if self._stopping.is_set():
+            return
+        lanes: dict[tuple[ChannelKind, str], list[Outgoing]] = defaultdict(list)
+        for row in handed.rows:
+            notice = Outgoing.of_row(row)
+            lanes[(notice.channel, self.senders[notice.channel].lane(notice))].append(notice)
+        for notices in lanes.values():
+            task = asyncio.create_task(self._send_lane(notices, handed.views), name="outbox-hand-over")
+            self._handed.add(task)
+            task.add_done_callback(self._handed.discard)
+
     async def start(self) -> None:
-        """Releases claims left by a crashed run of this single-file database, then starts draining."""
+        """Releases claims left by a crashed run of this single-file database, then starts draining
+        (and, there, takes the notices steps hand over)."""
         if not self.desk.db.supports_skip_locked:
             # SQLite serves one instance; claims still held are from a process that died.
             async with self.desk.db.transaction() as session:
@@ -188,17 +212,22 @@ class Outbox:
         self._tasks = [
             asyncio.create_task(self.run(channel), name=f"outbox-{channel.value}") for channel in self.senders
         ]
+        if not self.desk.db.supports_skip_locked:
+            # One writer: a step's own transaction sees whether its recipient has anything else
+            # waiting, so what it queues can skip the claim (bot/workflow/notices.py).
+            self.desk.hand_over = HandOver(frozenset(self.senders), self.lease, self.take)
 
     async def stop(self) -> None:
         """Stops after the sends in flight finish."""
+        self.desk.hand_over = None
         self._stopping.set()
         self.wake()
-        if self._tasks:
+        if self._tasks or self._handed:
             try:
                 # Sends in flight get a moment to finish; after that they are cut off, and their
                 # notices, still claimed, are sent again once the lease runs out (at least once).
                 async with asyncio.timeout(STOP_GRACE):
-                    await asyncio.gather(*self._tasks)
+                    await asyncio.gather(*self._tasks, *self._handed)
             except (TimeoutError, asyncio.CancelledError):
                 log.warning("outbox stopped with sends in flight; they will be retried")
             self._tasks = []
@@ -304,13 +333,17 @@ class Outbox:
                 row.claimed_until = now + self.lease
             return [Outgoing.of(row) for row in rows]
 
-    async def _send_lane(self, notices: list[Outgoing]) -> None:
+    async def _send_lane(self, notices: list[Outgoing], views: dict[str, RequestView] | None = None) -> None:
         async with self._lanes:
             for position, notice in enumerate(notices):
                 sender = self.senders[notice.channel]
                 try:
                     delivered = await deliver(
-                        self.desk, sender, notice, default_timezone=self.default_timezone
+                        self.desk,
+                        sender,
+                        notice,
+                        default_timezone=self.default_timezone,
+                        view=(views or {}).get(notice.id),
                     )
                 except RetryLater as wait:
                     metrics.delivery_retried(notice.channel.value, wait.reason)

@@ -58,11 +58,14 @@ _EXTENSION = {
 }
 
 
-async def prepare(desk: Desk, notice: Outgoing, default_timezone: str) -> Handed:
+async def prepare(
+    desk: Desk, notice: Outgoing, default_timezone: str, view: RequestView | None = None
+) -> Handed:
     """What `notice` is rendered from; raises RetryLater (held back), Skipped (nothing left to
-    send) or Undeliverable (given up). `default_timezone` is for recipients without their own."""
+    send) or Undeliverable (given up). `default_timezone` is for recipients without their own; a
+    card update given the `view` its step ended with shows it instead of reading the request."""
     if notice.channel == ChannelKind.telegram:
-        return await _for_telegram(desk, notice, default_timezone)
+        return await _for_telegram(desk, notice, default_timezone, view)
     if notice.channel == ChannelKind.slack:
         return await _for_slack(desk, notice)
     return await webhook_target(desk, notice.recipient_id)
@@ -77,7 +80,9 @@ def open_for(view: RequestView) -> bool:
 # ---------------------------------------------------------------- Telegram
 
 
-async def _for_telegram(desk: Desk, notice: Outgoing, default_timezone: str) -> Handed:
+async def _for_telegram(
+    desk: Desk, notice: Outgoing, default_timezone: str, view: RequestView | None
+) -> Handed:
     kind, artist_id, request_id = notice.kind, notice.recipient_id, notice.request_id or ""
     if notice.recipient_kind == ActorKind.creator.value:
         if kind != "status":
@@ -88,7 +93,7 @@ async def _for_telegram(desk: Desk, notice: Outgoing, default_timezone: str) -> 
     if kind in _CARD_NOTICES:
         return await telegram_card(desk, request_id, artist_id, default_timezone)
     if kind == "card_update":
-        place = await telegram_card(desk, request_id, artist_id, default_timezone)
+        place = await telegram_card(desk, request_id, artist_id, default_timezone, view)
         return CardEdit(place, await card_to_edit(desk, notice, place))
     if kind == "decision_reminder":
         place = await telegram_card(desk, request_id, artist_id, default_timezone)
@@ -135,10 +140,14 @@ def _artist_recipient(artist: Artist, default_timezone: str) -> Recipient:
     )
 
 
-async def telegram_card(desk: Desk, request_id: str, artist_id: str, default_timezone: str) -> CardPlace:
-    """The request and its card's place in the artist's chat; a request that is gone is given up."""
+async def telegram_card(
+    desk: Desk, request_id: str, artist_id: str, default_timezone: str, view: RequestView | None = None
+) -> CardPlace:
+    """The request (as `view` shows it, when given) and its card's place in the artist's chat; a
+    request that is gone is given up."""
     async with desk.db.read(quick=True) as session:
-        view = await load_request_view(session, request_id)
+        if view is None:
+            view = await load_request_view(session, request_id)
         ref = await card_ref(session, request_id, ChannelKind.telegram.value, artist_id)
     if view is None:
         raise Undeliverable(f"no request {request_id}")

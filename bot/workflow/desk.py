@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypedDict, Unpack, cast
+from typing import Any, Unpack
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from bot.audit_cap import RefusalAuditCap
 from bot.clock import Clock
@@ -28,12 +25,16 @@ from bot.output_files import OutputFiles
 from bot.receipts import SigningKeys
 from bot.workflow.errors import NotFound, Refused
 from bot.workflow.handling import mark_handled
+from bot.workflow.notices import HandOver, after_commit, open_hand_over
+from bot.workflow.notices import NoticeDetail as NoticeDetail
+from bot.workflow.notices import Recipient as Recipient
+from bot.workflow.notices import queue_notice as queue_notice
 from storage.audit import append_audit
 from storage.database import Database, writes_so_far
-from storage.deferred import defer, deferred, discard_deferred
+from storage.deferred import discard_deferred
 from storage.personal import PERSONAL_FIELDS, seal_personal
 from storage.queries import RequestView, load_request_view
-from storage.tables import Agency, Artist, Creator, Grant, Notice, Request
+from storage.tables import Agency, Artist, Creator, Grant, Request
 
 # ---------------------------------------------------------------- the desk
 
@@ -66,6 +67,8 @@ class Desk:
     # Called after every committed step with the channels it queued notices on (None: any may
     # have), e.g. to wake the outbox drainer; must not block.
     on_commit: list[Callable[[frozenset[ChannelKind] | None], None]] = field(default_factory=list)
+    # The drainer's offer to send a step's notices at once (bot/workflow/notices.py); None: it polls.
+    hand_over: HandOver | None = None
     # Bounds the audit rows one caller's refusals can add (REFUSAL_AUDIT_PER_HOUR).
     refusal_cap: RefusalAuditCap = field(default_factory=RefusalAuditCap)
     # Where output files are kept (DATA_DIR/outputs); None: outputs are not accepted.
@@ -85,15 +88,6 @@ class Desk:
 def new_id(prefix: str) -> str:
     """A random, URL-safe id with a readable prefix, e.g. `req_9f2c4e1a7b3d5e60`."""
     return f"{prefix}_{secrets.token_hex(8)}"
-
-
-_notice_sequence = itertools.count()
-
-
-def _notice_id() -> str:
-    """A notice id that sorts in the order notices were queued by this process: notices written in
-    one transaction share `created_at`, and the outbox breaks the tie by id."""
-    return f"ntc_{time.time_ns():016x}{next(_notice_sequence) % 0x10000:04x}"
 
 
 def hash_secret(secret: str) -> str:
@@ -123,6 +117,8 @@ async def transition(
         async with desk.db.transaction() as session:
             arrival = await mark_handled(session, desk.clock.now())  # the inbox row, in the same commit
             before = await writes_so_far(session)
+            open_hand_over(session, desk.hand_over)
+            info = session.info
             try:
                 yield session
             except Refused as why:
@@ -133,7 +129,6 @@ async def transition(
                     refusal = {"code": why.code, "message": why.message}
                     await audit(session, desk, actor, f"{action}.refused", subject_kind, subject_id, refusal)
                 refused = why
-            queued: set[ChannelKind] = session.info.get(_QUEUED_ON, set())
     except Refused as why:  # the step wrote: rolled back with the inbox row's mark, both made anew
         await record_refusal(
             desk,
@@ -147,6 +142,9 @@ async def transition(
         raise
     if arrival is not None:
         arrival.done = True
+    queued, handed = after_commit(info)
+    if handed is not None and desk.hand_over is not None:
+        desk.hand_over.take(handed)
     if refused is not None:
         raise refused
     if queued:
@@ -241,74 +239,6 @@ async def load_view(session: AsyncSession, request_id: str, *, for_update: bool 
 
 
 # ---------------------------------------------------------------- notices (outbox rows)
-
-_NOTICES = cast(Table, Notice.__table__)
-_QUEUED_ON = "likeness.queued_on"  # session.info key: the channels a transaction queued notices on
-
-
-class Recipient(NamedTuple):
-    """Who a notice is for, and on which channel."""
-
-    channel: ChannelKind
-    kind: ActorKind
-    id: str
-
-
-class NoticeDetail(TypedDict, total=False):
-    """What a notice carries besides its kind and request: the grant, the payload, and the key
-    that makes it once only however often its cause runs."""
-
-    grant_id: str | None
-    payload: dict[str, Any] | None
-    dedupe_key: str | None
-
-
-class _PendingNotices:
-    """The outbox rows a transaction queued, written in one INSERT when it commits."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def __call__(self, session: Session) -> None:
-        if self.rows:
-            session.execute(insert(_NOTICES), self.rows)
-            self.rows = []
-
-
-def queue_notice(
-    session: AsyncSession,
-    now: datetime,
-    to: Recipient,
-    kind: str,
-    *,
-    request_id: str | None = None,
-    **detail: Unpack[NoticeDetail],
-) -> None:
-    """Adds one outbox row to the transaction (all of them written together at its commit); the
-    drainer is woken when it commits."""
-    session.info.setdefault(_QUEUED_ON, set()).add(to.channel)
-    defer(session, "notices", _PendingNotices)
-    pending: _PendingNotices = deferred(session, "notices")
-    pending.rows.append(
-        {
-            "id": _notice_id(),
-            "channel": to.channel.value,
-            "recipient_kind": to.kind.value,
-            "recipient_id": to.id,
-            "kind": kind,
-            "request_id": request_id,
-            "grant_id": detail.get("grant_id"),
-            "payload": detail.get("payload") or {},
-            "dedupe_key": detail.get("dedupe_key"),
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "claimed_until": None,
-            "sent_at": None,
-            "last_error": None,
-            "created_at": now,
-        }
-    )
 
 
 def tell_creator(
