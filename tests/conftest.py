@@ -6,6 +6,8 @@ import asyncio
 import itertools
 import os
 import shutil
+import signal
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ settings.register_profile(
 )
 settings.load_profile("suite")
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class FakeClock:
@@ -54,6 +57,28 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         """Moves the time on."""
         self.now += seconds
+
+
+@asynccontextmanager
+async def running_module(module: str, *args: str, banner_timeout: float) -> AsyncIterator[str]:
+    """Runs ``python -m module *args`` from the repository root and yields the first line it
+    prints (waited for up to ``banner_timeout`` seconds); on leaving, sends it SIGTERM and asserts
+    that it exits with 0 within 10 seconds."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        yield (await asyncio.wait_for(process.stdout.readline(), banner_timeout)).decode()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
 
 
 async def stored_status(desk: Desk, model: Any, row_id: str) -> str:

@@ -122,6 +122,12 @@ class SlackWorld:
         assert answer.status_code == 201, answer.text
         return str(answer.json()["id"])
 
+    async def posted(self, artist_id: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
+        """Submits a request through the HTTP API and waits for its root message on the board:
+        (its id, the root message)."""
+        request_id = await self.submit(artist_id, **overrides)
+        return request_id, await wait_root(self.sim, BOARD, request_id)
+
     async def command(self, text: str, *, user: str = AGENT, channel: str = BOARD) -> str:
         """Types `/likeness text` as `user` in `channel`; the answer shown to the user (the command is
         acknowledged at once, with an empty body, and answered afterwards)."""

@@ -33,16 +33,16 @@ from sandbox.factories import stated_use as stated
 from tests.test_workflow import approve
 
 
+def from_now(clock: FrozenClock, *, days: int) -> dict[str, str]:
+    """The terms' window from now for ``days`` days, as `submit` takes it."""
+    return {"starts_at": clock.now().isoformat(), "ends_at": (clock.now() + timedelta(days=days)).isoformat()}
+
+
 async def test_report_counts_uses_by_grant_and_kind_and_marks_violations(
     desk: Desk, clock: FrozenClock
 ) -> None:
     parties = await make_parties(desk)
-    used = await submit(
-        desk,
-        parties,
-        starts_at=clock.now().isoformat(),
-        ends_at=(clock.now() + timedelta(days=5)).isoformat(),
-    )
+    used = await submit(desk, parties, **from_now(clock, days=5))
     grant = (await approve(desk, used.view.request.id, parties.artist())).view.grant
     assert grant is not None
     waiting = await submit(desk, parties, project_title="Still Waiting")
@@ -84,12 +84,7 @@ async def test_report_counts_uses_by_grant_and_kind_and_marks_violations(
 
 async def test_report_lists_grants_expiring_within_a_week(desk: Desk, clock: FrozenClock) -> None:
     parties = await make_parties(desk)
-    soon = await submit(
-        desk,
-        parties,
-        starts_at=clock.now().isoformat(),
-        ends_at=(clock.now() + timedelta(days=3)).isoformat(),
-    )
+    soon = await submit(desk, parties, **from_now(clock, days=3))
     later = await submit(desk, parties, project_title="Long Running")
     await approve(desk, soon.view.request.id, parties.artist())
     await approve(desk, later.view.request.id, parties.artist())

@@ -137,6 +137,17 @@ def approved_on_lins_behalf(page: Page, config: dict[str, Any], title: str) -> t
     return row, message
 
 
+def approved_by_maya(
+    page: Page, config: dict[str, Any], title: str, **options: Any
+) -> tuple[Locator, Locator]:
+    """Sends a request to Maya (with `send_request`'s options), and she taps Approve on its card in
+    Telegram: (the request's row, its card)."""
+    row = send_request(page, config, to="maya", title=title, **options)
+    card = telegram_card(page, config, of="maya", title=title)
+    card.get_by_role("button", name="Approve", exact=True).click()
+    return row, card
+
+
 def shoot(page: Page, name: str) -> None:
     """Saves each pane and the whole page under test-output/sandbox/."""
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -364,9 +375,7 @@ def test_the_page_speaks_chinese_too(page: Page) -> None:
 
 def test_the_artist_pauses_everything_and_resumes_from_the_phone(page: Page, config: dict[str, Any]) -> None:
     title = unique("Quiet Rooms")
-    row = send_request(page, config, to="maya", title=title)
-    card = telegram_card(page, config, of="maya", title=title)
-    card.get_by_role("button", name="Approve", exact=True).click()
+    row, _ = approved_by_maya(page, config, title)
     expect(row.locator(".grant-state")).to_have_text("active")
     chat = page.locator("#tg-chat .tg-msg.in")
 
@@ -395,9 +404,7 @@ def test_skipping_ahead_brings_the_reminder_the_lapse_and_the_expiry(
     page.fill("#f-due", (starts + timedelta(hours=25)).strftime("%Y-%m-%dT%H:%M"))
     waiting_row = send_request(page, config, to="maya", title=waiting)
     page.fill("#f-due", "")
-    short_row = send_request(page, config, to="maya", title=short, window=7)
-    card = telegram_card(page, config, of="maya", title=short)
-    card.get_by_role("button", name="Approve", exact=True).click()
+    short_row, _ = approved_by_maya(page, config, short, window=7)
     expect(short_row).to_have_attribute("data-status", "approved")
     chat = page.locator("#tg-chat")
 
@@ -424,9 +431,7 @@ def test_skipping_ahead_shows_the_deletion_owed_reminded_escalated_and_confirmed
     page: Page, config: dict[str, Any], served: ServiceProcess
 ) -> None:
     title = unique("Dubbing voice model")
-    row = send_request(page, config, to="maya", title=title, ai_training=True, window=7)
-    card = telegram_card(page, config, of="maya", title=title)
-    card.get_by_role("button", name="Approve", exact=True).click()
+    row, card = approved_by_maya(page, config, title, ai_training=True, window=7)
     card.get_by_role("button", name="Also allow AI training of my likeness").click()
     expect(row).to_have_attribute("data-status", "approved")
     deletion = row.locator(".req-deletion")
@@ -471,9 +476,7 @@ def test_the_studio_sends_an_output_and_the_artist_releases_it_in_telegram(
     from tests.output_samples import image
 
     title = unique("Poster shoot, final frame")
-    row = send_request(page, config, to="maya", title=title)
-    card = telegram_card(page, config, of="maya", title=title)
-    card.get_by_role("button", name="Approve", exact=True).click()
+    row, _ = approved_by_maya(page, config, title)
     expect(row.locator(".grant-state")).to_have_text("active")
 
     poster = tmp_path / "poster.png"

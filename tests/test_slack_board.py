@@ -52,9 +52,7 @@ async def test_request_life_is_one_root_message_kept_current_with_every_event_in
     world: SlackWorld,
 ) -> None:
     sim = world.sim
-    request_id = await world.submit(world.roster.delegated, sensitive=["political"])
-
-    root = await wait_root(sim, BOARD, request_id)
+    request_id, root = await world.posted(world.roster.delegated, sensitive=["political"])
     assert root["blocks"][0] == {
         "type": "header",
         "text": {"type": "plain_text", "text": "🎭 Moonlight Drama S2"},
@@ -112,8 +110,8 @@ async def test_request_life_is_one_root_message_kept_current_with_every_event_in
 
 async def test_deny_on_behalf_opens_a_form_and_submitting_it_records_the_reason(world: SlackWorld) -> None:
     sim = world.sim
-    request_id = await world.submit(world.roster.delegated)
-    ts = (await wait_root(sim, BOARD, request_id))["ts"]
+    request_id, root = await world.posted(world.roster.delegated)
+    ts = root["ts"]
 
     answer = await sim.click(PARTNER, BOARD, ts, "board_deny")
     assert answer.status == 200
@@ -142,8 +140,7 @@ async def test_artist_only_board_shows_no_decision_buttons_only_a_nudge_once_an_
     world: SlackWorld,
 ) -> None:
     sim = world.sim
-    request_id = await world.submit(world.roster.solo)
-    root = await wait_root(sim, BOARD, request_id)
+    request_id, root = await world.posted(world.roster.solo)
     assert buttons(root) == ["board_nudge"]
     ts = root["ts"]
 
@@ -163,8 +160,7 @@ async def test_artist_only_board_shows_no_decision_buttons_only_a_nudge_once_an_
 
 async def test_both_required_takes_the_agency_co_signature_and_the_artist_approval(world: SlackWorld) -> None:
     sim = world.sim
-    request_id = await world.submit(world.roster.shared, ai_training=True)
-    root = await wait_root(sim, BOARD, request_id)
+    request_id, root = await world.posted(world.roster.shared, ai_training=True)
     assert buttons(root) == ["board_approve", "board_deny", "board_nudge"]
     approve = next(e for b in root["blocks"] if b["type"] == "actions" for e in b["elements"])
     assert approve["text"]["text"] == "Approve (co-sign)"
@@ -193,8 +189,7 @@ async def test_both_required_takes_the_agency_co_signature_and_the_artist_approv
 
 async def test_ai_training_is_never_approved_by_the_agency_on_the_artists_behalf(world: SlackWorld) -> None:
     sim = world.sim
-    request_id = await world.submit(world.roster.delegated, ai_training=True)
-    root = await wait_root(sim, BOARD, request_id)
+    request_id, root = await world.posted(world.roster.delegated, ai_training=True)
     training = next(
         b["text"]["text"] for b in root["blocks"] if b["type"] == "section" and "AI training" in str(b)
     )
@@ -214,8 +209,7 @@ async def test_a_strangers_clicks_get_an_ephemeral_refusal_and_an_audit_event_an
     world: SlackWorld,
 ) -> None:
     sim = world.sim
-    request_id = await world.submit(world.roster.delegated)
-    root = await wait_root(sim, BOARD, request_id)
+    request_id, root = await world.posted(world.roster.delegated)
 
     await sim.click(STRANGER, BOARD, root["ts"], "board_approve")
     refusal = await wait_ephemeral(sim, STRANGER, "not one of the agency members allowed to act")
@@ -232,8 +226,8 @@ async def test_a_strangers_clicks_get_an_ephemeral_refusal_and_an_audit_event_an
 
 async def test_forged_stale_unsigned_and_replayed_requests_change_nothing(world: SlackWorld) -> None:
     sim = world.sim
-    request_id = await world.submit(world.roster.delegated)
-    ts = (await wait_root(sim, BOARD, request_id))["ts"]
+    request_id, root = await world.posted(world.roster.delegated)
+    ts = root["ts"]
 
     tampers: tuple[Tamper, ...] = ("bad_signature", "stale_timestamp", "missing_signature")
     for tamper in tampers:
@@ -274,8 +268,7 @@ async def test_telegram_tap_and_slack_click_at_once_exactly_one_wins_and_the_oth
     # "together": both at once, either may win. "slack_first": the click is acknowledged before
     # its decision runs, and the tap lands while it does. "telegram_first": the click surely loses.
     for order in ("together", "slack_first", "telegram_first"):
-        request_id = await world.submit(artist)
-        root = await wait_root(sim, BOARD, request_id)
+        request_id, root = await world.posted(artist)
         told_before = len(sim.ephemerals(user=AGENT))
 
         async def tap(rid: str = request_id) -> workflow.Refused | None:
@@ -319,8 +312,7 @@ async def test_telegram_tap_and_slack_click_at_once_exactly_one_wins_and_the_oth
 
 async def test_slash_command_pending_status_report_and_help(world: SlackWorld) -> None:
     sim = world.sim
-    request_id = await world.submit(world.roster.delegated, project_title="Slash Story")
-    await wait_root(sim, BOARD, request_id)
+    request_id, _ = await world.posted(world.roster.delegated, project_title="Slash Story")
 
     command = functools.partial(world.command, user=PARTNER)
 
@@ -423,8 +415,8 @@ async def violation_told(
     """The artist approves a request (`terms` over the factory's) and the creator reports `use` of the
     grant: (the grant's id, the board root's ts, the API's answer, the violation's thread reply)."""
     sim = world.sim
-    request_id = await world.submit(artist_id, **terms)
-    ts = (await wait_root(sim, BOARD, request_id))["ts"]
+    request_id, root = await world.posted(artist_id, **terms)
+    ts = root["ts"]
     await world.artist_decides(request_id, artist_id)
     await wait_status(sim, BOARD, ts, "Approved")
     async with world.desk.db.transaction() as session:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -23,7 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from sandbox.slack import SlackSimulator, Tamper, sign_request
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, running_module
 
 TOKEN = "xoxb-test-token"
 SECRET = "test-signing-secret"
@@ -671,27 +669,11 @@ async def test_control_api_lists_messages_injects_faults_and_clicks(
 
 
 async def test_module_runs_as_a_server_until_sigterm() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sandbox.slack",
-        "--port",
-        "0",
-        "--token",
-        TOKEN,
-        "--channel",
-        f"{AGENCY}:agency",
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), 10)).decode()
+    args = ("--port", "0", "--token", TOKEN, "--channel", f"{AGENCY}:agency")
+    async with running_module("sandbox.slack", *args, banner_timeout=10) as line:
         base = line.split("Web API base ")[1].rstrip(")\n")
         client = AsyncWebClient(token=TOKEN, base_url=base)
         assert (await client.chat_postMessage(channel="#agency", text="hi"))["channel"] == AGENCY
-    finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), 10) == 0
 
 
 # ---------------------------------------------------------------- several workspaces, installs

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import struct
-import sys
 import zlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,14 +25,13 @@ from telegram.error import (
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from sandbox.telegram import SECRET_TOKEN_HEADER, RateLimits, TelegramSimulator
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, running_module
 
 TOKEN = "123456:TEST-token_for-the-simulator"
 BOT_USERNAME = "likeness_test_bot"
 ADA = 1001
 EVE = 1002
 NEWCOMER = 1003
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -515,29 +510,11 @@ async def test_wait_for_gives_up_with_a_list_of_recent_calls(sim: TelegramSimula
 
 
 async def test_the_module_runs_as_a_standalone_server_until_terminated() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sandbox.telegram",
-        "--port",
-        "0",
-        "--bot",
-        f"{TOKEN}:{BOT_USERNAME}",
-        "--user",
-        f"{ADA}:Ada:en",
-        cwd=REPO_ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert process.stdout is not None
-        banner = (await asyncio.wait_for(process.stdout.readline(), 15)).decode()
+    args = ("--port", "0", "--bot", f"{TOKEN}:{BOT_USERNAME}", "--user", f"{ADA}:Ada:en")
+    async with running_module("sandbox.telegram", *args, banner_timeout=15) as banner:
         url = banner.split(" on ", 1)[1].split()[0]
         async with Bot(TOKEN, base_url=f"{url}/bot") as client:
             assert (await client.get_me()).username == BOT_USERNAME
         async with aiohttp.ClientSession() as http, http.get(f"{url}/control/state") as response:
             state = await response.json()
         assert [u["id"] for u in state["users"]] == [ADA]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 10) == 0

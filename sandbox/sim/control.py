@@ -4,19 +4,44 @@ a simulator with: route tables, request bodies, fault requests, and errors answe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from types import FunctionType
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 JSONDict = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Route = tuple[str, str, Handler]
+Marked = TypeVar("Marked", bound=Callable[..., Awaitable[web.StreamResponse]])
 
 CONTROL_PREFIX = "/control/"
+_ROUTE_MARK = "control_route"
 
 
 class NotAnObject(ValueError):
     """A control request whose body is JSON but not an object."""
+
+
+def control(method: str, path: str) -> Callable[[Marked], Marked]:
+    """Marks a simulator's method as the handler of ``method`` on ``path`` (under ``/control/``);
+    `marked_routes` collects them."""
+
+    def mark(handler: Marked) -> Marked:
+        vars(handler)[_ROUTE_MARK] = (method, path)
+        return handler
+
+    return mark
+
+
+def marked_routes(simulator: object) -> list[Route]:
+    """The (method, path, handler) routes of every method of ``simulator`` marked with `control`."""
+    routes: list[Route] = []
+    for owner in reversed(type(simulator).__mro__):
+        for name, member in vars(owner).items():
+            if isinstance(member, FunctionType) and _ROUTE_MARK in vars(member):
+                method, path = vars(member)[_ROUTE_MARK]
+                routes.append((method, path, getattr(simulator, name)))
+    return routes
 
 
 def add_routes(app: web.Application, routes: Iterable[Route]) -> None:

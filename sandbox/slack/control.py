@@ -8,41 +8,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sandbox.sim.control import NotAnObject, Route, fault_request, json_object
+from sandbox.sim.control import NotAnObject, control, fault_request, json_object
 from sandbox.slack.interactions import AppResponse
 from sandbox.slack.oauth import SlackOAuth
 from sandbox.slack.rules import JSON
 
 
 class ControlRoutes(SlackOAuth):
-    """The control API's handlers."""
-
-    def _control_routes(self) -> list[Route]:
-        """JSON endpoints for the browser sandbox and subprocess use (unauthenticated: bind to localhost)."""
-        return [
-            ("GET", "/control/channels", self._c_channels),
-            ("POST", "/control/channels", self._c_add_channel),
-            ("POST", "/control/users", self._c_add_user),
-            ("GET", "/control/messages", self._c_messages),
-            ("GET", "/control/calls", self._c_calls),
-            ("GET", "/control/ephemerals", self._c_ephemerals),
-            ("GET", "/control/views", self._c_views),
-            ("GET", "/control/files", self._c_files),
-            ("GET", "/control/files/{file_id}", self._c_file_bytes),
-            ("GET", "/control/sent", self._c_sent),
-            ("GET", "/control/stats", self._c_stats),
-            ("GET", "/control/faults", self._c_faults),
-            ("POST", "/control/faults", self._c_inject),
-            ("DELETE", "/control/faults", self._c_clear_faults),
-            ("POST", "/control/click", self._c_click),
-            ("POST", "/control/submit_view", self._c_submit_view),
-            ("POST", "/control/slash_command", self._c_slash_command),
-            ("POST", "/control/config", self._c_config),
-            ("POST", "/control/reset", self._c_reset),
-            ("POST", "/control/workspaces", self._c_add_workspace),
-            ("POST", "/control/sign_in", self._c_sign_in),
-            ("POST", "/control/uninstall", self._c_uninstall),
-        ]
+    """The control API's handlers, each marked with its route."""
 
     @staticmethod
     async def _body(request: web.Request) -> JSON:
@@ -57,12 +30,15 @@ class ControlRoutes(SlackOAuth):
     def _bad(error: str) -> web.Response:
         return web.json_response({"error": error}, status=400)
 
+    @control("GET", "/control/channels")
     async def _c_channels(self, request: web.Request) -> web.Response:
         return web.json_response([{"id": cid, "name": name} for cid, name in self._channels.items()])
 
+    @control("POST", "/control/channels")
     async def _c_add_channel(self, request: web.Request) -> web.Response:
         return await self._add_named(request, self.add_channel)
 
+    @control("POST", "/control/users")
     async def _c_add_user(self, request: web.Request) -> web.Response:
         return await self._add_named(request, self.add_user)
 
@@ -77,6 +53,7 @@ class ControlRoutes(SlackOAuth):
         add(str(body["id"]), str(body.get("name") or body["id"]), str(team) if team else None)
         return web.json_response({"ok": True})
 
+    @control("POST", "/control/workspaces")
     async def _c_add_workspace(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         if not body.get("id") or not body.get("domain"):
@@ -84,6 +61,7 @@ class ControlRoutes(SlackOAuth):
         self.add_workspace(str(body["id"]), str(body["domain"]))
         return web.json_response({"ok": True})
 
+    @control("POST", "/control/sign_in")
     async def _c_sign_in(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         try:
@@ -98,6 +76,7 @@ class ControlRoutes(SlackOAuth):
             return self._bad(f"missing or unknown {exc}")
         return web.json_response({"ok": True})
 
+    @control("POST", "/control/uninstall")
     async def _c_uninstall(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         team = str(body.get("team_id") or "")
@@ -106,6 +85,7 @@ class ControlRoutes(SlackOAuth):
         answer = await (self.revoke_tokens(team) if body.get("revoke_only") else self.uninstall(team))
         return web.json_response({"ok": True, "status": answer.status})
 
+    @control("GET", "/control/messages")
     async def _c_messages(self, request: web.Request) -> web.Response:
         channel = request.query.get("channel")
         if channel is None:
@@ -115,37 +95,46 @@ class ControlRoutes(SlackOAuth):
         except KeyError as exc:
             return self._bad(str(exc))
 
+    @control("GET", "/control/calls")
     async def _c_calls(self, request: web.Request) -> web.Response:
         calls = self.calls(request.query.get("method"))
         limit = int(request.query.get("limit", "0") or 0)
         return web.json_response(calls[-limit:] if limit else calls)
 
+    @control("GET", "/control/ephemerals")
     async def _c_ephemerals(self, request: web.Request) -> web.Response:
         return web.json_response(self.ephemerals(request.query.get("channel"), request.query.get("user")))
 
+    @control("GET", "/control/views")
     async def _c_views(self, request: web.Request) -> web.Response:
         return web.json_response(self.views())
 
+    @control("GET", "/control/files")
     async def _c_files(self, request: web.Request) -> web.Response:
         return web.json_response(self.files(request.query.get("channel")))
 
+    @control("GET", "/control/files/{file_id}")
     async def _c_file_bytes(self, request: web.Request) -> web.Response:
         file = self._files.get(request.match_info["file_id"])
         if file is None or file.data is None:
             return web.json_response({"error": "file_not_found"}, status=404)
         return web.Response(body=file.data, content_type=file.mimetype)
 
+    @control("GET", "/control/sent")
     async def _c_sent(self, request: web.Request) -> web.Response:
         return web.json_response(self.sent_to_app())
 
+    @control("GET", "/control/stats")
     async def _c_stats(self, request: web.Request) -> web.Response:
         return web.json_response(
             {"rate_limited_count": self.rate_limited_count, "channels": self.rate_limit_stats()}
         )
 
+    @control("GET", "/control/faults")
     async def _c_faults(self, request: web.Request) -> web.Response:
         return web.json_response(self.faults())
 
+    @control("POST", "/control/faults")
     async def _c_inject(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         try:
@@ -154,6 +143,7 @@ class ControlRoutes(SlackOAuth):
             return self._bad(str(exc))
         return web.json_response({"ok": True, "faults": self.faults()})
 
+    @control("DELETE", "/control/faults")
     async def _c_clear_faults(self, request: web.Request) -> web.Response:
         self.clear_faults()
         return web.json_response({"ok": True})
@@ -176,6 +166,7 @@ class ControlRoutes(SlackOAuth):
             return self._bad(str(exc))
         return web.json_response(self._answer_json(answer))
 
+    @control("POST", "/control/click")
     async def _c_click(self, request: web.Request) -> web.Response:
         return await self._act(
             request,
@@ -190,6 +181,7 @@ class ControlRoutes(SlackOAuth):
             ),
         )
 
+    @control("POST", "/control/submit_view")
     async def _c_submit_view(self, request: web.Request) -> web.Response:
         return await self._act(
             request,
@@ -202,6 +194,7 @@ class ControlRoutes(SlackOAuth):
             (KeyError, ValueError, RuntimeError, PermissionError),
         )
 
+    @control("POST", "/control/slash_command")
     async def _c_slash_command(self, request: web.Request) -> web.Response:
         return await self._act(
             request,
@@ -214,6 +207,7 @@ class ControlRoutes(SlackOAuth):
             ),
         )
 
+    @control("POST", "/control/config")
     async def _c_config(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         if "app_url" in body:
@@ -232,6 +226,7 @@ class ControlRoutes(SlackOAuth):
             }
         )
 
+    @control("POST", "/control/reset")
     async def _c_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"ok": True})

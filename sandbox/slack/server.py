@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from sandbox.sim.control import add_routes
+from sandbox.sim.control import add_routes, marked_routes
 from sandbox.sim.server import client_session
 from sandbox.slack.control import ControlRoutes
 
@@ -36,7 +36,7 @@ class SlackSimulator(ControlRoutes):
         app.router.add_post("/response/{key}", self._handle_response_url)
         app.router.add_get("/files/{file_id}/{name}", self._handle_file_download)
         app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
-        add_routes(app, self._control_routes())
+        add_routes(app, marked_routes(self))
         await self._server.start(app, host, port)
         self._session = client_session()
 

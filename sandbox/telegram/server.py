@@ -7,7 +7,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from sandbox.sim.control import add_routes, errors_as_json_with_cors
+from sandbox.sim.control import add_routes, errors_as_json_with_cors, marked_routes
 from sandbox.sim.server import client_session
 from sandbox.telegram.control import ControlRoutes
 from sandbox.telegram.rules import MAX_DOCUMENT_BYTES
@@ -98,5 +98,5 @@ class TelegramSimulator(ControlRoutes):
         )
         app.router.add_route("*", "/bot{token}/{method}", self._handle_api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._handle_file_download)
-        add_routes(app, self._control_routes())
+        add_routes(app, marked_routes(self))
         return app
