@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from bot.clean_text import CleanText
 from bot.models import GrantStatus, Likeness, Media, Terms, UsageKind, ViolationReason, aware_utc
@@ -15,26 +15,21 @@ from bot.workflow import Decision, Deletion, Grant, RequestView, UsageEvent
 class DecisionOut(BaseModel):
     """One decision on the request."""
 
+    # Read from the stored decision's attributes of the same names (its `created_at` is `at`).
+    model_config = ConfigDict(from_attributes=True)
+
     actor_kind: str
     channel: str
     outcome: str
     terms_hash: str
     reason: str | None
     ai_training_confirmed: bool
-    at: datetime
+    at: datetime = Field(validation_alias=AliasChoices("at", "created_at"))
 
     @classmethod
     def of(cls, decision: Decision) -> DecisionOut:
         """Shapes a stored decision for the API."""
-        return cls(
-            actor_kind=decision.actor_kind,
-            channel=decision.channel,
-            outcome=decision.outcome,
-            terms_hash=decision.terms_hash,
-            reason=decision.reason,
-            ai_training_confirmed=decision.ai_training_confirmed,
-            at=decision.created_at,
-        )
+        return cls.model_validate(decision)
 
 
 class DeletionState(BaseModel):

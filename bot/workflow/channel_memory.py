@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from bot.models import ChannelKind
@@ -24,28 +23,13 @@ async def remember_card(
     """Stores where a request's card or board message was posted, so later events edit it in place."""
     now = desk.clock.now()
     async with desk.db.transaction() as session:
-        existing = await session.get(CardRef, (request_id, channel.value, recipient_id))
-        if existing is None:
-            session.add(
-                CardRef(
-                    request_id=request_id,
-                    channel=channel.value,
-                    recipient_id=recipient_id,
-                    chat_id=chat_id,
-                    message_id=message_id,
-                    created_at=now,
-                )
+        card = await session.get(CardRef, (request_id, channel.value, recipient_id))
+        if card is None:
+            card = CardRef(
+                request_id=request_id, channel=channel.value, recipient_id=recipient_id, created_at=now
             )
-        else:
-            await session.execute(
-                update(CardRef)
-                .where(
-                    CardRef.request_id == request_id,
-                    CardRef.channel == channel.value,
-                    CardRef.recipient_id == recipient_id,
-                )
-                .values(chat_id=chat_id, message_id=message_id)
-            )
+            session.add(card)
+        card.chat_id, card.message_id = chat_id, message_id
 
 
 async def remember_slack_request(desk: Desk, *, signature: str, signed_at: datetime) -> bool:

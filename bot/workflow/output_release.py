@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.models import Actor, ActorKind, Policy, utc_iso
 from bot.receipts import OUTPUT_RECEIPT_TYPE, RECEIPT_VERSION
 from bot.workflow.decisions import check_agency_may_withdraw
-from bot.workflow.desk import Desk, audit, load_view, tell_agency, tell_artist, tell_creator, transition
+from bot.workflow.desk import Desk, audit, load_view, tell_creator, transition
 from bot.workflow.errors import AlreadyDecided, GrantNotActive, NotAllowed, NotFound
 from bot.workflow.grants import grant_status_at
-from bot.workflow.outputs import OutputStatus, output_data
+from bot.workflow.outputs import OutputStatus, output_data, tell_of_output
 from storage.queries import RequestView
 from storage.tables import Grant, Output, Request
 
@@ -159,30 +159,13 @@ async def settle_output(
         data={"output_id": output.id, "sha256": output.sha256, "reason": output.reason},
         dedupe_key=f"{event}:{output.id}",
     )
-    if actor.kind is not ActorKind.artist:
-        # The artist's own tap edits their message; anyone else's outcome reaches them as a message.
-        tell_artist(
-            session,
-            now,
-            view.artist,
-            "output_decided",
-            request_id=view.request.id,
-            grant_id=output.grant_id,
-            payload={
-                "output_id": output.id,
-                "status": output.status,
-                "by": actor.kind.value,
-                "ended": output.reason == ENDED_REASON,
-            },
-            dedupe_key=f"output_decided:{output.id}",
-        )
-    tell_agency(
-        session,
-        now,
-        view.agency,
-        "output_update",
-        request_id=view.request.id,
-        grant_id=output.grant_id,
-        payload={"output_id": output.id, "status": output.status, "by": actor.kind.value},
-        dedupe_key=f"output_update:{output.id}",
+    decided = {"output_id": output.id, "status": output.status, "by": actor.kind.value}
+    # The artist's own tap edits their message; anyone else's outcome reaches them as a message.
+    to_artist = (
+        ("output_decided", decided | {"ended": output.reason == ENDED_REASON}, "output_decided")
+        if actor.kind is not ActorKind.artist
+        else None
+    )
+    tell_of_output(
+        session, now, view, output, artist=to_artist, agency=("output_update", decided, "output_update")
     )

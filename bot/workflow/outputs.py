@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 from sqlalchemy import func, select
@@ -31,13 +32,44 @@ from bot.workflow.desk import (
 )
 from bot.workflow.errors import GrantNotActive, InvalidInput, NotFound, OutputExists, OverQuota
 from bot.workflow.grants import grant_status_at
-from storage.queries import load_request_view
+from storage.queries import RequestView, load_request_view
 from storage.tables import Artist, Grant, Output
 
 # mypy reads this Annotated form as `type[str]` or not depending on which files it checks together.
 _DESCRIPTION: TypeAdapter[str] = TypeAdapter(
     Annotated[CleanText, Field(min_length=1, max_length=MAX_DESCRIPTION)]  # type: ignore[arg-type, unused-ignore]
 )
+
+
+# A notice about an output: its kind, its payload, and the start of its dedupe key (the output's id
+# ends it, so each party hears of one output once).
+OutputNotice = tuple[str, dict[str, Any], str]
+
+
+def tell_of_output(
+    session: AsyncSession,
+    now: datetime,
+    view: RequestView,
+    output: Output,
+    *,
+    artist: OutputNotice | None,
+    agency: OutputNotice,
+) -> None:
+    """Queues a notice about an output for the artist (unless `artist` is None), then for the
+    agency's board."""
+    for tell, notice in (
+        (partial(tell_artist, session, now, view.artist), artist),
+        (partial(tell_agency, session, now, view.agency), agency),
+    ):
+        if notice is not None:
+            kind, payload, key = notice
+            tell(
+                kind,
+                request_id=view.request.id,
+                grant_id=output.grant_id,
+                payload=payload,
+                dedupe_key=f"{key}:{output.id}",
+            )
 
 
 class OutputStatus:
@@ -140,25 +172,14 @@ async def _record(
             view = await load_request_view(session, grant.request_id)
             if view is None:
                 raise NotFound(f"no request {grant.request_id}")
-            tell_artist(
+            shown = {"output_id": output.id}
+            tell_of_output(
                 session,
                 now,
-                view.artist,
-                "output_review",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                payload={"output_id": output.id},
-                dedupe_key=f"output:{output.id}",
-            )
-            tell_agency(
-                session,
-                now,
-                view.agency,
-                "output_post",
-                request_id=grant.request_id,
-                grant_id=grant.id,
-                payload={"output_id": output.id},
-                dedupe_key=f"output-board:{output.id}",
+                view,
+                output,
+                artist=("output_review", shown, "output"),
+                agency=("output_post", shown, "output-board"),
             )
             kept_now = files.keep(staged)
     except BaseException:

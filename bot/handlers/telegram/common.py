@@ -178,6 +178,35 @@ async def typed_reason(update: Update, person: Person) -> tuple[bool, str | None
     return True, reason
 
 
+# Records a typed reason through the workflow, for this actor (the reason is None when left blank).
+ReasonTaker = Callable[[Desk, Actor, "str | None"], Awaitable[T]]
+
+
+async def record_typed_reason(
+    update: Update,
+    context: Context,
+    user: User,
+    take: ReasonTaker[T],
+    *,
+    refusal: Callable[[Person, workflow.Refused], str],
+    recorded: Callable[[Person, T], str],
+) -> None:
+    """Has `take` record the reason `user` typed in answer to a prompt, and replies with what
+    `recorded` says of its result, or with the workflow's refusal as `refusal` words it; a reason
+    hiding control or direction characters is not recorded (they are asked to type it again)."""
+    deps = deps_of(context)
+    person = await person_of(deps, user)
+    usable, reason = await typed_reason(update, person)
+    if not usable:
+        return
+    try:
+        result = await take(deps.desk, person.actor, reason)
+    except workflow.Refused as why:
+        await reply(update, words.esc(refusal(person, why)))
+        return
+    await reply(update, recorded(person, result))
+
+
 async def command_person(update: Update, context: Context) -> Person | None:
     user = update.effective_user
     return None if user is None else await person_of(deps_of(context), user)

@@ -21,17 +21,14 @@ from bot.handlers.telegram.common import (
     ask_in_own_words,
     deps_of,
     log,
-    person_of,
     read_chosen_reason,
     read_tap,
-    reply,
+    record_typed_reason,
     set_buttons,
     take_tap,
-    typed_reason,
 )
 from bot.models import Language
 from bot.render import telegram_outputs as output_texts
-from bot.render import words
 from bot.render.buttons import Action, Keyboard, Tap
 
 
@@ -124,22 +121,18 @@ async def on_own_words(update: Update, context: Context) -> None:
 
 async def reject_in_own_words(update: Update, context: Context, output_id: str) -> None:
     """Rejects the output named by the prompt the artist answered, with their words as the reason."""
-    message = update.effective_message
-    if message is None or update.effective_user is None:
+    if update.effective_message is None or update.effective_user is None:
         return
-    deps = deps_of(context)
-    person = await person_of(deps, update.effective_user)
-    usable, reason = await typed_reason(update, person)
-    if not usable:
-        return
-    try:
-        await workflow.decide_output(
-            deps.desk, output_id=output_id, actor=person.actor, release=False, reason=reason
-        )
-    except workflow.Refused as why:
-        await reply(update, words.esc(output_texts.refusal(person.language, why.code)))
-        return
-    await reply(update, output_texts.rejection_recorded(person.language))
+    await record_typed_reason(
+        update,
+        context,
+        update.effective_user,
+        lambda desk, actor, reason: workflow.decide_output(
+            desk, output_id=output_id, actor=actor, release=False, reason=reason
+        ),
+        refusal=lambda person, why: output_texts.refusal(person.language, why.code),
+        recorded=lambda person, _: output_texts.rejection_recorded(person.language),
+    )
 
 
 OUTPUT_TAPS = (

@@ -23,17 +23,14 @@ from bot.handlers.telegram.common import (
     TelegramApp,
     answer_artist,
     callback_pattern,
-    deps_of,
-    person_of,
-    reply,
+    record_typed_reason,
     take_tap,
-    typed_reason,
 )
 from bot.models import Language
 from bot.render import telegram_pause as texts
 from bot.render.buttons import Action, Tap
 from bot.render.telegram import Rendered
-from bot.render.words import esc, parse_time
+from bot.render.words import parse_time
 from bot.workflow import Artist
 
 
@@ -141,19 +138,18 @@ async def on_reason(update: Update, context: Context) -> None:
         return
     if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
         return
-    deps = deps_of(context)
-    person = await person_of(deps, user)
-    usable, reason = await typed_reason(update, person)
-    if not usable:
-        return
-    try:
-        change = await workflow.pause_artist(
-            deps.desk, artist_id=found.group(1), actor=person.actor, reason=reason
-        )
-    except workflow.Refused as why:
-        await reply(update, esc(texts.refusal(person.language, why.code, why.details)))
-        return
-    await reply(update, texts.paused(person.language, person.timezone, len(change.grants), change.at))
+    await record_typed_reason(
+        update,
+        context,
+        user,
+        lambda desk, actor, reason: workflow.pause_artist(
+            desk, artist_id=found.group(1), actor=actor, reason=reason
+        ),
+        refusal=lambda person, why: texts.refusal(person.language, why.code, why.details),
+        recorded=lambda person, change: texts.paused(
+            person.language, person.timezone, len(change.grants), change.at
+        ),
+    )
 
 
 class _AnswersPausePrompt(filters.MessageFilter):
