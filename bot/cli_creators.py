@@ -20,7 +20,7 @@ from bot.cli_base import (
     _settings,
     creator_app,
 )
-from bot.cli_records import ByOption, by_of, emit_deactivated, emit_list, emit_shown
+from bot.cli_records import ByOption, add_show_command, by_of, emit_deactivated, emit_list
 from bot.webhook_address import (
     WebhookAddressRefused,
     WebhookPolicy,
@@ -90,10 +90,12 @@ def creator_list(as_json: JsonFlag = False) -> None:
     )
 
 
-@creator_app.command("show")
-def creator_show(creator_id: CreatorArg, as_json: JsonFlag = False) -> None:
-    """Shows one creator: name, webhook URL, live keys, requests filed."""
-    emit_shown(as_json, workflow.show_creator, creator_id)
+add_show_command(
+    creator_app,
+    CreatorArg,
+    workflow.show_creator,
+    "Shows one creator: name, webhook URL, live keys, requests filed.",
+)
 
 
 @creator_app.command("update")

@@ -83,14 +83,23 @@ def emit_list(as_json: bool, kind: str, records: list[dict[str, Any]], *fields: 
     _emit(as_json, {kind: records}, show_list(records, *fields))
 
 
-def emit_shown(as_json: bool, show: Callable[[Desk, str], Awaitable[dict[str, Any]]], record_id: str) -> None:
-    """Prints the one record `show` reads: JSON, or `key: value` lines."""
+def add_show_command(
+    sub: typer.Typer, argument: object, show: Callable[[Desk, str], Awaitable[dict[str, Any]]], doc: str
+) -> None:
+    """Adds `show ID` to `sub`, described by `doc`: prints the one record `show` reads (JSON, or
+    `key: value` lines). `argument` is the record id's Annotated type, which gives the command
+    line its metavar and help."""
 
-    async def work(desk: Desk) -> dict[str, Any]:
-        return await show(desk, record_id)
+    def command(record_id: str, as_json: JsonFlag = False) -> None:
+        async def work(desk: Desk) -> dict[str, Any]:
+            return await show(desk, record_id)
 
-    record = _run(work)
-    _emit(as_json, record, show_record(record))
+        record = _run(work)
+        _emit(as_json, record, show_record(record))
+
+    command.__annotations__["record_id"] = argument
+    command.__doc__ = doc
+    sub.command("show")(command)
 
 
 def emit_deactivated(
@@ -160,10 +169,12 @@ def agency_list(as_json: JsonFlag = False) -> None:
     emit_list(as_json, "agencies", _run(workflow.list_agencies), "id", "name", "slack_channel_id", "artists")
 
 
-@agency_app.command("show")
-def agency_show(agency_id: AgencyArg, as_json: JsonFlag = False) -> None:
-    """Shows one agency: its Slack channel, members, time zone and artists."""
-    emit_shown(as_json, workflow.show_agency, agency_id)
+add_show_command(
+    agency_app,
+    AgencyArg,
+    workflow.show_agency,
+    "Shows one agency: its Slack channel, members, time zone and artists.",
+)
 
 
 @agency_app.command("update")
@@ -311,10 +322,12 @@ def artist_list(
     emit_list(as_json, "artists", _run(work), "id", "name", "agency_id", "policy", "deactivated_at")
 
 
-@artist_app.command("show")
-def artist_show(artist_id: ArtistArg, as_json: JsonFlag = False) -> None:
-    """Shows one artist: policy, red lines, language, time zone, agency and counts."""
-    emit_shown(as_json, workflow.show_artist, artist_id)
+add_show_command(
+    artist_app,
+    ArtistArg,
+    workflow.show_artist,
+    "Shows one artist: policy, red lines, language, time zone, agency and counts.",
+)
 
 
 @artist_app.command("update")

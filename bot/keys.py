@@ -27,12 +27,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from bot.models import canonical_json, utc_iso
-from bot.receipts import ReceiptError, Signer, load_or_create_signer
+from bot.models import utc_iso
+from bot.receipts import ReceiptError, Signer, check_signed, load_or_create_signer
 
 # A signature made a little after its key was retired is still accepted: an instance may sign
 # once more between the rotation's two file writes.
@@ -93,20 +92,11 @@ def parse_key_set(document: Any) -> KeySet:
 
 def check_signature(document: dict[str, Any], keys: KeySet, *, signed_at: datetime | None = None) -> None:
     """Raises ProofError unless `signature` holds over the rest, made by a key not yet retired then."""
-    signature, kid = document.get("signature"), document.get("kid")
-    if not isinstance(signature, str) or not isinstance(kid, str):
-        raise ProofError("it has no signature or kid")
-    known = keys.get(kid)
-    if known is None:
-        raise ProofError(f"no public key with kid {kid[:40]!r}")
-    unsigned = {k: v for k, v in document.items() if k != "signature"}
-    try:
-        known.key.verify(_unb64(signature), canonical_json(unsigned))
-    except (InvalidSignature, ValueError):
-        raise ProofError("the signature does not match the content") from None
-    if signed_at is not None and known.retired_at is not None:
-        if signed_at > known.retired_at + RETIREMENT_TOLERANCE:
-            raise ProofError(f"it is dated after its key {kid} was retired ({utc_iso(known.retired_at)})")
+    public = {kid: known.key for kid, known in keys.items()}
+    kid = check_signed(document, public, ProofError, subject="it", content="the content", kid_chars=40)
+    retired_at = keys[kid].retired_at
+    if signed_at is not None and retired_at is not None and signed_at > retired_at + RETIREMENT_TOLERANCE:
+        raise ProofError(f"it is dated after its key {kid} was retired ({utc_iso(retired_at)})")
 
 
 # ---------------------------------------------------------------- files

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bot.file_modes import PRIVATE_FILE, private_dir
 
@@ -42,37 +42,33 @@ class FileRefused(Exception):
     code = "file_refused"
     status = 422
 
+    def __init_subclass__(cls, *, code: str | None = None, status: int | None = None, **kwargs: Any) -> None:
+        """A refusal names its reason code and HTTP status in its class statement."""
+        super().__init_subclass__(**kwargs)
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class UnsupportedType(FileRefused):
+class UnsupportedType(FileRefused, code="unsupported_media_type", status=415):
     """The declared type is not accepted, or the bytes are of another type (415)."""
 
-    code = "unsupported_media_type"
-    status = 415
 
-
-class TooLarge(FileRefused):
+class TooLarge(FileRefused, code="file_too_large", status=413):
     """The file is larger than its type allows (413)."""
 
-    code = "file_too_large"
-    status = 413
 
-
-class Corrupt(FileRefused):
+class Corrupt(FileRefused, code="corrupt_file", status=422):
     """The file is empty, cut short or malformed for its type (422)."""
 
-    code = "corrupt_file"
-    status = 422
 
-
-class Sha256Mismatch(FileRefused):
+class Sha256Mismatch(FileRefused, code="sha256_mismatch", status=422):
     """The fetched file's SHA-256 is not the one the creator stated (422)."""
-
-    code = "sha256_mismatch"
-    status = 422
 
 
 def sniff(head: bytes) -> str | None:

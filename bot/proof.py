@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy.exc import IntegrityError
 
@@ -34,18 +34,24 @@ from storage.tables import Artist, Creator, Grant, Request
 STATEMENT_VALIDITY = timedelta(hours=24)
 # Clocks differ a little between a service and a verifier; a statement from "just ahead" is fine.
 CLOCK_TOLERANCE = timedelta(minutes=5)
-STATEMENT_FIELDS = (
-    "id",
-    "status",
-    "artist",
-    "creator",
-    "project_title",
-    "terms_hash",
-    "starts_at",
-    "ends_at",
-    "ai_training",
-    "checked_at",
-)
+
+
+class GrantStatusFields(TypedDict):
+    """What a grant-status statement says about a grant (and signs), field by field."""
+
+    id: str
+    status: str
+    artist: dict[str, str]
+    creator: dict[str, str]
+    project_title: str
+    terms_hash: str
+    starts_at: str
+    ends_at: str
+    ai_training: bool
+    checked_at: str
+
+
+STATEMENT_FIELDS = tuple(GrantStatusFields.__annotations__)
 CHECKPOINT_FIELDS = ("seq", "head_hash", "created_at")
 GRANT_ID = re.compile(r"^grt_[0-9a-f]{16}$")
 
@@ -79,7 +85,7 @@ async def grant_statement(desk: Desk, grant_id: str) -> dict[str, Any]:
         artist = await session.get(Artist, grant.artist_id)
         creator = await session.get(Creator, grant.creator_id)
     assert request is not None and artist is not None and creator is not None
-    body: dict[str, Any] = {
+    body: GrantStatusFields = {
         "id": grant.id,
         "status": public_status(grant, artist, now).value,
         "artist": {"id": artist.id, "name": artist.name},
@@ -91,7 +97,8 @@ async def grant_statement(desk: Desk, grant_id: str) -> dict[str, Any]:
         "ai_training": bool(request.ai_training),
         "checked_at": utc_iso(now),
     }
-    return body | {"statement": desk.signer.sign(body)}
+    unsigned = dict(body)
+    return unsigned | {"statement": desk.signer.sign(unsigned)}
 
 
 def verify_statement(statement: Any, keys: KeySet, now: datetime) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -138,22 +139,37 @@ def parse_keys_document(document: Any) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
+def check_signed(
+    document: dict[str, Any],
+    keys: Mapping[str, Ed25519PublicKey],
+    refuse: type[ReceiptError],
+    *,
+    subject: str,
+    content: str,
+    kid_chars: int | None = None,
+) -> str:
+    """Raises `refuse` unless `document`'s `signature` holds over the rest of it, made by the key
+    its `kid` names; returns that kid. `subject` and `content` word the refusals, which show at
+    most `kid_chars` of an unknown kid (all of it for None)."""
+    signature, kid = document.get("signature"), document.get("kid")
+    if not isinstance(signature, str) or not isinstance(kid, str):
+        raise refuse(f"{subject} has no signature or kid")
+    key = keys.get(kid)
+    if key is None:
+        raise refuse(f"no public key with kid {kid[:kid_chars]!r}")
+    unsigned = {k: v for k, v in document.items() if k != "signature"}
+    try:
+        key.verify(_unb64(signature), canonical_json(unsigned))
+    except (InvalidSignature, ValueError):
+        raise refuse(f"the signature does not match {content}") from None
+    return kid
+
+
 def verify_receipt(receipt: Any, keys: dict[str, Ed25519PublicKey]) -> None:
     """Raises ReceiptError unless the signature holds and the terms match their hash."""
     if not isinstance(receipt, dict):
         raise ReceiptError("a receipt is a JSON object")
-    signature = receipt.get("signature")
-    kid = receipt.get("kid")
-    if not isinstance(signature, str) or not isinstance(kid, str):
-        raise ReceiptError("the receipt has no signature or kid")
-    key = keys.get(kid)
-    if key is None:
-        raise ReceiptError(f"no public key with kid {kid!r}")
-    unsigned = {k: v for k, v in receipt.items() if k != "signature"}
-    try:
-        key.verify(_unb64(signature), canonical_json(unsigned))
-    except (InvalidSignature, ValueError):
-        raise ReceiptError("the signature does not match the receipt's content") from None
+    check_signed(receipt, keys, ReceiptError, subject="the receipt", content="the receipt's content")
     if receipt.get("type") == DELETION_RECEIPT_TYPE:
         _check_deletion(receipt)
         return

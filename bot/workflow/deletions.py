@@ -32,7 +32,7 @@ from bot.workflow.desk import (
 )
 from bot.workflow.erasure import issued_receipt_sha256
 from bot.workflow.errors import InvalidInput, NotOpen
-from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
+from bot.workflow.idempotency import Idempotency, remember_answer, replayed_row
 from storage.tables import Deletion, Grant, Request
 
 
@@ -116,11 +116,9 @@ async def confirm_deletion(
     actor = Actor(ActorKind.creator, creator_id, ChannelKind.api)
     now = desk.clock.now()
     async with transition(desk, actor, "deletion.confirm", "grant", grant_id) as session:
-        replay = await idempotent_replay(session, creator_id, idempotency)
-        if replay is not None:
-            found = await session.get(Deletion, replay.resource_id)
-            assert found is not None
-            return DeletionConfirmed(found, replayed=True)
+        replayed = await replayed_row(session, creator_id, idempotency, Deletion)
+        if replayed is not None:
+            return DeletionConfirmed(replayed, replayed=True)
         grant = await load_creators_grant(session, grant_id, creator_id)
         deletion = await session.get(Deletion, grant_id, with_for_update=True)
         if deletion is None:

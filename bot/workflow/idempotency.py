@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.workflow.errors import IdempotencyConflict
 from storage.tables import IdempotencyKey
+
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,18 @@ async def idempotent_replay(
         return None
     if row.scope != idem.scope or row.body_hash != idem.body_hash:
         raise IdempotencyConflict("this Idempotency-Key was already used with a different request")
+    return row
+
+
+async def replayed_row(
+    session: AsyncSession, creator_id: str, idem: Idempotency | None, kind: type[_Row]
+) -> _Row | None:
+    """The row of `kind` this key answered with before (same call again); None if the key is new."""
+    replay = await idempotent_replay(session, creator_id, idem)
+    if replay is None:
+        return None
+    row = await session.get(kind, replay.resource_id)
+    assert row is not None
     return row
 
 

@@ -23,7 +23,6 @@ from bot.workflow.desk import (
     load_view,
     tell_agency,
     tell_artist,
-    tell_creator,
     tell_grant_parties,
 )
 from bot.workflow.output_release import ENDED_REASON, LAPSED_REASON, settle_output
@@ -205,16 +204,8 @@ async def send_deletion_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> in
             "escalates_at": utc_iso(deletion.due_at + desk.rules.deletion_window),
             "confirm_at": f"/v1/grants/{grant.id}/deletion",
         }
-        tell_creator(
-            session,
-            now,
-            view.creator,
-            "deletion.reminder",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            data=payload,
-            dedupe_key=f"deletion_reminder:{grant.id}:{index}",
-        )
+        key = f"deletion_reminder:{grant.id}:{index}"
+        tell_grant_parties(session, now, view, grant, key=key, creator=("deletion.reminder", payload))
         await audit(session, desk, _SYSTEM, "reminder.deletion", "grant", grant.id, payload)
 
     return await _sweep(desk, *_reminder_passes(offsets, rows, remind))
@@ -232,15 +223,9 @@ async def escalate_overdue_deletions(desk: Desk, *, limit: int = SWEEP_BATCH) ->
         assert grant is not None
         view = await load_view(session, grant.request_id)
         payload = {"cause": deletion.cause, "due_at": utc_iso(deletion.due_at)}
-        tell_agency(
-            session,
-            now,
-            view.agency,
-            "board_update",
-            request_id=grant.request_id,
-            grant_id=grant.id,
-            payload={"event": "deletion.escalation"} | payload,
-            dedupe_key=f"deletion.escalation:{grant.id}:agency",
+        key = f"deletion.escalation:{grant.id}"
+        tell_grant_parties(
+            session, now, view, grant, key=key, agency={"event": "deletion.escalation"} | payload
         )
         await audit(session, desk, _SYSTEM, "deletion.escalated", "grant", grant.id, payload)
 

@@ -32,7 +32,7 @@ from bot.workflow.desk import (
 )
 from bot.workflow.errors import InvalidInput
 from bot.workflow.grants import grant_status_at
-from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
+from bot.workflow.idempotency import Idempotency, remember_answer, replayed_row
 from bot.workflow.outputs import released_outputs
 from storage.queries import RequestView
 from storage.tables import Artist, Grant, Request, UsageEvent
@@ -59,11 +59,9 @@ async def record_usage(
     actor = Actor(ActorKind.creator, creator_id, ChannelKind.api)
     now = desk.clock.now()
     async with transition(desk, actor, "usage.record", "grant", grant_id) as session:
-        replay = await idempotent_replay(session, creator_id, idempotency)
-        if replay is not None:
-            event = await session.get(UsageEvent, replay.resource_id)
-            assert event is not None
-            return UsageRecorded(event, replayed=True)
+        replayed = await replayed_row(session, creator_id, idempotency, UsageEvent)
+        if replayed is not None:
+            return UsageRecorded(replayed, replayed=True)
         grant = await load_creators_grant(session, grant_id, creator_id)
         # The artist's row orders this use against a pause or resume; then the grant as it is now.
         await session.get(Artist, grant.artist_id, with_for_update=True, populate_existing=True)
