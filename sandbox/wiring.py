@@ -93,42 +93,19 @@ CHANNEL_NAME = "starlight-board"
 MOONRISE_NAME = "Moonrise Artists 月升艺人"
 MOONRISE_TIMEZONE = "Asia/Tokyo"
 CREATOR_NAME = "Aurora Pictures AI Lab"
-ARTISTS = (
-    DemoArtist(
-        key="lin",
-        name="林晓 Lin Xiao",
-        language=Language.zh_hans,
-        policy=Policy.agency_may_decide,
-        timezone="Asia/Shanghai",
-        telegram_user_id=7_000_101,
-        first_name="林晓",
-        language_code="zh-hans",
-        red_lines=RedLines(),
-    ),
-    DemoArtist(
-        key="maya",
-        name="Maya Brooks",
-        language=Language.en,
-        policy=Policy.artist_only,
-        timezone="America/Los_Angeles",
-        telegram_user_id=7_000_102,
-        first_name="Maya",
-        language_code="en",
-        red_lines=RedLines(sensitive=[Sensitive.political]),
-    ),
-    DemoArtist(
-        key="hana",
-        name="Hana Mori",
-        language=Language.en,
-        policy=Policy.agency_may_decide,
-        timezone="Asia/Tokyo",
-        telegram_user_id=7_000_103,
-        first_name="Hana",
-        language_code="en",
-        red_lines=RedLines(),
-        agency="moonrise",
-    ),
-)
+# One row an artist: key, name, language, policy, timezone, Telegram user id and first name,
+# Telegram language code, red lines, and whose roster.
+ARTISTS = tuple(
+    DemoArtist(key, name, language, policy, zone, user_id, first, code, red_lines, agency)
+    for key, name, language, policy, zone, user_id, first, code, red_lines, agency in (
+        ("lin", "林晓 Lin Xiao", Language.zh_hans, Policy.agency_may_decide, "Asia/Shanghai",
+         7_000_101, "林晓", "zh-hans", RedLines(), "starlight"),
+        ("maya", "Maya Brooks", Language.en, Policy.artist_only, "America/Los_Angeles",
+         7_000_102, "Maya", "en", RedLines(sensitive=[Sensitive.political]), "starlight"),
+        ("hana", "Hana Mori", Language.en, Policy.agency_may_decide, "Asia/Tokyo",
+         7_000_103, "Hana", "en", RedLines(), "moonrise"),
+    )
+)  # fmt: skip
 MEMBERS = (
     DemoMember("U0MEICHEN", "Mei Chen", listed=True),
     DemoMember("U0SAMGUEST", "Sam (guest)", listed=False),
