@@ -14,6 +14,11 @@ from sandbox.slack.oauth import SlackOAuth
 from sandbox.slack.rules import JSON
 
 
+def _texts(body: JSON, *names: str) -> dict[str, str]:
+    """The body's fields `names` as text, by name; KeyError names the first that is missing."""
+    return {name: str(body[name]) for name in names}
+
+
 class ControlRoutes(SlackOAuth):
     """The control API's handlers, each marked with its route."""
 
@@ -171,10 +176,7 @@ class ControlRoutes(SlackOAuth):
         return await self._act(
             request,
             lambda body: self.click(
-                str(body["user_id"]),
-                str(body["channel"]),
-                str(body["message_ts"]),
-                str(body["action_id"]),
+                **_texts(body, "user_id", "channel", "message_ts", "action_id"),
                 value=body.get("value"),
                 block_id=body.get("block_id"),
                 tamper=body.get("tamper"),
@@ -186,9 +188,8 @@ class ControlRoutes(SlackOAuth):
         return await self._act(
             request,
             lambda body: self.submit_view(
-                str(body["user_id"]),
-                str(body["view_id"]),
-                dict(body.get("values") or {}),
+                **_texts(body, "user_id", "view_id"),
+                values=dict(body.get("values") or {}),
                 tamper=body.get("tamper"),
             ),
             (KeyError, ValueError, RuntimeError, PermissionError),
@@ -199,8 +200,7 @@ class ControlRoutes(SlackOAuth):
         return await self._act(
             request,
             lambda body: self.slash_command(
-                str(body["user_id"]),
-                str(body["channel"]),
+                **_texts(body, "user_id", "channel"),
                 command=str(body.get("command") or "/likeness"),
                 text=str(body.get("text") or ""),
                 tamper=body.get("tamper"),
