@@ -7,7 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.telegram.rules import MAX_DOCUMENT_BYTES, MAX_PHOTO_BYTES, ApiError, JSONDict, bad
+from sandbox.telegram.rules import (
+    MAX_DOCUMENT_BYTES,
+    MAX_PHOTO_BYTES,
+    ApiError,
+    JSONDict,
+    attributes,
+    bad,
+)
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
@@ -84,17 +91,14 @@ class File:
     width: int = 0
     height: int = 0
 
+    @property
+    def file_size(self) -> int:
+        """The size of the file in bytes."""
+        return len(self.data)
+
     def photo_sizes(self) -> list[JSONDict]:
         # Telegram returns several scaled copies; one full-size entry is enough for clients.
-        return [
-            {
-                "file_id": self.file_id,
-                "file_unique_id": self.file_unique_id,
-                "file_size": len(self.data),
-                "width": self.width,
-                "height": self.height,
-            }
-        ]
+        return [attributes(self, "file_id", "file_unique_id", "file_size", "width", "height")]
 
     def media(self) -> JSONDict:
         """A video's or audio's object, as Telegram describes them (no probing: duration 0)."""
@@ -104,11 +108,7 @@ class File:
         return found
 
     def document(self) -> JSONDict:
-        doc: JSONDict = {
-            "file_id": self.file_id,
-            "file_unique_id": self.file_unique_id,
-            "file_size": len(self.data),
-        }
+        doc = attributes(self, "file_id", "file_unique_id", "file_size")
         if self.file_name:
             doc["file_name"] = self.file_name
         if self.mime_type:
@@ -116,17 +116,11 @@ class File:
         return doc
 
     def view(self) -> JSONDict:
-        return {
-            "file_id": self.file_id,
-            "file_unique_id": self.file_unique_id,
-            "kind": self.kind,
-            "file_name": self.file_name,
-            "mime_type": self.mime_type,
-            "file_size": len(self.data),
-            "file_path": self.file_path,
-            "width": self.width,
-            "height": self.height,
-        }
+        return attributes(
+            self,
+            *("file_id", "file_unique_id", "kind", "file_name", "mime_type"),
+            *("file_size", "file_path", "width", "height"),
+        )
 
 
 class FileStore:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sandbox.sim.limits import Buckets
-from sandbox.telegram.rules import COUNTED_METHODS, ApiError, JSONDict
+from sandbox.telegram.rules import COUNTED_METHODS, ApiError, JSONDict, attributes
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,7 @@ class ChatStats:
 
     def view(self) -> JSONDict:
         """A JSON-friendly summary."""
-        return {
-            "accepted": self.accepted,
-            "rate_limited": self.rate_limited,
-            "max_in_1s": self.max_in_1s,
-            "max_in_60s": self.max_in_60s,
-        }
+        return attributes(self, "accepted", "rate_limited", "max_in_1s", "max_in_60s")
 
 
 class FloodLimiter:

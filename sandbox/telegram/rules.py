@@ -6,6 +6,12 @@ from typing import Any
 
 JSONDict = dict[str, Any]
 
+
+def attributes(thing: object, *names: str) -> JSONDict:
+    """A JSON object of `thing`'s attributes `names`, in that order."""
+    return {name: getattr(thing, name) for name in names}
+
+
 MAX_MESSAGE_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
 MAX_CALLBACK_DATA_BYTES = 64
