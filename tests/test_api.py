@@ -103,25 +103,32 @@ async def test_idempotency_key_replays_the_first_answer_and_refuses_a_different_
     assert after["requests"] == before["requests"] and after["notices"] == before["notices"]
 
 
-async def test_withdraw_then_withdraw_again_is_a_conflict(
-    api: httpx.AsyncClient, desk: Desk, parties: Parties
-) -> None:
-    request = (await submit(api, desk, parties)).json()
-    first = await api.post(f"/v1/requests/{request['id']}/withdraw", headers=auth(parties))
+async def withdraw(api: httpx.AsyncClient, parties: Parties, request_id: str) -> httpx.Response:
+    return await api.post(f"/v1/requests/{request_id}/withdraw", headers=auth(parties))
+
+
+async def withdrawn_first(api: httpx.AsyncClient, desk: Desk, parties: Parties, request_id: str) -> None:
+    first = await withdraw(api, parties, request_id)
     assert first.status_code == 200 and first.json()["status"] == "withdrawn"
-    second = await api.post(f"/v1/requests/{request['id']}/withdraw", headers=auth(parties))
-    assert second.status_code == 409
-    assert "withdrawn" in second.json()["detail"]
 
 
-async def test_a_decided_request_cannot_be_withdrawn(
-    api: httpx.AsyncClient, desk: Desk, parties: Parties
+async def approved_first(api: httpx.AsyncClient, desk: Desk, parties: Parties, request_id: str) -> None:
+    await approve(desk, request_id, parties.artist())
+
+
+@pytest.mark.parametrize(
+    ("settle", "status"),
+    [(withdrawn_first, "withdrawn"), (approved_first, "approved")],
+    ids=["withdraw_then_withdraw_again", "a_decided_request"],
+)
+async def test_a_request_no_longer_pending_cannot_be_withdrawn_it_is_a_conflict(
+    api: httpx.AsyncClient, desk: Desk, parties: Parties, settle: Any, status: str
 ) -> None:
-    request = (await submit(api, desk, parties)).json()
-    await approve(desk, request["id"], parties.artist())
-    answer = await api.post(f"/v1/requests/{request['id']}/withdraw", headers=auth(parties))
+    request_id = (await submit(api, desk, parties)).json()["id"]
+    await settle(api, desk, parties, request_id)
+    answer = await withdraw(api, parties, request_id)
     assert answer.status_code == 409
-    assert "approved" in answer.json()["detail"]
+    assert status in answer.json()["detail"]
 
 
 async def test_grant_receipt_and_usage(
