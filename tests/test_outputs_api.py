@@ -59,6 +59,12 @@ async def active_grant(desk: Desk, parties: Parties, **terms: Any) -> str:
     return decided.view.grant.id
 
 
+@pytest.fixture
+async def grant_id(outputs_desk: Desk, parties: Parties) -> str:
+    """The demo creator's grant that is active now."""
+    return await active_grant(outputs_desk, parties)
+
+
 async def upload(
     api: httpx.AsyncClient,
     key: str,
@@ -86,9 +92,8 @@ async def stored(desk: Desk) -> tuple[int, list[Path]]:
 
 @pytest.mark.parametrize("media_type", ACCEPTED)
 async def test_each_accepted_type_is_kept_by_its_hash_pending_release(
-    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties, media_type: str
+    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties, media_type: str, grant_id: str
 ) -> None:
-    grant_id = await active_grant(outputs_desk, parties)
     data = sample(media_type)
     answer = await upload(api, parties.api_key, grant_id, data, media_type)
     assert answer.status_code == 201, answer.text
@@ -107,9 +112,8 @@ async def test_each_accepted_type_is_kept_by_its_hash_pending_release(
 
 
 async def test_only_the_grants_creator_sees_an_output(
-    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties
+    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties, grant_id: str
 ) -> None:
-    grant_id = await active_grant(outputs_desk, parties)
     made = (await upload(api, parties.api_key, grant_id, sample("image/png"), "image/png")).json()
     other = await workflow.add_creator(outputs_desk, name="Other Studio")
     assert (await api.get(f"/v1/outputs/{made['id']}", headers=auth(other.api_key))).status_code == 404
@@ -162,9 +166,8 @@ async def test_a_refused_file_leaves_no_row_and_no_file(
 
 
 async def test_over_quota_is_413_and_keeps_nothing_new(
-    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties
+    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties, grant_id: str
 ) -> None:
-    grant_id = await active_grant(outputs_desk, parties)
     first = sample("image/png")
     outputs_desk.rules = outputs_desk.rules.__class__(output_quota=len(first) + 10)
     assert (await upload(api, parties.api_key, grant_id, first, "image/png")).status_code == 201
@@ -176,9 +179,8 @@ async def test_over_quota_is_413_and_keeps_nothing_new(
 
 
 async def test_another_creators_grant_is_404_and_keeps_nothing(
-    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties
+    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties, grant_id: str
 ) -> None:
-    grant_id = await active_grant(outputs_desk, parties)
     other = await workflow.add_creator(outputs_desk, name="Other Studio")
     answer = await upload(api, other.api_key, grant_id, sample("image/png"), "image/png")
     assert answer.status_code == 404
@@ -205,9 +207,8 @@ async def test_a_grant_not_active_is_409_and_keeps_nothing(
 
 
 async def test_the_same_file_twice_under_one_grant_is_409(
-    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties
+    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties, grant_id: str
 ) -> None:
-    grant_id = await active_grant(outputs_desk, parties)
     first = await upload(api, parties.api_key, grant_id, sample("image/png"), "image/png")
     again = await upload(api, parties.api_key, grant_id, sample("image/png"), "image/png")
     assert again.status_code == 409 and again.json() | {"detail": ""} == {
@@ -219,9 +220,8 @@ async def test_the_same_file_twice_under_one_grant_is_409(
 
 
 async def test_missing_parts_and_a_json_body_are_refused_plainly(
-    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties
+    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties, grant_id: str
 ) -> None:
-    grant_id = await active_grant(outputs_desk, parties)
     url, headers = f"/v1/grants/{grant_id}/outputs", auth(parties.api_key)
     no_file = await api.post(
         url, data={"description": "a scene"}, files={"x": ("a", b"1", "text/plain")}, headers=headers
@@ -239,9 +239,8 @@ async def test_missing_parts_and_a_json_body_are_refused_plainly(
 
 
 async def test_anyone_can_check_whether_a_file_was_released(
-    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties
+    api: httpx.AsyncClient, outputs_desk: Desk, parties: Parties, grant_id: str
 ) -> None:
-    grant_id = await active_grant(outputs_desk, parties)
     data = sample("image/jpeg")
     made = (await upload(api, parties.api_key, grant_id, data, "image/jpeg")).json()
     digest = hashlib.sha256(data).hexdigest()
@@ -328,9 +327,8 @@ async def by_url(
 
 
 async def test_an_output_named_by_url_is_fetched_checked_and_kept(
-    outputs_desk: Desk, parties: Parties, file_server: str
+    outputs_desk: Desk, parties: Parties, file_server: str, grant_id: str
 ) -> None:
-    grant_id = await active_grant(outputs_desk, parties)
     answer = await by_url(outputs_desk, parties.api_key, grant_id, f"{file_server}/poster.png", private=True)
     assert answer.status_code == 201, answer.text
     assert answer.json()["sha256"] == hashlib.sha256(sample("image/png")).hexdigest()
