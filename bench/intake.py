@@ -40,26 +40,30 @@ def request_body(artist: str, number: int) -> dict[str, object]:
     }
 
 
-async def _load(url: str, headers: dict[str, str], artist: str, duration: float) -> tuple[int, int]:
+async def submit_load(
+    url: str, headers: dict[str, str], artist: str, duration: float, clients: int = CONCURRENCY
+) -> tuple[int, int]:
+    """`clients` clients POST requests for `artist` back to back for `duration` seconds, each on a
+    connection of its own; returns the answers (201, other)."""
     done = errors = 0
     deadline = time.perf_counter() + duration
-    async with aiohttp.ClientSession(headers=headers) as session:
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
 
-        async def worker(worker_id: int) -> None:
+        async def client(number: int) -> None:
             nonlocal done, errors
-            number = 0
+            sent = 0
             while time.perf_counter() < deadline:
-                number += 1
-                async with session.post(
-                    f"{url}/v1/requests", json=request_body(artist, worker_id * 1_000_000 + number)
-                ) as r:
-                    await r.read()
-                    if r.status == 201:
+                sent += 1
+                body = request_body(artist, number * 1_000_000 + sent)
+                async with session.post(f"{url}/v1/requests", json=body) as answer:
+                    await answer.read()
+                    if answer.status == 201:
                         done += 1
                     else:
                         errors += 1
 
-        await asyncio.gather(*(worker(i) for i in range(CONCURRENCY)))
+        await asyncio.gather(*(client(i) for i in range(clients)))
     return done, errors
 
 
@@ -72,10 +76,10 @@ def _free_port() -> int:
 def _measured(url: str, headers: dict[str, str], artist: str, pid: int) -> tuple[int, int, float]:
     """Answers (201, other) in DURATION seconds after a 1 s warm-up, and the server's CPU seconds
     (all its threads) over the measured part."""
-    asyncio.run(_load(url, headers, artist, 1.0))
+    asyncio.run(submit_load(url, headers, artist, 1.0))
     server = psutil.Process(pid)
     before = sum(server.cpu_times()[:2])
-    done, errors = asyncio.run(_load(url, headers, artist, DURATION))
+    done, errors = asyncio.run(submit_load(url, headers, artist, DURATION))
     return done, errors, sum(server.cpu_times()[:2]) - before
 
 

@@ -28,14 +28,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import psutil
 from sqlalchemy import func, select
 
 from bench._telegram import Card, Crowd, end_crowd, free_port, make_crowd, ok_calls, poll_until, tap_at_rate
 from bench.fanout import ALLOWED, Fanout, fanout_figures
 from bench.figures import Figure
-from bench.intake import request_body
+from bench.intake import submit_load
 from sandbox.pg_server import PgServer, start_pg_server
 from sandbox.service_process import ServiceProcess, run_cli, service_env, start_service
 from storage.database import Database
@@ -187,27 +186,7 @@ async def _fanout_and_taps(pg: PgServer) -> dict[str, object]:
 
 
 async def _load(url: str, key: str, artist: str, duration: float) -> tuple[int, int]:
-    done = errors = 0
-    deadline = time.perf_counter() + duration
-    headers = {"Authorization": f"Bearer {key}"}
-    connector = aiohttp.TCPConnector(limit=INTAKE_CLIENTS)
-    async with aiohttp.ClientSession(headers=headers, connector=connector) as session:
-
-        async def client(number: int) -> None:
-            nonlocal done, errors
-            sent = 0
-            while time.perf_counter() < deadline:
-                sent += 1
-                body = request_body(artist, number * 1_000_000 + sent)
-                async with session.post(f"{url}/v1/requests", json=body) as answer:
-                    await answer.read()
-                    if answer.status == 201:
-                        done += 1
-                    else:
-                        errors += 1
-
-        await asyncio.gather(*(client(i) for i in range(INTAKE_CLIENTS)))
-    return done, errors
+    return await submit_load(url, {"Authorization": f"Bearer {key}"}, artist, duration, INTAKE_CLIENTS)
 
 
 def _intake(pg: PgServer) -> dict[str, tuple[float, int, CpuShare]]:

@@ -301,13 +301,28 @@ def tell_agency(
         queue_notice(session, now, to, kind, request_id=request_id, **detail)
 
 
+def tell_board(
+    session: AsyncSession,
+    now: datetime,
+    view: RequestView,
+    event: str,
+    data: dict[str, Any] | None = None,
+    *,
+    grant_id: str | None = None,
+    dedupe_key: str | None = None,
+) -> None:
+    """The request's post on its agency's board is updated and `event` (with `data`) said in its
+    thread, when the agency has a board."""
+    payload = {"event": event} | (data or {})
+    detail: NoticeDetail = {"grant_id": grant_id, "payload": payload, "dedupe_key": dedupe_key}
+    tell_agency(session, now, view.agency, "board_update", request_id=view.request.id, **detail)
+
+
 def announce(session: AsyncSession, now: datetime, view: RequestView, event: str, **data: Any) -> None:
     """Tells every party that a request changed: card edited, board updated, creator informed."""
     request = view.request
     tell_artist(session, now, view.artist, "card_update", request_id=request.id, payload={"event": event})
-    tell_agency(
-        session, now, view.agency, "board_update", request_id=request.id, payload={"event": event} | data
-    )
+    tell_board(session, now, view, event, data)
     grant = view.grant
     if grant is not None:
         data = data | {
@@ -335,7 +350,7 @@ def tell_grant_parties(
     view: RequestView,
     grant: Grant,
     *,
-    key: str | None,
+    key: str | None = None,
     artist: tuple[str, dict[str, Any] | None] | None = None,
     agency: dict[str, Any] | None = None,
     creator: tuple[str, dict[str, Any]] | None = None,
@@ -373,16 +388,7 @@ def tell_grant_parties(
             dedupe_key=once(""),
         )
     if agency is not None:
-        tell_agency(
-            session,
-            now,
-            view.agency,
-            "board_update",
-            request_id=request_id,
-            grant_id=grant_id,
-            payload=agency,
-            dedupe_key=once(":agency"),
-        )
+        tell_board(session, now, view, agency["event"], agency, grant_id=grant_id, dedupe_key=once(":agency"))
 
 
 def announce_grant(

@@ -97,7 +97,6 @@ async def _tell_about_grant(
         now,
         view,
         grant,
-        key=None,
         creator=(event, {"status": grant.status} | data),
         agency={"event": event, "status": grant.status} | data,
     )

@@ -30,6 +30,7 @@ from bot.workflow.desk import (
     reminders_already_past,
     tell_agency,
     tell_artist,
+    tell_board,
     tell_creator,
     transition,
 )
@@ -214,13 +215,6 @@ async def nudge_artist(desk: Desk, *, request_id: str, actor: Actor) -> RequestV
         request.nudged_at = now
         await audit(session, desk, actor, "request.nudged", "request", request.id)
         tell_artist(session, now, view.artist, "card", request_id=request.id, payload={"nudge": True})
-        tell_agency(
-            session,
-            now,
-            view.agency,
-            "board_update",
-            request_id=request.id,
-            payload={"event": "request.nudged", "by": actor.member or actor.id},
-        )
+        tell_board(session, now, view, "request.nudged", {"by": actor.member or actor.id})
         return view
     raise AssertionError("unreachable")  # pragma: no cover

@@ -21,8 +21,8 @@ from bot.workflow.desk import (
     announce_grant,
     audit,
     load_view,
-    tell_agency,
     tell_artist,
+    tell_board,
     tell_grant_parties,
 )
 from bot.workflow.output_release import ENDED_REASON, LAPSED_REASON, settle_output
@@ -109,15 +109,7 @@ async def send_decision_reminders(desk: Desk, *, limit: int = SWEEP_BATCH) -> in
             dedupe_key=f"{key}:artist",
         )
         if last:
-            tell_agency(
-                session,
-                now,
-                view.agency,
-                "board_update",
-                request_id=request.id,
-                payload={"event": "reminder.escalation"} | payload,
-                dedupe_key=f"{key}:agency",
-            )
+            tell_board(session, now, view, "reminder.escalation", payload, dedupe_key=f"{key}:agency")
         await audit(session, desk, _SYSTEM, "reminder.decision", "request", request.id, payload)
 
     return await _sweep(desk, *_reminder_passes(offsets, rows, remind))

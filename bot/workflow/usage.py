@@ -133,7 +133,6 @@ def tell_violation(
         now,
         view,
         grant,
-        key=None,
         artist=("violation", data),
         agency={"event": "usage.violation", "agency_may_revoke": agency_may_withdraw(view)} | data,
         creator=("usage.violation", data),

@@ -23,17 +23,15 @@ from bot.handlers.telegram.common import (
     person_of,
     read_chosen_reason,
     read_tap,
+    record_typed_reason,
     refuse,
-    reply,
     set_buttons,
     take_tap,
-    typed_reason,
 )
 from bot.handlers.telegram.outputs import reject_in_own_words
 from bot.models import Outcome
 from bot.render import telegram as texts
 from bot.render import telegram_cards as cards
-from bot.render import words
 from bot.render.buttons import Tap, read_seen_subject
 from bot.render.telegram_outputs import REJECT_PROMPT_MARK
 from bot.workflow import RequestView
@@ -169,27 +167,18 @@ async def on_reply(update: Update, context: Context) -> None:
     if message is None or found is None or update.effective_user is None:
         await on_text(update, context)
         return
-    deps = deps_of(context)
-    person = await person_of(deps, update.effective_user)
-    usable, reason = await typed_reason(update, person)
-    if not usable:
-        return
-    try:
-        await workflow.decide(
-            deps.desk,
-            request_id=found.group(1),
-            actor=person.actor,
-            outcome=Outcome.deny,
-            terms_seen=None,
-            reason=reason,
-        )
-    except workflow.Refused as why:
-        await reply(
-            update,
-            words.esc(texts.refusal(person.language, person.timezone, why.code, why.message, why.details)),
-        )
-        return
-    await reply(update, texts.decline_recorded(person.language))
+    await record_typed_reason(
+        update,
+        context,
+        update.effective_user,
+        lambda desk, actor, reason: workflow.decide(
+            desk, request_id=found.group(1), actor=actor, outcome=Outcome.deny, terms_seen=None, reason=reason
+        ),
+        refusal=lambda person, why: texts.refusal(
+            person.language, person.timezone, why.code, why.message, why.details
+        ),
+        recorded=lambda person, _: texts.decline_recorded(person.language),
+    )
 
 
 async def on_unknown_button(update: Update, context: Context) -> None:
