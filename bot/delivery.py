@@ -178,6 +178,10 @@ class Outbox:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._handed: set[asyncio.Task[None]] = set()
+        # Notices this process is sending (claimed or handed over, not yet settled): never claimed
+        # again here, even when their lease has run out (a slow send, the sandbox's clock jumping
+        # ahead), so one process never sends a notice twice at once.
+        self._in_flight: set[str] = set()
 
     def wake(self, channels: Iterable[ChannelKind] | None = None) -> None:
         """Something was queued (on `channels`, or anywhere): look now instead of at the next poll."""
@@ -193,6 +197,7 @@ class Outbox:
         lanes: dict[tuple[ChannelKind, str], list[Outgoing]] = defaultdict(list)
         for row in handed.rows:
             notice = Outgoing.of_row(row)
+            self._in_flight.add(notice.id)
             lanes[(notice.channel, self.senders[notice.channel].lane(notice))].append(notice)
         for notices in lanes.values():
             task = asyncio.create_task(self._send_lane(notices, handed.views), name="outbox-hand-over")
@@ -271,12 +276,14 @@ class Outbox:
         channels = [c.value for c in of]
         if not channels:
             return []
-        due = (
+        due: tuple[ColumnElement[bool], ...] = (
             Notice.status == "pending",
             Notice.channel.in_(channels),
             Notice.next_attempt_at <= now,
             or_(Notice.claimed_until.is_(None), Notice.claimed_until <= now),
         )
+        if self._in_flight:
+            due = (*due, Notice.id.not_in(sorted(self._in_flight)))
         # Look before taking the write lock: most passes find nothing, and on SQLite every write
         # transaction queues behind the decisions and submissions that users wait for.
         async with self.desk.db.read() as session:
@@ -331,9 +338,16 @@ class Outbox:
             )
             for row in rows:
                 row.claimed_until = now + self.lease
+            self._in_flight.update(row.id for row in rows)
             return [Outgoing.of(row) for row in rows]
 
     async def _send_lane(self, notices: list[Outgoing], views: dict[str, RequestView] | None = None) -> None:
+        try:
+            await self._send_in_order(notices, views or {})
+        finally:
+            self._in_flight.difference_update(notice.id for notice in notices)
+
+    async def _send_in_order(self, notices: list[Outgoing], views: dict[str, RequestView]) -> None:
         async with self._lanes:
             for position, notice in enumerate(notices):
                 sender = self.senders[notice.channel]
@@ -343,7 +357,7 @@ class Outbox:
                         sender,
                         notice,
                         default_timezone=self.default_timezone,
-                        view=(views or {}).get(notice.id),
+                        view=views.get(notice.id),
                     )
                 except RetryLater as wait:
                     metrics.delivery_retried(notice.channel.value, wait.reason)

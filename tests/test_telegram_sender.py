@@ -209,6 +209,34 @@ async def test_a_decision_edits_the_card_in_place_and_a_repeated_update_changes_
     assert bot_messages(sim)[0]["edit_count"] == 1
 
 
+@sqlite_only
+async def test_a_handed_over_card_update_is_sent_once_even_when_its_claim_runs_out_in_flight(
+    desk: Desk, parties: Parties, sender: TelegramSender, sim: TelegramSimulator
+) -> None:
+    request_id = (await submit(desk, parties)).view.request.id
+    outbox = Outbox(desk, [sender])
+    await outbox.drain_once()  # the card is out: nothing waits for the artist
+    await outbox.start()
+    try:
+        assert desk.hand_over is not None  # SQLite: the step hands its notices over at commit
+        sim.inject("latency", methods="editMessageText", delay=0.5)
+        await approve(desk, parties, request_id)  # the card update is handed over, its edit slow
+        assert isinstance(desk.clock, FrozenClock)
+        desk.clock.advance(timedelta(minutes=5))  # its claim has run out while it is in flight
+
+        assert await outbox.drain_once() == 0  # not claimed again by the process sending it
+
+        await sim.wait_for(lambda: bot_messages(sim)[0]["edit_count"] == 1)
+    finally:
+        await outbox.stop()
+    assert desk.hand_over is None
+    [card] = bot_messages(sim)
+    assert card["edit_count"] == 1 and "已同意" in str(card["text"])
+    async with desk.db.read() as session:
+        sent = select(Notice.status).where(Notice.kind == "card_update", Notice.request_id == request_id)
+        assert (await session.execute(sent)).scalar_one() == "sent"
+
+
 async def test_a_card_the_artist_deleted_is_replaced_by_a_new_message_with_the_outcome(
     desk: Desk, parties: Parties, sender: TelegramSender, sim: TelegramSimulator, bot: ExtBot[int]
 ) -> None:
