@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypedDict, Unpack, cast
 
-from sqlalchemy import Table, insert, select, tuple_
+from sqlalchemy import Table, bindparam, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -105,26 +105,29 @@ class _PendingNotices:
         self.rows = []
 
 
+_RECIPIENT = (_NOTICES.c.channel, _NOTICES.c.recipient_kind, _NOTICES.c.recipient_id)
+# Built once: the recipients among `wanted` (channel, kind, id) that have a notice waiting.
+_WAITING_FOR = select(*_RECIPIENT).where(
+    _NOTICES.c.status == "pending", tuple_(*_RECIPIENT).in_(bindparam("wanted", expanding=True))
+)
+
+
 def _claim_for_hand_over(
     session: Session, lane: HandOver, rows: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Marks claimed the rows on the lane's channels whose recipient has no notice waiting yet
     (one SELECT); returns them. The writer holds the database's one write lock, so no other
     step can queue for the same recipient in between."""
+
+    def recipient(row: dict[str, Any]) -> tuple[str, str, str]:
+        return row["channel"], row["recipient_kind"], row["recipient_id"]
+
     candidates = [row for row in rows if ChannelKind(row["channel"]) in lane.channels]
     if not candidates:
         return []
-    recipient = (_NOTICES.c.channel, _NOTICES.c.recipient_kind, _NOTICES.c.recipient_id)
-    wanted = {(row["channel"], row["recipient_kind"], row["recipient_id"]) for row in candidates}
-    busy = {
-        tuple(found)
-        for found in session.execute(
-            select(*recipient).where(_NOTICES.c.status == "pending", tuple_(*recipient).in_(sorted(wanted)))
-        )
-    }
-    handed = [
-        row for row in candidates if (row["channel"], row["recipient_kind"], row["recipient_id"]) not in busy
-    ]
+    wanted = sorted({recipient(row) for row in candidates})
+    busy = {tuple(found) for found in session.execute(_WAITING_FOR, {"wanted": wanted})}
+    handed = [row for row in candidates if recipient(row) not in busy]
     for row in handed:
         row["claimed_until"] = row["created_at"] + lane.lease
     return handed
