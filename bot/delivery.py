@@ -37,8 +37,6 @@ from bot.outgoing import Skipped as Skipped
 from bot.outgoing import Undeliverable as Undeliverable
 from bot.outgoing import Unreachable as Unreachable
 from bot.workflow import Desk
-from bot.workflow.notices import Handed, HandOver
-from storage.queries import RequestView
 from storage.tables import CardRef, Notice
 
 _NOTICE_ROWS = cast(Table, Notice.__table__)
@@ -80,15 +78,9 @@ class Sender(Protocol):
 
 
 async def deliver(
-    desk: Desk,
-    sender: Sender,
-    notice: Outgoing,
-    *,
-    default_timezone: str = "UTC",
-    view: RequestView | None = None,
+    desk: Desk, sender: Sender, notice: Outgoing, *, default_timezone: str = "UTC"
 ) -> Delivered:
-    """Sends one notice through its sender, handing it what `bot.handover` reads for the notice
-    (a card update handed over with the `view` its step ended with shows that view).
+    """Sends one notice through its sender, handing it what `bot.handover` reads for the notice.
 
     A notice with nothing left to send (Skipped) counts as delivered; an unreachable place is
     retried until the sender's patience runs out, then given up. Raises RetryLater or
@@ -96,7 +88,7 @@ async def deliver(
     """
 
     async def handed(kind: type[T]) -> T:
-        value = await handover.prepare(desk, notice, default_timezone, view)
+        value = await handover.prepare(desk, notice, default_timezone)
         expected = get_origin(kind) or kind  # a generic kind (`ToChat[Report]`) is checked by its class
         if not isinstance(value, expected):
             raise TypeError(
@@ -177,10 +169,9 @@ class Outbox:
         self._wakes = {channel: asyncio.Event() for channel in self.senders}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._handed: set[asyncio.Task[None]] = set()
-        # Notices this process is sending (claimed or handed over, not yet settled): never claimed
-        # again here, even when their lease has run out (a slow send, the sandbox's clock jumping
-        # ahead), so one process never sends a notice twice at once.
+        # Notices this process is sending (claimed, not yet settled): when their
+        # lease runs out in flight (a slow send, the sandbox's clock jumping ahead) a claim here
+        # renews it but does not send them again, so one process never sends a notice twice.
         self._in_flight: set[str] = set()
 
     def wake(self, channels: Iterable[ChannelKind] | None = None) -> None:
@@ -189,24 +180,8 @@ class Outbox:
             if channel in self._wakes:
                 self._wakes[channel].set()
 
-    def take(self, handed: Handed) -> None:
-        """Starts sending notices a committed step wrote claimed for this drainer, lane by lane
-        (none once stopping: their claims are released when the next run starts)."""
-        if self._stopping.is_set():
-            return
-        lanes: dict[tuple[ChannelKind, str], list[Outgoing]] = defaultdict(list)
-        for row in handed.rows:
-            notice = Outgoing.of_row(row)
-            self._in_flight.add(notice.id)
-            lanes[(notice.channel, self.senders[notice.channel].lane(notice))].append(notice)
-        for notices in lanes.values():
-            task = asyncio.create_task(self._send_lane(notices, handed.views), name="outbox-hand-over")
-            self._handed.add(task)
-            task.add_done_callback(self._handed.discard)
-
     async def start(self) -> None:
-        """Releases claims left by a crashed run of this single-file database, then starts draining
-        (and, there, takes the notices steps hand over)."""
+        """Releases claims left by a crashed run of this single-file database, then starts draining."""
         if not self.desk.db.supports_skip_locked:
             # SQLite serves one instance; claims still held are from a process that died.
             async with self.desk.db.transaction() as session:
@@ -217,22 +192,17 @@ class Outbox:
         self._tasks = [
             asyncio.create_task(self.run(channel), name=f"outbox-{channel.value}") for channel in self.senders
         ]
-        if not self.desk.db.supports_skip_locked:
-            # One writer: a step's own transaction sees whether its recipient has anything else
-            # waiting, so what it queues can skip the claim (bot/workflow/notices.py).
-            self.desk.hand_over = HandOver(frozenset(self.senders), self.lease, self.take)
 
     async def stop(self) -> None:
         """Stops after the sends in flight finish."""
-        self.desk.hand_over = None
         self._stopping.set()
         self.wake()
-        if self._tasks or self._handed:
+        if self._tasks:
             try:
                 # Sends in flight get a moment to finish; after that they are cut off, and their
                 # notices, still claimed, are sent again once the lease runs out (at least once).
                 async with asyncio.timeout(STOP_GRACE):
-                    await asyncio.gather(*self._tasks, *self._handed)
+                    await asyncio.gather(*self._tasks)
             except (TimeoutError, asyncio.CancelledError):
                 log.warning("outbox stopped with sends in flight; they will be retried")
             self._tasks = []
@@ -276,14 +246,12 @@ class Outbox:
         channels = [c.value for c in of]
         if not channels:
             return []
-        due: tuple[ColumnElement[bool], ...] = (
+        due = (
             Notice.status == "pending",
             Notice.channel.in_(channels),
             Notice.next_attempt_at <= now,
             or_(Notice.claimed_until.is_(None), Notice.claimed_until <= now),
         )
-        if self._in_flight:
-            due = (*due, Notice.id.not_in(sorted(self._in_flight)))
         # Look before taking the write lock: most passes find nothing, and on SQLite every write
         # transaction queues behind the decisions and submissions that users wait for.
         async with self.desk.db.read() as session:
@@ -338,26 +306,24 @@ class Outbox:
             )
             for row in rows:
                 row.claimed_until = now + self.lease
-            self._in_flight.update(row.id for row in rows)
-            return [Outgoing.of(row) for row in rows]
+        # A notice this process is still sending keeps its renewed claim but is not sent again.
+        taken = [Outgoing.of(row) for row in rows if row.id not in self._in_flight]
+        self._in_flight.update(notice.id for notice in taken)
+        return taken
 
-    async def _send_lane(self, notices: list[Outgoing], views: dict[str, RequestView] | None = None) -> None:
+    async def _send_lane(self, notices: list[Outgoing]) -> None:
         try:
-            await self._send_in_order(notices, views or {})
+            await self._send_in_order(notices)
         finally:
             self._in_flight.difference_update(notice.id for notice in notices)
 
-    async def _send_in_order(self, notices: list[Outgoing], views: dict[str, RequestView]) -> None:
+    async def _send_in_order(self, notices: list[Outgoing]) -> None:
         async with self._lanes:
             for position, notice in enumerate(notices):
                 sender = self.senders[notice.channel]
                 try:
                     delivered = await deliver(
-                        self.desk,
-                        sender,
-                        notice,
-                        default_timezone=self.default_timezone,
-                        view=views.get(notice.id),
+                        self.desk, sender, notice, default_timezone=self.default_timezone
                     )
                 except RetryLater as wait:
                     metrics.delivery_retried(notice.channel.value, wait.reason)

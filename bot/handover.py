@@ -58,14 +58,11 @@ _EXTENSION = {
 }
 
 
-async def prepare(
-    desk: Desk, notice: Outgoing, default_timezone: str, view: RequestView | None = None
-) -> Handed:
+async def prepare(desk: Desk, notice: Outgoing, default_timezone: str) -> Handed:
     """What `notice` is rendered from; raises RetryLater (held back), Skipped (nothing left to
-    send) or Undeliverable (given up). `default_timezone` is for recipients without their own; a
-    card update given the `view` its step ended with shows it instead of reading the request."""
+    send) or Undeliverable (given up). `default_timezone` is for recipients without their own."""
     if notice.channel == ChannelKind.telegram:
-        return await _for_telegram(desk, notice, default_timezone, view)
+        return await _for_telegram(desk, notice, default_timezone)
     if notice.channel == ChannelKind.slack:
         return await _for_slack(desk, notice)
     return await webhook_target(desk, notice.recipient_id)
@@ -80,9 +77,7 @@ def open_for(view: RequestView) -> bool:
 # ---------------------------------------------------------------- Telegram
 
 
-async def _for_telegram(
-    desk: Desk, notice: Outgoing, default_timezone: str, view: RequestView | None
-) -> Handed:
+async def _for_telegram(desk: Desk, notice: Outgoing, default_timezone: str) -> Handed:
     kind, artist_id, request_id = notice.kind, notice.recipient_id, notice.request_id or ""
     if notice.recipient_kind == ActorKind.creator.value:
         if kind != "status":
@@ -93,7 +88,7 @@ async def _for_telegram(
     if kind in _CARD_NOTICES:
         return await telegram_card(desk, request_id, artist_id, default_timezone)
     if kind == "card_update":
-        place = await telegram_card(desk, request_id, artist_id, default_timezone, view)
+        place = await telegram_card(desk, request_id, artist_id, default_timezone)
         return CardEdit(place, await card_to_edit(desk, notice, place))
     if kind == "decision_reminder":
         place = await telegram_card(desk, request_id, artist_id, default_timezone)
@@ -140,14 +135,10 @@ def _artist_recipient(artist: Artist, default_timezone: str) -> Recipient:
     )
 
 
-async def telegram_card(
-    desk: Desk, request_id: str, artist_id: str, default_timezone: str, view: RequestView | None = None
-) -> CardPlace:
-    """The request (as `view` shows it, when given) and its card's place in the artist's chat; a
-    request that is gone is given up."""
+async def telegram_card(desk: Desk, request_id: str, artist_id: str, default_timezone: str) -> CardPlace:
+    """The request and its card's place in the artist's chat; a request that is gone is given up."""
     async with desk.db.read(quick=True) as session:
-        if view is None:
-            view = await load_request_view(session, request_id)
+        view = await load_request_view(session, request_id)
         ref = await card_ref(session, request_id, ChannelKind.telegram.value, artist_id)
     if view is None:
         raise Undeliverable(f"no request {request_id}")

@@ -45,22 +45,6 @@ class Outgoing:
             created_at=notice.created_at,
         )
 
-    @classmethod
-    def of_row(cls, row: dict[str, Any]) -> Outgoing:
-        """A notice as written (the values of its row), handed to the drainer without reading it."""
-        return cls(
-            id=row["id"],
-            channel=ChannelKind(row["channel"]),
-            recipient_kind=row["recipient_kind"],
-            recipient_id=row["recipient_id"],
-            kind=row["kind"],
-            request_id=row["request_id"],
-            grant_id=row["grant_id"],
-            payload=dict(row["payload"]),
-            attempts=row["attempts"],
-            created_at=row["created_at"],
-        )
-
 
 @dataclass(frozen=True)
 class Delivered:

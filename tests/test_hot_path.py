@@ -1,21 +1,19 @@
 """The decision and submission paths' statement shape, on SQLite and PostgreSQL: the request view
-read once, a step's audit events in one INSERT, its notices in one INSERT, a refused step that
-leaves only its refusal on the chain, and the notices handed over to the drainer at commit."""
+read once, a step's audit events in one INSERT, its notices in one INSERT, and a refused step
+that leaves only its refusal on the chain."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select
 
 from bot import workflow
 from bot.models import Actor, ActorKind, ChannelKind, Outcome
 from bot.workflow import Desk
-from bot.workflow.notices import Handed, HandOver
 from sandbox.factories import make_parties, submit
 from storage.audit import verify_chain
 from storage.tables import AuditEvent, Notice
@@ -113,53 +111,3 @@ async def test_a_submission_writes_its_event_and_notices_in_one_statement_each(d
     assert len(starting(seen, "INSERT INTO requests")) == 1
     assert len(starting(seen, "INSERT INTO audit_events")) == 1
     assert len(starting(seen, "INSERT INTO notices")) == 1  # board post and creator status together
-
-
-def _outbox_row(notice_id: str) -> Any:
-    return select(Notice.kind, Notice.claimed_until).where(Notice.id == notice_id)
-
-
-async def test_a_decisions_notices_are_handed_over_claimed_with_the_view_it_ended_with(desk: Desk) -> None:
-    parties, request_id = await linked(desk)
-    async with desk.db.transaction() as session:  # the card was sent: nothing waits for the artist
-        await session.execute(update(Notice).values(status="sent"))
-    taken: list[Handed] = []
-    desk.hand_over = HandOver(frozenset({ChannelKind.telegram}), timedelta(seconds=60), taken.append)
-    decided = await workflow.decide(
-        desk, request_id=request_id, actor=parties.artist(), outcome=Outcome.approve, terms_seen=None
-    )
-    [handed] = taken
-    [row] = handed.rows
-    assert (row["channel"], row["kind"], row["recipient_id"]) == (
-        "telegram",
-        "card_update",
-        parties.artist_id,
-    )
-    assert handed.views[row["id"]] is decided.view and decided.view.grant is not None
-    async with desk.db.read() as session:
-        kind, claimed_until = (await session.execute(_outbox_row(row["id"]))).one()
-        assert kind == "card_update" and claimed_until == desk.clock.now() + timedelta(seconds=60)
-        # The notices on other channels wait for the drainer, unclaimed.
-        others = select(Notice.channel, Notice.claimed_until).where(
-            Notice.request_id == request_id, Notice.status == "pending", Notice.id != row["id"]
-        )
-        assert {(c, u) for c, u in (await session.execute(others)).all()} == {
-            ("slack", None),
-            ("webhook", None),
-        }
-
-
-async def test_a_notice_for_a_recipient_with_one_waiting_keeps_the_outbox_order(desk: Desk) -> None:
-    parties, request_id = await linked(desk)  # the card itself still waits in the outbox
-    taken: list[Handed] = []
-    desk.hand_over = HandOver(frozenset({ChannelKind.telegram}), timedelta(seconds=60), taken.append)
-    await workflow.decide(
-        desk, request_id=request_id, actor=parties.artist(), outcome=Outcome.approve, terms_seen=None
-    )
-    assert taken == []  # nothing handed over: the update must not overtake its card
-    async with desk.db.read() as session:
-        rows = select(Notice.kind, Notice.claimed_until).where(
-            Notice.recipient_id == parties.artist_id, Notice.status == "pending"
-        )
-        found = sorted((await session.execute(rows)).all())
-        assert found == [("card", None), ("card_update", None)]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from telegram.ext import ExtBot
 
 from bot import workflow
@@ -209,29 +209,35 @@ async def test_a_decision_edits_the_card_in_place_and_a_repeated_update_changes_
     assert bot_messages(sim)[0]["edit_count"] == 1
 
 
-@sqlite_only
-async def test_a_handed_over_card_update_is_sent_once_even_when_its_claim_runs_out_in_flight(
+@sqlite_only  # the write engine's first commit is the claim (PostgreSQL's look commits there too)
+async def test_a_card_update_still_in_flight_when_its_claim_runs_out_is_not_sent_again(
     desk: Desk, parties: Parties, sender: TelegramSender, sim: TelegramSimulator
 ) -> None:
     request_id = (await submit(desk, parties)).view.request.id
     outbox = Outbox(desk, [sender])
-    await outbox.drain_once()  # the card is out: nothing waits for the artist
-    await outbox.start()
+    await outbox.drain_once()  # the card
+    await approve(desk, parties, request_id)
+    sim.inject("latency", methods="editMessageText", delay=0.5)
+    claimed = asyncio.Event()
+
+    def committed(_connection: object) -> None:
+        claimed.set()
+
+    event.listen(desk.db.engine.sync_engine, "commit", committed)
     try:
-        assert desk.hand_over is not None  # SQLite: the step hands its notices over at commit
-        sim.inject("latency", methods="editMessageText", delay=0.5)
-        await approve(desk, parties, request_id)  # the card update is handed over, its edit slow
-        assert isinstance(desk.clock, FrozenClock)
-        desk.clock.advance(timedelta(minutes=5))  # its claim has run out while it is in flight
-
-        assert await outbox.drain_once() == 0  # not claimed again by the process sending it
-
-        await sim.wait_for(lambda: bot_messages(sim)[0]["edit_count"] == 1)
+        sending = asyncio.create_task(outbox.drain_once())  # claims the update; its edit is slow
+        await claimed.wait()
     finally:
-        await outbox.stop()
-    assert desk.hand_over is None
+        event.remove(desk.db.engine.sync_engine, "commit", committed)
+    assert isinstance(desk.clock, FrozenClock)
+    desk.clock.advance(timedelta(minutes=5))  # the claim runs out while the edit is in flight
+
+    assert await outbox.drain_once() == 0  # claimed again by the process sending it, not sent again
+    assert await sending == 1
+
     [card] = bot_messages(sim)
     assert card["edit_count"] == 1 and "已同意" in str(card["text"])
+    assert len(sim.calls("editMessageText")) == 1
     async with desk.db.read() as session:
         sent = select(Notice.status).where(Notice.kind == "card_update", Notice.request_id == request_id)
         assert (await session.execute(sent)).scalar_one() == "sent"

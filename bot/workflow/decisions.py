@@ -13,7 +13,6 @@ from bot.models import OPEN_STATUSES, Actor, ActorKind, ChannelKind, Outcome, Po
 from bot.workflow.desk import Desk, announce, audit, load_view, new_id, transition
 from bot.workflow.errors import AlreadyDecided, NeedsConfirmation, NotAllowed, NotOpen, TermsChanged
 from bot.workflow.grants import create_grant
-from bot.workflow.notices import show_view
 from storage.queries import RequestView
 from storage.tables import Decision
 from storage.writes import insert_row, update_row
@@ -224,7 +223,6 @@ async def decide(
         if request.status == RequestStatus.approved.value:
             view = dataclasses.replace(view, grant=await create_grant(session, desk, view, now))
         announce(session, now, view, f"request.{request.status}", **who_decided(view))
-        show_view(session, view)  # the card update, when handed over, shows the request as decided
         decided = Decided(view, decision)
     metrics.DECISIONS.labels(channel=actor.channel.value, outcome=outcome.value).inc()
     return decided

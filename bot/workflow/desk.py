@@ -25,10 +25,10 @@ from bot.output_files import OutputFiles
 from bot.receipts import SigningKeys
 from bot.workflow.errors import NotFound, Refused
 from bot.workflow.handling import mark_handled
-from bot.workflow.notices import HandOver, after_commit, open_hand_over
 from bot.workflow.notices import NoticeDetail as NoticeDetail
 from bot.workflow.notices import Recipient as Recipient
 from bot.workflow.notices import queue_notice as queue_notice
+from bot.workflow.notices import queued_on
 from storage.audit import append_audit
 from storage.database import Database, writes_so_far
 from storage.deferred import discard_deferred
@@ -67,8 +67,6 @@ class Desk:
     # Called after every committed step with the channels it queued notices on (None: any may
     # have), e.g. to wake the outbox drainer; must not block.
     on_commit: list[Callable[[frozenset[ChannelKind] | None], None]] = field(default_factory=list)
-    # The drainer's offer to send a step's notices at once (bot/workflow/notices.py); None: it polls.
-    hand_over: HandOver | None = None
     # Bounds the audit rows one caller's refusals can add (REFUSAL_AUDIT_PER_HOUR).
     refusal_cap: RefusalAuditCap = field(default_factory=RefusalAuditCap)
     # Where output files are kept (DATA_DIR/outputs); None: outputs are not accepted.
@@ -117,8 +115,6 @@ async def transition(
         async with desk.db.transaction() as session:
             arrival = await mark_handled(session, desk.clock.now())  # the inbox row, in the same commit
             before = await writes_so_far(session)
-            open_hand_over(session, desk.hand_over)
-            info = session.info
             try:
                 yield session
             except Refused as why:
@@ -129,6 +125,7 @@ async def transition(
                     refusal = {"code": why.code, "message": why.message}
                     await audit(session, desk, actor, f"{action}.refused", subject_kind, subject_id, refusal)
                 refused = why
+            queued = queued_on(session)
     except Refused as why:  # the step wrote: rolled back with the inbox row's mark, both made anew
         await record_refusal(
             desk,
@@ -142,9 +139,6 @@ async def transition(
         raise
     if arrival is not None:
         arrival.done = True
-    queued, handed = after_commit(info)
-    if handed is not None and desk.hand_over is not None:
-        desk.hand_over.take(handed)
     if refused is not None:
         raise refused
     if queued:
