@@ -169,9 +169,9 @@ class Outbox:
         self._wakes = {channel: asyncio.Event() for channel in self.senders}
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        # Notices this process is sending (claimed, not yet settled): when their
-        # lease runs out in flight (a slow send, the sandbox's clock jumping ahead) a claim here
-        # renews it but does not send them again, so one process never sends a notice twice.
+        # Notices this process is sending (claimed, not yet settled): when their lease runs out in
+        # flight (a slow send, the sandbox's clock jumping ahead), a claim here renews it but does
+        # not send them again, so one process never sends a notice twice.
         self._in_flight: set[str] = set()
 
     def wake(self, channels: Iterable[ChannelKind] | None = None) -> None:
