@@ -10,6 +10,7 @@ webhook is set.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sys
 
@@ -60,6 +61,8 @@ async def main(token: str, base_url: str, port: int) -> None:
         f"http://127.0.0.1:{port}/telegram/webhook", secret_token=SECRET, allowed_updates=["callback_query"]
     )
     await application.start()
+    gc.collect()
+    gc.freeze()  # as `likeness serve` does once started (bot/app.py: settle_heap)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     print("listening", flush=True)

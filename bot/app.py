@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import sys
@@ -140,6 +141,7 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for start in service.on_start:
             await start()
+        settle_heap()
         try:
             yield
         finally:
@@ -152,6 +154,18 @@ def build_service(settings: Settings, clock: Clock | None = None) -> Service:
 
     service.api.router.lifespan_context = lifespan
     return service
+
+
+def settle_heap() -> None:
+    """Moves everything start-up allocated out of the garbage collector's sight.
+
+    The modules, the app and its caches are some hundred thousand objects that live as long as the
+    process. Left in the collector's oldest generation, every full collection walks them all: a
+    pause of 100-140 ms mid-burst on the benchmark machine, the tap figure's p99. Frozen, a full
+    collection walks only what was allocated since (Python's documented `gc.freeze`).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def webhook_policy(settings: Settings) -> WebhookPolicy:

@@ -20,7 +20,12 @@ from storage.audit import append_audit
 from storage.tables import Creator, CreatorKey
 
 # Built once, read on every API call: a reused statement keeps its SQLAlchemy cache key.
-_KEY_BY_HASH = select(CreatorKey).where(CreatorKey.key_hash == bindparam("key_hash"))
+# A named key and its creator in one row: one statement on the common path.
+_KEY_BY_HASH = (
+    select(Creator, CreatorKey.id, CreatorKey.revoked_at, CreatorKey.last_used_at)
+    .join(CreatorKey, CreatorKey.creator_id == Creator.id)
+    .where(CreatorKey.key_hash == bindparam("key_hash"))
+)
 _CREATOR_BY_KEY_HASH = select(Creator).where(Creator.api_key_hash == bindparam("key_hash"))
 WEBHOOK_OVERLAP = timedelta(hours=24)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -155,20 +160,22 @@ async def authenticate(desk: Desk, api_key: str) -> Creator | None:
     key_hash = hash_secret(api_key)
     now = desk.clock.now()
     async with desk.db.read(quick=True) as session:
-        row = (await session.execute(_KEY_BY_HASH, {"key_hash": key_hash})).scalar_one_or_none()
+        row = (await session.execute(_KEY_BY_HASH, {"key_hash": key_hash})).one_or_none()
+        key_id: str | None = None
+        creator: Creator | None
         if row is not None:
-            if row.revoked_at is not None:
+            creator, key_id, revoked_at, last = row.tuple()
+            if revoked_at is not None:
                 return None
-            creator = await session.get(Creator, row.creator_id)
         else:
             creator = (
                 await session.execute(_CREATOR_BY_KEY_HASH, {"key_hash": key_hash})
             ).scalar_one_or_none()
+            last = creator.api_key_last_used_at if creator is not None else None
     if creator is None or creator.deactivated_at is not None:
         return None
-    last = row.last_used_at if row is not None else creator.api_key_last_used_at
     if last is None or now - last >= LAST_USED_RESOLUTION:
-        await _note_use(desk, creator.id, row.id if row is not None else None, now)
+        await _note_use(desk, creator.id, key_id, now)
     return creator
 
 

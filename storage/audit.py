@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Engine, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -52,8 +53,31 @@ class _PendingEvents:
     def __call__(self, session: Session) -> None:
         if not self.events:
             return
-        head = session.execute(_HEAD_FOR_UPDATE).one()
-        seq, prev_hash = head.last_seq, head.last_hash
+        connection = session.connection()
+        known = _KNOWN_HEADS.get(connection.engine)
+        if known is not None:
+            # The head this process last wrote, moved on only if nobody else moved it since: one
+            # UPDATE, no read. Anybody else's append (another instance, a CLI command) changed
+            # the row, the UPDATE matches nothing, and the head is read and locked below instead.
+            rows, seq, head_hash = self._link(*known)
+            moved = connection.execute(
+                _MOVE_KNOWN_HEAD,
+                {"old_seq": known[0], "old_hash": known[1], "seq": seq, "hash": head_hash},
+            )
+            if moved.rowcount != 1:
+                known = None
+        if known is None:
+            head = connection.execute(_HEAD_FOR_UPDATE).one()
+            rows, seq, head_hash = self._link(head.last_seq, head.last_hash)
+            connection.execute(_MOVE_HEAD, {"seq": seq, "hash": head_hash})
+        connection.execute(_INSERT_EVENTS, rows)
+        # Remembered before the commit: if it fails, the next append finds the row unchanged
+        # and reads it afresh; a wrong guess costs one UPDATE that matches nothing.
+        _KNOWN_HEADS[connection.engine] = (seq, head_hash)
+        self.events = []
+
+    def _link(self, seq: int, prev_hash: str) -> tuple[list[dict[str, Any]], int, str]:
+        """Numbers and hashes the events after the head (seq, prev_hash): rows, new seq, new hash."""
         rows = []
         for content, at in self.events:
             seq += 1
@@ -61,13 +85,24 @@ class _PendingEvents:
             digest = event_hash(prev_hash, content)
             rows.append(content | {"at": at, "prev_hash": prev_hash, "hash": digest})
             prev_hash = digest
-        session.execute(insert(_EVENTS), rows)
-        session.execute(update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=seq, last_hash=prev_hash))
-        self.events = []
+        return rows, seq, prev_hash
 
 
 _PENDING = "audit_events"
-_HEAD_FOR_UPDATE = select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1).with_for_update()
+_HEAD_FOR_UPDATE = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = (
+    update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
+)
+_MOVE_KNOWN_HEAD = (
+    update(_HEAD)
+    .where(
+        _HEAD.c.id == 1, _HEAD.c.last_seq == bindparam("old_seq"), _HEAD.c.last_hash == bindparam("old_hash")
+    )
+    .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
+)
+_INSERT_EVENTS = insert(_EVENTS)
+# The head each database's writer last moved it to, per engine (so per database and process).
+_KNOWN_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
 
 
 async def append_audit(
@@ -85,9 +120,10 @@ async def append_audit(
     """Appends one event to the chain inside the caller's transaction.
 
     The events are linked into the chain and written when the transaction commits
-    (storage/deferred.py), after its other writes: the head row is read and locked then (FOR
-    UPDATE on PostgreSQL; SQLite's write lock does the same), each event gets the next number and
-    its hash, and one INSERT writes them all, one UPDATE moves the head. So concurrent
+    (storage/deferred.py), after its other writes: the head row is locked then, each event gets
+    the next number and its hash, one UPDATE moves the head and one INSERT writes them all. The
+    head is read (FOR UPDATE on PostgreSQL; SQLite's write lock does the same) only when the one
+    this process last wrote has moved since; else the UPDATE, conditional on it, is the lock. So concurrent
     transactions queue on the head only for the last moment of their commit, and the chain stays
     a single line in commit order.
     """

@@ -40,6 +40,11 @@ _VIEW_ROWS_LOCKED = _VIEW_ROWS.with_for_update(of=[Request.__table__, Artist.__t
 _DECISIONS = (
     select(Decision).where(Decision.request_id == bindparam("request_id")).order_by(Decision.created_at)
 )
+_ARTIST_WITH_AGENCY = (
+    select(Artist, Agency)
+    .outerjoin(Agency, Agency.id == Artist.agency_id)
+    .where(Artist.id == bindparam("artist_id"))
+)
 _ARTIST_BY_TELEGRAM_USER = select(Artist).where(Artist.telegram_user_id == bindparam("user_id"))
 
 
@@ -60,6 +65,12 @@ async def load_request_view(
     request, artist, creator, agency, grant, deletion = row
     decisions = list((await session.execute(_DECISIONS, key)).scalars())
     return RequestView(request, decisions, grant, artist, agency, creator, deletion)
+
+
+async def artist_with_agency(session: AsyncSession, artist_id: str) -> tuple[Artist, Agency | None] | None:
+    """An artist and its agency (None without one), in one statement; None when there is no such artist."""
+    row = (await session.execute(_ARTIST_WITH_AGENCY, {"artist_id": artist_id})).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def creator_by_key_hash(session: AsyncSession, key_hash: str) -> Creator | None:

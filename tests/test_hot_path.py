@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
 
 from bot import workflow
+from bot.clock import FrozenClock
 from bot.models import Actor, ActorKind, ChannelKind, Outcome
 from bot.workflow import Desk
 from sandbox.factories import make_parties, submit
 from storage.audit import verify_chain
 from storage.tables import AuditEvent, Notice
+from tests.conftest import open_desk
 
 
 @contextmanager
@@ -111,3 +114,31 @@ async def test_a_submission_writes_its_event_and_notices_in_one_statement_each(d
     assert len(starting(seen, "INSERT INTO requests")) == 1
     assert len(starting(seen, "INSERT INTO audit_events")) == 1
     assert len(starting(seen, "INSERT INTO notices")) == 1  # board post and creator status together
+
+
+async def test_a_step_after_this_process_own_moves_the_head_without_reading_it(desk: Desk) -> None:
+    parties = await make_parties(desk, webhook_url="http://127.0.0.1:9/hook")
+    await submit(desk, parties)
+    with statements(desk) as seen:
+        await submit(desk, parties)
+    assert not starting(seen, "SELECT audit_head")
+    assert len(starting(seen, "UPDATE audit_head")) == 1
+
+
+async def test_a_head_moved_by_another_writer_is_read_afresh_and_the_chain_holds(
+    desk: Desk, migrated_url: str, clock: FrozenClock, tmp_path: Path
+) -> None:
+    parties = await make_parties(desk, webhook_url="http://127.0.0.1:9/hook")
+    await submit(desk, parties)
+    # Another instance (or a `likeness` command) appends through a database connection of its own.
+    async with open_desk(migrated_url, clock, tmp_path / "other") as other:
+        await submit(other, parties)
+    with statements(desk) as seen:
+        await submit(desk, parties)
+    assert len(starting(seen, "SELECT audit_head")) == 1  # the guess missed: read and locked
+    assert len(starting(seen, "UPDATE audit_head")) == 2  # the guess, then the move
+    async with desk.db.read() as session:
+        report = await verify_chain(session)
+        seqs = list((await session.execute(select(AuditEvent.seq).order_by(AuditEvent.seq))).scalars())
+    assert report.intact
+    assert seqs == list(range(1, len(seqs) + 1))

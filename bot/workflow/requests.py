@@ -36,8 +36,8 @@ from bot.workflow.desk import (
 )
 from bot.workflow.errors import Deactivated, InvalidInput, NotAllowed, NotFound, NotOpen
 from bot.workflow.idempotency import Idempotency, idempotent_replay, remember_answer
-from storage.queries import RequestView
-from storage.tables import Agency, Artist, Creator, Request
+from storage.queries import RequestView, artist_with_agency
+from storage.tables import Creator, Request
 from storage.writes import insert_row
 
 NUDGE_INTERVAL = timedelta(hours=1)
@@ -71,9 +71,10 @@ async def submit_request(
             replay = await idempotent_replay(session, creator_id, idempotency)
             if replay is not None:
                 return Submitted(await load_view(session, replay.resource_id), replayed=True)
-            artist = await session.get(Artist, terms_in.artist_id)
-            if artist is None:
+            found = await artist_with_agency(session, terms_in.artist_id)
+            if found is None:
                 raise InvalidInput([FieldError("artist_id", f"no artist {terms_in.artist_id}")])
+            artist, agency = found
             if artist.deactivated_at is not None:
                 raise Deactivated(f"artist {artist.id} is deactivated and accepts no new requests")
             due = terms_in.decision_due_at or min(
@@ -118,7 +119,6 @@ async def submit_request(
                 creator = await session.get(Creator, creator_id)
             if creator is None:
                 raise NotFound(f"no creator {creator_id}")
-            agency = await session.get(Agency, artist.agency_id) if artist.agency_id else None
             # A new request has no decisions and no grant: no need to read them back.
             view = RequestView(request, [], None, artist, agency, creator)
             if crossed:
