@@ -17,16 +17,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.models import FieldError, utc_iso
 from bot.workflow import Desk, InvalidInput, NotFound, hash_secret, new_id
 from storage.audit import append_audit
+from storage.point_reads import PointRead, columns_of, loaded
 from storage.tables import Creator, CreatorKey
 
 # Built once, read on every API call: a reused statement keeps its SQLAlchemy cache key.
-# A named key and its creator in one row: one statement on the common path.
-_KEY_BY_HASH = (
-    select(Creator, CreatorKey.id, CreatorKey.revoked_at, CreatorKey.last_used_at)
+# A named key and its creator in one row (the creator's columns, then the key's id, revoked_at
+# and last_used_at); or a creator by the single key of the first versions. Point reads: every
+# API call makes one.
+_KEY_BY_HASH = PointRead(
+    select(*columns_of(Creator), CreatorKey.id, CreatorKey.revoked_at, CreatorKey.last_used_at)
     .join(CreatorKey, CreatorKey.creator_id == Creator.id)
     .where(CreatorKey.key_hash == bindparam("key_hash"))
 )
-_CREATOR_BY_KEY_HASH = select(Creator).where(Creator.api_key_hash == bindparam("key_hash"))
+_CREATOR_BY_KEY_HASH = PointRead(
+    select(*columns_of(Creator)).where(Creator.api_key_hash == bindparam("key_hash"))
+)
 WEBHOOK_OVERLAP = timedelta(hours=24)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 DEFAULT_KEY_NAME = "default"
@@ -159,19 +164,20 @@ async def authenticate(desk: Desk, api_key: str) -> Creator | None:
     """The creator whose live key this is, or None (unknown or revoked); notes when it was used."""
     key_hash = hash_secret(api_key)
     now = desk.clock.now()
-    async with desk.db.read(quick=True) as session:
-        row = (await session.execute(_KEY_BY_HASH, {"key_hash": key_hash})).one_or_none()
-        key_id: str | None = None
-        creator: Creator | None
-        if row is not None:
-            creator, key_id, revoked_at, last = row.tuple()
-            if revoked_at is not None:
-                return None
-        else:
-            creator = (
-                await session.execute(_CREATOR_BY_KEY_HASH, {"key_hash": key_hash})
-            ).scalar_one_or_none()
-            last = creator.api_key_last_used_at if creator is not None else None
+    key = {"key_hash": key_hash}
+    key_id: str | None = None
+    creator: Creator | None = None
+    rows = await desk.db.point_read(_KEY_BY_HASH, key)
+    if rows:
+        key_id, revoked_at, last = rows[0][-3:]
+        if revoked_at is not None:
+            return None
+        creator = loaded(Creator, rows[0])
+    else:
+        rows = await desk.db.point_read(_CREATOR_BY_KEY_HASH, key)
+        if rows:
+            creator = loaded(Creator, rows[0])
+            last = creator.api_key_last_used_at
     if creator is None or creator.deactivated_at is not None:
         return None
     if last is None or now - last >= LAST_USED_RESOLUTION:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from storage.migrations import at_head, run_upgrade
+from storage.point_reads import PointRead, Row, SqlitePointReader, core_rows
 from storage.sqlite_driver import one_hop_dbapi
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         self.read_engine = self.quick_read_engine = self.engine
         self.checkpoints: WalCheckpoints | None = None
+        self._point_reader: SqlitePointReader | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, immediate=True, busy_timeout_ms=0, checkpoints=False)
             # Readers get their own engine with deferred transactions: in WAL they never wait for a writer.
@@ -95,6 +97,8 @@ class Database:
             # Point reads on the hot paths (who tapped, the card to edit, the API key) run inline.
             self.quick_read_engine = create_async_engine(self.url, **options)
             _configure_sqlite(self.quick_read_engine, immediate=False, busy_timeout_ms=0)
+            if database not in ("", ":memory:"):
+                self._point_reader = SqlitePointReader(database, self.engine.dialect, self.read_engine)
         _count_writes(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
@@ -139,6 +143,13 @@ class Database:
         async with sessions() as session, session.begin():
             yield session
 
+    async def point_read(self, read: PointRead, params: dict[str, Any]) -> list[Row]:
+        """The few rows `read` finds by key (storage/point_reads.py): on SQLite without SQLAlchemy's
+        session and execution machinery, on the event loop's thread; never for a read that scans."""
+        if self._point_reader is not None:
+            return await self._point_reader.rows(read, params)
+        return await core_rows(self.quick_read_engine, read, params)
+
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
@@ -174,6 +185,8 @@ class Database:
         """Closes every pooled connection (after a WAL checkpoint under way has finished)."""
         if self.checkpoints is not None:
             await self.checkpoints.finish()
+        if self._point_reader is not None:
+            self._point_reader.close()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.point_reads import PointRead, columns_of
 from storage.tables import Agency, Artist, CardRef, Creator, Decision, Deletion, Grant, Request
 
 
@@ -46,6 +47,10 @@ _ARTIST_WITH_AGENCY = (
     .where(Artist.id == bindparam("artist_id"))
 )
 _ARTIST_BY_TELEGRAM_USER = select(Artist).where(Artist.telegram_user_id == bindparam("user_id"))
+# Who tapped: a point read on every tap (storage/point_reads.py); `loaded(Artist, row)` is the artist.
+ARTIST_BY_TELEGRAM_USER = PointRead(
+    select(*columns_of(Artist)).where(Artist.telegram_user_id == bindparam("user_id"))
+)
 
 
 async def load_request_view(

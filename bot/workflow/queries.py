@@ -13,11 +13,12 @@ from bot.workflow.decisions import seen_terms_hash
 from bot.workflow.desk import Desk
 from bot.workflow.errors import NotFound
 from bot.workflow.grants import grant_status_at
+from storage.point_reads import loaded
 from storage.queries import (
+    ARTIST_BY_TELEGRAM_USER,
     RequestView,
     agency_by_slack_channel,
     agency_requests,
-    artist_by_telegram_user,
     artist_grants,
     artist_requests,
     list_creator_requests,
@@ -82,8 +83,8 @@ async def artist_row(desk: Desk, artist_id: str) -> Artist | None:
 
 async def artist_of_telegram_user(desk: Desk, telegram_user_id: int) -> Artist | None:
     """The artist linked to this Telegram user, if any."""
-    async with desk.db.read(quick=True) as session:
-        return await artist_by_telegram_user(session, telegram_user_id)
+    rows = await desk.db.point_read(ARTIST_BY_TELEGRAM_USER, {"user_id": telegram_user_id})
+    return loaded(Artist, rows[0]) if rows else None
 
 
 async def artist_open_requests(desk: Desk, artist_id: str) -> list[RequestView]:
