@@ -23,9 +23,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar, cast, get_origin
+from typing import Any, Protocol, TypeVar, cast, get_origin
 
-from sqlalchemy import ColumnElement, Table, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, String, Table, and_, bindparam, case, func, or_, select, update
 
 from bot import handover, metrics
 from bot.handed import Handover
@@ -37,9 +37,45 @@ from bot.outgoing import Skipped as Skipped
 from bot.outgoing import Undeliverable as Undeliverable
 from bot.outgoing import Unreachable as Unreachable
 from bot.workflow import Desk
+from storage.point_reads import PointRead
 from storage.tables import CardRef, Notice
 
 _NOTICE_ROWS = cast(Table, Notice.__table__)
+# Built once: the outbox runs these on every pass and every message.
+_DUE_ONE = PointRead(
+    select(_NOTICE_ROWS.c.id)
+    .where(
+        _NOTICE_ROWS.c.status == "pending",
+        _NOTICE_ROWS.c.channel == bindparam("channel"),
+        _NOTICE_ROWS.c.next_attempt_at <= bindparam("now"),
+        or_(_NOTICE_ROWS.c.claimed_until.is_(None), _NOTICE_ROWS.c.claimed_until <= bindparam("now")),
+    )
+    .limit(1)
+)
+_CLAIM = (
+    update(_NOTICE_ROWS)
+    .where(_NOTICE_ROWS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(claimed_until=bindparam("until"))
+)
+_CARDS = cast(Table, CardRef.__table__)
+# Where a card now lives: its row updated (the chat kept when the platform gave none), or none found.
+_CARD_MOVED = (
+    update(_CARDS)
+    .where(
+        _CARDS.c.request_id == bindparam("request"),
+        _CARDS.c.channel == bindparam("on_channel"),
+        _CARDS.c.recipient_id == bindparam("recipient"),
+    )
+    .values(
+        chat_id=func.coalesce(bindparam("chat", type_=String), _CARDS.c.chat_id),
+        message_id=bindparam("message"),
+    )
+)
+_SENT = (
+    update(_NOTICE_ROWS)
+    .where(_NOTICE_ROWS.c.id == bindparam("notice_id"))
+    .values(status="sent", sent_at=bindparam("now"), claimed_until=None, attempts=bindparam("tries"))
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +209,7 @@ class Outbox:
         # flight (a slow send, the sandbox's clock jumping ahead), a claim here renews it but does
         # not send them again, so one process never sends a notice twice.
         self._in_flight: set[str] = set()
+        self._claims: dict[tuple[str, ...], Select[Any]] = {}  # the claim statement per channel set
 
     def wake(self, channels: Iterable[ChannelKind] | None = None) -> None:
         """Something was queued (on `channels`, or anywhere): look now instead of at the next poll."""
@@ -246,17 +283,35 @@ class Outbox:
         channels = [c.value for c in of]
         if not channels:
             return []
+        # Look before taking the write lock: most passes find nothing, and on SQLite every write
+        # transaction queues behind the decisions and submissions that users wait for.
+        for channel in channels:
+            if await self.desk.db.point_read(_DUE_ONE, {"channel": channel, "now": now}):
+                break
+        else:
+            return []
+        claim = self._claims.get(tuple(channels))
+        if claim is None:
+            claim = self._claims[tuple(channels)] = self._claim_statement(of)
+        async with self.desk.db.transaction() as session:
+            rows = (await session.execute(claim, {"now": now})).all()
+            if rows:
+                await session.execute(_CLAIM, {"ids": [row.id for row in rows], "until": now + self.lease})
+        # A notice this process is still sending keeps its renewed claim but is not sent again.
+        taken = [Outgoing.of(row) for row in rows if row.id not in self._in_flight]
+        self._in_flight.update(notice.id for notice in taken)
+        return taken
+
+    def _claim_statement(self, of: list[ChannelKind]) -> Select[Any]:
+        """The SELECT that claims a batch of due notices of these channels (`now` bound at each pass)."""
+        channels = [c.value for c in of]
+        now = bindparam("now", type_=Notice.next_attempt_at.type)
         due = (
             Notice.status == "pending",
             Notice.channel.in_(channels),
             Notice.next_attempt_at <= now,
             or_(Notice.claimed_until.is_(None), Notice.claimed_until <= now),
         )
-        # Look before taking the write lock: most passes find nothing, and on SQLite every write
-        # transaction queues behind the decisions and submissions that users wait for.
-        async with self.desk.db.read() as session:
-            if (await session.execute(select(Notice.id).where(*due).limit(1))).first() is None:
-                return []
         # Senders whose `lane_slice` is set (Telegram: a chat takes about a message a second) have each
         # recipient's pending notices ranked in queue order, and only the oldest few are taken, and
         # only while none of that recipient's notices waits for a retry (it goes first) or is held
@@ -292,24 +347,13 @@ class Outbox:
                 and_(Notice.channel.in_(channels), Notice.channel.not_in(list(sliced))),
                 Notice.id.in_(takeable),
             )
-        async with self.desk.db.transaction() as session:
-            rows = list(
-                (
-                    await session.execute(
-                        select(Notice)
-                        .where(fair, *due)
-                        .order_by(Notice.created_at, Notice.id)
-                        .limit(self.batch)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).scalars()
-            )
-            for row in rows:
-                row.claimed_until = now + self.lease
-        # A notice this process is still sending keeps its renewed claim but is not sent again.
-        taken = [Outgoing.of(row) for row in rows if row.id not in self._in_flight]
-        self._in_flight.update(notice.id for notice in taken)
-        return taken
+        return (
+            select(*_NOTICE_ROWS.columns)
+            .where(fair, *due)
+            .order_by(Notice.created_at, Notice.id)
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
 
     async def _send_lane(self, notices: list[Outgoing]) -> None:
         try:
@@ -346,16 +390,17 @@ class Outbox:
         async with self.desk.db.transaction() as session:
             # A Core UPDATE (the table, not the mapped class): the ORM's bulk-update path costs
             # more CPU than the statement, and this runs once per message sent.
-            await session.execute(
-                update(_NOTICE_ROWS)
-                .where(_NOTICE_ROWS.c.id == notice.id)
-                .values(status="sent", sent_at=now, claimed_until=None, attempts=notice.attempts + 1)
-            )
+            await session.execute(_SENT, {"notice_id": notice.id, "now": now, "tries": notice.attempts + 1})
             if delivered.card_message_id is not None and notice.request_id is not None:
-                ref = await session.get(
-                    CardRef, (notice.request_id, notice.channel.value, notice.recipient_id)
-                )
-                if ref is None:
+                place = {
+                    "request": notice.request_id,
+                    "on_channel": notice.channel.value,
+                    "recipient": notice.recipient_id,
+                    "chat": delivered.card_chat_id or None,
+                    "message": delivered.card_message_id,
+                }
+                moved = await session.execute(_CARD_MOVED, place)
+                if not getattr(moved, "rowcount", 0):
                     session.add(
                         CardRef(
                             request_id=notice.request_id,
@@ -366,9 +411,6 @@ class Outbox:
                             created_at=now,
                         )
                     )
-                else:
-                    ref.chat_id = delivered.card_chat_id or ref.chat_id
-                    ref.message_id = delivered.card_message_id
         self.stats.sent += 1
         self.stats.by_channel[notice.channel.value] += 1
 

@@ -37,7 +37,7 @@ from bot.render.words import language_of
 from bot.reports import build_report, usage_csv
 from bot.workflow import MEMBER_NOTICE, QUESTIONS, Desk, NotFound, agency_outcomes, queries
 from bot.workflow.history import HISTORY_NOTICE
-from storage.queries import RequestView, card_ref, load_request_view
+from storage.queries import RequestView, card_ref, load_request_view, request_view_and_card
 from storage.tables import Agency, Artist, Creator, Notice, Output
 
 # When a board notice finds an earlier one of its request still waiting, look again this soon.
@@ -137,9 +137,7 @@ def _artist_recipient(artist: Artist, default_timezone: str) -> Recipient:
 
 async def telegram_card(desk: Desk, request_id: str, artist_id: str, default_timezone: str) -> CardPlace:
     """The request and its card's place in the artist's chat; a request that is gone is given up."""
-    async with desk.db.read(quick=True) as session:
-        view = await load_request_view(session, request_id)
-        ref = await card_ref(session, request_id, ChannelKind.telegram.value, artist_id)
+    view, ref = await request_view_and_card(desk.db, request_id, ChannelKind.telegram.value, artist_id)
     if view is None:
         raise Undeliverable(f"no request {request_id}")
     if view.artist.id == artist_id:  # the card's reader is the request's artist: read with the view

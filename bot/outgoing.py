@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from bot.models import ChannelKind
 
 if TYPE_CHECKING:
+    from sqlalchemy import Row
+
     from storage.tables import Notice
 
 
@@ -30,8 +32,8 @@ class Outgoing:
     created_at: datetime
 
     @classmethod
-    def of(cls, notice: Notice) -> Outgoing:
-        """A stored notice as the drainer hands it to a sender."""
+    def of(cls, notice: Notice | Row[Any]) -> Outgoing:
+        """A stored notice (an object, or a row of its columns) as the drainer hands it to a sender."""
         return cls(
             id=notice.id,
             channel=ChannelKind(notice.channel),

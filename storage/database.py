@@ -146,9 +146,13 @@ class Database:
     async def point_read(self, read: PointRead, params: dict[str, Any]) -> list[Row]:
         """The few rows `read` finds by key (storage/point_reads.py): on SQLite without SQLAlchemy's
         session and execution machinery, on the event loop's thread; never for a read that scans."""
+        return (await self.point_reads((read, params)))[0]
+
+    async def point_reads(self, *reads: tuple[PointRead, dict[str, Any]]) -> list[list[Row]]:
+        """Several `point_read`s that see one snapshot of the database."""
         if self._point_reader is not None:
-            return await self._point_reader.rows(read, params)
-        return await core_rows(self.quick_read_engine, read, params)
+            return await self._point_reader.rows(*reads)
+        return await core_rows(self.quick_read_engine, *reads)
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""

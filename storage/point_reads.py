@@ -91,28 +91,38 @@ class SqlitePointReader:
             self._connection = connection
         return self._connection
 
-    async def rows(self, read: PointRead, params: dict[str, Any]) -> list[Row]:
-        """The rows `read` finds with `params`, their values typed as SQLAlchemy would type them."""
+    async def rows(self, *reads: tuple[PointRead, dict[str, Any]]) -> list[list[Row]]:
+        """The rows each read finds with its parameters, typed as SQLAlchemy would type them; several
+        reads see one snapshot (one read transaction)."""
+        connection = self._connect()
+        try:
+            if len(reads) == 1:  # autocommit: a statement is a snapshot of its own
+                return [self._fetch(connection, *reads[0])]
+            connection.execute("BEGIN")
+            try:
+                return [self._fetch(connection, read, params) for read, params in reads]
+            finally:
+                connection.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            message = str(error).lower()
+            if "locked" not in message and "busy" not in message:
+                raise
+            log.debug("a point read found the database busy; reading off the event loop")
+            return await core_rows(self._fallback, *reads)
+
+    def _fetch(self, connection: sqlite3.Connection, read: PointRead, params: dict[str, Any]) -> list[Row]:
         compiled = read.compiled(self._dialect)
         values = compiled.defaults | params
         args = [
             value if bind is None else bind(value)
             for bind, value in zip(compiled.binds, (values[name] for name in compiled.names), strict=True)
         ]
-        try:
-            raw = self._connect().execute(compiled.sql, args).fetchall()
-        except sqlite3.OperationalError as error:
-            message = str(error).lower()
-            if "locked" not in message and "busy" not in message:
-                raise
-            log.debug("a point read found the database busy; reading off the event loop")
-            return await core_rows(self._fallback, read, params)
         results = compiled.results
         return [
             tuple(
                 value if result is None else result(value) for result, value in zip(results, row, strict=True)
             )
-            for row in raw
+            for row in connection.execute(compiled.sql, args).fetchall()
         ]
 
     def close(self) -> None:
@@ -122,11 +132,13 @@ class SqlitePointReader:
             self._connection = None
 
 
-async def core_rows(engine: AsyncEngine, read: PointRead, params: dict[str, Any]) -> list[Row]:
-    """The rows `read` finds with `params`, through SQLAlchemy Core on `engine`."""
+async def core_rows(engine: AsyncEngine, *reads: tuple[PointRead, dict[str, Any]]) -> list[list[Row]]:
+    """The rows each read finds with its parameters, through SQLAlchemy Core on `engine`, in one
+    transaction."""
     async with engine.connect() as connection:
-        result = await connection.execute(read.statement, params)
-        return [tuple(row) for row in result]
+        return [
+            [tuple(row) for row in await connection.execute(read.statement, params)] for read, params in reads
+        ]
 
 
 _ATTRIBUTES: dict[type[Any], tuple[str, ...]] = {}

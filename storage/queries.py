@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.point_reads import PointRead, columns_of
+from storage.database import Database
+from storage.point_reads import PointRead, columns_of, loaded
 from storage.tables import Agency, Artist, CardRef, Creator, Decision, Deletion, Grant, Request
 
 
@@ -51,6 +53,62 @@ _ARTIST_BY_TELEGRAM_USER = select(Artist).where(Artist.telegram_user_id == bindp
 ARTIST_BY_TELEGRAM_USER = PointRead(
     select(*columns_of(Artist)).where(Artist.telegram_user_id == bindparam("user_id"))
 )
+
+
+# The same view, and a card's place, as point reads (storage/point_reads.py): the outbox reads them
+# for every card it edits.
+_VIEW_ENTITIES: tuple[type[Any], ...] = (Request, Artist, Creator, Agency, Grant, Deletion)
+_VIEW_POINT = PointRead(
+    select(*(column for entity in _VIEW_ENTITIES for column in columns_of(entity)))
+    .select_from(Request)
+    .join(Artist, Artist.id == Request.artist_id)
+    .join(Creator, Creator.id == Request.creator_id)
+    .outerjoin(Agency, Agency.id == Artist.agency_id)
+    .outerjoin(Grant, Grant.request_id == Request.id)
+    .outerjoin(Deletion, Deletion.grant_id == Grant.id)
+    .where(Request.id == bindparam("request_id"))
+)
+_DECISIONS_POINT = PointRead(
+    select(*columns_of(Decision))
+    .where(Decision.request_id == bindparam("request_id"))
+    .order_by(Decision.created_at)
+)
+_CARD_REF_POINT = PointRead(
+    select(*columns_of(CardRef)).where(
+        CardRef.request_id == bindparam("request_id"),
+        CardRef.channel == bindparam("channel"),
+        CardRef.recipient_id == bindparam("recipient_id"),
+    )
+)
+
+
+async def request_view_and_card(
+    db: Database, request_id: str, channel: str, recipient_id: str
+) -> tuple[RequestView | None, CardRef | None]:
+    """A request's view (as `load_request_view` reads it) and where its card was posted for one
+    recipient, as point reads of one snapshot: neither belongs to a session."""
+    key = {"request_id": request_id}
+    found, decisions, refs = await db.point_reads(
+        (_VIEW_POINT, key),
+        (_DECISIONS_POINT, key),
+        (_CARD_REF_POINT, key | {"channel": channel, "recipient_id": recipient_id}),
+    )
+    ref = loaded(CardRef, refs[0]) if refs else None
+    if not found:
+        return None, ref
+    row, start = found[0], 0
+    parts: list[Any] = []
+    for entity in _VIEW_ENTITIES:
+        width = len(columns_of(entity))
+        values = row[start : start + width]
+        start += width
+        pk = next(i for i, column in enumerate(columns_of(entity)) if column.primary_key)
+        parts.append(loaded(entity, values) if values[pk] is not None else None)  # an outer join's absence
+    request, artist, creator, agency, grant, deletion = parts
+    view = RequestView(
+        request, [loaded(Decision, d) for d in decisions], grant, artist, agency, creator, deletion
+    )
+    return view, ref
 
 
 async def load_request_view(

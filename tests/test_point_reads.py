@@ -14,11 +14,12 @@ from sqlalchemy import bindparam, event, select
 from bot import workflow
 from bot.clock import FrozenClock
 from bot.creator_keys import authenticate
-from bot.models import ActorKind
+from bot.models import ActorKind, Outcome
 from bot.workflow import Desk
-from sandbox.factories import make_parties
+from sandbox.factories import make_parties, submit
 from storage.database import Database, upgrade_database
 from storage.point_reads import PointRead, columns_of, loaded
+from storage.queries import load_request_view, request_view_and_card
 from storage.tables import Artist, Creator
 from tests.conftest import open_desk
 
@@ -143,3 +144,31 @@ async def test_a_point_read_never_creates_a_missing_database_file(tmp_path: Path
         assert not path.exists()
     finally:
         await database.dispose()
+
+
+def _columns(row: object | None) -> dict[str, object] | None:
+    if row is None:
+        return None
+    return {column.key: getattr(row, column.key) for column in type(row).__table__.columns}  # type: ignore[attr-defined]
+
+
+async def test_a_view_read_by_point_reads_equals_the_one_a_session_reads(desk: Desk) -> None:
+    parties = await make_parties(desk, webhook_url="http://127.0.0.1:9/hook")
+    token = await workflow.create_invite(desk, subject_kind=ActorKind.artist, subject_id=parties.artist_id)
+    await workflow.redeem_invite(desk, token=token, telegram_user_id=7002, chat_id=7002)
+    pending = (await submit(desk, parties)).view.request.id
+    approved = (await submit(desk, parties)).view.request.id
+    await workflow.decide(
+        desk, request_id=approved, actor=parties.artist(), outcome=Outcome.approve, terms_seen=None
+    )
+    for request_id in (pending, approved):
+        async with desk.db.read() as session:
+            expected = await load_request_view(session, request_id)
+        assert expected is not None
+        view, ref = await request_view_and_card(desk.db, request_id, "telegram", parties.artist_id)
+        assert view is not None and ref is None  # no card was sent in this test
+        for part in ("request", "grant", "artist", "agency", "creator", "deletion"):
+            assert _columns(getattr(view, part)) == _columns(getattr(expected, part)), part
+        assert [_columns(d) for d in view.decisions] == [_columns(d) for d in expected.decisions]
+    assert view.grant is not None and view.agency is not None  # the approved one, with its agency
+    assert await request_view_and_card(desk.db, "req_missing", "telegram", parties.artist_id) == (None, None)
