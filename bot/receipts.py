@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -59,14 +60,14 @@ class Signer:
 
     private_key: Ed25519PrivateKey
 
-    @property
+    @cached_property
     def public_bytes(self) -> bytes:
         """The raw 32-byte public key."""
         return self.private_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
 
-    @property
+    @cached_property
     def kid(self) -> str:
         """A short, stable id for the key: the start of the public key's SHA-256."""
         return sha256_hex(self.public_bytes)[:16]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, insert, inspect, update
+from sqlalchemy import Insert, Table, Update, bindparam, insert, inspect, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm.attributes import set_committed_value
@@ -33,12 +33,23 @@ async def insert_row(session: AsyncSession, row: DeclarativeBase) -> None:
     await session.execute(statement, {c.key: given[c.key] for c in table.columns if c.key in given})
 
 
+_UPDATES: dict[tuple[str, tuple[str, ...]], Update] = {}
+
+
 async def update_row(session: AsyncSession, row: DeclarativeBase, **values: Any) -> None:
     """Updates a loaded object's row by its primary key, and the object with it (left clean)."""
     table = _table(row)
     key = inspect(row).identity
     assert key is not None, "update_row needs a loaded row"
-    where = [column == value for column, value in zip(table.primary_key.columns, key, strict=True)]
-    await session.execute(update(table).where(*where).values(**values))
+    names = tuple(sorted(values))
+    statement = _UPDATES.get((table.name, names))
+    if statement is None:
+        # Built once per table and set of columns, keys and values bound: "pk_" and "new_" keep
+        # the names apart from the columns', which an UPDATE reserves for itself.
+        where = [column == bindparam(f"pk_{column.key}") for column in table.primary_key.columns]
+        new: dict[str, Any] = {name: bindparam(f"new_{name}") for name in names}
+        statement = _UPDATES[(table.name, names)] = update(table).where(*where).values(new)
+    bound = {f"pk_{column.key}": value for column, value in zip(table.primary_key.columns, key, strict=True)}
+    await session.execute(statement, bound | {f"new_{name}": value for name, value in values.items()})
     for name, value in values.items():
         set_committed_value(row, name, value)

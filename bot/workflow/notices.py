@@ -47,6 +47,9 @@ def _notice_id() -> str:
     return f"ntc_{time.time_ns():016x}{next(_notice_sequence) % 0x10000:04x}"
 
 
+_INSERT_NOTICES = insert(_NOTICES)
+
+
 class _PendingNotices:
     """The outbox rows a transaction queued, written in one INSERT when it commits."""
 
@@ -55,7 +58,7 @@ class _PendingNotices:
 
     def __call__(self, session: Session) -> None:
         if self.rows:
-            session.execute(insert(_NOTICES), self.rows)
+            session.connection().execute(_INSERT_NOTICES, self.rows)  # Core: no ORM execution path
             self.rows = []
 
 
