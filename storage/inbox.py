@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -85,15 +85,19 @@ async def claim_unfinished(
     return [Arrival(i.key, i.source, i.kind, dict(i.payload)) for i in items]
 
 
+_ITEMS = cast(Table, InboxItem.__table__)
+# Built once, on the table (not the mapped class: no ORM bulk-update path): runs in every decision.
+_MARK_DONE = (
+    update(_ITEMS)
+    .where(_ITEMS.c.key == bindparam("item_key"), _ITEMS.c.done_at.is_(None))
+    .values(done_at=bindparam("now"), payload=bindparam("emptied"))
+)
+
+
 async def mark_done(session: AsyncSession | AsyncConnection, key: str, *, now: datetime) -> bool:
     """Marks one arrival handled and drops its content (names, texts: only the key is needed to
     know a repeat); False when it was already handled (by this or another instance)."""
-    result = await session.execute(
-        update(InboxItem)
-        .where(InboxItem.key == key, InboxItem.done_at.is_(None))
-        .values(done_at=now, payload={})
-        .execution_options(synchronize_session=False)
-    )
+    result = await session.execute(_MARK_DONE, {"item_key": key, "now": now, "emptied": {}})
     return bool(getattr(result, "rowcount", 0))
 
 

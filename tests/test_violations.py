@@ -87,7 +87,11 @@ async def make_world(
     telegram = TelegramSimulator(bots={TOKEN: "violations_test_bot"})
     telegram.set_rate_limits(private_chat_rate=50, private_chat_burst=50)
     telegram.add_user(ARTIST_CHAT, "Li", language_code="en")
-    slack = SlackSimulator(bot_token=SLACK_TOKEN, signing_secret="unused")
+    # The sender posts every 10 ms here (post_interval below), so the channel's limit is raised to
+    # match, as Telegram's chat limit is: these tests are about violations, not Slack's pacing.
+    slack = SlackSimulator(
+        bot_token=SLACK_TOKEN, signing_secret="unused", post_message_rate=50, post_message_burst=50
+    )
     slack.add_channel(CHANNEL, "star-board")
     hook = WebhookReceiver()
     await telegram.start()
