@@ -59,14 +59,7 @@ ARTIST_BY_TELEGRAM_USER = PointRead(
 # for every card it edits.
 _VIEW_ENTITIES: tuple[type[Any], ...] = (Request, Artist, Creator, Agency, Grant, Deletion)
 _VIEW_POINT = PointRead(
-    select(*(column for entity in _VIEW_ENTITIES for column in columns_of(entity)))
-    .select_from(Request)
-    .join(Artist, Artist.id == Request.artist_id)
-    .join(Creator, Creator.id == Request.creator_id)
-    .outerjoin(Agency, Agency.id == Artist.agency_id)
-    .outerjoin(Grant, Grant.request_id == Request.id)
-    .outerjoin(Deletion, Deletion.grant_id == Grant.id)
-    .where(Request.id == bindparam("request_id"))
+    _VIEW_ROWS.with_only_columns(*(column for entity in _VIEW_ENTITIES for column in columns_of(entity)))
 )
 _DECISIONS_POINT = PointRead(
     select(*columns_of(Decision))
