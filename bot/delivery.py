@@ -42,16 +42,20 @@ from storage.tables import CardRef, Notice
 
 _NOTICE_ROWS = cast(Table, Notice.__table__)
 # Built once: the outbox runs these on every pass and every message.
-_DUE_ONE = PointRead(
-    select(_NOTICE_ROWS.c.id)
-    .where(
-        _NOTICE_ROWS.c.status == "pending",
-        _NOTICE_ROWS.c.channel == bindparam("channel"),
-        _NOTICE_ROWS.c.next_attempt_at <= bindparam("now"),
-        or_(_NOTICE_ROWS.c.claimed_until.is_(None), _NOTICE_ROWS.c.claimed_until <= bindparam("now")),
+_NOW = bindparam("now", type_=Notice.next_attempt_at.type)  # bound at each pass
+
+
+def _due(channel: ColumnElement[bool]) -> tuple[ColumnElement[bool], ...]:
+    """What makes a notice of these channels due now: pending, its time come, claimed by nobody."""
+    return (
+        Notice.status == "pending",
+        channel,
+        Notice.next_attempt_at <= _NOW,
+        or_(Notice.claimed_until.is_(None), Notice.claimed_until <= _NOW),
     )
-    .limit(1)
-)
+
+
+_DUE_ONE = PointRead(select(Notice.id).where(*_due(Notice.channel == bindparam("channel"))).limit(1))
 _CLAIM = (
     update(_NOTICE_ROWS)
     .where(_NOTICE_ROWS.c.id.in_(bindparam("ids", expanding=True)))
@@ -305,13 +309,7 @@ class Outbox:
     def _claim_statement(self, of: list[ChannelKind]) -> Select[Any]:
         """The SELECT that claims a batch of due notices of these channels (`now` bound at each pass)."""
         channels = [c.value for c in of]
-        now = bindparam("now", type_=Notice.next_attempt_at.type)
-        due = (
-            Notice.status == "pending",
-            Notice.channel.in_(channels),
-            Notice.next_attempt_at <= now,
-            or_(Notice.claimed_until.is_(None), Notice.claimed_until <= now),
-        )
+        due = _due(Notice.channel.in_(channels))
         # Senders whose `lane_slice` is set (Telegram: a chat takes about a message a second) have each
         # recipient's pending notices ranked in queue order, and only the oldest few are taken, and
         # only while none of that recipient's notices waits for a retry (it goes first) or is held
@@ -324,13 +322,13 @@ class Outbox:
         if sliced:
             recipient = (Notice.channel, Notice.recipient_kind, Notice.recipient_id)
             order = (Notice.created_at, Notice.id)
-            held = and_(Notice.claimed_until.is_not(None), Notice.claimed_until > now)
+            held = and_(Notice.claimed_until.is_not(None), Notice.claimed_until > _NOW)
             ranked = (
                 select(
                     Notice.id,
                     Notice.channel,
                     func.row_number().over(partition_by=recipient, order_by=order).label("place"),
-                    func.sum(case((Notice.next_attempt_at > now, 1), else_=0))
+                    func.sum(case((Notice.next_attempt_at > _NOW, 1), else_=0))
                     .over(partition_by=recipient, order_by=order)
                     .label("waiting_before"),
                     func.max(case((held, 1), else_=0)).over(partition_by=recipient).label("busy"),
