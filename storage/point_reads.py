@@ -26,6 +26,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, class_mapper
 
+from storage.sqlite_driver import is_busy
+
 log = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 Entity = TypeVar("Entity", bound=DeclarativeBase)
@@ -104,8 +106,7 @@ class SqlitePointReader:
             finally:
                 connection.execute("COMMIT")
         except sqlite3.OperationalError as error:
-            message = str(error).lower()
-            if "locked" not in message and "busy" not in message:
+            if not is_busy(error):
                 raise
             log.debug("a point read found the database busy; reading off the event loop")
             return await core_rows(self._fallback, *reads)
@@ -141,7 +142,7 @@ async def core_rows(engine: AsyncEngine, *reads: tuple[PointRead, dict[str, Any]
         ]
 
 
-_ATTRIBUTES: dict[type[Any], tuple[str, ...]] = {}
+_LOADERS: dict[type[Any], tuple[tuple[str, ...], Any]] = {}  # entity -> (attribute names, class manager)
 
 
 def columns_of(entity: type[DeclarativeBase]) -> list[Any]:
@@ -153,12 +154,12 @@ def columns_of(entity: type[DeclarativeBase]) -> list[Any]:
 def loaded(entity: type[Entity], values: Sequence[Any]) -> Entity:
     """An object of `entity` holding a row's values (the first ones, its `columns_of`, in order),
     as if loaded by a session: nothing marked changed, attached to no session."""
-    names = _ATTRIBUTES.get(entity)
-    if names is None:
+    found = _LOADERS.get(entity)
+    if found is None:
         mapper = class_mapper(entity)
-        names = _ATTRIBUTES[entity] = tuple(
-            mapper.get_property_by_column(column).key for column in columns_of(entity)
-        )
-    instance: Entity = class_mapper(entity).class_manager.new_instance()
+        names = tuple(mapper.get_property_by_column(column).key for column in columns_of(entity))
+        found = _LOADERS[entity] = (names, mapper.class_manager)
+    names, manager = found
+    instance: Entity = manager.new_instance()
     instance.__dict__.update(zip(names, values[: len(names)], strict=True))
     return instance

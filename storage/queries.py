@@ -50,9 +50,7 @@ _ARTIST_WITH_AGENCY = (
 )
 _ARTIST_BY_TELEGRAM_USER = select(Artist).where(Artist.telegram_user_id == bindparam("user_id"))
 # Who tapped: a point read on every tap (storage/point_reads.py); `loaded(Artist, row)` is the artist.
-ARTIST_BY_TELEGRAM_USER = PointRead(
-    select(*columns_of(Artist)).where(Artist.telegram_user_id == bindparam("user_id"))
-)
+ARTIST_BY_TELEGRAM_USER = PointRead(_ARTIST_BY_TELEGRAM_USER.with_only_columns(*columns_of(Artist)))
 
 
 # The same view, and a card's place, as point reads (storage/point_reads.py): the outbox reads them
@@ -61,6 +59,20 @@ _VIEW_ENTITIES: tuple[type[Any], ...] = (Request, Artist, Creator, Agency, Grant
 _VIEW_POINT = PointRead(
     _VIEW_ROWS.with_only_columns(*(column for entity in _VIEW_ENTITIES for column in columns_of(entity)))
 )
+
+
+def _slices() -> list[tuple[type[Any], slice, int]]:
+    """Each view entity, where its columns lie in a `_VIEW_POINT` row, and its key's place among them."""
+    parts, start = [], 0
+    for entity in _VIEW_ENTITIES:
+        columns = columns_of(entity)
+        key = next(i for i, column in enumerate(columns) if column.primary_key)
+        parts.append((entity, slice(start, start + len(columns)), key))
+        start += len(columns)
+    return parts
+
+
+_VIEW_SLICES = _slices()
 _DECISIONS_POINT = PointRead(
     select(*columns_of(Decision))
     .where(Decision.request_id == bindparam("request_id"))
@@ -89,13 +101,10 @@ async def request_view_and_card(
     ref = loaded(CardRef, refs[0]) if refs else None
     if not found:
         return None, ref
-    row, start = found[0], 0
+    row = found[0]
     parts: list[Any] = []
-    for entity in _VIEW_ENTITIES:
-        width = len(columns_of(entity))
-        values = row[start : start + width]
-        start += width
-        pk = next(i for i, column in enumerate(columns_of(entity)) if column.primary_key)
+    for entity, at, pk in _VIEW_SLICES:
+        values = row[at]
         parts.append(loaded(entity, values) if values[pk] is not None else None)  # an outer join's absence
     request, artist, creator, agency, grant, deletion = parts
     view = RequestView(

@@ -53,7 +53,7 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         cursor.close()
 
 
-def _is_busy(error: BaseException) -> bool:
+def is_busy(error: BaseException) -> bool:
     """SQLITE_BUSY (or SQLITE_LOCKED): the statement found the database locked and changed nothing."""
     if not isinstance(error, sqlite3.OperationalError):
         return False
@@ -90,7 +90,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
             try:
                 return _run(raw._conn, operation, parameters, many)
             except sqlite3.OperationalError as error:
-                if not _is_busy(error):
+                if not is_busy(error):
                     raise
             log.debug("the database is locked by another connection; waiting off the event loop")
             return self.await_(  # type: ignore[no-any-return]
@@ -143,7 +143,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
                     getattr(raw._conn, how)()
                     return
                 except sqlite3.OperationalError as error:
-                    if not _is_busy(error):
+                    if not is_busy(error):
                         raise
             self.await_(getattr(raw, how)())
         except Exception as error:
