@@ -10,7 +10,6 @@ starts afterwards and finds the cards waiting in its outbox.
 from __future__ import annotations
 
 import asyncio
-import gc
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import workflow
-from bot.app import build_desk
+from bot.app import build_desk, settle_heap
 from bot.config import load_settings
 from bot.models import ActorKind, TermsIn
 from bot.workflow import Desk
@@ -144,8 +143,7 @@ async def make_crowd(size: int, *, prefix: str, **extra: str) -> Crowd:
     # The simulator and the 1,000 artists' set-up live in this process for the whole run; frozen,
     # the collector's full passes no longer walk them mid-burst (100-130 ms each, measured), which
     # held up the simulator's record of the answers and so the measured latency.
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     return crowd
 
 
