@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -39,6 +40,7 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot.adapters.telegram_limits import ChatRateLimiter as ChatRateLimiter
 from bot.adapters.telegram_outputs import send_output_notice
@@ -72,6 +74,11 @@ from bot.workflow import Desk, GrantSummary
 from bot.workflow.history import HISTORY_NOTICE
 
 log = logging.getLogger(__name__)
+
+# PTB asks that a method it has be called by name, not through `do_api_request`; the card edit
+# does so on purpose (see `_update_card`).
+_EDIT_TEXT = "edit_message_text"
+warnings.filterwarnings("ignore", message=f"Please use 'Bot.{_EDIT_TEXT}'", category=PTBUserWarning)
 
 
 def _retry_after_seconds(error: RetryAfter) -> float:
@@ -218,13 +225,18 @@ class TelegramSender:
         place, posted = edit.place, edit.posted
         rendered = cards.card(self._card(place))
         try:
-            await self.bot.edit_message_text(
-                rendered.text,
-                chat_id=posted[0],
-                message_id=posted[1],
-                parse_mode=ParseMode.HTML,
-                reply_markup=self.signer.markup(rendered.keyboard),
-                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            # Through `do_api_request`: the edited message Telegram sends back is not needed, and
+            # turning it into a `Message` (every entity of the card an object) cost ~0.2 ms a tap.
+            await self.bot.do_api_request(
+                _EDIT_TEXT,
+                api_kwargs={
+                    "chat_id": posted[0],
+                    "message_id": posted[1],
+                    "text": rendered.text,
+                    "parse_mode": ParseMode.HTML,
+                    "reply_markup": self.signer.markup(rendered.keyboard),
+                    "link_preview_options": LinkPreviewOptions(is_disabled=True),
+                },
             )
         except BadRequest as error:
             if _is(error, "message is not modified"):
