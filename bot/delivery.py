@@ -37,6 +37,7 @@ from bot.outgoing import Skipped as Skipped
 from bot.outgoing import Undeliverable as Undeliverable
 from bot.outgoing import Unreachable as Unreachable
 from bot.workflow import Desk
+from storage.hot_writes import HotWrite
 from storage.point_reads import PointRead
 from storage.tables import CardRef, Notice
 
@@ -63,7 +64,7 @@ _CLAIM = (
 )
 _CARDS = cast(Table, CardRef.__table__)
 # Where a card now lives: its row updated (the chat kept when the platform gave none), or none found.
-_CARD_MOVED = (
+_CARD_MOVED = HotWrite(
     update(_CARDS)
     .where(
         _CARDS.c.request_id == bindparam("request"),
@@ -75,7 +76,7 @@ _CARD_MOVED = (
         message_id=bindparam("message"),
     )
 )
-_SENT = (
+_SENT = HotWrite(
     update(_NOTICE_ROWS)
     .where(_NOTICE_ROWS.c.id == bindparam("notice_id"))
     .values(status="sent", sent_at=bindparam("now"), claimed_until=None, attempts=bindparam("tries"))
@@ -388,7 +389,7 @@ class Outbox:
         async with self.desk.db.transaction() as session:
             # A Core UPDATE (the table, not the mapped class): the ORM's bulk-update path costs
             # more CPU than the statement, and this runs once per message sent.
-            await session.execute(_SENT, {"notice_id": notice.id, "now": now, "tries": notice.attempts + 1})
+            await _SENT.execute(session, {"notice_id": notice.id, "now": now, "tries": notice.attempts + 1})
             if delivered.card_message_id is not None and notice.request_id is not None:
                 place = {
                     "request": notice.request_id,
@@ -397,8 +398,8 @@ class Outbox:
                     "chat": delivered.card_chat_id or None,
                     "message": delivered.card_message_id,
                 }
-                moved = await session.execute(_CARD_MOVED, place)
-                if not getattr(moved, "rowcount", 0):
+                moved = await _CARD_MOVED.execute(session, place)
+                if not moved.rowcount:
                     session.add(
                         CardRef(
                             request_id=notice.request_id,

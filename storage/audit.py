@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot.models import canonical_json, sha256_hex, utc_iso
 from storage.deferred import defer, deferred
+from storage.hot_writes import HotWrite
 from storage.tables import AuditEvent, AuditHead
 
 GENESIS_HASH = "0" * 64
@@ -60,8 +61,8 @@ class _PendingEvents:
             # UPDATE, no read. Anybody else's append (another instance, a CLI command) changed
             # the row, the UPDATE matches nothing, and the head is read and locked below instead.
             rows, seq, head_hash = self._link(*known)
-            moved = connection.execute(
-                _MOVE_KNOWN_HEAD,
+            moved = _MOVE_KNOWN_HEAD.run(
+                connection,
                 {"old_seq": known[0], "old_hash": known[1], "seq": seq, "hash": head_hash},
             )
             if moved.rowcount != 1:
@@ -69,8 +70,8 @@ class _PendingEvents:
         if known is None:
             head = connection.execute(_HEAD_FOR_UPDATE).one()
             rows, seq, head_hash = self._link(head.last_seq, head.last_hash)
-            connection.execute(_MOVE_HEAD, {"seq": seq, "hash": head_hash})
-        connection.execute(_INSERT_EVENTS, rows)
+            _MOVE_HEAD.run(connection, {"seq": seq, "hash": head_hash})
+        _INSERT_EVENTS.run(connection, rows)
         # Remembered before the commit: if it fails, the next append finds the row unchanged
         # and reads it afresh; a wrong guess costs one UPDATE that matches nothing.
         _KNOWN_HEADS[connection.engine] = (seq, head_hash)
@@ -90,17 +91,17 @@ class _PendingEvents:
 
 _PENDING = "audit_events"
 _HEAD_FOR_UPDATE = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == 1).with_for_update()
-_MOVE_HEAD = (
+_MOVE_HEAD = HotWrite(
     update(_HEAD).where(_HEAD.c.id == 1).values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
 )
-_MOVE_KNOWN_HEAD = (
+_MOVE_KNOWN_HEAD = HotWrite(
     update(_HEAD)
     .where(
         _HEAD.c.id == 1, _HEAD.c.last_seq == bindparam("old_seq"), _HEAD.c.last_hash == bindparam("old_hash")
     )
     .values(last_seq=bindparam("seq"), last_hash=bindparam("hash"))
 )
-_INSERT_EVENTS = insert(_EVENTS)
+_INSERT_EVENTS = HotWrite(insert(_EVENTS))
 # The head each database's writer last moved it to, per engine (so per database and process).
 _KNOWN_HEADS: weakref.WeakKeyDictionary[Engine, tuple[int, str]] = weakref.WeakKeyDictionary()
 

@@ -12,6 +12,7 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage.hot_writes import HotWrite
 from storage.tables import InboxItem
 
 
@@ -30,9 +31,9 @@ def _insert_new(dialect_name: str) -> Any:
     return dialect.insert(InboxItem).on_conflict_do_nothing(index_elements=["key"]).returning(InboxItem.key)
 
 
-# One statement per dialect, built once: its compiled form is cached, and a batch runs as one
+# Compiled once per dialect (SQLAlchemy does not cache an ON CONFLICT insert); a batch runs as one
 # multi-row INSERT.
-_INSERT_NEW = {name: _insert_new(name) for name in ("sqlite", "postgresql")}
+_INSERT_NEW = HotWrite(_insert_new)
 
 
 async def add_arrivals(
@@ -54,8 +55,7 @@ async def add_arrivals(
         }
         for a in arrivals
     ]
-    statement = _INSERT_NEW[connection.dialect.name]
-    return set((await connection.execute(statement, rows)).scalars())
+    return set((await _INSERT_NEW.execute(connection, rows if len(rows) > 1 else rows[0])).scalars())
 
 
 async def claim_unfinished(
@@ -87,7 +87,7 @@ async def claim_unfinished(
 
 _ITEMS = cast(Table, InboxItem.__table__)
 # Built once, on the table (not the mapped class: no ORM bulk-update path): runs in every decision.
-_MARK_DONE = (
+_MARK_DONE = HotWrite(
     update(_ITEMS)
     .where(_ITEMS.c.key == bindparam("item_key"), _ITEMS.c.done_at.is_(None))
     .values(done_at=bindparam("now"), payload=bindparam("emptied"))
@@ -97,8 +97,8 @@ _MARK_DONE = (
 async def mark_done(session: AsyncSession | AsyncConnection, key: str, *, now: datetime) -> bool:
     """Marks one arrival handled and drops its content (names, texts: only the key is needed to
     know a repeat); False when it was already handled (by this or another instance)."""
-    result = await session.execute(_MARK_DONE, {"item_key": key, "now": now, "emptied": {}})
-    return bool(getattr(result, "rowcount", 0))
+    result = await _MARK_DONE.execute(session, {"item_key": key, "now": now, "emptied": {}})
+    return result.rowcount > 0
 
 
 async def forget_done(session: AsyncSession, *, before: datetime) -> int:

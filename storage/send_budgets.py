@@ -13,6 +13,7 @@ from sqlalchemy import Float, bindparam, delete, func, literal_column
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.hot_writes import HotWrite
 from storage.tables import SendBudget
 
 # The database's clock in seconds: every instance, on every machine, reads the same one.
@@ -20,22 +21,28 @@ _NOW = func.extract("epoch", func.clock_timestamp())
 _INTERVAL = bindparam("interval", type_=Float())
 _TOLERANCE = bindparam("tolerance", type_=Float())
 
-_book = (
-    insert(SendBudget)
-    .values(lane=bindparam("lane"), free_at=_NOW + _INTERVAL)
-    .on_conflict_do_update(
-        index_elements=[SendBudget.lane],
-        set_={"free_at": func.greatest(SendBudget.free_at, _NOW) + _INTERVAL},
+# Built and compiled once (SQLAlchemy does not cache an ON CONFLICT insert): a booking runs for
+# every message sent.
+_book = HotWrite(
+    lambda _dialect: (
+        insert(SendBudget)
+        .values(lane=bindparam("lane"), free_at=_NOW + _INTERVAL)
+        .on_conflict_do_update(
+            index_elements=[SendBudget.lane],
+            set_={"free_at": func.greatest(SendBudget.free_at, _NOW) + _INTERVAL},
+        )
+        .returning(func.greatest(literal_column("0.0"), SendBudget.free_at - _TOLERANCE - _NOW))
     )
-    .returning(func.greatest(literal_column("0.0"), SendBudget.free_at - _TOLERANCE - _NOW))
 )
 
-_hold = (
-    insert(SendBudget)
-    .values(lane=bindparam("lane"), free_at=_NOW + bindparam("seconds", type_=Float()))
-    .on_conflict_do_update(
-        index_elements=[SendBudget.lane],
-        set_={"free_at": func.greatest(SendBudget.free_at, _NOW + bindparam("seconds", type_=Float()))},
+_hold = HotWrite(
+    lambda _dialect: (
+        insert(SendBudget)
+        .values(lane=bindparam("lane"), free_at=_NOW + bindparam("seconds", type_=Float()))
+        .on_conflict_do_update(
+            index_elements=[SendBudget.lane],
+            set_={"free_at": func.greatest(SendBudget.free_at, _NOW + bindparam("seconds", type_=Float()))},
+        )
     )
 )
 
@@ -47,15 +54,15 @@ async def book_turn(connection: AsyncConnection, *, lane: str, rate: float, burs
     1/rate long and a send may go up to `burst` slots ahead of the lane's schedule).
     """
     interval = 1.0 / rate
-    result = await connection.execute(
-        _book, {"lane": lane, "interval": interval, "tolerance": burst * interval}
+    result = await _book.execute(
+        connection, {"lane": lane, "interval": interval, "tolerance": burst * interval}
     )
-    return float(result.scalar_one())
+    return float(result.rows[0][0])
 
 
 async def hold_lane(connection: AsyncConnection, *, lane: str, seconds: float) -> None:
     """Nothing is booked on the lane sooner than `seconds` from now (the platform said wait)."""
-    await connection.execute(_hold, {"lane": lane, "seconds": seconds})
+    await _hold.execute(connection, {"lane": lane, "seconds": seconds})
 
 
 async def forget_idle_lanes(connection: AsyncConnection, *, idle_seconds: float = 60.0) -> int:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.models import ActorKind, ChannelKind
 from storage.deferred import defer, deferred
+from storage.hot_writes import HotWrite
 from storage.tables import Notice
 
 _NOTICES = cast(Table, Notice.__table__)
@@ -47,7 +48,7 @@ def _notice_id() -> str:
     return f"ntc_{time.time_ns():016x}{next(_notice_sequence) % 0x10000:04x}"
 
 
-_INSERT_NOTICES = insert(_NOTICES)
+_INSERT_NOTICES = HotWrite(insert(_NOTICES))
 
 
 class _PendingNotices:
@@ -58,7 +59,7 @@ class _PendingNotices:
 
     def __call__(self, session: Session) -> None:
         if self.rows:
-            session.connection().execute(_INSERT_NOTICES, self.rows)  # Core: no ORM execution path
+            _INSERT_NOTICES.run(session.connection(), self.rows)  # no ORM execution path
             self.rows = []
 
 

@@ -1,0 +1,145 @@
+"""Hot writes on SQLite and PostgreSQL: the same rows, values and answers as SQLAlchemy's own
+execution, each statement compiled once, seen by the engine's statement listeners, and a
+constraint's refusal raised as SQLAlchemy's error with the transaction rolled back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Table, bindparam, event, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.workflow import Desk
+from storage.database import writes_so_far
+from storage.hot_writes import HotWrite
+from storage.inbox import _insert_new
+from storage.tables import InboxItem, Notice
+
+NOTICES = cast(Table, Notice.__table__)
+AT = datetime(2026, 11, 27, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def notice_row(notice_id: str, **more: Any) -> dict[str, Any]:
+    """A notice row that leaves `status` and `attempts` to their Python-side defaults."""
+    return {
+        "id": notice_id,
+        "channel": "telegram",
+        "recipient_kind": "artist",
+        "recipient_id": "art_1",
+        "kind": "card",
+        "request_id": None,
+        "grant_id": None,
+        "payload": {"text": "Grüße ✓", "n": [1, 2.5, None]},
+        "dedupe_key": None,
+        "next_attempt_at": AT,
+        "claimed_until": None,
+        "sent_at": None,
+        "last_error": None,
+        "created_at": AT,
+    } | more
+
+
+@contextmanager
+def statements(desk: Desk) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = desk.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_a_hot_insert_writes_what_sqlalchemy_writes_defaults_included(desk: Desk) -> None:
+    hot = HotWrite(insert(NOTICES))
+    async with desk.db.transaction() as session:
+        one = await hot.execute(session, notice_row("ntc_hot_1"))
+        await hot.execute(session, [notice_row("ntc_hot_2"), notice_row("ntc_hot_4")])
+        await hot.execute(session, notice_row("ntc_hot_3", attempts=4))
+        await session.execute(insert(NOTICES), notice_row("ntc_orm_1"))  # SQLAlchemy's own way
+
+    assert one.rowcount == 1
+    async with desk.db.read() as session:
+        rows = {n.id: n for n in (await session.execute(select(Notice))).scalars()}
+    reference = rows["ntc_orm_1"]
+    for notice_id in ("ntc_hot_1", "ntc_hot_2", "ntc_hot_4"):
+        written = rows[notice_id]
+        assert (written.status, written.attempts) == ("pending", 0)  # the columns' defaults
+        assert written.payload == reference.payload == {"text": "Grüße ✓", "n": [1, 2.5, None]}
+        assert written.next_attempt_at == reference.next_attempt_at == AT
+        assert written.next_attempt_at.tzinfo is not None
+    assert rows["ntc_hot_3"].attempts == 4
+
+
+async def test_a_hot_update_counts_its_rows_and_an_on_conflict_insert_returns_the_new_keys(
+    desk: Desk,
+) -> None:
+    moved = HotWrite(update(NOTICES).where(NOTICES.c.id == bindparam("nid")).values(status=bindparam("to")))
+    new_items = HotWrite(_insert_new)
+    item = {"source": "telegram", "kind": "update", "payload": {"a": 1}, "received_at": AT}
+    item |= {"claimed_until": AT, "done_at": None}
+    async with desk.db.transaction() as session:
+        await HotWrite(insert(NOTICES)).execute(session, notice_row("ntc_hot_9"))
+        hit = await moved.execute(session, {"nid": "ntc_hot_9", "to": "sent"})
+        miss = await moved.execute(session, {"nid": "ntc_none", "to": "sent"})
+        first = await new_items.execute(session, {"key": "k1"} | item)
+        again = await new_items.execute(session, {"key": "k1"} | item)  # a repeat: nothing new
+
+    assert (hit.rowcount, miss.rowcount) == (1, 0)
+    assert (first.scalars(), again.scalars()) == (["k1"], [])
+    async with desk.db.read() as session:
+        assert (await session.get(Notice, "ntc_hot_9")).status == "sent"  # type: ignore[union-attr]
+        stored = await session.get(InboxItem, "k1")
+    assert stored is not None and stored.received_at == AT and stored.payload == {"a": 1}
+
+
+async def test_each_form_of_a_hot_write_is_compiled_once(desk: Desk) -> None:
+    built: list[str] = []
+
+    def build(dialect: str) -> Any:
+        built.append(dialect)
+        return insert(NOTICES)
+
+    hot = HotWrite(build)
+    async with desk.db.transaction() as session:
+        for n in range(3):
+            await hot.execute(session, notice_row(f"ntc_once_{n}"))
+        for n in range(2):
+            await hot.execute(session, [notice_row(f"ntc_many_{n}_a"), notice_row(f"ntc_many_{n}_b")])
+
+    assert built == [desk.db.dialect, desk.db.dialect]  # one row, many rows: each built once
+
+
+async def test_hot_writes_are_seen_by_statement_listeners_and_counted_as_writes(desk: Desk) -> None:
+    hot = HotWrite(insert(NOTICES))
+    with statements(desk) as seen:
+        async with desk.db.transaction() as session:
+            before = await writes_so_far(session)
+            await hot.execute(session, notice_row("ntc_seen"))
+            after = await writes_so_far(session)
+
+    assert after == before + 1
+    assert sum(s.upper().startswith("INSERT INTO NOTICES") for s in seen) == 1
+
+
+async def test_a_refused_hot_write_raises_sqlalchemys_error_and_rolls_back(desk: Desk) -> None:
+    hot = HotWrite(insert(NOTICES))
+    with pytest.raises(IntegrityError):
+        async with desk.db.transaction() as session:
+            await hot.execute(session, notice_row("ntc_twice_0"))
+            await hot.execute(session, notice_row("ntc_twice_1", dedupe_key="same"))
+            await hot.execute(session, notice_row("ntc_twice_2", dedupe_key="same"))
+
+    async with desk.db.read() as session:
+        left = (await session.execute(select(Notice.id).where(Notice.id.like("ntc_twice%")))).all()
+    assert left == []  # the whole transaction rolled back
+    async with desk.db.transaction() as session:  # and the writer is usable again
+        assert (await hot.execute(session, notice_row("ntc_after"))).rowcount == 1
