@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage.hot_writes import HotWrite, SqliteQuickWriter, WriteResult, session_connection
 from storage.migrations import at_head, run_upgrade
 from storage.point_reads import PointRead, Row, SqlitePointReader, core_rows
 from storage.sqlite_driver import one_hop_dbapi
@@ -85,6 +86,7 @@ class Database:
         self.read_engine = self.quick_read_engine = self.engine
         self.checkpoints: WalCheckpoints | None = None
         self._point_reader: SqlitePointReader | None = None
+        self._quick_writer: SqliteQuickWriter | None = None
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, immediate=True, busy_timeout_ms=0, checkpoints=False)
             # Readers get their own engine with deferred transactions: in WAL they never wait for a writer.
@@ -99,6 +101,7 @@ class Database:
             _configure_sqlite(self.quick_read_engine, immediate=False, busy_timeout_ms=0)
             if database not in ("", ":memory:"):
                 self._point_reader = SqlitePointReader(database, self.engine.dialect, self.read_engine)
+                self._quick_writer = _quick_writer(self.engine)
         _count_writes(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
@@ -130,6 +133,23 @@ class Database:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
             yield await stack.enter_async_context(self.engine.begin())
+
+    async def quick_write(
+        self, hot: HotWrite, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> WriteResult:
+        """One write in a transaction of its own (storage/hot_writes.py): on SQLite on a connection
+        of its own, on the event loop's thread, without SQLAlchemy's session or pool; elsewhere,
+        or when another process holds SQLite's write lock, as a Core transaction."""
+        if self._quick_writer is not None:
+            assert self._write_lock is not None
+            async with self._write_lock:
+                done = self._quick_writer.write(hot, params)
+            if done is not None:
+                if self.checkpoints is not None:
+                    self.checkpoints.committed()
+                return done
+        async with self.core_transaction() as connection:
+            return await hot.execute(connection, params)
 
     @contextlib.asynccontextmanager
     async def read(self, *, quick: bool = False) -> AsyncIterator[AsyncSession]:
@@ -221,8 +241,8 @@ def _count_writes(engine: AsyncEngine) -> None:
 async def writes_so_far(session: AsyncSession) -> int:
     """How many statements other than SELECT the session's connection has run (or tried): compare
     two readings to learn whether anything was written in between."""
-    connection = await session.connection()
-    return int(connection.sync_connection.info.get(_WRITES, 0)) if connection.sync_connection else 0
+    connection = await session_connection(session)
+    return int(connection.info.get(_WRITES, 0))
 
 
 def _first_line(error: BaseException) -> str:
@@ -269,6 +289,18 @@ class WalCheckpoints:
         """Waits for a checkpoint under way."""
         if self._running is not None:
             await asyncio.shield(self._running)
+
+
+def _quick_writer(engine: AsyncEngine) -> SqliteQuickWriter:
+    """A quick writer on the handles of `engine`'s (the inline writer's) pooled connections."""
+    quick = SqliteQuickWriter(engine.dialect)
+
+    def _handle(dbapi_connection: Any) -> Any:
+        return dbapi_connection._connection._conn  # the adapted aiosqlite connection's sqlite3 one
+
+    event.listen(engine.sync_engine, "connect", lambda connection, _record: quick.adopt(_handle(connection)))
+    event.listen(engine.sync_engine, "close", lambda connection, _record: quick.forget(_handle(connection)))
+    return quick
 
 
 def _configure_sqlite(

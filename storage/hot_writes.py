@@ -33,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import Compiled
 
+from storage.sqlite_driver import is_busy
+
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 _CONNECTION = "likeness.hot_writes.connection"  # session.info key: (its transaction, its Connection)
 
@@ -58,6 +60,13 @@ class _RawForm:
     binds: tuple[Callable[[Any], Any] | None, ...]
     defaults: tuple[tuple[str, Callable[[], Any]], ...]  # Python-side column defaults to compute
     results: tuple[Callable[[Any], Any] | None, ...] | None  # RETURNING's processors, or None
+
+
+def _rows(params: Params) -> tuple[Sequence[Mapping[str, Any]], bool]:
+    """The rows of parameters, and whether there are many (an executemany) or one."""
+    if isinstance(params, Mapping):
+        return [params], False
+    return params, True
 
 
 def _column_default(default: Any) -> Callable[[], Any]:
@@ -135,8 +144,7 @@ class HotWrite:
 
     def run(self, connection: Connection, params: Params) -> WriteResult:
         """Runs the write on `connection` (a sync Connection, in its transaction)."""
-        many = not isinstance(params, Mapping)
-        rows = cast(Sequence[Mapping[str, Any]], params) if many else [cast(Mapping[str, Any], params)]
+        rows, many = _rows(params)
         names = tuple(rows[0])
         raw = _inline_sqlite(connection)
         form = self._raw_form(connection.dialect, names, many) if raw is not None else None
@@ -145,7 +153,7 @@ class HotWrite:
             return WriteResult(
                 result.rowcount, [tuple(row) for row in result.all()] if result.returns_rows else []
             )
-        return _run_raw(connection, raw, form, rows, many)
+        return _run_raw(raw, form, rows, many, connection.dialect, connection)
 
     async def execute(self, target: AsyncSession | AsyncConnection, params: Params) -> WriteResult:
         """Runs the write in the session's (or connection's) transaction."""
@@ -157,9 +165,8 @@ class HotWrite:
         else:
             if target.new or target.deleted or target.dirty:
                 await target.flush()  # what the session would do before running a statement
-            connection = await _session_connection(target)
-        many = not isinstance(params, Mapping)
-        rows = cast(Sequence[Mapping[str, Any]], params) if many else [cast(Mapping[str, Any], params)]
+            connection = await session_connection(target)
+        rows, many = _rows(params)
         names = tuple(rows[0])
         raw = _inline_sqlite(connection)
         form = self._raw_form(connection.dialect, names, many) if raw is not None else None
@@ -170,11 +177,73 @@ class HotWrite:
             return WriteResult(
                 result.rowcount, [tuple(row) for row in result.all()] if result.returns_rows else []
             )
-        return _run_raw(connection, raw, form, rows, many)
+        return _run_raw(raw, form, rows, many, connection.dialect, connection)
+
+    def run_alone(self, raw: sqlite3.Connection, dialect: Dialect, params: Params) -> WriteResult | None:
+        """Runs the write on a bare sqlite3 connection in its transaction (`SqliteQuickWriter`);
+        None when this form must run through SQLAlchemy (see `_raw_form`)."""
+        rows, many = _rows(params)
+        form = self._raw_form(dialect, tuple(rows[0]), many)
+        return None if form is None else _run_raw(raw, form, rows, many, dialect, None)
 
 
-async def _session_connection(session: AsyncSession) -> Connection:
-    """The session's Connection in its current transaction (begun if it was not), found once."""
+class SqliteQuickWriter:
+    """Write transactions of one statement on the writer engine's own SQLite connection, on the
+    event loop's thread: BEGIN IMMEDIATE, the write, COMMIT, with no session, pool checkout or
+    execution context.
+
+    For the single writes a tap makes outside its decision (storing the update before the
+    webhook's 200, marking the card edit sent). They use the sqlite3 handle of the writer
+    engine's pooled connection while it is idle (not in a transaction), adopted when the pool
+    opens it: a connection of their own would make every other commit invalidate the writer's
+    page cache, and each decision would read its pages afresh. The caller holds the database's
+    write lock, and a write runs without an await from BEGIN to COMMIT, so nothing else in the
+    process uses the handle meanwhile. When another process holds SQLite's write lock, or no
+    idle handle is at hand, `write` answers None at once and the caller runs the write through
+    the writer engine instead, which waits off the loop. These statements reach no statement
+    listener (they run in no SQLAlchemy connection).
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        """Writes with `dialect`'s compiled forms, on the handles it is given."""
+        self._dialect = dialect
+        self._handles: list[sqlite3.Connection] = []
+
+    def adopt(self, handle: sqlite3.Connection) -> None:
+        """A writer connection the pool opened (its pragmas set: busy timeout 0, no autocheckpoint)."""
+        self._handles.append(handle)
+
+    def forget(self, handle: sqlite3.Connection) -> None:
+        """A writer connection the pool closed."""
+        if handle in self._handles:
+            self._handles.remove(handle)
+
+    def write(self, hot: HotWrite, params: Params) -> WriteResult | None:
+        """Runs `hot` in a transaction of its own and commits; None when nothing was done (no idle
+        handle, the database locked by another process, or a write that must run through
+        SQLAlchemy)."""
+        handle = next((h for h in self._handles if not h.in_transaction), None)
+        if handle is None:
+            return None
+        try:
+            handle.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if is_busy(error):
+                return None
+            raise
+        try:
+            result = hot.run_alone(handle, self._dialect, params)
+            handle.execute("COMMIT" if result is not None else "ROLLBACK")
+        except BaseException:
+            if handle.in_transaction:
+                handle.execute("ROLLBACK")
+            raise
+        return result
+
+
+async def session_connection(session: AsyncSession) -> Connection:
+    """The session's (sync) Connection in its current transaction, begun if it was not; found
+    once per transaction (`session.connection()` is a trip through SQLAlchemy's greenlet)."""
     transaction = session.sync_session.get_transaction()
     cached = session.info.get(_CONNECTION)
     if cached is not None and transaction is not None and cached[0] is transaction:
@@ -183,6 +252,23 @@ async def _session_connection(session: AsyncSession) -> Connection:
     assert connection is not None
     session.info[_CONNECTION] = (session.sync_session.get_transaction(), connection)
     return connection
+
+
+async def inline_handle(session: AsyncSession) -> tuple[Connection, sqlite3.Connection] | None:
+    """The session's Connection and the sqlite3 handle under it, when it is SQLite's inline
+    writer (its statements run on the event loop's thread); else None."""
+    connection = await session_connection(session)
+    handle = _inline_sqlite(connection)
+    return None if handle is None else (connection, handle)
+
+
+def tell_listeners(connection: Connection, sql: str, parameters: Any, many: bool) -> Any:
+    """Tells `connection`'s `before_cursor_execute` listeners (statement logs, tests,
+    `writes_so_far`) of a statement run on its handle directly; the parameters they return."""
+    if connection._has_events or connection.engine._has_events:
+        for listener in connection.dispatch.before_cursor_execute:
+            _sql, parameters = listener(connection, None, sql, parameters, None, many)
+    return parameters
 
 
 def _inline_sqlite(connection: Connection) -> sqlite3.Connection | None:
@@ -196,12 +282,14 @@ def _inline_sqlite(connection: Connection) -> sqlite3.Connection | None:
 
 
 def _run_raw(
-    connection: Connection,
     raw: sqlite3.Connection,
     form: _RawForm,
     rows: Sequence[Mapping[str, Any]],
     many: bool,
+    dialect: Dialect,
+    connection: Connection | None,
 ) -> WriteResult:
+    """Runs a compiled write on a sqlite3 handle; `connection`'s statement listeners are told."""
     args: list[list[Any]] = []
     for row in rows:
         values = form.fixed | dict(row)
@@ -215,9 +303,8 @@ def _run_raw(
             ]
         )
     parameters: Any = args if many else args[0]
-    if connection._has_events or connection.engine._has_events:
-        for listener in connection.dispatch.before_cursor_execute:
-            _sql, parameters = listener(connection, None, form.sql, parameters, None, many)
+    if connection is not None:
+        parameters = tell_listeners(connection, form.sql, parameters, many)
     try:
         cursor = raw.executemany(form.sql, parameters) if many else raw.execute(form.sql, parameters)
         try:
@@ -227,7 +314,7 @@ def _run_raw(
             cursor.close()
     except sqlite3.Error as error:
         raise DBAPIError.instance(
-            form.sql, parameters, error, sqlite3.Error, dialect=connection.dialect, ismulti=many
+            form.sql, parameters, error, sqlite3.Error, dialect=dialect, ismulti=many
         ) from error
     if form.results is None:
         return WriteResult(count, [])

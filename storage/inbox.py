@@ -12,6 +12,7 @@ from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage.database import Database
 from storage.hot_writes import HotWrite
 from storage.tables import InboxItem
 
@@ -37,10 +38,10 @@ _INSERT_NEW = HotWrite(_insert_new)
 
 
 async def add_arrivals(
-    connection: AsyncConnection, arrivals: Sequence[Arrival], *, now: datetime, claimed_until: datetime
+    db: Database, arrivals: Sequence[Arrival], *, now: datetime, claimed_until: datetime
 ) -> set[str]:
-    """Stores the arrivals in one statement, claimed by the caller; returns the keys that were new
-    (a key stored before is left as it is)."""
+    """Stores the arrivals in one statement, in a transaction of its own, claimed by the caller;
+    returns the keys that were new (a key stored before is left as it is)."""
     if not arrivals:
         return set()
     rows = [
@@ -55,7 +56,7 @@ async def add_arrivals(
         }
         for a in arrivals
     ]
-    return set((await _INSERT_NEW.execute(connection, rows if len(rows) > 1 else rows[0])).scalars())
+    return set((await db.quick_write(_INSERT_NEW, rows if len(rows) > 1 else rows[0])).scalars())
 
 
 async def claim_unfinished(

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, Table
+from sqlalchemy import Connection, Select, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, class_mapper
 
+from storage.hot_writes import tell_listeners
 from storage.sqlite_driver import is_busy
 
 log = logging.getLogger(__name__)
@@ -112,25 +113,38 @@ class SqlitePointReader:
             return await core_rows(self._fallback, *reads)
 
     def _fetch(self, connection: sqlite3.Connection, read: PointRead, params: dict[str, Any]) -> list[Row]:
-        compiled = read.compiled(self._dialect)
-        values = compiled.defaults | params
-        args = [
-            value if bind is None else bind(value)
-            for bind, value in zip(compiled.binds, (values[name] for name in compiled.names), strict=True)
-        ]
-        results = compiled.results
-        return [
-            tuple(
-                value if result is None else result(value) for result, value in zip(results, row, strict=True)
-            )
-            for row in connection.execute(compiled.sql, args).fetchall()
-        ]
+        return fetch_on(connection, self._dialect, read, params)
 
     def close(self) -> None:
         """Closes the connection (a later read opens it again)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+
+def fetch_on(
+    connection: sqlite3.Connection,
+    dialect: Dialect,
+    read: PointRead,
+    params: dict[str, Any],
+    told: Connection | None = None,
+) -> list[Row]:
+    """The rows `read` finds on a sqlite3 connection, typed as SQLAlchemy would type them (also
+    inside a write transaction on the writer's own connection, which sees its uncommitted rows;
+    `told` is then that SQLAlchemy Connection, whose statement listeners hear of the read)."""
+    compiled = read.compiled(dialect)
+    values = compiled.defaults | params
+    args = [
+        value if bind is None else bind(value)
+        for bind, value in zip(compiled.binds, (values[name] for name in compiled.names), strict=True)
+    ]
+    if told is not None:
+        args = tell_listeners(told, compiled.sql, args, False)
+    results = compiled.results
+    return [
+        tuple(value if result is None else result(value) for result, value in zip(results, row, strict=True))
+        for row in connection.execute(compiled.sql, args).fetchall()
+    ]
 
 
 async def core_rows(engine: AsyncEngine, *reads: tuple[PointRead, dict[str, Any]]) -> list[list[Row]]:

@@ -9,7 +9,8 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Database
-from storage.point_reads import PointRead, columns_of, loaded
+from storage.hot_writes import inline_handle
+from storage.point_reads import PointRead, Row, columns_of, fetch_on, loaded
 from storage.tables import Agency, Artist, CardRef, Creator, Decision, Deletion, Grant, Request
 
 
@@ -98,19 +99,22 @@ async def request_view_and_card(
         (_DECISIONS_POINT, key),
         (_CARD_REF_POINT, key | {"channel": channel, "recipient_id": recipient_id}),
     )
-    ref = loaded(CardRef, refs[0]) if refs else None
+    return _view_of(found, decisions), loaded(CardRef, refs[0]) if refs else None
+
+
+def _view_of(found: list[Row], decisions: list[Row]) -> RequestView | None:
+    """The view from a `_VIEW_POINT` row (none: no such request) and its `_DECISIONS_POINT` rows."""
     if not found:
-        return None, ref
+        return None
     row = found[0]
     parts: list[Any] = []
     for entity, at, pk in _VIEW_SLICES:
         values = row[at]
         parts.append(loaded(entity, values) if values[pk] is not None else None)  # an outer join's absence
     request, artist, creator, agency, grant, deletion = parts
-    view = RequestView(
+    return RequestView(
         request, [loaded(Decision, d) for d in decisions], grant, artist, agency, creator, deletion
     )
-    return view, ref
 
 
 async def load_request_view(
@@ -124,6 +128,17 @@ async def load_request_view(
     concurrent pause or resume of the artist.
     """
     key = {"request_id": request_id}
+    if for_update:
+        inline = await inline_handle(session)
+        if inline is not None:
+            # SQLite's writer: its transaction holds the database's write lock already, so the
+            # view is read straight on its connection (its objects belong to no session: a change
+            # to them is written with `storage.writes.update_row`, never by a flush).
+            connection, handle = inline
+            return _view_of(
+                fetch_on(handle, connection.dialect, _VIEW_POINT, key, connection),
+                fetch_on(handle, connection.dialect, _DECISIONS_POINT, key, connection),
+            )
     row = (await session.execute(_VIEW_ROWS_LOCKED if for_update else _VIEW_ROWS, key)).first()
     if row is None:
         return None

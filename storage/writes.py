@@ -40,10 +40,10 @@ _UPDATES: dict[tuple[str, tuple[str, ...]], HotWrite] = {}
 
 
 async def update_row(session: AsyncSession, row: DeclarativeBase, **values: Any) -> None:
-    """Updates a loaded object's row by its primary key, and the object with it (left clean)."""
+    """Updates a loaded object's row by its primary key, and the object with it (left clean); the
+    object may belong to the session or to none (a point read's)."""
     table = _table(row)
-    key = inspect(row).identity
-    assert key is not None, "update_row needs a loaded row"
+    key = inspect(type(row)).primary_key_from_instance(row)
     names = tuple(sorted(values))
     statement = _UPDATES.get((table.name, names))
     if statement is None:

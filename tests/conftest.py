@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import shutil
 import signal
@@ -268,3 +269,17 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
         yield hook
     finally:
         await hook.stop()
+
+
+class LogSaid(logging.Handler):
+    """Sets `seen` when a record whose message contains `words` is logged (e.g. a driver saying it
+    waits for a lock): a test waits for that moment instead of sleeping."""
+
+    def __init__(self, seen: asyncio.Event, words: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.seen = seen
+        self.words = words
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage():
+            self.seen.set()

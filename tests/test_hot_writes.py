@@ -4,9 +4,13 @@ constraint's refusal raised as SQLAlchemy's error with the transaction rolled ba
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -14,10 +18,11 @@ from sqlalchemy import Table, bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.workflow import Desk
-from storage.database import writes_so_far
+from storage.database import Database, writes_so_far
 from storage.hot_writes import HotWrite
 from storage.inbox import _insert_new
 from storage.tables import InboxItem, Notice
+from tests.conftest import LogSaid
 
 NOTICES = cast(Table, Notice.__table__)
 AT = datetime(2026, 11, 27, 9, 30, 15, 123456, tzinfo=UTC)
@@ -143,3 +148,46 @@ async def test_a_refused_hot_write_raises_sqlalchemys_error_and_rolls_back(desk:
     assert left == []  # the whole transaction rolled back
     async with desk.db.transaction() as session:  # and the writer is usable again
         assert (await hot.execute(session, notice_row("ntc_after"))).rowcount == 1
+
+
+async def test_a_quick_write_commits_on_its_own_and_answers_like_a_transaction(desk: Desk) -> None:
+    moved = HotWrite(update(NOTICES).where(NOTICES.c.id == bindparam("nid")).values(status=bindparam("to")))
+    await desk.db.quick_write(HotWrite(insert(NOTICES)), notice_row("ntc_quick"))
+    hit = await desk.db.quick_write(moved, {"nid": "ntc_quick", "to": "sent"})
+    miss = await desk.db.quick_write(moved, {"nid": "ntc_none", "to": "sent"})
+
+    assert (hit.rowcount, miss.rowcount) == (1, 0)
+    async with desk.db.read() as session:
+        written = await session.get(Notice, "ntc_quick")
+    assert written is not None and (written.status, written.attempts) == ("sent", 0)
+    with pytest.raises(IntegrityError):  # refused: SQLAlchemy's error, and nothing written
+        await desk.db.quick_write(HotWrite(insert(NOTICES)), notice_row("ntc_quick"))
+    assert (await desk.db.quick_write(moved, {"nid": "ntc_quick", "to": "pending"})).rowcount == 1
+
+
+async def test_a_quick_write_that_finds_sqlite_locked_by_another_process_waits_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "locked.db"
+    database = Database(f"sqlite+aiosqlite:///{path}")
+    await database.upgrade()
+    waiting = asyncio.Event()
+    driver_log = logging.getLogger("storage.sqlite_driver")
+    handler, level = LogSaid(waiting, "locked"), driver_log.level
+    driver_log.addHandler(handler)
+    driver_log.setLevel(logging.DEBUG)
+    other = sqlite3.connect(path, isolation_level=None)  # another process's writer holds the lock
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        writing = asyncio.create_task(database.quick_write(HotWrite(insert(NOTICES)), notice_row("ntc_wait")))
+        await asyncio.wait_for(waiting.wait(), 10)  # its fallback waits for the lock, off the loop
+        assert not writing.done()
+        other.execute("COMMIT")
+        assert (await asyncio.wait_for(writing, 30)).rowcount == 1
+        async with database.read() as session:
+            assert await session.get(Notice, "ntc_wait") is not None
+    finally:
+        driver_log.removeHandler(handler)
+        driver_log.setLevel(level)
+        other.close()
+        await database.dispose()

@@ -21,7 +21,7 @@ from storage.database import Database, upgrade_database
 from storage.point_reads import PointRead, columns_of, loaded
 from storage.queries import load_request_view, request_view_and_card
 from storage.tables import Artist, Creator
-from tests.conftest import open_desk
+from tests.conftest import LogSaid, open_desk
 
 _ARTIST = PointRead(select(*columns_of(Artist)).where(Artist.id == bindparam("artist_id")))
 
@@ -85,16 +85,6 @@ async def test_authentication_by_point_read_refuses_revoked_and_unknown_keys(des
     assert await authenticate(desk, added.api_key) is None
 
 
-class _Said(logging.Handler):
-    def __init__(self, seen: asyncio.Event) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen = seen
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "busy" in record.getMessage():
-            self.seen.set()
-
-
 async def test_a_point_read_that_finds_sqlite_locked_waits_off_the_loop_and_then_answers(
     tmp_path: Path,
 ) -> None:
@@ -113,7 +103,7 @@ async def test_a_point_read_that_finds_sqlite_locked_waits_off_the_loop_and_then
     holder.execute("UPDATE creators SET name = 'Studio B' WHERE id = 'cre_1'")
     holder.execute("COMMIT")
     said = asyncio.Event()
-    handler = _Said(said)
+    handler = LogSaid(said, "busy")
     logger = logging.getLogger("storage.point_reads")
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)

@@ -16,6 +16,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from storage.database import CHECKPOINT_EVERY, Database
+from tests.conftest import LogSaid
 
 
 async def test_one_hop_cursor_returns_rows_counts_and_errors_like_the_stock_driver(tmp_path: Path) -> None:
@@ -46,18 +47,6 @@ async def test_one_hop_cursor_returns_rows_counts_and_errors_like_the_stock_driv
             assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 5
     finally:
         await database.dispose()
-
-
-class _OnRecord(logging.Handler):
-    """Sets an event when the driver says it is waiting for the lock."""
-
-    def __init__(self, seen: asyncio.Event) -> None:
-        super().__init__(logging.DEBUG)
-        self.seen = seen
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "locked" in record.getMessage():
-            self.seen.set()
 
 
 def _with_thread_id(database: Database) -> None:
@@ -92,7 +81,7 @@ async def test_a_write_that_finds_the_database_locked_waits_off_the_loop_then_la
     database = Database(f"sqlite+aiosqlite:///{path}")
     waiting = asyncio.Event()
     driver_log = logging.getLogger("storage.sqlite_driver")
-    handler, level = _OnRecord(waiting), driver_log.level
+    handler, level = LogSaid(waiting, "locked"), driver_log.level
     driver_log.addHandler(handler)
     driver_log.setLevel(logging.DEBUG)
     try:

@@ -32,8 +32,7 @@ async def receive(desk: Desk, arrivals: Sequence[Arrival]) -> set[str]:
     """Stores arrivals in one statement before they are acknowledged; returns the keys that are new
     (and so this caller's to handle now); a key seen before is left alone."""
     now = desk.clock.now()
-    async with desk.db.core_transaction() as connection:
-        return await add_arrivals(connection, arrivals, now=now, claimed_until=now + LEASE)
+    return await add_arrivals(desk.db, arrivals, now=now, claimed_until=now + LEASE)
 
 
 async def take_unfinished(desk: Desk, source: str, *, at_start: bool = False) -> list[Arrival]:
