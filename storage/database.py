@@ -102,6 +102,7 @@ class Database:
             if database not in ("", ":memory:"):
                 self._point_reader = SqlitePointReader(database, self.engine.dialect, self.read_engine)
                 self._quick_writer = _quick_writer(self.engine)
+                self._point_reader.warm = self._quick_writer.idle_handle
         _count_writes(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
@@ -292,14 +293,24 @@ class WalCheckpoints:
 
 
 def _quick_writer(engine: AsyncEngine) -> SqliteQuickWriter:
-    """A quick writer on the handles of `engine`'s (the inline writer's) pooled connections."""
+    """A quick writer on the handles of `engine`'s (the inline writer's) pooled connections, each
+    while the pool holds it unused."""
     quick = SqliteQuickWriter(engine.dialect)
 
     def _handle(dbapi_connection: Any) -> Any:
         return dbapi_connection._connection._conn  # the adapted aiosqlite connection's sqlite3 one
 
-    event.listen(engine.sync_engine, "connect", lambda connection, _record: quick.adopt(_handle(connection)))
-    event.listen(engine.sync_engine, "close", lambda connection, _record: quick.forget(_handle(connection)))
+    def _in(connection: Any, _record: Any) -> None:
+        if connection is not None:  # None: an invalidated connection, closed already
+            quick.checked_in(_handle(connection))
+
+    event.listen(engine.sync_engine, "checkin", _in)
+    event.listen(
+        engine.sync_engine, "checkout", lambda connection, *_rest: quick.checked_out(_handle(connection))
+    )
+    event.listen(
+        engine.sync_engine, "close", lambda connection, _record: quick.checked_out(_handle(connection))
+    )
     return quick
 
 

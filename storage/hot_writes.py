@@ -193,36 +193,45 @@ class SqliteQuickWriter:
     execution context.
 
     For the single writes a tap makes outside its decision (storing the update before the
-    webhook's 200, marking the card edit sent). They use the sqlite3 handle of the writer
-    engine's pooled connection while it is idle (not in a transaction), adopted when the pool
-    opens it: a connection of their own would make every other commit invalidate the writer's
-    page cache, and each decision would read its pages afresh. The caller holds the database's
-    write lock, and a write runs without an await from BEGIN to COMMIT, so nothing else in the
-    process uses the handle meanwhile. When another process holds SQLite's write lock, or no
-    idle handle is at hand, `write` answers None at once and the caller runs the write through
-    the writer engine instead, which waits off the loop. These statements reach no statement
-    listener (they run in no SQLAlchemy connection).
+    webhook's 200, marking the card edit sent). They use the sqlite3 handle of a writer
+    connection while the pool holds it unused (between a check-in and the next check-out): a
+    connection of their own would make every other commit invalidate the writer's page cache,
+    and each decision would read its pages afresh. The caller holds the database's write lock,
+    and a write runs without an await from BEGIN to COMMIT, so nothing else in the process uses
+    the handle meanwhile. The point reads use an idle handle the same way (`idle_handle`). When
+    another process holds SQLite's write lock, or no idle handle is at hand, `write` answers
+    None at once and the caller runs the write through the writer engine instead, which waits
+    off the loop. These statements reach no statement listener (they run in no SQLAlchemy
+    connection).
     """
 
     def __init__(self, dialect: Dialect) -> None:
         """Writes with `dialect`'s compiled forms, on the handles it is given."""
         self._dialect = dialect
-        self._handles: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []
 
-    def adopt(self, handle: sqlite3.Connection) -> None:
-        """A writer connection the pool opened (its pragmas set: busy timeout 0, no autocheckpoint)."""
-        self._handles.append(handle)
+    def checked_in(self, handle: sqlite3.Connection) -> None:
+        """The pool holds the writer connection `handle`, unused: SQLAlchemy will not touch it
+        (nor a thread of aiosqlite's, which waits for a lock on a checked-out one) until it is
+        checked out again."""
+        if handle not in self._idle:
+            self._idle.append(handle)
 
-    def forget(self, handle: sqlite3.Connection) -> None:
-        """A writer connection the pool closed."""
-        if handle in self._handles:
-            self._handles.remove(handle)
+    def checked_out(self, handle: sqlite3.Connection) -> None:
+        """The pool handed `handle` out (or closed it): no longer this writer's to use."""
+        if handle in self._idle:
+            self._idle.remove(handle)
+
+    def idle_handle(self) -> sqlite3.Connection | None:
+        """A writer handle the pool holds unused, not in a transaction (it sees only committed
+        rows), or None."""
+        return next((h for h in self._idle if not h.in_transaction), None)
 
     def write(self, hot: HotWrite, params: Params) -> WriteResult | None:
         """Runs `hot` in a transaction of its own and commits; None when nothing was done (no idle
         handle, the database locked by another process, or a write that must run through
         SQLAlchemy)."""
-        handle = next((h for h in self._handles if not h.in_transaction), None)
+        handle = self.idle_handle()
         if handle is None:
             return None
         try:

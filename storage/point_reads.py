@@ -4,10 +4,12 @@ Every API call reads its key, every tap its tapper. Through an ORM session such 
 ~0.2-0.35 ms of CPU on the benchmark machine (checking out a connection, BEGIN, SQLAlchemy's
 execution context and result machinery, loading an object, ROLLBACK), while SQLite itself
 answers in ~15 us. A `PointRead` is a SELECT built once with SQLAlchemy and compiled once per
-dialect; on SQLite it runs on a connection of its own in autocommit mode (each statement reads
-one consistent snapshot, in WAL never waiting for a writer), on the event loop's thread, with
-SQLAlchemy's own type processing applied to the values. On PostgreSQL, or when SQLite is busy,
-it runs through SQLAlchemy Core as any other read. Either way it returns the same tuples.
+dialect; on SQLite it runs in autocommit mode (each statement reads one consistent snapshot, in
+WAL never waiting for a writer) on the event loop's thread, with SQLAlchemy's own type processing
+applied to the values: on a writer connection while the pool holds it unused (its page cache is
+current; see `storage/hot_writes.SqliteQuickWriter`), else on a read-only connection of its own.
+On PostgreSQL, or when SQLite is busy, it runs through SQLAlchemy Core as any other read. Either
+way it returns the same tuples.
 
 Only for a few rows found by key: a read that may scan must not hold up the loop.
 """
@@ -81,6 +83,9 @@ class SqlitePointReader:
         self._dialect = dialect
         self._fallback = fallback
         self._connection: sqlite3.Connection | None = None
+        # A writer connection the pool holds unused, when there is one: its page cache is current,
+        # where this reader's own is invalidated by every commit the writer makes (`Database`).
+        self.warm: Callable[[], sqlite3.Connection | None] | None = None
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -97,7 +102,7 @@ class SqlitePointReader:
     async def rows(self, *reads: tuple[PointRead, dict[str, Any]]) -> list[list[Row]]:
         """The rows each read finds with its parameters, typed as SQLAlchemy would type them; several
         reads see one snapshot (one read transaction)."""
-        connection = self._connect()
+        connection = (self.warm() if self.warm is not None else None) or self._connect()
         try:
             if len(reads) == 1:  # autocommit: a statement is a snapshot of its own
                 return [self._fetch(connection, *reads[0])]

@@ -21,6 +21,7 @@ from bot.workflow import Desk
 from storage.database import Database, writes_so_far
 from storage.hot_writes import HotWrite
 from storage.inbox import _insert_new
+from storage.point_reads import PointRead
 from storage.tables import InboxItem, Notice
 from tests.conftest import LogSaid
 
@@ -191,3 +192,15 @@ async def test_a_quick_write_that_finds_sqlite_locked_by_another_process_waits_o
         driver_log.setLevel(level)
         other.close()
         await database.dispose()
+
+
+async def test_a_point_read_never_sees_a_write_not_yet_committed(desk: Desk) -> None:
+    # On SQLite point reads use the writer's connection while the pool holds it unused; while a
+    # transaction has it, they must read elsewhere and see only what is committed.
+    read = PointRead(select(Notice.id).where(Notice.id == bindparam("nid")))
+    async with desk.db.transaction() as session:
+        await HotWrite(insert(NOTICES)).execute(session, notice_row("ntc_uncommitted"))
+        assert await desk.db.point_read(read, {"nid": "ntc_uncommitted"}) == []
+    assert await desk.db.point_read(read, {"nid": "ntc_uncommitted"}) == [("ntc_uncommitted",)]
+    await desk.db.quick_write(HotWrite(insert(NOTICES)), notice_row("ntc_quickly"))
+    assert await desk.db.point_read(read, {"nid": "ntc_quickly"}) == [("ntc_quickly",)]
