@@ -298,19 +298,20 @@ def _quick_writer(engine: AsyncEngine) -> SqliteQuickWriter:
     quick = SqliteQuickWriter(engine.dialect)
 
     def _handle(dbapi_connection: Any) -> Any:
-        return dbapi_connection._connection._conn  # the adapted aiosqlite connection's sqlite3 one
+        # The adapted aiosqlite connection's sqlite3 one; None for a connection already gone.
+        return getattr(getattr(dbapi_connection, "_connection", None), "_conn", None)
 
-    def _in(connection: Any, _record: Any) -> None:
-        if connection is not None:  # None: an invalidated connection, closed already
-            quick.checked_in(_handle(connection))
+    def _in(connection: Any, *_rest: Any) -> None:
+        if (handle := _handle(connection)) is not None:
+            quick.checked_in(handle)
+
+    def _out(connection: Any, *_rest: Any) -> None:
+        if (handle := _handle(connection)) is not None:
+            quick.checked_out(handle)
 
     event.listen(engine.sync_engine, "checkin", _in)
-    event.listen(
-        engine.sync_engine, "checkout", lambda connection, *_rest: quick.checked_out(_handle(connection))
-    )
-    event.listen(
-        engine.sync_engine, "close", lambda connection, _record: quick.checked_out(_handle(connection))
-    )
+    event.listen(engine.sync_engine, "checkout", _out)
+    event.listen(engine.sync_engine, "close", _out)
     return quick
 
 

@@ -204,3 +204,27 @@ async def test_a_point_read_never_sees_a_write_not_yet_committed(desk: Desk) -> 
     assert await desk.db.point_read(read, {"nid": "ntc_uncommitted"}) == [("ntc_uncommitted",)]
     await desk.db.quick_write(HotWrite(insert(NOTICES)), notice_row("ntc_quickly"))
     assert await desk.db.point_read(read, {"nid": "ntc_quickly"}) == [("ntc_quickly",)]
+
+
+async def test_quick_writes_and_point_reads_never_use_a_writer_connection_sqlalchemy_holds(
+    tmp_path: Path,
+) -> None:
+    # A checked-out connection may be waiting for another process's lock on aiosqlite's thread;
+    # a call on it from the loop would block the loop behind that wait.
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'held.db'}")
+    await database.upgrade()
+    quick = database._quick_writer
+    assert quick is not None
+    try:
+        idle = quick.idle_handle()
+        assert idle is not None  # the connection the upgrade used, back in the pool
+        async with database.engine.connect() as held:  # checked out, no transaction begun yet
+            raw = await held.get_raw_connection()
+            assert quick.idle_handle() is not raw.driver_connection._conn  # type: ignore[union-attr]
+            assert quick.idle_handle() is None  # the pool has no other writer connection
+            await database.quick_write(HotWrite(insert(NOTICES)), notice_row("ntc_meanwhile"))
+        assert quick.idle_handle() is not None  # checked in again
+        async with database.read() as session:
+            assert await session.get(Notice, "ntc_meanwhile") is not None
+    finally:
+        await database.dispose()
