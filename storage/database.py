@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage.hot_writes import HotWrite, SqliteQuickWriter, WriteResult, session_connection
+from storage.hot_writes import HotWrite, Params, SqliteQuickWriter, WriteResult, session_connection
 from storage.migrations import at_head, run_upgrade
 from storage.point_reads import PointRead, Row, SqlitePointReader, core_rows
-from storage.sqlite_driver import one_hop_dbapi
+from storage.sqlite_driver import handle_of, one_hop_dbapi
 
 log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -135,12 +135,11 @@ class Database:
                 await stack.enter_async_context(self._write_lock)
             yield await stack.enter_async_context(self.engine.begin())
 
-    async def quick_write(
-        self, hot: HotWrite, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> WriteResult:
-        """One write in a transaction of its own (storage/hot_writes.py): on SQLite on a connection
-        of its own, on the event loop's thread, without SQLAlchemy's session or pool; elsewhere,
-        or when another process holds SQLite's write lock, as a Core transaction."""
+    async def quick_write(self, hot: HotWrite, params: Params) -> WriteResult:
+        """One write in a transaction of its own (storage/hot_writes.py): on SQLite on the writer's
+        connection while the pool holds it unused, on the event loop's thread, without SQLAlchemy's
+        session or pool; elsewhere, with no idle connection, or when another process holds
+        SQLite's write lock, as a Core transaction."""
         if self._quick_writer is not None:
             assert self._write_lock is not None
             async with self._write_lock:
@@ -297,16 +296,12 @@ def _quick_writer(engine: AsyncEngine) -> SqliteQuickWriter:
     while the pool holds it unused."""
     quick = SqliteQuickWriter(engine.dialect)
 
-    def _handle(dbapi_connection: Any) -> Any:
-        # The adapted aiosqlite connection's sqlite3 one; None for a connection already gone.
-        return getattr(getattr(dbapi_connection, "_connection", None), "_conn", None)
-
     def _in(connection: Any, *_rest: Any) -> None:
-        if (handle := _handle(connection)) is not None:
+        if (handle := handle_of(connection)) is not None:
             quick.checked_in(handle)
 
     def _out(connection: Any, *_rest: Any) -> None:
-        if (handle := _handle(connection)) is not None:
+        if (handle := handle_of(connection)) is not None:
             quick.checked_out(handle)
 
     event.listen(engine.sync_engine, "checkin", _in)

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import Compiled
 
-from storage.sqlite_driver import is_busy
+from storage.sqlite_driver import DirectSql, handle_of, is_busy
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 _CONNECTION = "likeness.hot_writes.connection"  # session.info key: (its transaction, its Connection)
@@ -54,12 +54,9 @@ class WriteResult:
 
 @dataclass(frozen=True)
 class _RawForm:
-    sql: str
-    names: tuple[str, ...]  # the bound parameters, in the order of the SQL's placeholders
-    fixed: dict[str, Any]  # values bound in the statement itself
-    binds: tuple[Callable[[Any], Any] | None, ...]
+    direct: DirectSql
     defaults: tuple[tuple[str, Callable[[], Any]], ...]  # Python-side column defaults to compute
-    results: tuple[Callable[[Any], Any] | None, ...] | None  # RETURNING's processors, or None
+    returning: bool
 
 
 def _rows(params: Params) -> tuple[Sequence[Mapping[str, Any]], bool]:
@@ -115,45 +112,36 @@ class HotWrite:
         if "POSTCOMPILE" not in compiled.string and not (many and returning):
             prefetch = [(column, column.default) for column in compiled.insert_prefetch]
             prefetch += [(column, column.onupdate) for column in compiled.update_prefetch]
-            processors = compiled._bind_processors
-            order = tuple(compiled.positiontup or ())
             try:
                 defaults = tuple((column.key, _column_default(default)) for column, default in prefetch)
             except NotImplementedError:
-                defaults = None
-            if defaults is not None:
-                form = _RawForm(
-                    sql=compiled.string,
-                    names=order,
-                    fixed={
-                        name: bind.effective_value
-                        for name, bind in compiled.binds.items()
-                        if not bind.required
-                    },
-                    binds=tuple(processors.get(name) for name in order),
-                    defaults=defaults,
-                    results=tuple(
-                        column[3]._cached_result_processor(dialect, None)
-                        for column in compiled._result_columns
-                    )
-                    if returning
-                    else None,
-                )
+                pass  # a default computed from the execution context: SQLAlchemy's way, then
+            else:
+                form = _RawForm(DirectSql.of(compiled, dialect), defaults, returning)
         self._raw[key] = form
         return form
 
+    def _direct(
+        self, connection: Connection, params: Params
+    ) -> tuple[sqlite3.Connection, _RawForm, Sequence[Mapping[str, Any]], bool] | None:
+        """How the write runs straight on `connection`'s sqlite3 handle; None when it cannot."""
+        raw = _inline_sqlite(connection)
+        if raw is None:
+            return None
+        rows, many = _rows(params)
+        form = self._raw_form(connection.dialect, tuple(rows[0]), many)
+        return None if form is None else (raw, form, rows, many)
+
+    def _compiled_for(self, connection: Connection, params: Params) -> Any:
+        rows, many = _rows(params)
+        return self.compiled(connection.dialect, tuple(rows[0]), many)
+
     def run(self, connection: Connection, params: Params) -> WriteResult:
         """Runs the write on `connection` (a sync Connection, in its transaction)."""
-        rows, many = _rows(params)
-        names = tuple(rows[0])
-        raw = _inline_sqlite(connection)
-        form = self._raw_form(connection.dialect, names, many) if raw is not None else None
-        if raw is None or form is None:
-            result = connection.execute(cast(Any, self.compiled(connection.dialect, names, many)), params)
-            return WriteResult(
-                result.rowcount, [tuple(row) for row in result.all()] if result.returns_rows else []
-            )
-        return _run_raw(raw, form, rows, many, connection.dialect, connection)
+        direct = self._direct(connection, params)
+        if direct is not None:
+            return _run_raw(*direct, connection.dialect, connection)
+        return _result_of(connection.execute(self._compiled_for(connection, params), params))
 
     async def execute(self, target: AsyncSession | AsyncConnection, params: Params) -> WriteResult:
         """Runs the write in the session's (or connection's) transaction."""
@@ -166,18 +154,11 @@ class HotWrite:
             if target.new or target.deleted or target.dirty:
                 await target.flush()  # what the session would do before running a statement
             connection = await session_connection(target)
-        rows, many = _rows(params)
-        names = tuple(rows[0])
-        raw = _inline_sqlite(connection)
-        form = self._raw_form(connection.dialect, names, many) if raw is not None else None
-        if raw is None or form is None:
-            compiled: Any = self.compiled(connection.dialect, names, many)
-            on = target if isinstance(target, AsyncConnection) else await target.connection()
-            result = await on.execute(compiled, params)
-            return WriteResult(
-                result.rowcount, [tuple(row) for row in result.all()] if result.returns_rows else []
-            )
-        return _run_raw(raw, form, rows, many, connection.dialect, connection)
+        direct = self._direct(connection, params)
+        if direct is not None:
+            return _run_raw(*direct, connection.dialect, connection)
+        on = target if isinstance(target, AsyncConnection) else await target.connection()
+        return _result_of(await on.execute(self._compiled_for(connection, params), params))
 
     def run_alone(self, raw: sqlite3.Connection, dialect: Dialect, params: Params) -> WriteResult | None:
         """Runs the write on a bare sqlite3 connection in its transaction (`SqliteQuickWriter`);
@@ -185,6 +166,11 @@ class HotWrite:
         rows, many = _rows(params)
         form = self._raw_form(dialect, tuple(rows[0]), many)
         return None if form is None else _run_raw(raw, form, rows, many, dialect, None)
+
+
+def _result_of(result: Any) -> WriteResult:
+    """A SQLAlchemy result as a `WriteResult`."""
+    return WriteResult(result.rowcount, [tuple(row) for row in result.all()] if result.returns_rows else [])
 
 
 class SqliteQuickWriter:
@@ -287,7 +273,7 @@ def _inline_sqlite(connection: Connection) -> sqlite3.Connection | None:
     adapted = connection.connection.dbapi_connection
     if getattr(adapted, "inline_wait_ms", None) is None:
         return None
-    return cast(sqlite3.Connection, adapted._connection._conn)  # type: ignore[union-attr]
+    return handle_of(adapted)
 
 
 def _run_raw(
@@ -299,41 +285,26 @@ def _run_raw(
     connection: Connection | None,
 ) -> WriteResult:
     """Runs a compiled write on a sqlite3 handle; `connection`'s statement listeners are told."""
+    direct = form.direct
     args: list[list[Any]] = []
     for row in rows:
-        values = form.fixed | dict(row)
+        values = dict(row)
         for name, make in form.defaults:  # columns the row leaves out, by their Python-side default
-            if name not in row:
+            if name not in values:
                 values[name] = make()
-        args.append(
-            [
-                value if bind is None else bind(value)
-                for bind, value in zip(form.binds, (values[name] for name in form.names), strict=True)
-            ]
-        )
+        args.append(direct.args(values))
     parameters: Any = args if many else args[0]
     if connection is not None:
-        parameters = tell_listeners(connection, form.sql, parameters, many)
+        parameters = tell_listeners(connection, direct.sql, parameters, many)
     try:
-        cursor = raw.executemany(form.sql, parameters) if many else raw.execute(form.sql, parameters)
+        cursor = raw.executemany(direct.sql, parameters) if many else raw.execute(direct.sql, parameters)
         try:
-            found = cursor.fetchall() if form.results is not None else []
+            found = cursor.fetchall() if form.returning else []
             count = cursor.rowcount
         finally:
             cursor.close()
     except sqlite3.Error as error:
         raise DBAPIError.instance(
-            form.sql, parameters, error, sqlite3.Error, dialect=dialect, ismulti=many
+            direct.sql, parameters, error, sqlite3.Error, dialect=dialect, ismulti=many
         ) from error
-    if form.results is None:
-        return WriteResult(count, [])
-    results = form.results
-    return WriteResult(
-        count,
-        [
-            tuple(
-                value if result is None else result(value) for result, value in zip(results, row, strict=True)
-            )
-            for row in found
-        ],
-    )
+    return WriteResult(count, direct.typed(found))

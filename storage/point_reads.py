@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,20 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import DeclarativeBase, class_mapper
 
 from storage.hot_writes import tell_listeners
-from storage.sqlite_driver import is_busy
+from storage.sqlite_driver import DirectSql, is_busy
 
 log = logging.getLogger(__name__)
 Row = tuple[Any, ...]
 Entity = TypeVar("Entity", bound=DeclarativeBase)
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    names: tuple[str, ...]  # the bound parameters, in the order of the SQL's placeholders
-    defaults: dict[str, Any]  # values bound in the statement itself
-    binds: tuple[Callable[[Any], Any] | None, ...]
-    results: tuple[Callable[[Any], Any] | None, ...]
 
 
 class PointRead:
@@ -51,25 +41,14 @@ class PointRead:
     def __init__(self, statement: Select[Any]) -> None:
         """Keeps `statement`; it is compiled for SQLite the first time it runs there."""
         self.statement = statement
-        self._compiled: dict[str, _Compiled] = {}
+        self._compiled: dict[str, DirectSql] = {}
 
-    def compiled(self, dialect: Dialect) -> _Compiled:
+    def compiled(self, dialect: Dialect) -> DirectSql:
         """The statement's SQL for `dialect`, its parameters' order and the values' processors."""
         found = self._compiled.get(dialect.name)
         if found is None:
-            compiled: Any = self.statement.compile(dialect=dialect)
-            bind_processors = compiled._bind_processors
-            names = tuple(compiled.positiontup or ())
-            found = self._compiled[dialect.name] = _Compiled(
-                sql=compiled.string,
-                names=names,
-                defaults={
-                    name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
-                },
-                binds=tuple(bind_processors.get(name) for name in names),
-                results=tuple(
-                    column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
-                ),
+            found = self._compiled[dialect.name] = DirectSql.of(
+                self.statement.compile(dialect=dialect), dialect
             )
         return found
 
@@ -138,18 +117,10 @@ def fetch_on(
     inside a write transaction on the writer's own connection, which sees its uncommitted rows;
     `told` is then that SQLAlchemy Connection, whose statement listeners hear of the read)."""
     compiled = read.compiled(dialect)
-    values = compiled.defaults | params
-    args = [
-        value if bind is None else bind(value)
-        for bind, value in zip(compiled.binds, (values[name] for name in compiled.names), strict=True)
-    ]
+    args: Any = compiled.args(params)
     if told is not None:
         args = tell_listeners(told, compiled.sql, args, False)
-    results = compiled.results
-    return [
-        tuple(value if result is None else result(value) for result, value in zip(results, row, strict=True))
-        for row in connection.execute(compiled.sql, args).fetchall()
-    ]
+    return compiled.typed(connection.execute(compiled.sql, args).fetchall())
 
 
 async def core_rows(engine: AsyncEngine, *reads: tuple[PointRead, dict[str, Any]]) -> list[list[Row]]:

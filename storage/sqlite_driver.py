@@ -21,7 +21,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -34,6 +35,51 @@ from sqlalchemy.util.concurrency import await_only
 
 _Outcome = tuple[Any, list[Any] | None, Any, int]  # description, rows, lastrowid, rowcount
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DirectSql:
+    """A statement compiled by SQLAlchemy for SQLite, ready to run on a bare sqlite3 handle with
+    SQLAlchemy's own value processing: the point reads' and the hot writes' common part."""
+
+    sql: str
+    names: tuple[str, ...]  # the bound parameters, in the order of the SQL's placeholders
+    fixed: dict[str, Any]  # values bound in the statement itself
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]  # each result column's processor
+
+    @classmethod
+    def of(cls, compiled: Any, dialect: Any) -> DirectSql:
+        """The parts of a `Compiled` (SQLite's) that running it directly needs."""
+        names = tuple(compiled.positiontup or ())
+        processors = compiled._bind_processors
+        return cls(
+            sql=compiled.string,
+            names=names,
+            fixed={name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required},
+            binds=tuple(processors.get(name) for name in names),
+            results=tuple(
+                column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
+            ),
+        )
+
+    def args(self, values: Mapping[str, Any]) -> list[Any]:
+        """The placeholders' values, in order, as SQLAlchemy would bind them (`fixed` under `values`)."""
+        given = self.fixed | dict(values)
+        return [
+            value if bind is None else bind(value)
+            for bind, value in zip(self.binds, (given[name] for name in self.names), strict=True)
+        ]
+
+    def typed(self, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """Result rows with each value as SQLAlchemy would return it."""
+        results = self.results
+        return [
+            tuple(
+                value if result is None else result(value) for result, value in zip(results, row, strict=True)
+            )
+            for row in rows
+        ]
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
@@ -51,6 +97,13 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         return None, None, cursor.lastrowid, cursor.rowcount
     finally:
         cursor.close()
+
+
+def handle_of(adapted: Any) -> sqlite3.Connection | None:
+    """The sqlite3 connection under SQLAlchemy's adapted aiosqlite one (what the pool holds and
+    its events carry); None when it is gone (closed, or never opened)."""
+    handle = getattr(getattr(adapted, "_connection", None), "_conn", None)
+    return handle if isinstance(handle, sqlite3.Connection) else None
 
 
 def is_busy(error: BaseException) -> bool:

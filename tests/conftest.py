@@ -10,7 +10,7 @@ import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from hypothesis import settings
+from sqlalchemy import event
 
 from bot.api import create_api
 from bot.clock import FrozenClock
@@ -271,10 +272,7 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
         await hook.stop()
 
 
-class LogSaid(logging.Handler):
-    """Sets `seen` when a record whose message contains `words` is logged (e.g. a driver saying it
-    waits for a lock): a test waits for that moment instead of sleeping."""
-
+class _Said(logging.Handler):
     def __init__(self, seen: asyncio.Event, words: str) -> None:
         super().__init__(logging.DEBUG)
         self.seen = seen
@@ -283,3 +281,36 @@ class LogSaid(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self.words in record.getMessage():
             self.seen.set()
+
+
+@contextmanager
+def logged(logger_name: str, words: str) -> Iterator[asyncio.Event]:
+    """An event set once `logger_name` logs a record containing `words` (DEBUG ones included), for
+    a test to wait for that moment (e.g. a driver saying it waits for a lock) instead of sleeping;
+    the logger is as it was afterwards."""
+    seen = asyncio.Event()
+    logger = logging.getLogger(logger_name)
+    handler, level = _Said(seen, words), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@contextmanager
+def statements(desk: Desk) -> Iterator[list[str]]:
+    """Every SQL statement the desk's write engine runs (or is told of) inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = desk.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -4,13 +4,11 @@ that leaves only its refusal on the chain."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from bot import workflow
 from bot.clock import FrozenClock
@@ -19,23 +17,7 @@ from bot.workflow import Desk
 from sandbox.factories import make_parties, submit
 from storage.audit import verify_chain
 from storage.tables import AuditEvent, Notice
-from tests.conftest import open_desk
-
-
-@contextmanager
-def statements(desk: Desk) -> Iterator[list[str]]:
-    """Every SQL statement the desk's write engine runs inside the block."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    engine = desk.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.conftest import open_desk, statements
 
 
 def starting(seen: list[str], prefix: str) -> list[str]:

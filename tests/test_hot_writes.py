@@ -5,16 +5,13 @@ constraint's refusal raised as SQLAlchemy's error with the transaction rolled ba
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Table, bindparam, event, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.workflow import Desk
@@ -23,7 +20,7 @@ from storage.hot_writes import HotWrite
 from storage.inbox import _insert_new
 from storage.point_reads import PointRead
 from storage.tables import InboxItem, Notice
-from tests.conftest import LogSaid
+from tests.conftest import logged, statements
 
 NOTICES = cast(Table, Notice.__table__)
 AT = datetime(2026, 11, 27, 9, 30, 15, 123456, tzinfo=UTC)
@@ -47,21 +44,6 @@ def notice_row(notice_id: str, **more: Any) -> dict[str, Any]:
         "last_error": None,
         "created_at": AT,
     } | more
-
-
-@contextmanager
-def statements(desk: Desk) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    engine = desk.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_a_hot_insert_writes_what_sqlalchemy_writes_defaults_included(desk: Desk) -> None:
@@ -172,26 +154,22 @@ async def test_a_quick_write_that_finds_sqlite_locked_by_another_process_waits_o
     path = tmp_path / "locked.db"
     database = Database(f"sqlite+aiosqlite:///{path}")
     await database.upgrade()
-    waiting = asyncio.Event()
-    driver_log = logging.getLogger("storage.sqlite_driver")
-    handler, level = LogSaid(waiting, "locked"), driver_log.level
-    driver_log.addHandler(handler)
-    driver_log.setLevel(logging.DEBUG)
     other = sqlite3.connect(path, isolation_level=None)  # another process's writer holds the lock
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        writing = asyncio.create_task(database.quick_write(HotWrite(insert(NOTICES)), notice_row("ntc_wait")))
-        await asyncio.wait_for(waiting.wait(), 10)  # its fallback waits for the lock, off the loop
-        assert not writing.done()
-        other.execute("COMMIT")
-        assert (await asyncio.wait_for(writing, 30)).rowcount == 1
-        async with database.read() as session:
-            assert await session.get(Notice, "ntc_wait") is not None
-    finally:
-        driver_log.removeHandler(handler)
-        driver_log.setLevel(level)
-        other.close()
-        await database.dispose()
+    with logged("storage.sqlite_driver", "locked") as waiting:
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            writing = asyncio.create_task(
+                database.quick_write(HotWrite(insert(NOTICES)), notice_row("ntc_wait"))
+            )
+            await asyncio.wait_for(waiting.wait(), 10)  # its fallback waits for the lock, off the loop
+            assert not writing.done()
+            other.execute("COMMIT")
+            assert (await asyncio.wait_for(writing, 30)).rowcount == 1
+            async with database.read() as session:
+                assert await session.get(Notice, "ntc_wait") is not None
+        finally:
+            other.close()
+            await database.dispose()
 
 
 async def test_a_point_read_never_sees_a_write_not_yet_committed(desk: Desk) -> None:

@@ -4,7 +4,6 @@ SQLite they bypass the session, and a read that finds the file locked waits off 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from storage.database import Database, upgrade_database
 from storage.point_reads import PointRead, columns_of, loaded
 from storage.queries import load_request_view, request_view_and_card
 from storage.tables import Artist, Creator
-from tests.conftest import LogSaid, open_desk
+from tests.conftest import logged, open_desk
 
 _ARTIST = PointRead(select(*columns_of(Artist)).where(Artist.id == bindparam("artist_id")))
 
@@ -102,27 +101,21 @@ async def test_a_point_read_that_finds_sqlite_locked_waits_off_the_loop_and_then
     holder.execute("BEGIN IMMEDIATE")
     holder.execute("UPDATE creators SET name = 'Studio B' WHERE id = 'cre_1'")
     holder.execute("COMMIT")
-    said = asyncio.Event()
-    handler = LogSaid(said, "busy")
-    logger = logging.getLogger("storage.point_reads")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
     read = PointRead(select(Creator.name).where(Creator.id == bindparam("id")))
-    try:
-        pending = asyncio.create_task(database.point_read(read, {"id": "cre_1"}))
-        await asyncio.wait_for(said.wait(), 10)
-        ticks = 0
-        while ticks < 5:  # the loop still runs while the read waits for the lock
-            await asyncio.sleep(0)
-            ticks += 1
-        assert not pending.done()
-        holder.close()  # lets the file go
-        assert await asyncio.wait_for(pending, 30) == [("Studio B",)]
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(logging.NOTSET)
-        holder.close()
-        await database.dispose()
+    with logged("storage.point_reads", "busy") as said:
+        try:
+            pending = asyncio.create_task(database.point_read(read, {"id": "cre_1"}))
+            await asyncio.wait_for(said.wait(), 10)
+            ticks = 0
+            while ticks < 5:  # the loop still runs while the read waits for the lock
+                await asyncio.sleep(0)
+                ticks += 1
+            assert not pending.done()
+            holder.close()  # lets the file go
+            assert await asyncio.wait_for(pending, 30) == [("Studio B",)]
+        finally:
+            holder.close()
+            await database.dispose()
 
 
 async def test_a_point_read_never_creates_a_missing_database_file(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -16,7 +15,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
 from storage.database import CHECKPOINT_EVERY, Database
-from tests.conftest import LogSaid
+from tests.conftest import logged
 
 
 async def test_one_hop_cursor_returns_rows_counts_and_errors_like_the_stock_driver(tmp_path: Path) -> None:
@@ -79,39 +78,33 @@ async def test_the_writers_and_quick_readers_statements_run_on_the_loops_thread_
 async def test_a_write_that_finds_the_database_locked_waits_off_the_loop_then_lands(tmp_path: Path) -> None:
     path = tmp_path / "locked.db"
     database = Database(f"sqlite+aiosqlite:///{path}")
-    waiting = asyncio.Event()
-    driver_log = logging.getLogger("storage.sqlite_driver")
-    handler, level = LogSaid(waiting, "locked"), driver_log.level
-    driver_log.addHandler(handler)
-    driver_log.setLevel(logging.DEBUG)
-    try:
-        async with database.transaction() as session:
-            await session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
-        other = sqlite3.connect(path, isolation_level=None)  # another process's writer
-        other.execute("BEGIN IMMEDIATE")
-
-        async def write() -> None:
+    with logged("storage.sqlite_driver", "locked") as waiting:
+        try:
             async with database.transaction() as session:
-                await session.execute(text("INSERT INTO t (body) VALUES ('after the wait')"))
+                await session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+            other = sqlite3.connect(path, isolation_level=None)  # another process's writer
+            other.execute("BEGIN IMMEDIATE")
 
-        writing = asyncio.create_task(write())
-        await waiting.wait()
-        # Back here while the writer's BEGIN IMMEDIATE waits for the lock: the loop is not blocked.
-        assert not writing.done()
-        other.execute("INSERT INTO t (body) VALUES ('first')")
-        other.execute("COMMIT")
-        other.close()
-        await asyncio.wait_for(writing, timeout=30)
-        async with database.read() as session:
-            rows = (await session.execute(text("SELECT body FROM t ORDER BY id"))).scalars().all()
-        assert rows == ["first", "after the wait"]
-        async with database.transaction() as session:  # the busy timeout is back to 0 afterwards
-            timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar_one()
-        assert timeout == 0
-    finally:
-        driver_log.removeHandler(handler)
-        driver_log.setLevel(level)
-        await database.dispose()
+            async def write() -> None:
+                async with database.transaction() as session:
+                    await session.execute(text("INSERT INTO t (body) VALUES ('after the wait')"))
+
+            writing = asyncio.create_task(write())
+            await waiting.wait()
+            # Back here while the writer's BEGIN IMMEDIATE waits for the lock: the loop is not blocked.
+            assert not writing.done()
+            other.execute("INSERT INTO t (body) VALUES ('first')")
+            other.execute("COMMIT")
+            other.close()
+            await asyncio.wait_for(writing, timeout=30)
+            async with database.read() as session:
+                rows = (await session.execute(text("SELECT body FROM t ORDER BY id"))).scalars().all()
+            assert rows == ["first", "after the wait"]
+            async with database.transaction() as session:  # the busy timeout is back to 0 afterwards
+                timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar_one()
+            assert timeout == 0
+        finally:
+            await database.dispose()
 
 
 def _rows_in_the_database_file(path: Path) -> int:
